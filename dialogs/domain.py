@@ -1,0 +1,170 @@
+"""Domain vocabulary: orders, cases, evidence and the conversation record.
+
+Everything here is plain data: frozen slotted dataclasses and string enums, so the storage layer
+can map them and the dialog machine can reason about them without knowing either side.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from decimal import Decimal
+from enum import StrEnum
+from typing import Any, NewType
+
+ChatId = NewType("ChatId", int)
+UserId = NewType("UserId", int)
+OrderNo = NewType("OrderNo", str)
+CaseNo = NewType("CaseNo", str)
+
+
+class ProductKind(StrEnum):
+    CARD_CODE = "card_code"
+    DIRECT_TOPUP = "direct_topup"
+    MEMBERSHIP = "membership"
+    DATA_PLAN = "data_plan"
+    OTHER = "other"
+
+
+class PaymentChannel(StrEnum):
+    ALIPAY = "alipay"
+    WECHAT = "wechat"
+    BANK_CARD = "bank_card"
+    BALANCE = "balance"
+
+
+class DeliveryStatus(StrEnum):
+    DELIVERED = "delivered"
+    FAILED = "failed"
+    PENDING = "pending"
+
+
+class Reason(StrEnum):
+    CARD_INVALID = "card_invalid"
+    CARD_USED = "card_used"
+    CARD_CANNOT_ACTIVATE = "card_cannot_activate"
+    CARD_NOT_RECEIVED = "card_not_received"
+    TOPUP_NOT_CREDITED = "topup_not_credited"
+    TOPUP_DUPLICATE = "topup_duplicate"
+    TOPUP_WRONG_AMOUNT = "topup_wrong_amount"
+    MEMBERSHIP_NOT_ACTIVATED = "membership_not_activated"
+    NOT_AS_DESCRIBED = "not_as_described"
+    OTHER = "other"
+
+
+class Verdict(StrEnum):
+    ELIGIBLE = "eligible"  # full refund by rule
+    REVIEW = "review"  # a human decides
+    NOT_ELIGIBLE = "not_eligible"
+
+
+class CaseStatus(StrEnum):
+    SUBMITTED = "submitted"
+    IN_REVIEW = "in_review"
+    NEEDS_INFO = "needs_info"
+    APPROVED = "approved"
+    REFUNDING = "refunding"
+    REFUNDED = "refunded"
+    REJECTED = "rejected"
+    APPEALED = "appealed"
+    REJECTED_FINAL = "rejected_final"
+    WITHDRAWN = "withdrawn"
+    CLOSED = "closed"
+    REFUND_FAILED = "refund_failed"
+
+
+OPEN_STATUSES: frozenset[CaseStatus] = frozenset(
+    {
+        CaseStatus.SUBMITTED,
+        CaseStatus.IN_REVIEW,
+        CaseStatus.NEEDS_INFO,
+        CaseStatus.APPROVED,
+        CaseStatus.REFUNDING,
+        CaseStatus.REJECTED,
+        CaseStatus.APPEALED,
+        CaseStatus.REFUND_FAILED,
+    }
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Order:
+    order_no: str
+    buyer_phone: str
+    product_name: str
+    product_kind: ProductKind
+    amount: Decimal
+    payment_channel: PaymentChannel
+    paid_at: datetime
+    delivery_status: DeliveryStatus
+    buyer_telegram_id: int | None = None
+    tags: frozenset[str] = frozenset()
+    delivered_at: datetime | None = None
+    card_redeemed: bool | None = None
+    topup_credited: bool | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class EvidenceItem:
+    """A stored, validated evidence file (the bytes live on disk at `path`)."""
+
+    file_unique_id: str
+    file_id: str
+    path: str
+    sha256: str
+    mime_type: str
+    width: int
+    height: int
+    size: int
+
+
+@dataclass(frozen=True, slots=True)
+class Case:
+    case_no: str
+    order_no: str
+    chat_id: int
+    user_id: int
+    reason: Reason
+    verdict: Verdict
+    rule_id: str
+    description: str
+    amount: Decimal
+    locale: str
+    status: CaseStatus
+    created_at: datetime
+    review_due: date
+    evidence: tuple[EvidenceItem, ...] = ()
+    wants_human: bool = False
+
+
+@dataclass(slots=True)
+class Conversation:
+    """The per-chat dialog record; `data` is the draft being built (JSON-serialisable)."""
+
+    chat_id: int
+    user_id: int
+    locale: str
+    step: str = "idle"
+    data: dict[str, Any] = field(default_factory=dict)
+    version: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class AgentRequest:
+    chat_id: int
+    user_id: int
+    created_at: datetime
+    case_no: str | None = None
+    order_no: str | None = None
+    step: str = "idle"
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxMessage:
+    """A notification to deliver later through the relay (never straight from a handler)."""
+
+    kind: str
+    chat_id: int | None
+    dedupe_key: str
+    payload: dict[str, Any]
+    created_at: datetime

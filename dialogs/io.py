@@ -1,0 +1,80 @@
+"""Transport-neutral input and output of the core: one `Event` in, an `Outcome` out."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+
+
+class EventKind(StrEnum):
+    COMMAND = "command"  # text = command name without slash, args = the rest
+    TEXT = "text"
+    BUTTON = "button"  # text = the opaque callback token
+    PHOTO = "photo"
+    DOCUMENT = "document"
+    OTHER = "other"  # sticker, voice, video, location...: anything we do not take
+
+
+@dataclass(frozen=True, slots=True)
+class FileInspection:
+    """What the adapter's evidence intake found after downloading and sniffing the bytes."""
+
+    ok: bool
+    problem: str | None = None  # too_large | not_image | too_many_pixels | unreadable | download_failed
+    path: str = ""
+    sha256: str = ""
+    mime_type: str = ""
+    width: int = 0
+    height: int = 0
+    size: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class FileRef:
+    file_id: str
+    file_unique_id: str
+    size: int | None = None
+    mime_type: str | None = None  # as the sender claimed it: never trusted
+    inspection: FileInspection | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    update_id: int
+    chat_id: int
+    user_id: int
+    kind: EventKind
+    at: datetime
+    text: str = ""
+    args: str = ""
+    language_code: str | None = None
+    user_name: str = ""
+    message_id: int | None = None  # the user's message, or the bot message a button sits on
+    callback_id: str | None = None
+    file: FileRef | None = None
+    private: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class Button:
+    text: str
+    token: str  # opaque callback data, <= 64 bytes, checked by the core against the state
+
+
+@dataclass(frozen=True, slots=True)
+class Reply:
+    text: str
+    buttons: tuple[tuple[Button, ...], ...] = ()
+    # True: replace the text/keyboard of the bot message the pressed button sits on.
+    edit: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    replies: tuple[Reply, ...] = ()
+    toast: str | None = None  # answer to a button press (answerCallbackQuery)
+    duplicate: bool = False  # the update was seen before; nothing was done
+    step: str = ""
+    locale: str = ""
+    extra: dict[str, str] = field(default_factory=dict)
