@@ -1,0 +1,247 @@
+"""One update, start to finish, transport-neutral: claim it, load the chat, run the machine, commit.
+
+Adapters call `RefundService.handle(event)` and render the `Outcome`; they never branch on business.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import deque
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from dataclasses import replace
+from datetime import UTC, datetime
+
+from dialogs.conversation import BUTTON_TRIGGERS, MACHINE, Dialog, Step, agent_request
+from dialogs.domain import CaseStatus, Conversation, OutboxMessage
+from dialogs.io import Event, EventKind, Outcome, Reply
+from dialogs.ports import ConcurrentUpdate, UnitOfWork, UnitOfWorkFactory
+from dialogs.settings import CoreSettings
+from dialogs.texts import LOCALES, Texts, pick_locale
+from dialogs.workdays import WorkingCalendar
+
+# Statuses whose next deadline is the review promise.
+_AWAITING_REVIEW = frozenset({CaseStatus.SUBMITTED, CaseStatus.IN_REVIEW, CaseStatus.APPEALED})
+_MAX_RETRIES = 5
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class ChatLocks:
+    """One asyncio.Lock per chat, dropped when nobody holds or waits for it (memory stays flat)."""
+
+    def __init__(self) -> None:
+        self._locks: dict[int, tuple[asyncio.Lock, int]] = {}
+
+    @asynccontextmanager
+    async def hold(self, chat_id: int) -> AsyncIterator[None]:
+        lock, users = self._locks.get(chat_id, (asyncio.Lock(), 0))
+        self._locks[chat_id] = (lock, users + 1)
+        try:
+            async with lock:
+                yield
+        finally:
+            lock, users = self._locks[chat_id]
+            if users == 1:
+                del self._locks[chat_id]
+            else:
+                self._locks[chat_id] = (lock, users - 1)
+
+    def __len__(self) -> int:
+        return len(self._locks)
+
+
+class FloodGuard:
+    """At most `limit` updates per chat in `window` seconds; the first one over gets a polite notice."""
+
+    def __init__(self, limit: int, window: float, clock: Callable[[], float] = time.monotonic) -> None:
+        self.limit, self.window, self._clock = limit, window, clock
+        self._seen: dict[int, deque[float]] = {}
+        self._calls = 0
+
+    def check(self, chat_id: int) -> str:
+        """'ok', 'notify' (first update over the limit) or 'drop'."""
+        now = self._clock()
+        self._calls += 1
+        if self._calls % 1024 == 0:
+            self._sweep(now)
+        stamps = self._seen.setdefault(chat_id, deque())
+        while stamps and now - stamps[0] > self.window:
+            stamps.popleft()
+        stamps.append(now)
+        over = len(stamps) - self.limit
+        return "ok" if over <= 0 else ("notify" if over == 1 else "drop")
+
+    def _sweep(self, now: float) -> None:
+        for chat_id in [c for c, s in self._seen.items() if not s or now - s[-1] > self.window]:
+            del self._seen[chat_id]
+
+
+class RefundService:
+    def __init__(
+        self,
+        uow_factory: UnitOfWorkFactory,
+        settings: CoreSettings,
+        clock: Callable[[], datetime] = utcnow,
+        flood_limit: int = 30,
+        flood_window: float = 10.0,
+    ) -> None:
+        self.uow_factory = uow_factory
+        self.settings = settings
+        self.clock = clock
+        self.calendar = WorkingCalendar(settings.policy.extra_holidays, settings.policy.extra_workdays)
+        self.locks = ChatLocks()
+        self.flood = FloodGuard(flood_limit, flood_window)
+
+    async def handle(self, event: Event) -> Outcome:
+        if not event.private:
+            return Outcome()  # the agents' group is the desk's business, not the customer dialog's
+        verdict = self.flood.check(event.chat_id)
+        if verdict != "ok":
+            notice = Texts(pick_locale(event.language_code, self.settings.i18n.default_locale))("flood")
+            return Outcome(replies=(Reply(notice),) if verdict == "notify" else (), toast=notice)
+        async with self.locks.hold(event.chat_id):
+            for attempt in range(_MAX_RETRIES):
+                try:
+                    return await self._handle_once(event)
+                except ConcurrentUpdate:
+                    # Another worker moved this chat on first: replay the update on the fresh state.
+                    if attempt == _MAX_RETRIES - 1:
+                        raise
+                    await asyncio.sleep(0.01 * (attempt + 1))
+        raise AssertionError("unreachable")
+
+    async def _handle_once(self, event: Event) -> Outcome:
+        now = self.clock()
+        async with self.uow_factory() as uow:
+            if not await uow.updates.claim(event.update_id, event.chat_id, now):
+                return Outcome(duplicate=True)
+            conv = await uow.conversations.load(event.chat_id) or Conversation(
+                chat_id=event.chat_id,
+                user_id=event.user_id,
+                locale=pick_locale(event.language_code, self.settings.i18n.default_locale),
+            )
+            dialog = Dialog(conv, event, uow, self.settings, self.calendar, Texts(conv.locale), now)
+            toast = await self._route(dialog, uow)
+            conv.step = dialog.state
+            await uow.conversations.save(conv)
+            for message in dialog.outbox:
+                await uow.outbox.add(message)
+            await uow.commit()
+        return Outcome(replies=tuple(dialog.replies), toast=toast, step=conv.step, locale=conv.locale)
+
+    # -- routing: which trigger an event fires -----------------------------------------------
+    async def _route(self, d: Dialog, uow: UnitOfWork) -> str | None:
+        ev = d.event
+        if ev.kind is EventKind.COMMAND:
+            await self._command(d, uow)
+            return None
+        if ev.kind is EventKind.BUTTON:
+            return await self._button(d)
+        step = Step(d.state)
+        if ev.kind is EventKind.TEXT:
+            if step in (Step.IDLE, Step.AWAITING_ORDER):
+                if step is Step.IDLE and not await d.well_formed_order():
+                    self._hint(d)
+                    return None
+                if step is Step.IDLE:
+                    d.start_draft()
+                await self._fire(d, "submit_order")
+            elif step is Step.AWAITING_PHONE:
+                await self._fire(d, "submit_phone")
+            elif step is Step.DESCRIBING:
+                await self._fire(d, "describe")
+            else:
+                self._hint(d)
+            return None
+        if ev.kind in (EventKind.PHOTO, EventKind.DOCUMENT) and step is Step.COLLECTING_EVIDENCE:
+            await self._fire(d, "add_evidence")
+            return None
+        self._hint(d)
+        return None
+
+    async def _fire(self, d: Dialog, trigger: str) -> bool:
+        return bool(await MACHINE.events[trigger].trigger(d))
+
+    def _hint(self, d: Dialog) -> None:
+        d.say(f"hint.{d.state}", example=self.settings.orders.number_example)
+
+    async def _button(self, d: Dialog) -> str | None:
+        nonce, _, action = d.event.text.partition(".")
+        trigger = "choose_reason" if action.startswith("r.") else BUTTON_TRIGGERS.get(action)
+        valid = (
+            bool(nonce)
+            and nonce == d.data.get("nonce")
+            and trigger is not None
+            and trigger in MACHINE.get_triggers(d.state)
+        )
+        if not valid or trigger is None:
+            return d.t("stale_button")
+        d.replies.append(Reply("", edit=True))  # take the pressed keyboard away: it has been used
+        await self._fire(d, trigger)
+        if d.forged:
+            return d.t("stale_button")
+        return None
+
+    async def _command(self, d: Dialog, uow: UnitOfWork) -> None:
+        name, args = d.event.text.lower(), d.event.args.strip()
+        p = self.settings.policy
+        if name == "start" and args.lower().startswith("order_"):
+            await self._fire(d, "begin")
+            d.replies.clear()
+            d.event = replace(d.event, kind=EventKind.TEXT, text=args[len("order_"):])
+            await self._fire(d, "submit_order")
+        elif name in ("start", "refund"):
+            await self._fire(d, "begin")
+        elif name == "cancel":
+            if d.state == Step.IDLE:
+                d.say("cancelled")
+            else:
+                await self._fire(d, "cancel")
+        elif name == "help":
+            d.say("help", hours=p.card_claim_window_hours, min_days=p.review_min_working_days,
+                  max_days=p.review_working_days)
+        elif name == "status":
+            await self._status(d, uow)
+        elif name == "agent":
+            already = await uow.agent_requests.count_for_chat(d.event.chat_id)
+            request = agent_request(d.conv, d.event)
+            await uow.agent_requests.add(request)
+            d.outbox.append(OutboxMessage(
+                kind="agent_requested", chat_id=None,
+                dedupe_key=f"agent:{d.event.chat_id}:{d.event.update_id}",
+                payload={"chat_id": d.event.chat_id, "user_id": d.event.user_id,
+                         "order_no": request.order_no, "step": request.step},
+                created_at=d.now,
+            ))
+            d.say("agent_recorded_again" if already else "agent_recorded")
+        elif name == "lang":
+            wanted = pick_locale(args, "") if args else ""
+            if wanted not in LOCALES:
+                wanted = "en" if d.conv.locale == "zh_CN" else "zh_CN"
+            d.conv.locale = wanted
+            d.t = Texts(wanted)
+            d.say("lang_switched")
+        else:
+            self._hint(d)
+
+    async def _status(self, d: Dialog, uow: UnitOfWork) -> None:
+        cases = await uow.cases.list_for_user(d.event.user_id)
+        if not cases:
+            d.say("status_none")
+            return
+        lines = [d.t("status_header")]
+        for case in cases:
+            if case.status in _AWAITING_REVIEW:
+                deadline = d.t("status_deadline", due=case.review_due.isoformat())
+            else:
+                deadline = d.t("status_deadline_none")
+            lines.append(d.t(
+                "status_line", case_no=case.case_no, reason=d.t(f"reason.{case.reason.value}"),
+                order_no=case.order_no, status=d.t(f"status.{case.status.value}"), deadline=deadline,
+            ))
+        d.replies.append(Reply("\n".join(lines)))
+

@@ -1,0 +1,94 @@
+"""The shape of the settings the core obeys. bot/config.py reads them from TOML; nothing here reads files."""
+
+from __future__ import annotations
+
+import re
+from datetime import date
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from dialogs.domain import Reason
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class OrderSettings(_Frozen):
+    # A platform's order numbers: the default fits the demo orders (KM + 14 digits, e.g. KM20261124000001).
+    number_pattern: str = r"KM\d{14}"
+    number_example: str = "KM20261124000001"
+    # Failed lookups (bad number, not found, not yours) before a cool-down, within this window.
+    max_failed_lookups: int = Field(5, ge=1)
+    failed_lookup_window_minutes: int = Field(60, ge=1)
+    cooldown_minutes: int = Field(60, ge=1)
+
+    @field_validator("number_pattern")
+    @classmethod
+    def _compiles(cls, value: str) -> str:
+        re.compile(value)
+        return value
+
+
+def _default_evidence() -> dict[Reason, int]:
+    return {
+        Reason.CARD_INVALID: 1,
+        Reason.CARD_USED: 1,
+        Reason.CARD_CANNOT_ACTIVATE: 1,
+        Reason.CARD_NOT_RECEIVED: 0,
+        Reason.TOPUP_NOT_CREDITED: 0,
+        Reason.TOPUP_DUPLICATE: 1,
+        Reason.TOPUP_WRONG_AMOUNT: 1,
+        Reason.MEMBERSHIP_NOT_ACTIVATED: 0,
+        Reason.NOT_AS_DESCRIBED: 1,
+        Reason.OTHER: 0,
+    }
+
+
+class PolicySettings(_Frozen):
+    # Card codes that are invalid / used before delivery / cannot be activated: full refund within this window.
+    card_claim_window_hours: int = Field(24, ge=0)
+    # Tags that mark special goods (限时折扣, 定制): always a human, with their own refund note.
+    special_tags: tuple[str, ...] = ("discount", "custom")
+    # Review promise in Chinese working days: "1-3 working days", deadline = the max.
+    review_min_working_days: int = Field(1, ge=0)
+    review_working_days: int = Field(3, ge=1)
+    # Evidence: minimum screenshots per reason (0 = optional) and the maximum per case.
+    min_evidence: dict[Reason, int] = Field(default_factory=_default_evidence)
+    max_evidence: int = Field(5, ge=1, le=10)
+    max_photo_mb: float = Field(10, gt=0)
+    max_document_mb: float = Field(20, gt=0)
+    max_pixels: int = Field(40_000_000, gt=0)
+    # Coaching: a description must carry this much concrete text once vague phrases are removed
+    # (a CJK character weighs 2, anything else 1).
+    min_description_weight: int = Field(10, ge=1)
+    max_description_chars: int = Field(1000, ge=50)
+    vague_phrases: tuple[str, ...] = (
+        "不满意", "商品不好", "不好", "太差", "垃圾", "差评", "不行", "有问题", "退款", "我要退款", "不想要了",
+        "bad", "not good", "terrible", "refund", "i want a refund", "not satisfied", "unhappy", "problem",
+        "doesn't work", "does not work", "not working", "broken", "useless",
+    )
+    # Working days past the years chinese-calendar knows: weekends plus these.
+    extra_holidays: tuple[date, ...] = ()
+    extra_workdays: tuple[date, ...] = ()
+
+    def evidence_needed(self, reason: Reason) -> int:
+        return self.min_evidence.get(reason, 0)
+
+
+class I18nSettings(_Frozen):
+    default_locale: str = "zh_CN"
+    timezone: str = "Asia/Shanghai"
+
+    @field_validator("default_locale")
+    @classmethod
+    def _known(cls, value: str) -> str:
+        if value not in ("zh_CN", "en"):
+            raise ValueError("default_locale must be zh_CN or en")
+        return value
+
+
+class CoreSettings(_Frozen):
+    orders: OrderSettings = OrderSettings()
+    policy: PolicySettings = PolicySettings()
+    i18n: I18nSettings = I18nSettings()
