@@ -1,0 +1,6 @@
+"""The aiogram 3 adapter: translate updates, call the core, render its replies."""
+
+from bot.aiogram_adapter.router import build_router
+from bot.aiogram_adapter.runner import AiogramRunner
+
+__all__ = ["AiogramRunner", "build_router"]

@@ -1,0 +1,131 @@
+"""The wiring: configuration in, a running refundbot out. The only module that knows every part."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from aiohttp import web
+
+from bot.aiogram_adapter import AiogramRunner
+from bot.config import AppConfig
+from bot.demo import CUSTOMERS, demo_orders
+from bot.evidence import EvidenceIntake
+from dialogs.service import RefundService
+from storage import migrate
+from storage.uow import Database
+
+log = logging.getLogger(__name__)
+
+SANDBOX_TOKEN = "7000000001:sandbox-token"
+
+
+class StartupError(Exception):
+    """Something the operator must fix before the bot can start; the message says what."""
+
+
+async def open_database(config: AppConfig) -> Database:
+    """Bring the schema up to date (or refuse to start, with the command that would)."""
+    url = config.database.url
+    state = await migrate.check_schema(url)
+    if not state.is_current:
+        if not config.database.auto_upgrade:
+            raise StartupError(
+                f"The database schema is {state.describe()}. Run `refundbot db upgrade` first "
+                "(or set [database] auto_upgrade = true)."
+            )
+        log.info("upgrading the database schema (%s)", state.describe())
+        await migrate.upgrade_async(url)
+    return Database.from_url(url)
+
+
+async def seed_demo_orders(database: Database, now: datetime | None = None) -> int:
+    async with database.uow() as uow:
+        for order in demo_orders(now or datetime.now(UTC)):
+            await uow.orders.upsert(order)
+        await uow.commit()
+    return len(demo_orders(now or datetime.now(UTC)))
+
+
+@dataclass
+class Running:
+    runner: AiogramRunner
+    database: Database
+    service: RefundService
+    api_base: str
+    webhook_url: str = ""
+
+
+@contextlib.asynccontextmanager
+async def running_bot(config: AppConfig, token: str, api_base: str) -> AsyncIterator[Running]:
+    """Open the database and build the service and the adapter; close them on exit."""
+    database = await open_database(config)
+    service = RefundService(
+        database.uow, config.core,
+        flood_limit=config.telegram.flood_max_updates, flood_window=config.telegram.flood_window_seconds,
+    )
+    intake = EvidenceIntake(config.storage.evidence_dir, config.policy)
+    runner = AiogramRunner(token, api_base, service, intake, config.i18n.default_locale,
+                           config.telegram.poll_timeout)
+    try:
+        yield Running(runner, database, service, api_base)
+    finally:
+        await runner.close()
+        await database.dispose()
+
+
+async def serve(running: Running, config: AppConfig, stop: asyncio.Event) -> None:
+    """Polling or webhook, until `stop` is set."""
+    tg = config.telegram
+    if tg.mode == "polling":
+        await running.runner.run_polling(stop)
+        return
+    app = running.runner.webhook_app(tg.webhook_path, tg.webhook_secret)
+    app_runner = web.AppRunner(app)
+    await app_runner.setup()
+    site = web.TCPSite(app_runner, tg.listen_host, tg.listen_port)
+    await site.start()
+    try:
+        url = tg.webhook_url or f"http://{tg.listen_host}:{bound_port(app_runner)}{tg.webhook_path}"
+        running.webhook_url = url
+        await running.runner.start_webhook(url, tg.webhook_secret)
+        log.info("webhook listening on %s:%s, registered as %s", tg.listen_host, bound_port(app_runner), url)
+        await stop.wait()
+    finally:
+        await app_runner.cleanup()
+
+
+def bound_port(app_runner: web.AppRunner) -> int:
+    for address in app_runner.addresses:
+        return int(address[1])
+    return 0
+
+
+async def run(config: AppConfig, stop: asyncio.Event, announce: Callable[[str], None] = print) -> None:
+    """`refundbot run`: on Telegram with a token, else on the built-in emulator with demo orders."""
+    token = config.telegram.token
+    if token:
+        async with running_bot(config, token, config.telegram.api_base) as running:
+            announce(f"refundbot is running ({config.telegram.mode}) on {config.telegram.api_base or 'Telegram'}.")
+            await serve(running, config, stop)
+        return
+
+    from sandbox.server import Emulator
+
+    async with Emulator(host=config.sandbox.host, port=config.sandbox.port) as emulator:
+        async with running_bot(config, SANDBOX_TOKEN, emulator.base_url) as running:
+            count = await seed_demo_orders(running.database) if config.sandbox.demo_orders else 0
+            people = ", ".join(f"{c.user_id} {c.first_name}" for c in CUSTOMERS)
+            announce(
+                "No Telegram token configured: refundbot runs on the built-in Telegram emulator at "
+                f"{emulator.base_url} with {count} demo orders (database {config.database.url}).\n"
+                "Talk to it as a demo customer from another terminal:\n"
+                "    .venv/bin/refundbot chat            (or: refundbot chat --user 10002 for English)\n"
+                f"Demo customers: {people}. Demo orders: KM20261101000001 … KM20261101000015.\n"
+                "Press Ctrl+C to stop."
+            )
+            await serve(running, config, stop)

@@ -1,0 +1,85 @@
+"""Configuration: a TOML file (default ./config.toml, else built-in defaults) plus environment
+overrides for secrets. The wiring is the only reader; everything else receives typed settings."""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from dialogs.settings import CoreSettings, I18nSettings, OrderSettings, PolicySettings
+
+DEFAULT_PATH = Path("config.toml")
+
+# Secrets may come from the environment so they stay out of files under version control.
+ENV_OVERRIDES = {
+    "REFUNDBOT_TOKEN": ("telegram", "token"),
+    "REFUNDBOT_WEBHOOK_SECRET": ("telegram", "webhook_secret"),
+    "REFUNDBOT_DATABASE_URL": ("database", "url"),
+}
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class TelegramConfig(_Section):
+    token: str = ""  # empty: run against the built-in emulator
+    api_base: str = ""  # a self-hosted Bot API server; empty = Telegram (or the emulator with no token)
+    mode: Literal["polling", "webhook"] = "polling"
+    webhook_url: str = ""  # the public URL Telegram posts to, e.g. https://bot.example.com/telegram/webhook
+    webhook_secret: str = ""
+    webhook_path: str = "/telegram/webhook"
+    listen_host: str = "127.0.0.1"
+    listen_port: int = Field(8080, ge=0, le=65535)
+    framework: Literal["aiogram"] = "aiogram"
+    poll_timeout: int = Field(25, ge=0, le=50)
+    flood_max_updates: int = Field(30, ge=1)
+    flood_window_seconds: float = Field(10, gt=0)
+
+
+class DatabaseConfig(_Section):
+    url: str = "sqlite:///data/refundbot.db"
+    # true: `refundbot run` applies pending migrations; false: it refuses to start until `db upgrade`.
+    auto_upgrade: bool = True
+
+
+class StorageConfig(_Section):
+    evidence_dir: str = "data/evidence"
+
+
+class SandboxConfig(_Section):
+    host: str = "127.0.0.1"
+    port: int = Field(8081, ge=0, le=65535)
+    demo_orders: bool = True
+
+
+class AppConfig(_Section):
+    telegram: TelegramConfig = TelegramConfig()
+    database: DatabaseConfig = DatabaseConfig()
+    storage: StorageConfig = StorageConfig()
+    sandbox: SandboxConfig = SandboxConfig()
+    orders: OrderSettings = OrderSettings()
+    policy: PolicySettings = PolicySettings()
+    i18n: I18nSettings = I18nSettings()
+
+    @property
+    def core(self) -> CoreSettings:
+        return CoreSettings(orders=self.orders, policy=self.policy, i18n=self.i18n)
+
+
+def load_config(path: str | Path | None = None, environ: dict[str, str] | None = None) -> AppConfig:
+    """Read `path` (an explicit path must exist), else ./config.toml if present, else defaults."""
+    env = os.environ if environ is None else environ
+    raw: dict[str, dict[str, object]] = {}
+    if path is not None:
+        raw = tomllib.loads(Path(path).read_text(encoding="utf-8"))
+    elif DEFAULT_PATH.exists():
+        raw = tomllib.loads(DEFAULT_PATH.read_text(encoding="utf-8"))
+    for var, (section, key) in ENV_OVERRIDES.items():
+        if env.get(var):
+            raw.setdefault(section, {})[key] = env[var]
+    return AppConfig.model_validate(raw)
