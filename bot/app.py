@@ -32,13 +32,14 @@ async def open_database(config: AppConfig) -> Database:
     """Bring the schema up to date (or refuse to start, with the command that would)."""
     url = config.database.url
     state = await migrate.check_schema(url)
-    if not state.is_current:
+    if not state.ok:
+        if not state.upgradable:
+            raise StartupError(state.message)
         if not config.database.auto_upgrade:
             raise StartupError(
-                f"The database schema is {state.describe()}. Run `refundbot db upgrade` first "
-                "(or set [database] auto_upgrade = true)."
+                f"{state.message}. Run `refundbot db upgrade` first (or set [database] auto_upgrade = true)."
             )
-        log.info("upgrading the database schema (%s)", state.describe())
+        log.info("upgrading the database: %s", state.message)
         await migrate.upgrade_async(url)
     return Database.from_url(url)
 

@@ -180,10 +180,10 @@ class RefundService:
         )
         if not valid or trigger is None:
             return d.t("stale_button")
-        d.replies.append(Reply("", edit=True))  # take the pressed keyboard away: it has been used
         await self._fire(d, trigger)
         if d.forged:
             return d.t("stale_button")
+        d.replies.insert(0, Reply("", edit=True))  # take the pressed keyboard away: it has been used
         return None
 
     async def _command(self, d: Dialog, uow: UnitOfWork) -> None:

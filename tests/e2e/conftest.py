@@ -132,8 +132,8 @@ class Customer:
         raise AssertionError(f"no message with a {label!r} button; the bot said: {self.transcript[-3:]}")
 
     async def toast(self) -> str | None:
-        answers = await self.control.get("callback_answers")
-        return answers[-1].get("text") if answers else None
+        answers = [a for a in await self.control.get("callback_answers") if a["answered"]]
+        return (answers[-1]["answer"] or {}).get("text") if answers else None
 
 
 def texts(messages: list[dict[str, Any]]) -> str:

@@ -1,0 +1,250 @@
+"""Async client for the emulator's control API: how tests and the terminal chat act as Telegram users."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, Self
+
+import aiohttp
+
+
+class ControlAPIError(Exception):
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(f"{status}: {message}")
+        self.status = status
+        self.message = message
+
+
+FileSource = bytes | str | Path
+
+
+def _read(source: FileSource) -> tuple[bytes, str | None]:
+    if isinstance(source, bytes):
+        return source, None
+    path = Path(source)
+    return path.read_bytes(), path.name
+
+
+def _drop_none(d: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in d.items() if v is not None}
+
+
+class EmulatorClient:
+    """`async with EmulatorClient(emu.base_url) as tg:`; every method maps to one /control/ endpoint."""
+
+    def __init__(self, base_url: str, session: aiohttp.ClientSession | None = None) -> None:
+        self.base_url = base_url.rstrip("/")
+        self._session = session
+        self._own_session = session is None
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    async def close(self) -> None:
+        if self._session is not None and self._own_session:
+            await self._session.close()
+        self._session = None
+
+    def _http(self) -> aiohttp.ClientSession:
+        if self._session is None:
+            self._session = aiohttp.ClientSession()
+            self._own_session = True
+        return self._session
+
+    async def _request(self, method: str, path: str, *, json: Any = None, params: dict[str, Any] | None = None,
+                       data: Any = None, ok_statuses: tuple[int, ...] = (200,),
+                       timeout: float = 30.0) -> Any:
+        query = {k: str(v) for k, v in (params or {}).items() if v is not None}
+        async with self._http().request(method, f"{self.base_url}/control/{path}", json=json, params=query,
+                                        data=data, timeout=aiohttp.ClientTimeout(total=timeout)) as resp:
+            body = await resp.json(content_type=None)
+            if resp.status not in ok_statuses:
+                message = body.get("error", body) if isinstance(body, dict) else body
+                raise ControlAPIError(resp.status, str(message))
+            return body
+
+    async def _dict(self, method: str, path: str, **kwargs: Any) -> dict[str, Any]:
+        body = await self._request(method, path, **kwargs)
+        if not isinstance(body, dict):
+            raise ControlAPIError(200, f"expected a JSON object from {path}, got {body!r}")
+        return body
+
+    async def _list(self, method: str, path: str, **kwargs: Any) -> list[dict[str, Any]]:
+        body = await self._request(method, path, **kwargs)
+        if not isinstance(body, list):
+            raise ControlAPIError(200, f"expected a JSON array from {path}, got {body!r}")
+        return body
+
+    # ---- users act ---------------------------------------------------------------------------
+
+    async def create_user(self, user_id: int, first_name: str, last_name: str | None = None,
+                          username: str | None = None, language_code: str | None = None,
+                          started: bool = True) -> dict[str, Any]:
+        """Register a user and their private chat (idempotent). started=False: the user never opened the
+        bot, so the bot cannot message them until they write."""
+        return await self._dict("POST", "users", json=_drop_none({
+            "user_id": user_id, "first_name": first_name, "last_name": last_name, "username": username,
+            "language_code": language_code, "started": started}))
+
+    async def block_bot(self, user_id: int, blocked: bool = True) -> dict[str, Any]:
+        return await self._dict("POST", "block", json={"user_id": user_id, "blocked": blocked})
+
+    async def send_text(self, user_id: int, text: str, reply_to_message_id: int | None = None) -> dict[str, Any]:
+        return await self._dict("POST", "send_text", json=_drop_none({
+            "user_id": user_id, "text": text, "reply_to_message_id": reply_to_message_id}))
+
+    async def press(self, user_id: int, message_id: int, data: str | None = None,
+                    button_text: str | None = None) -> dict[str, Any]:
+        return await self._dict("POST", "press", json=_drop_none({
+            "user_id": user_id, "message_id": message_id, "data": data, "button_text": button_text}))
+
+    async def send_photo(self, user_id: int, photo: FileSource, caption: str | None = None,
+                         filename: str | None = None) -> dict[str, Any]:
+        data, name = _read(photo)
+        form = aiohttp.FormData()
+        form.add_field("user_id", str(user_id))
+        if caption is not None:
+            form.add_field("caption", caption)
+        form.add_field("file", data, filename=filename or name or "photo.jpg", content_type="image/jpeg")
+        return await self._dict("POST", "send_photo", data=form)
+
+    async def send_document(self, user_id: int, document: FileSource, filename: str | None = None,
+                            mime_type: str = "application/octet-stream",
+                            caption: str | None = None) -> dict[str, Any]:
+        data, name = _read(document)
+        form = aiohttp.FormData()
+        form.add_field("user_id", str(user_id))
+        form.add_field("filename", filename or name or "file.bin")
+        form.add_field("mime_type", mime_type)
+        if caption is not None:
+            form.add_field("caption", caption)
+        form.add_field("file", data, filename=filename or name or "file.bin", content_type=mime_type)
+        return await self._dict("POST", "send_document", data=form)
+
+    async def send_sticker(self, user_id: int, emoji: str | None = None) -> dict[str, Any]:
+        return await self._dict("POST", "send_sticker", json=_drop_none({"user_id": user_id, "emoji": emoji}))
+
+    async def send_voice(self, user_id: int, duration: int | None = None) -> dict[str, Any]:
+        return await self._dict("POST", "send_voice", json=_drop_none({"user_id": user_id,
+                                                                          "duration": duration}))
+
+    async def send_location(self, user_id: int, latitude: float | None = None,
+                            longitude: float | None = None) -> dict[str, Any]:
+        return await self._dict("POST", "send_location", json=_drop_none({
+            "user_id": user_id, "latitude": latitude, "longitude": longitude}))
+
+    async def send_file_ref(self, user_id: int, kind: str, file_size: int, mime_type: str | None = None,
+                            filename: str | None = None) -> dict[str, Any]:
+        return await self._dict("POST", "send_file_ref", json=_drop_none({
+            "user_id": user_id, "kind": kind, "file_size": file_size, "mime_type": mime_type,
+            "filename": filename}))
+
+    async def edit_text(self, user_id: int, message_id: int, text: str) -> dict[str, Any]:
+        return await self._dict("POST", "edit_text", json={"user_id": user_id, "message_id": message_id,
+                                                              "text": text})
+
+    async def redeliver(self, update_id: int) -> dict[str, Any]:
+        return await self._dict("POST", "redeliver", json={"update_id": update_id})
+
+    async def raw_update(self, update: dict[str, Any]) -> dict[str, Any]:
+        return await self._dict("POST", "raw_update", json={"update": update})
+
+    # ---- observing the bot -------------------------------------------------------------------
+
+    async def messages(self, chat_id: int, after: int = 0, timeout: float = 0) -> list[dict[str, Any]]:
+        """The bot's messages in a chat with message_id > after; with timeout, long-polls for the first."""
+        return await self._list("GET", "messages", params={"chat_id": chat_id, "after": after,
+                                                              "timeout": timeout or None}, timeout=timeout + 30)
+
+    async def bot_messages(self, chat_id: int, after_message_id: int = 0) -> list[dict[str, Any]]:
+        return await self.messages(chat_id, after_message_id)
+
+    async def wait_bot_messages(self, chat_id: int, after_message_id: int = 0, count: int = 1,
+                                timeout: float = 10.0,
+                                predicate: Callable[[list[dict[str, Any]]], bool] | None = None
+                                ) -> list[dict[str, Any]]:
+        """Wait until at least `count` new bot messages (or `predicate` on them holds); TimeoutError otherwise."""
+        deadline = time.monotonic() + timeout
+        while True:
+            found = await self.messages(chat_id, after_message_id)
+            if (predicate(found) if predicate else len(found) >= count):
+                return found
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise TimeoutError(f"bot did not answer in chat {chat_id} within {timeout}s; got {found!r}")
+            await asyncio.sleep(min(0.05, remaining))
+
+    async def chat(self, chat_id: int) -> list[dict[str, Any]]:
+        return await self._list("GET", "chat", params={"chat_id": chat_id})
+
+    async def callback_answers(self, callback_query_id: str | None = None) -> list[dict[str, Any]]:
+        return await self._list("GET", "callback_answers", params={"callback_query_id": callback_query_id})
+
+    async def update_status(self, update_id: int) -> dict[str, Any]:
+        return await self._dict("GET", "update", params={"update_id": update_id})
+
+    async def updates(self, status: str | None = None) -> list[dict[str, Any]]:
+        return await self._list("GET", "updates", params={"status": status})
+
+    async def wait_confirmed(self, update_id: int, timeout: float = 10) -> dict[str, Any]:
+        """Block until the bot confirmed the update (offset moved past it, or webhook answered 2xx).
+
+        Raises TimeoutError when it did not within `timeout` seconds.
+        """
+        body = await self._dict("GET", "wait", params={"update_id": update_id, "timeout": timeout},
+                                   ok_statuses=(200, 408), timeout=timeout + 30)
+        if body.get("status") != "confirmed":
+            raise TimeoutError(f"update {update_id} not confirmed within {timeout}s: {body}")
+        return body
+
+    async def calls(self, method: str | None = None, after: int = 0) -> list[dict[str, Any]]:
+        return await self._list("GET", "calls", params={"method": method, "after": after or None})
+
+    async def commands(self) -> list[dict[str, Any]]:
+        return await self._list("GET", "commands")
+
+    async def chat_actions(self, chat_id: int | None = None) -> list[dict[str, Any]]:
+        return await self._list("GET", "chat_actions", params={"chat_id": chat_id})
+
+    async def download(self, file_id: str) -> bytes:
+        """The bytes the emulator holds for a file_id (what the bot uploaded or a user sent)."""
+        async with self._http().get(f"{self.base_url}/control/file", params={"file_id": file_id}) as resp:
+            if resp.status != 200:
+                raise ControlAPIError(resp.status, await resp.text())
+            return await resp.read()
+
+    # ---- shaping the world -------------------------------------------------------------------
+
+    async def add_fault(self, method: str, error_code: int, count: int = 1, chat_id: int | None = None,
+                        retry_after: int | None = None, description: str | None = None,
+                        delay: float | None = None) -> dict[str, Any]:
+        return await self._dict("POST", "faults", json=_drop_none({
+            "method": method, "error_code": error_code, "count": count, "chat_id": chat_id,
+            "retry_after": retry_after, "description": description, "delay": delay}))
+
+    async def faults(self) -> list[dict[str, Any]]:
+        return await self._list("GET", "faults")
+
+    async def clear_faults(self) -> dict[str, Any]:
+        return await self._dict("DELETE", "faults")
+
+    async def set_limits(self, enabled: bool = True, per_chat_per_s: int | None = None,
+                         per_group_per_min: int | None = None, global_per_s: int | None = None) -> dict[str, Any]:
+        return await self._dict("POST", "limits", json=_drop_none({
+            "enabled": enabled, "per_chat_per_s": per_chat_per_s, "per_group_per_min": per_group_per_min,
+            "global_per_s": global_per_s}))
+
+    async def reset(self) -> dict[str, Any]:
+        return await self._dict("POST", "reset")
+
+    async def state(self) -> dict[str, Any]:
+        return await self._dict("GET", "state")
+
+    async def ping(self) -> dict[str, Any]:
+        return await self._dict("GET", "ping")

@@ -1,0 +1,544 @@
+"""HTTP face of the emulator: the Bot API at /bot{token}/{method}, files at /file/bot{token}/{path},
+and the control API (what tests and people use to act as Telegram users) under /control/.
+
+Handlers stay thin: they decode the request and call EmulatorState / BotApi.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import threading
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any, Self
+
+from aiohttp import web
+
+from .botapi import BotApi, read_multipart
+from .errors import ControlError
+from .state import BOT_USER_ID, EmulatorState
+from .webhook import WebhookDeliverer
+
+if TYPE_CHECKING:
+    from .client import EmulatorClient
+
+DEFAULT_TOKEN = f"{BOT_USER_ID}:AAsandbox-token-for-tests"
+MAX_BODY = 64 * 1024 * 1024  # above the 50 MB Bot API upload limit, so that limit answers, not aiohttp
+
+STATE_KEY = web.AppKey("state", EmulatorState)
+API_KEY = web.AppKey("api", BotApi)
+DELIVERER_KEY = web.AppKey("deliverer", WebhookDeliverer)
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+# ---- request decoding ------------------------------------------------------------------------
+
+async def read_params(request: web.Request) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Query + body parameters in any encoding Bot API clients use, and multipart file parts."""
+    raw: dict[str, Any] = dict(request.query)
+    uploads: dict[str, Any] = {}
+    if request.method != "POST" or not request.body_exists:
+        return raw, uploads
+    ctype = request.content_type
+    if ctype == "application/json":
+        body = await request.json()
+        if not isinstance(body, dict):
+            raise ValueError("JSON body must be an object")
+        raw.update(body)
+    elif ctype.startswith("multipart/"):
+        fields, uploads = await read_multipart(await request.multipart())
+        raw.update(fields)
+    else:
+        form = await request.post()
+        raw.update({k: v for k, v in form.items() if isinstance(v, str)})
+    return raw, uploads
+
+
+async def _json_body(request: web.Request) -> dict[str, Any]:
+    if not request.body_exists:
+        return dict(request.query)
+    try:
+        body = await request.json()
+    except ValueError as exc:
+        raise ControlError(400, f"invalid JSON: {exc}") from exc
+    if not isinstance(body, dict):
+        raise ControlError(400, "JSON body must be an object")
+    return body
+
+
+def _int(source: Any, name: str, default: int | None = None) -> int:
+    value = source.get(name)
+    if value is None or value == "":
+        if default is None:
+            raise ControlError(400, f"{name} is required")
+        return default
+    try:
+        return int(value)
+    except (TypeError, ValueError) as exc:
+        raise ControlError(400, f"{name} must be an integer") from exc
+
+
+def _float(source: Any, name: str, default: float) -> float:
+    try:
+        return float(source.get(name, default))
+    except (TypeError, ValueError) as exc:
+        raise ControlError(400, f"{name} must be a number") from exc
+
+
+def _opt_str(source: Any, name: str) -> str | None:
+    value = source.get(name)
+    return None if value is None or value == "" else str(value)
+
+
+def _ok(data: Any, status: int = 200) -> web.Response:
+    return web.json_response(data, status=status, dumps=lambda o: json.dumps(o, ensure_ascii=False))
+
+
+@web.middleware
+async def _control_errors(request: web.Request, handler: Handler) -> web.StreamResponse:
+    try:
+        return await handler(request)
+    except ControlError as exc:
+        return _ok({"error": exc.message}, status=exc.status)
+
+
+# ---- Bot API -----------------------------------------------------------------------------------
+
+async def bot_api(request: web.Request) -> web.Response:
+    api = request.app[API_KEY]
+    try:
+        raw, uploads = await read_params(request)
+    except ValueError as exc:
+        return _ok({"ok": False, "error_code": 400, "description": f"Bad Request: {exc}"}, status=400)
+    status, body = await api.call(request.match_info["token"], request.match_info["method"], raw, uploads)
+    return _ok(body, status=status)
+
+
+async def file_download(request: web.Request) -> web.Response:
+    f = request.app[STATE_KEY].files_by_path.get(request.match_info["path"])
+    if f is None:
+        return _ok({"ok": False, "error_code": 404, "description": "Not Found"}, status=404)
+    return web.Response(body=f.content(), content_type="application/octet-stream")
+
+
+# ---- control API: acting as users --------------------------------------------------------------
+
+async def c_users(request: web.Request) -> web.Response:
+    body = await _json_body(request)
+    state = request.app[STATE_KEY]
+    user = state.add_user(_int(body, "user_id"), str(body.get("first_name") or f"User{body.get('user_id')}"),
+                          _opt_str(body, "last_name"), _opt_str(body, "username"), _opt_str(body, "language_code"),
+                          started=bool(body.get("started", True)))
+    return _ok({"user": user.to_api(), "chat": state.chat_to_api(user.id), "started": user.started})
+
+
+async def c_block(request: web.Request) -> web.Response:
+    body = await _json_body(request)
+    user = request.app[STATE_KEY].require_user(_int(body, "user_id"))
+    user.blocked_bot = bool(body.get("blocked", True))
+    return _ok({"user_id": user.id, "blocked": user.blocked_bot})
+
+
+async def c_send_text(request: web.Request) -> web.Response:
+    body = await _json_body(request)
+    reply_to = body.get("reply_to_message_id")
+    rec, msg = request.app[STATE_KEY].user_send_text(
+        _int(body, "user_id"), str(body.get("text") or ""), int(reply_to) if reply_to is not None else None)
+    return _ok({"update_id": rec.update_id, "message_id": msg.message_id})
+
+
+async def c_press(request: web.Request) -> web.Response:
+    body = await _json_body(request)
+    data = body.get("data")
+    rec, cq = request.app[STATE_KEY].user_press(
+        _int(body, "user_id"), _int(body, "message_id"), None if data is None else str(data),
+        _opt_str(body, "button_text"))
+    return _ok({"update_id": rec.update_id, "callback_query_id": cq.id, "data": cq.data})
+
+
+async def _upload_form(request: web.Request) -> tuple[dict[str, Any], Any]:
+    if not request.content_type.startswith("multipart/"):
+        raise ControlError(400, "send multipart/form-data with user_id and a file part named 'file'")
+    fields, uploads = await read_multipart(await request.multipart())
+    upload = uploads.get("file")
+    if upload is None:
+        raise ControlError(400, "missing file part 'file'")
+    return fields, upload
+
+
+def _file_answer(state: EmulatorState, rec: Any, msg: Any) -> web.Response:
+    f = state.files.get(msg.file_id)
+    return _ok({"update_id": rec.update_id, "message_id": msg.message_id, "file_id": msg.file_id,
+                "file_unique_id": f.file_unique_id if f else None})
+
+
+async def c_send_photo(request: web.Request) -> web.Response:
+    fields, upload = await _upload_form(request)
+    state = request.app[STATE_KEY]
+    rec, msg = state.user_send_photo(_int(fields, "user_id"), upload.data, _opt_str(fields, "caption"))
+    return _file_answer(state, rec, msg)
+
+
+async def c_send_document(request: web.Request) -> web.Response:
+    fields, upload = await _upload_form(request)
+    state = request.app[STATE_KEY]
+    filename = _opt_str(fields, "filename") or upload.filename
+    # The claimed mime type is kept verbatim: lying senders are part of what a bot must survive.
+    mime = _opt_str(fields, "mime_type") or upload.content_type
+    rec, msg = state.user_send_document(_int(fields, "user_id"), upload.data, filename, mime,
+                                        _opt_str(fields, "caption"))
+    return _file_answer(state, rec, msg)
+
+
+async def c_send_sticker(request: web.Request) -> web.Response:
+    body = await _json_body(request)
+    state = request.app[STATE_KEY]
+    rec, msg = state.user_send_sticker(_int(body, "user_id"), str(body.get("emoji") or "\U0001f44d"))
+    return _file_answer(state, rec, msg)
+
+
+async def c_send_voice(request: web.Request) -> web.Response:
+    body = await _json_body(request)
+    state = request.app[STATE_KEY]
+    rec, msg = state.user_send_voice(_int(body, "user_id"), _int(body, "duration", 3))
+    return _file_answer(state, rec, msg)
+
+
+async def c_send_location(request: web.Request) -> web.Response:
+    body = await _json_body(request)
+    rec, msg = request.app[STATE_KEY].user_send_location(
+        _int(body, "user_id"), _float(body, "latitude", 31.2304), _float(body, "longitude", 121.4737))
+    return _ok({"update_id": rec.update_id, "message_id": msg.message_id})
+
+
+async def c_send_file_ref(request: web.Request) -> web.Response:
+    body = await _json_body(request)
+    state = request.app[STATE_KEY]
+    rec, msg = state.user_send_file_ref(_int(body, "user_id"), str(body.get("kind") or "document"),
+                                        _int(body, "file_size"), _opt_str(body, "mime_type"),
+                                        _opt_str(body, "filename"))
+    return _file_answer(state, rec, msg)
+
+
+async def c_edit_text(request: web.Request) -> web.Response:
+    body = await _json_body(request)
+    rec, msg = request.app[STATE_KEY].user_edit_text(_int(body, "user_id"), _int(body, "message_id"),
+                                                     str(body.get("text") or ""))
+    return _ok({"update_id": rec.update_id, "message_id": msg.message_id})
+
+
+async def c_redeliver(request: web.Request) -> web.Response:
+    body = await _json_body(request)
+    rec = request.app[STATE_KEY].redeliver(_int(body, "update_id"))
+    return _ok({"update_id": rec.update_id})
+
+
+async def c_raw_update(request: web.Request) -> web.Response:
+    body = await _json_body(request)
+    update = body.get("update")
+    if not isinstance(update, dict) or not update:
+        raise ControlError(400, "update must be a non-empty object")
+    rec = request.app[STATE_KEY].queue_raw(update)
+    return _ok({"update_id": rec.update_id})
+
+
+# ---- control API: observing the bot ------------------------------------------------------------
+
+async def c_messages(request: web.Request) -> web.Response:
+    state = request.app[STATE_KEY]
+    chat_id = _int(request.query, "chat_id")
+    after = _int(request.query, "after", 0)
+    timeout = _float(request.query, "timeout", 0.0)
+
+    def found() -> list[Any]:
+        return [m for m in state.chat_messages(chat_id) if m.outgoing and m.message_id > after]
+
+    if timeout > 0:  # long poll for the first new bot message
+        await state.changed.wait_until(lambda: bool(found()) or request.app[API_KEY].closing, min(timeout, 60))
+    return _ok([state.message_to_control(m) for m in found()])
+
+
+async def c_chat(request: web.Request) -> web.Response:
+    state = request.app[STATE_KEY]
+    chat_id = _int(request.query, "chat_id")
+    if chat_id not in state.chats:
+        raise ControlError(404, f"unknown chat {chat_id}")
+    return _ok([state.message_to_control(m) for m in state.chat_messages(chat_id)])
+
+
+async def c_callback_answers(request: web.Request) -> web.Response:
+    state = request.app[STATE_KEY]
+    wanted = request.query.get("callback_query_id")
+    out = []
+    for cq in state.callback_queries.values():
+        if wanted is None or cq.id == wanted:
+            out.append({"callback_query_id": cq.id, "user_id": cq.user_id, "message_id": cq.message_id,
+                        "data": cq.data, "answered": cq.answer is not None, "answer": cq.answer})
+    return _ok(out)
+
+
+def _update_record(request: web.Request) -> Any:
+    uid = _int(request.query, "update_id")
+    rec = request.app[STATE_KEY].updates.get(uid)
+    if rec is None:
+        raise ControlError(404, f"unknown update {uid}")
+    return rec
+
+
+async def c_update(request: web.Request) -> web.Response:
+    rec = _update_record(request)
+    return _ok({**rec.to_control(), "update": rec.payload})
+
+
+async def c_updates(request: web.Request) -> web.Response:
+    wanted = request.query.get("status")
+    recs = request.app[STATE_KEY].updates.values()
+    return _ok([r.to_control() for r in recs if wanted is None or r.status == wanted])
+
+
+async def c_wait(request: web.Request) -> web.Response:
+    rec = _update_record(request)
+    timeout = min(_float(request.query, "timeout", 10.0), 120.0)
+    api = request.app[API_KEY]
+    await request.app[STATE_KEY].changed.wait_until(lambda: rec.status == "confirmed" or api.closing, timeout)
+    return _ok(rec.to_control(), status=200 if rec.status == "confirmed" else 408)
+
+
+async def c_calls(request: web.Request) -> web.Response:
+    state = request.app[STATE_KEY]
+    return _ok(state.calls_to_control(request.query.get("method"), _int(request.query, "after", 0)))
+
+
+async def c_commands(request: web.Request) -> web.Response:
+    return _ok(request.app[STATE_KEY].commands_to_control())
+
+
+async def c_chat_actions(request: web.Request) -> web.Response:
+    state = request.app[STATE_KEY]
+    chat = request.query.get("chat_id")
+    return _ok([a for a in state.chat_actions if chat is None or str(a["chat_id"]) == chat])
+
+
+async def c_file(request: web.Request) -> web.Response:
+    f = request.app[STATE_KEY].files.get(request.query.get("file_id", ""))
+    if f is None:
+        raise ControlError(404, "unknown file_id")
+    return web.Response(body=f.content(), content_type=f.mime_type or "application/octet-stream")
+
+
+# ---- control API: the world ------------------------------------------------------------------
+
+async def c_faults_add(request: web.Request) -> web.Response:
+    body = await _json_body(request)
+    method = _opt_str(body, "method")
+    if method is None:
+        raise ControlError(400, "method is required (a Bot API method name or '*')")
+    code = _int(body, "error_code", 0)
+    if code not in (0, 400, 401, 403, 404, 409, 429, 500, 502, 503, 504):
+        raise ControlError(400, f"unsupported error_code {code}")
+    retry = body.get("retry_after")
+    rule = request.app[STATE_KEY].add_fault(
+        method, code, _int(body, "count", 1), body.get("chat_id"), int(retry) if retry is not None else None,
+        _opt_str(body, "description"), _float(body, "delay", 0.0))
+    return _ok({"fault_id": rule.id})
+
+
+async def c_faults_list(request: web.Request) -> web.Response:
+    return _ok(request.app[STATE_KEY].summary()["faults"])
+
+
+async def c_faults_clear(request: web.Request) -> web.Response:
+    request.app[STATE_KEY].faults.clear()
+    return _ok({"cleared": True})
+
+
+async def c_limits(request: web.Request) -> web.Response:
+    limits = request.app[STATE_KEY].limits
+    if request.method == "POST":
+        body = await _json_body(request)
+        limits.enabled = bool(body.get("enabled", True))
+        limits.per_chat_per_s = _int(body, "per_chat_per_s", limits.per_chat_per_s)
+        limits.per_group_per_min = _int(body, "per_group_per_min", limits.per_group_per_min)
+        limits.global_per_s = _int(body, "global_per_s", limits.global_per_s)
+    return _ok(limits.to_dict())
+
+
+async def c_reset(request: web.Request) -> web.Response:
+    request.app[STATE_KEY].reset()
+    return _ok({"reset": True})
+
+
+async def c_state(request: web.Request) -> web.Response:
+    return _ok(request.app[STATE_KEY].summary())
+
+
+async def c_ping(request: web.Request) -> web.Response:
+    return _ok({"ok": True, "bot": request.app[STATE_KEY].bot.get_me()})
+
+
+# ---- application -------------------------------------------------------------------------------
+
+def create_app(state: EmulatorState | None = None, *, webhook_timeout: float = 30.0) -> web.Application:
+    state = state or EmulatorState()
+    app = web.Application(client_max_size=MAX_BODY, middlewares=[_control_errors])
+    api = BotApi(state)
+    app[STATE_KEY] = state
+    app[API_KEY] = api
+    app[DELIVERER_KEY] = WebhookDeliverer(state, api, request_timeout=webhook_timeout)
+
+    async def on_startup(app: web.Application) -> None:
+        state.changed.bind(asyncio.get_running_loop())
+        await app[DELIVERER_KEY].start()
+
+    async def on_shutdown(app: web.Application) -> None:
+        api.closing = True  # ends long polls promptly
+        state.changed.notify()
+
+    async def on_cleanup(app: web.Application) -> None:
+        await app[DELIVERER_KEY].stop()
+
+    app.on_startup.append(on_startup)
+    app.on_shutdown.append(on_shutdown)
+    app.on_cleanup.append(on_cleanup)
+
+    r = app.router
+    r.add_route("*", "/bot{token}/{method}", bot_api)
+    r.add_get("/file/bot{token}/{path:.+}", file_download)
+    c = "/control/"
+    for name, handler in (
+        ("users", c_users), ("block", c_block), ("send_text", c_send_text), ("press", c_press),
+        ("send_photo", c_send_photo), ("send_document", c_send_document), ("send_sticker", c_send_sticker),
+        ("send_voice", c_send_voice), ("send_location", c_send_location), ("send_file_ref", c_send_file_ref),
+        ("edit_text", c_edit_text), ("redeliver", c_redeliver), ("raw_update", c_raw_update),
+        ("faults", c_faults_add), ("reset", c_reset),
+    ):
+        r.add_post(c + name, handler)
+    for name, handler in (
+        ("messages", c_messages), ("chat", c_chat), ("callback_answers", c_callback_answers),
+        ("update", c_update), ("updates", c_updates), ("wait", c_wait), ("calls", c_calls),
+        ("commands", c_commands), ("chat_actions", c_chat_actions), ("file", c_file), ("faults", c_faults_list),
+        ("state", c_state), ("ping", c_ping), ("limits", c_limits),
+    ):
+        r.add_get(c + name, handler)
+    r.add_post(c + "limits", c_limits)
+    r.add_delete(c + "faults", c_faults_clear)
+    return app
+
+
+class Emulator:
+    """The emulator as a server: `async with Emulator() as emu:` or `start_in_thread()` for sync callers.
+
+    Touch `emu.state` directly only from the emulator's own loop (async mode); from other threads,
+    go through the control API (EmulatorClient).
+    """
+
+    def __init__(self, host: str = "127.0.0.1", port: int = 0, *, state: EmulatorState | None = None,
+                 token: str = DEFAULT_TOKEN, webhook_timeout: float = 30.0) -> None:
+        self.host = host
+        self.port = port
+        self.state = state or EmulatorState()
+        self.token = token
+        self.app = create_app(self.state, webhook_timeout=webhook_timeout)
+        self._runner: web.AppRunner | None = None
+        self._thread: threading.Thread | None = None
+        self._thread_loop: asyncio.AbstractEventLoop | None = None
+
+    # ---- addresses -------------------------------------------------------------------------
+
+    @property
+    def base_url(self) -> str:
+        """What a bot library takes as its API server base, e.g. http://127.0.0.1:43123."""
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"http://{host}:{self.port}"
+
+    @property
+    def control_url(self) -> str:
+        return f"{self.base_url}/control"
+
+    def api_url(self, token: str | None = None) -> str:
+        """The per-bot API prefix: {base}/bot{token} (append /{method})."""
+        return f"{self.base_url}/bot{token or self.token}"
+
+    def file_url(self, token: str | None = None) -> str:
+        return f"{self.base_url}/file/bot{token or self.token}"
+
+    def client(self) -> EmulatorClient:
+        from .client import EmulatorClient
+
+        return EmulatorClient(self.base_url)
+
+    # ---- async lifecycle -------------------------------------------------------------------
+
+    async def start(self) -> Emulator:
+        self._runner = web.AppRunner(self.app, shutdown_timeout=1.0, access_log=None)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, self.host, self.port)
+        await site.start()
+        self.port = int(self._runner.addresses[0][1])
+        return self
+
+    async def close(self) -> None:
+        if self._runner is not None:
+            runner, self._runner = self._runner, None
+            await runner.cleanup()
+
+    async def __aenter__(self) -> Self:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    # ---- background-thread lifecycle (for sync callers such as a CLI) ----------------------
+
+    def start_in_thread(self, timeout: float = 10.0) -> Emulator:
+        """Run the emulator on its own event loop in a daemon thread; returns once it is listening."""
+        if self._thread is not None:
+            raise RuntimeError("emulator already running in a thread")
+        ready = threading.Event()
+        failure: list[BaseException] = []
+
+        def run() -> None:
+            loop = asyncio.new_event_loop()
+            self._thread_loop = loop
+            asyncio.set_event_loop(loop)
+            try:
+                loop.run_until_complete(self.start())
+            except Exception as exc:  # noqa: BLE001 - re-raised in the caller thread
+                failure.append(exc)
+                ready.set()
+                loop.close()
+                return
+            ready.set()
+            try:
+                loop.run_forever()
+            finally:
+                loop.run_until_complete(self.close())
+                loop.run_until_complete(loop.shutdown_asyncgens())
+                loop.close()
+
+        self._thread = threading.Thread(target=run, name="sandbox-emulator", daemon=True)
+        self._thread.start()
+        if not ready.wait(timeout):
+            raise RuntimeError("emulator did not start in time")
+        if failure:
+            self._thread = None
+            raise failure[0]
+        return self
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Stop an emulator started with start_in_thread()."""
+        if self._thread is None or self._thread_loop is None:
+            raise RuntimeError("not running in a thread; use `await emulator.close()`")
+        self._thread_loop.call_soon_threadsafe(self._thread_loop.stop)
+        self._thread.join(timeout)
+        self._thread = None
+        self._thread_loop = None
+
+    def __enter__(self) -> Self:
+        self.start_in_thread()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()

@@ -1,0 +1,430 @@
+"""Bulk import of orders from CSV (with a header row) or JSON Lines.
+
+Every row is validated into a `dialogs.domain.Order`; a bad row is reported with its physical line
+number and a reason, and the rest still imports. Orders are upserted by order_no in batches: one
+SELECT of the batch's existing keys, then one bulk INSERT and one bulk UPDATE. Each batch commits
+on its own, so a long import never holds SQLite's write lock for more than a moment (the bot keeps
+running) and an interrupted import can simply be re-run: upserts are idempotent.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import Decimal, InvalidOperation
+from enum import StrEnum
+from pathlib import Path
+from typing import Any, Literal, TypeVar
+
+from sqlalchemy import insert, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from dialogs.domain import DeliveryStatus, Order, PaymentChannel, ProductKind
+from storage.models import CENT, OrderRow
+from storage.repositories import Clock, order_values, utc_now
+from storage.uow import Database
+
+FileFormat = Literal["csv", "jsonl"]
+Progress = Callable[[int], None]
+
+FIELDS = (
+    "order_no",
+    "buyer_phone",
+    "buyer_telegram_id",
+    "product_name",
+    "product_kind",
+    "tags",
+    "amount",
+    "payment_channel",
+    "paid_at",
+    "delivered_at",
+    "delivery_status",
+    "card_redeemed",
+    "topup_credited",
+)
+OPTIONAL_FIELDS = frozenset({"buyer_telegram_id", "tags", "delivered_at", "card_redeemed", "topup_credited"})
+REQUIRED_FIELDS = tuple(name for name in FIELDS if name not in OPTIONAL_FIELDS)
+
+MAX_AMOUNT = Decimal("9999999999.99")  # NUMERIC(12,2)
+_MAX_LENGTHS = {"order_no": 64, "buyer_phone": 32, "product_name": 255}
+_ENCODING = "utf-8-sig"  # tolerate the BOM spreadsheet programs write
+
+E = TypeVar("E", bound=StrEnum)
+
+
+@dataclass(frozen=True, slots=True)
+class RejectedRow:
+    line: int
+    reason: str
+
+
+@dataclass(slots=True)
+class ImportReport:
+    inserted: int = 0
+    updated: int = 0
+    rejected: list[RejectedRow] = field(default_factory=list)
+
+    @property
+    def processed(self) -> int:
+        return self.inserted + self.updated + len(self.rejected)
+
+
+class ImportFileError(Exception):
+    """The file as a whole cannot be imported (unknown format, missing columns, bad encoding)."""
+
+
+class _RowError(Exception):
+    pass
+
+
+# --- reading ----------------------------------------------------------------------------------
+
+
+def detect_format(path: str | Path) -> FileFormat:
+    """By extension (.csv, .jsonl, .ndjson), else by content: JSON Lines start with '{'."""
+    suffix = Path(path).suffix.lower()
+    if suffix == ".csv":
+        return "csv"
+    if suffix in (".jsonl", ".ndjson"):
+        return "jsonl"
+    with open(path, encoding=_ENCODING, errors="replace") as handle:
+        for line in handle:
+            if line.strip():
+                return "jsonl" if line.lstrip().startswith("{") else "csv"
+    return "csv"
+
+
+def count_rows(path: str | Path) -> int:
+    """Data rows in the file, cheaply (non-blank lines, minus the CSV header). A quoted CSV field
+    spanning lines makes this an over-estimate; good enough for a progress bar."""
+    with open(path, "rb") as handle:
+        lines = sum(1 for line in handle if line.strip())
+    if detect_format(path) == "csv":
+        lines -= 1
+    return max(lines, 0)
+
+
+def read_orders(path: str | Path) -> Iterator[tuple[int, Order | RejectedRow]]:
+    """(line, order or rejection) for every data row; the line is where the row starts."""
+    reader = _read_jsonl if detect_format(path) == "jsonl" else _read_csv
+    try:
+        for line, fields in reader(Path(path)):
+            if isinstance(fields, RejectedRow):
+                yield line, fields
+                continue
+            try:
+                yield line, parse_order(fields)
+            except _RowError as exc:
+                yield line, RejectedRow(line, str(exc))
+    except UnicodeDecodeError as exc:
+        raise ImportFileError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start})") from exc
+
+
+def _read_csv(path: Path) -> Iterator[tuple[int, Mapping[str, Any] | RejectedRow]]:
+    with open(path, newline="", encoding=_ENCODING) as handle:
+        reader = csv.reader(handle)
+        header: list[str] | None = None
+        while True:
+            start = reader.line_num + 1
+            try:
+                record = next(reader)
+            except StopIteration:
+                break
+            except csv.Error as exc:
+                if header is None:
+                    raise ImportFileError(f"{path}: unreadable CSV header: {exc}") from exc
+                yield start, RejectedRow(start, f"malformed CSV: {exc}")
+                continue
+            if not record or all(not value.strip() for value in record):
+                continue  # blank line
+            if header is None:
+                header = _check_header(path, record)
+                continue
+            if len(record) != len(header):
+                yield start, RejectedRow(start, f"expected {len(header)} fields, got {len(record)}")
+                continue
+            yield start, dict(zip(header, record, strict=True))
+    if header is None:
+        raise ImportFileError(f"{path}: empty file (a CSV needs a header row)")
+
+
+def _check_header(path: Path, record: list[str]) -> list[str]:
+    header = [name.strip().lower() for name in record]
+    duplicates = sorted({name for name in header if header.count(name) > 1})
+    if duplicates:
+        raise ImportFileError(f"{path}: duplicate columns: {', '.join(duplicates)}")
+    missing = [name for name in REQUIRED_FIELDS if name not in header]
+    if missing:
+        raise ImportFileError(f"{path}: missing columns: {', '.join(missing)}")
+    return header
+
+
+def _read_jsonl(path: Path) -> Iterator[tuple[int, Mapping[str, Any] | RejectedRow]]:
+    with open(path, encoding=_ENCODING) as handle:
+        for line_no, line in enumerate(handle, start=1):
+            if not line.strip():
+                continue
+            try:
+                # Decimal floats: amounts must not pass through binary floating point.
+                value = json.loads(line, parse_float=Decimal)
+            except json.JSONDecodeError as exc:
+                yield line_no, RejectedRow(line_no, f"invalid JSON: {exc.msg} (column {exc.colno})")
+                continue
+            if not isinstance(value, dict):
+                yield line_no, RejectedRow(line_no, "not a JSON object")
+                continue
+            yield line_no, value
+
+
+# --- validation -------------------------------------------------------------------------------
+
+
+def parse_order(fields: Mapping[str, Any]) -> Order:
+    """Validate one row's fields (CSV strings or JSON values) into an Order.
+
+    Raises _RowError listing every bad field, e.g. "amount: not a decimal: 'abc'".
+    """
+    problems: list[str] = []
+
+    def check(fn: Callable[[], Any]) -> Any:
+        try:
+            return fn()
+        except _RowError as exc:
+            problems.append(str(exc))
+            return None
+
+    get = fields.get
+    order_no = check(lambda: _text("order_no", get("order_no")))
+    buyer_phone = check(lambda: _text("buyer_phone", get("buyer_phone")))
+    buyer_telegram_id = check(lambda: _telegram_id(get("buyer_telegram_id")))
+    product_name = check(lambda: _text("product_name", get("product_name")))
+    product_kind = check(lambda: _enum("product_kind", get("product_kind"), ProductKind))
+    tags = check(lambda: _tags(get("tags")))
+    amount = check(lambda: _amount(get("amount")))
+    payment_channel = check(lambda: _enum("payment_channel", get("payment_channel"), PaymentChannel))
+    paid_at = check(lambda: _datetime("paid_at", get("paid_at"), required=True))
+    delivered_at = check(lambda: _datetime("delivered_at", get("delivered_at"), required=False))
+    delivery_status = check(lambda: _enum("delivery_status", get("delivery_status"), DeliveryStatus))
+    card_redeemed = check(lambda: _flag("card_redeemed", get("card_redeemed")))
+    topup_credited = check(lambda: _flag("topup_credited", get("topup_credited")))
+    if problems:
+        raise _RowError("; ".join(problems))
+    return Order(
+        order_no=order_no,
+        buyer_phone=buyer_phone,
+        buyer_telegram_id=buyer_telegram_id,
+        product_name=product_name,
+        product_kind=product_kind,
+        tags=tags,
+        amount=amount,
+        payment_channel=payment_channel,
+        paid_at=paid_at,
+        delivered_at=delivered_at,
+        delivery_status=delivery_status,
+        card_redeemed=card_redeemed,
+        topup_credited=topup_credited,
+    )
+
+
+def _blank(value: Any) -> bool:
+    return value is None or (isinstance(value, str) and not value.strip())
+
+
+def _text(name: str, value: Any) -> str:
+    if _blank(value):
+        raise _RowError(f"{name}: required")
+    if isinstance(value, int) and not isinstance(value, bool):
+        value = str(value)  # numeric order numbers in JSON
+    if not isinstance(value, str):
+        raise _RowError(f"{name}: not a string: {value!r}")
+    text = value.strip()
+    limit = _MAX_LENGTHS.get(name)
+    if limit is not None and len(text) > limit:
+        raise _RowError(f"{name}: longer than {limit} characters: {text[:20]!r}...")
+    return text
+
+
+def _telegram_id(value: Any) -> int | None:
+    if _blank(value):
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | str):
+        raise _RowError(f"buyer_telegram_id: not an integer: {value!r}")
+    try:
+        number = int(value.strip()) if isinstance(value, str) else value
+    except ValueError:
+        raise _RowError(f"buyer_telegram_id: not an integer: {value!r}") from None
+    if not 0 < number < 2**63:
+        raise _RowError(f"buyer_telegram_id: out of range: {value!r}")
+    return number
+
+
+def _enum(name: str, value: Any, kind: type[E]) -> E:
+    if _blank(value):
+        raise _RowError(f"{name}: required")
+    text = str(value).strip().lower()
+    try:
+        return kind(text)
+    except ValueError:
+        expected = ", ".join(member.value for member in kind)
+        raise _RowError(f"{name}: unknown value {value!r} (expected one of {expected})") from None
+
+
+def _tags(value: Any) -> frozenset[str]:
+    if _blank(value):
+        return frozenset()
+    if isinstance(value, str):
+        parts = value.split(",")
+    elif isinstance(value, list):
+        parts = []
+        for item in value:
+            if not isinstance(item, str):
+                raise _RowError(f"tags: not a string: {item!r}")
+            if "," in item:
+                raise _RowError(f"tags: a tag may not contain a comma: {item!r}")
+            parts.append(item)
+    else:
+        raise _RowError(f"tags: expected comma-separated text or a list: {value!r}")
+    return frozenset(part.strip() for part in parts if part.strip())
+
+
+def _amount(value: Any) -> Decimal:
+    if _blank(value):
+        raise _RowError("amount: required")
+    if isinstance(value, bool) or not isinstance(value, str | int | Decimal):
+        raise _RowError(f"amount: not a decimal: {value!r}")
+    try:
+        amount = Decimal(value.strip()) if isinstance(value, str) else Decimal(value)
+    except InvalidOperation:
+        raise _RowError(f"amount: not a decimal: {value!r}") from None
+    if not amount.is_finite():
+        raise _RowError(f"amount: not a decimal: {value!r}")
+    if amount <= 0:
+        raise _RowError(f"amount: must be greater than 0: {value!r}")
+    if amount > MAX_AMOUNT:
+        raise _RowError(f"amount: larger than {MAX_AMOUNT}: {value!r}")
+    quantized = amount.quantize(CENT)
+    if quantized != amount:
+        raise _RowError(f"amount: more than 2 decimal places: {value!r}")
+    return quantized
+
+
+def _datetime(name: str, value: Any, *, required: bool) -> datetime | None:
+    if _blank(value):
+        if required:
+            raise _RowError(f"{name}: required")
+        return None
+    if not isinstance(value, str):
+        raise _RowError(f"{name}: not an ISO 8601 datetime: {value!r}")
+    try:
+        parsed = datetime.fromisoformat(value.strip())
+    except ValueError:
+        raise _RowError(f"{name}: not an ISO 8601 datetime: {value!r}") from None
+    if parsed.tzinfo is None or parsed.utcoffset() is None:
+        raise _RowError(f"{name}: no UTC offset (e.g. +08:00): {value!r}")
+    return parsed
+
+
+_FLAGS = {"true": True, "false": False}
+
+
+def _flag(name: str, value: Any) -> bool | None:
+    if _blank(value):
+        return None
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.strip().lower() in _FLAGS:
+        return _FLAGS[value.strip().lower()]
+    raise _RowError(f"{name}: expected true, false or empty: {value!r}")
+
+
+# --- writing ----------------------------------------------------------------------------------
+
+
+async def import_orders(
+    database: Database,
+    path: str | Path,
+    *,
+    progress: Progress | None = None,
+    batch_size: int = 1000,
+    clock: Clock = utc_now,
+) -> ImportReport:
+    """Upsert the orders of a CSV or JSON Lines file.
+
+    `progress(n)` receives the running total of rows processed (imported or rejected) after each
+    batch; `count_rows(path)` gives the expected total. Raises ImportFileError when the file as a
+    whole is unusable (batches committed before that stay committed).
+    """
+    if batch_size < 1:
+        raise ValueError("batch_size must be positive")
+    report = ImportReport()
+    batch: list[Order] = []
+    processed = 0
+    async with database.session_factory() as session:
+        for _line, item in read_orders(path):
+            processed += 1
+            if isinstance(item, RejectedRow):
+                report.rejected.append(item)
+            else:
+                batch.append(item)
+            if processed % batch_size == 0:
+                await _write_batch(session, batch, report, clock())
+                batch = []
+                if progress is not None:
+                    progress(processed)
+        if batch:
+            await _write_batch(session, batch, report, clock())
+        if progress is not None and processed % batch_size:
+            progress(processed)
+    return report
+
+
+async def _write_batch(session: AsyncSession, batch: list[Order], report: ImportReport, now: datetime) -> None:
+    if not batch:
+        return
+    for attempt in (1, 2):
+        try:
+            inserted, updated = await _upsert(session, batch, now)
+            await session.commit()
+        except IntegrityError:
+            # Someone inserted one of these orders between our SELECT and INSERT; the retry's
+            # SELECT sees it.
+            await session.rollback()
+            if attempt == 2:
+                raise
+            continue
+        report.inserted += inserted
+        report.updated += updated
+        return
+
+
+async def _upsert(session: AsyncSession, batch: list[Order], now: datetime) -> tuple[int, int]:
+    keys = {order.order_no for order in batch}
+    existing = set(await session.scalars(select(OrderRow.order_no).where(OrderRow.order_no.in_(keys))))
+    inserts: dict[str, dict[str, Any]] = {}
+    updates: dict[str, dict[str, Any]] = {}
+    inserted = updated = 0
+    for order in batch:
+        values = order_values(order, now)
+        if order.order_no in existing:
+            updates[order.order_no] = values
+            updated += 1
+        elif order.order_no in inserts:  # repeated in this batch: the later row wins
+            inserts[order.order_no] = values
+            updated += 1
+        else:
+            inserts[order.order_no] = values
+            inserted += 1
+    if inserts:
+        # render_nulls: otherwise the ORM splits the executemany wherever the set of None
+        # values changes (to let server defaults apply), which is ~10x slower here.
+        await session.execute(
+            insert(OrderRow).execution_options(render_nulls=True), list(inserts.values())
+        )
+    if updates:
+        # ORM bulk UPDATE by primary key: one executemany of UPDATE ... WHERE order_no = ?
+        await session.execute(update(OrderRow), list(updates.values()))
+    return inserted, updated

@@ -1,0 +1,1 @@
+"""Alembic migrations of the refundbot schema (run through storage.migrate)."""

@@ -1,0 +1,596 @@
+"""SQLAlchemy implementations of the dialogs ports.
+
+Repositories share the unit of work's session and never commit. Rows are mapped to and from the
+domain dataclasses explicitly. Where a concurrent writer makes an INSERT lose a uniqueness race,
+`ConcurrentUpdate` is raised: the caller retries the whole unit of work, and the retry's checks
+then see the winner's row.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterable, Sequence
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any, cast
+
+from sqlalchemy import CursorResult, delete, func, insert, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from dialogs.domain import (
+    OPEN_STATUSES,
+    AgentRequest,
+    Case,
+    CaseStatus,
+    Conversation,
+    DeliveryStatus,
+    EvidenceItem,
+    Order,
+    OutboxMessage,
+    PaymentChannel,
+    ProductKind,
+    Reason,
+    Verdict,
+)
+from dialogs.ports import ConcurrentUpdate
+from storage.models import (
+    AgentRequestRow,
+    CaseCounterRow,
+    CaseEventRow,
+    CaseRow,
+    ConversationRow,
+    EvidenceRow,
+    OrderRow,
+    OutboxRow,
+    ProcessedUpdateRow,
+)
+
+Clock = Callable[[], datetime]
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _rowcount(result: Any) -> int:
+    # session.execute() is typed as returning Result; DML statements give a CursorResult.
+    return cast(CursorResult[Any], result).rowcount
+
+
+# --- orders -----------------------------------------------------------------------------------
+
+
+def tags_to_text(tags: Iterable[str]) -> str:
+    cleaned = sorted({tag.strip() for tag in tags if tag.strip()})
+    for tag in cleaned:
+        if "," in tag:
+            raise ValueError(f"tag contains a comma: {tag!r}")
+    return ",".join(cleaned)
+
+
+def tags_from_text(text: str) -> frozenset[str]:
+    return frozenset(tag for tag in text.split(",") if tag)
+
+
+def order_values(order: Order, now: datetime) -> dict[str, Any]:
+    """Column values of an order row (shared with the bulk importer)."""
+    return {
+        "order_no": order.order_no,
+        "buyer_phone": order.buyer_phone,
+        "buyer_telegram_id": order.buyer_telegram_id,
+        "product_name": order.product_name,
+        "product_kind": order.product_kind.value,
+        "tags": tags_to_text(order.tags),
+        "amount": order.amount,
+        "payment_channel": order.payment_channel.value,
+        "paid_at": order.paid_at,
+        "delivered_at": order.delivered_at,
+        "delivery_status": order.delivery_status.value,
+        "card_redeemed": order.card_redeemed,
+        "topup_credited": order.topup_credited,
+        "updated_at": now,
+    }
+
+
+def order_from_row(row: OrderRow) -> Order:
+    return Order(
+        order_no=row.order_no,
+        buyer_phone=row.buyer_phone,
+        buyer_telegram_id=row.buyer_telegram_id,
+        product_name=row.product_name,
+        product_kind=ProductKind(row.product_kind),
+        tags=tags_from_text(row.tags),
+        amount=row.amount,
+        payment_channel=PaymentChannel(row.payment_channel),
+        paid_at=row.paid_at,
+        delivered_at=row.delivered_at,
+        delivery_status=DeliveryStatus(row.delivery_status),
+        card_redeemed=row.card_redeemed,
+        topup_credited=row.topup_credited,
+    )
+
+
+class SqlaOrderStore:
+    def __init__(self, session: AsyncSession, clock: Clock = utc_now) -> None:
+        self._session = session
+        self._clock = clock
+
+    async def get(self, order_no: str) -> Order | None:
+        row = await self._session.scalar(
+            select(OrderRow).where(OrderRow.order_no == order_no).execution_options(populate_existing=True)
+        )
+        return None if row is None else order_from_row(row)
+
+    async def upsert(self, order: Order) -> bool:
+        values = order_values(order, self._clock())
+        exists = await self._session.scalar(
+            select(OrderRow.order_no).where(OrderRow.order_no == order.order_no)
+        )
+        if exists is not None:
+            await self._session.execute(
+                update(OrderRow)
+                .where(OrderRow.order_no == order.order_no)
+                .values(**values)
+                .execution_options(synchronize_session=False)
+            )
+            return False
+        try:
+            await self._session.execute(insert(OrderRow).values(**values))
+        except IntegrityError as exc:
+            raise ConcurrentUpdate(f"order {order.order_no} inserted concurrently") from exc
+        return True
+
+
+# --- cases ------------------------------------------------------------------------------------
+
+_DAY = re.compile(r"\d{8}")
+
+
+def open_key(order_no: str, reason: Reason | str, status: CaseStatus | str) -> str | None:
+    """The value of cases.open_key: set while the case is open, so that at most one open case
+    exists per order and reason (NULLs do not collide in a UNIQUE index)."""
+    if CaseStatus(status) in OPEN_STATUSES:
+        return f"{order_no}:{Reason(reason).value}"
+    return None
+
+
+def evidence_from_row(row: EvidenceRow) -> EvidenceItem:
+    return EvidenceItem(
+        file_unique_id=row.file_unique_id,
+        file_id=row.file_id,
+        path=row.path,
+        sha256=row.sha256,
+        mime_type=row.mime_type,
+        width=row.width,
+        height=row.height,
+        size=row.size,
+    )
+
+
+def case_from_row(row: CaseRow, evidence: Sequence[EvidenceItem] = ()) -> Case:
+    return Case(
+        case_no=row.case_no,
+        order_no=row.order_no,
+        chat_id=row.chat_id,
+        user_id=row.user_id,
+        reason=Reason(row.reason),
+        verdict=Verdict(row.verdict),
+        rule_id=row.rule_id,
+        description=row.description,
+        amount=row.amount,
+        locale=row.locale,
+        status=CaseStatus(row.status),
+        created_at=row.created_at,
+        review_due=row.review_due,
+        evidence=tuple(evidence),
+        wants_human=row.wants_human,
+    )
+
+
+class SqlaCaseRepository:
+    def __init__(self, session: AsyncSession, clock: Clock = utc_now) -> None:
+        self._session = session
+        self._clock = clock
+
+    async def next_case_no(self, day: str) -> str:
+        """Allocate 'R{day}-{n:04d}'. The counter row is locked (FOR UPDATE on PostgreSQL; SQLite
+        transactions are already exclusive) until the unit of work ends, so numbers never repeat;
+        a rolled-back unit of work leaves no gap either."""
+        if not _DAY.fullmatch(day):
+            raise ValueError(f"day must be YYYYMMDD, got {day!r}")
+        last = await self._locked_counter(day)
+        if last is None:
+            try:
+                # Savepoint: losing the race to create the day's row must not abort the transaction.
+                async with self._session.begin_nested():
+                    await self._session.execute(insert(CaseCounterRow).values(day=day, last=1))
+                return _format_case_no(day, 1)
+            except IntegrityError:
+                last = await self._locked_counter(day)
+                if last is None:  # pragma: no cover - the winner's row must be visible now
+                    raise
+        number = last + 1
+        await self._session.execute(
+            update(CaseCounterRow)
+            .where(CaseCounterRow.day == day)
+            .values(last=number)
+            .execution_options(synchronize_session=False)
+        )
+        return _format_case_no(day, number)
+
+    async def _locked_counter(self, day: str) -> int | None:
+        last: int | None = await self._session.scalar(
+            select(CaseCounterRow.last).where(CaseCounterRow.day == day).with_for_update()
+        )
+        return last
+
+    async def add(self, case: Case) -> None:
+        """Insert the case and its first event. `case.evidence` is not written here: the evidence
+        repository binds the draft's rows to the case (`attach`)."""
+        now = self._clock()
+        row = CaseRow(
+            case_no=case.case_no,
+            order_no=case.order_no,
+            chat_id=case.chat_id,
+            user_id=case.user_id,
+            reason=case.reason.value,
+            verdict=case.verdict.value,
+            rule_id=case.rule_id,
+            description=case.description,
+            amount=case.amount,
+            locale=case.locale,
+            status=case.status.value,
+            wants_human=case.wants_human,
+            created_at=case.created_at,
+            review_due=case.review_due,
+            updated_at=now,
+            version=1,
+            open_key=open_key(case.order_no, case.reason, case.status),
+        )
+        try:
+            # Savepoint: after a unique violation we still need to ask which constraint it was.
+            async with self._session.begin_nested():
+                self._session.add(row)
+                await self._session.flush()
+        except IntegrityError as exc:
+            if row.open_key is not None and await self._open_key_taken(row.open_key):
+                raise ConcurrentUpdate(
+                    f"an open case for {case.order_no}/{case.reason.value} was filed concurrently"
+                ) from exc
+            if await self._case_no_taken(case.case_no):
+                raise ConcurrentUpdate(f"case number {case.case_no} is taken") from exc
+            raise
+        await self._session.execute(
+            insert(CaseEventRow).values(
+                case_id=row.id,
+                at=case.created_at,
+                actor="customer",
+                from_status=None,
+                to_status=case.status.value,
+                note="",
+            )
+        )
+
+    async def _open_key_taken(self, key: str) -> bool:
+        found = await self._session.scalar(select(CaseRow.id).where(CaseRow.open_key == key))
+        return found is not None
+
+    async def _case_no_taken(self, case_no: str) -> bool:
+        found = await self._session.scalar(select(CaseRow.id).where(CaseRow.case_no == case_no))
+        return found is not None
+
+    async def get(self, case_no: str) -> Case | None:
+        row = await self._session.scalar(
+            select(CaseRow).where(CaseRow.case_no == case_no).execution_options(populate_existing=True)
+        )
+        if row is None:
+            return None
+        evidence = await self._evidence_of([case_no])
+        return case_from_row(row, evidence.get(case_no, ()))
+
+    async def find_open(self, order_no: str, reason: Reason) -> Case | None:
+        key = open_key(order_no, reason, CaseStatus.SUBMITTED)
+        row = await self._session.scalar(
+            select(CaseRow).where(CaseRow.open_key == key).execution_options(populate_existing=True)
+        )
+        if row is None:
+            return None
+        evidence = await self._evidence_of([row.case_no])
+        return case_from_row(row, evidence.get(row.case_no, ()))
+
+    async def list_for_user(self, user_id: int, limit: int = 20) -> list[Case]:
+        rows = (
+            await self._session.scalars(
+                select(CaseRow)
+                .where(CaseRow.user_id == user_id)
+                .order_by(CaseRow.created_at.desc(), CaseRow.id.desc())
+                .limit(limit)
+                .execution_options(populate_existing=True)
+            )
+        ).all()
+        evidence = await self._evidence_of([row.case_no for row in rows])
+        return [case_from_row(row, evidence.get(row.case_no, ())) for row in rows]
+
+    async def set_status(
+        self, case_no: str, status: CaseStatus, *, actor: str, at: datetime | None = None, note: str = ""
+    ) -> Case:
+        """Move a case to `status`, keeping open_key in step and logging an event.
+
+        Not part of the port yet (the review workflow will need it); it lives here so that open_key
+        is maintained in exactly one place. Raises KeyError for an unknown case.
+        """
+        at = at or self._clock()
+        row = await self._session.scalar(
+            select(CaseRow).where(CaseRow.case_no == case_no).with_for_update()
+            .execution_options(populate_existing=True)
+        )
+        if row is None:
+            raise KeyError(case_no)
+        previous = row.status
+        try:
+            async with self._session.begin_nested():
+                await self._session.execute(
+                    update(CaseRow)
+                    .where(CaseRow.id == row.id)
+                    .values(
+                        status=status.value,
+                        open_key=open_key(row.order_no, row.reason, status),
+                        updated_at=at,
+                        version=CaseRow.version + 1,
+                    )
+                    .execution_options(synchronize_session=False)
+                )
+        except IntegrityError as exc:  # reopening while another case for the same order+reason is open
+            raise ConcurrentUpdate(f"another open case exists for {row.order_no}/{row.reason}") from exc
+        await self._session.execute(
+            insert(CaseEventRow).values(
+                case_id=row.id, at=at, actor=actor, from_status=previous, to_status=status.value, note=note
+            )
+        )
+        found = await self.get(case_no)
+        assert found is not None
+        return found
+
+    async def events(self, case_no: str) -> list[tuple[str | None, str, str]]:
+        """(from_status, to_status, actor) of a case, oldest first; for audits and tests."""
+        rows = await self._session.execute(
+            select(CaseEventRow.from_status, CaseEventRow.to_status, CaseEventRow.actor)
+            .join(CaseRow, CaseRow.id == CaseEventRow.case_id)
+            .where(CaseRow.case_no == case_no)
+            .order_by(CaseEventRow.id)
+        )
+        return [(r.from_status, r.to_status, r.actor) for r in rows]
+
+    async def _evidence_of(self, case_nos: Sequence[str]) -> dict[str, list[EvidenceItem]]:
+        if not case_nos:
+            return {}
+        rows = await self._session.scalars(
+            select(EvidenceRow).where(EvidenceRow.case_no.in_(case_nos)).order_by(EvidenceRow.id)
+        )
+        found: dict[str, list[EvidenceItem]] = {}
+        for row in rows:
+            assert row.case_no is not None
+            found.setdefault(row.case_no, []).append(evidence_from_row(row))
+        return found
+
+
+def _format_case_no(day: str, number: int) -> str:
+    return f"R{day}-{number:04d}"
+
+
+# --- conversations ----------------------------------------------------------------------------
+
+
+class SqlaConversationRepository:
+    def __init__(self, session: AsyncSession, clock: Clock = utc_now) -> None:
+        self._session = session
+        self._clock = clock
+
+    async def load(self, chat_id: int) -> Conversation | None:
+        row = await self._session.scalar(
+            select(ConversationRow)
+            .where(ConversationRow.chat_id == chat_id)
+            .with_for_update()
+            .execution_options(populate_existing=True)
+        )
+        if row is None:
+            return None
+        return Conversation(
+            chat_id=row.chat_id,
+            user_id=row.user_id,
+            locale=row.locale,
+            step=row.step,
+            data=dict(row.data),
+            version=row.version,
+        )
+
+    async def save(self, conversation: Conversation) -> None:
+        """Version 0 means never saved: INSERT; otherwise UPDATE guarded by the loaded version.
+        On success `conversation.version` is the stored version."""
+        values = {
+            "user_id": conversation.user_id,
+            "locale": conversation.locale,
+            "step": conversation.step,
+            "data": conversation.data,
+            "updated_at": self._clock(),
+        }
+        if conversation.version == 0:
+            try:
+                await self._session.execute(
+                    insert(ConversationRow).values(chat_id=conversation.chat_id, version=1, **values)
+                )
+            except IntegrityError as exc:
+                raise ConcurrentUpdate(f"conversation {conversation.chat_id} created concurrently") from exc
+            conversation.version = 1
+            return
+        result = await self._session.execute(
+            update(ConversationRow)
+            .where(
+                ConversationRow.chat_id == conversation.chat_id,
+                ConversationRow.version == conversation.version,
+            )
+            .values(version=conversation.version + 1, **values)
+            .execution_options(synchronize_session=False)
+        )
+        if _rowcount(result) == 0:
+            raise ConcurrentUpdate(
+                f"conversation {conversation.chat_id} moved past version {conversation.version}"
+            )
+        conversation.version += 1
+
+
+# --- evidence ---------------------------------------------------------------------------------
+
+
+class SqlaEvidenceRepository:
+    def __init__(self, session: AsyncSession, clock: Clock = utc_now) -> None:
+        self._session = session
+        self._clock = clock
+
+    async def add_draft(self, draft_id: str, chat_id: int, item: EvidenceItem) -> bool:
+        exists = await self._session.scalar(
+            select(EvidenceRow.id).where(
+                EvidenceRow.draft_id == draft_id, EvidenceRow.file_unique_id == item.file_unique_id
+            )
+        )
+        if exists is not None:
+            return False
+        try:
+            await self._session.execute(
+                insert(EvidenceRow).values(
+                    draft_id=draft_id,
+                    case_no=None,
+                    chat_id=chat_id,
+                    file_unique_id=item.file_unique_id,
+                    file_id=item.file_id,
+                    path=item.path,
+                    sha256=item.sha256,
+                    mime_type=item.mime_type,
+                    width=item.width,
+                    height=item.height,
+                    size=item.size,
+                    created_at=self._clock(),
+                )
+            )
+        except IntegrityError as exc:
+            raise ConcurrentUpdate(f"evidence {item.file_unique_id} added to {draft_id} concurrently") from exc
+        return True
+
+    async def list_draft(self, draft_id: str) -> list[EvidenceItem]:
+        rows = await self._session.scalars(
+            select(EvidenceRow).where(EvidenceRow.draft_id == draft_id).order_by(EvidenceRow.id)
+        )
+        return [evidence_from_row(row) for row in rows]
+
+    async def attach(self, draft_id: str, case_no: str) -> int:
+        # Only unbound rows: evidence already bound to a case stays with it.
+        result = await self._session.execute(
+            update(EvidenceRow)
+            .where(EvidenceRow.draft_id == draft_id, EvidenceRow.case_no.is_(None))
+            .values(case_no=case_no)
+            .execution_options(synchronize_session=False)
+        )
+        return _rowcount(result)
+
+
+# --- update ledger ----------------------------------------------------------------------------
+
+
+class SqlaUpdateLedger:
+    def __init__(self, session: AsyncSession) -> None:
+        self._session = session
+
+    async def claim(self, update_id: int, chat_id: int, at: datetime) -> bool:
+        """Meant as the first statement of a unit of work. A lost INSERT race raises
+        ConcurrentUpdate (the transaction is unusable on PostgreSQL); the retry then sees False."""
+        exists = await self._session.scalar(
+            select(ProcessedUpdateRow.update_id).where(ProcessedUpdateRow.update_id == update_id)
+        )
+        if exists is not None:
+            return False
+        try:
+            await self._session.execute(
+                insert(ProcessedUpdateRow).values(update_id=update_id, chat_id=chat_id, processed_at=at)
+            )
+        except IntegrityError as exc:
+            raise ConcurrentUpdate(f"update {update_id} claimed concurrently") from exc
+        return True
+
+    async def prune(self, before: datetime) -> int:
+        result = await self._session.execute(
+            delete(ProcessedUpdateRow)
+            .where(ProcessedUpdateRow.processed_at < before)
+            .execution_options(synchronize_session=False)
+        )
+        return _rowcount(result)
+
+
+# --- agent requests ---------------------------------------------------------------------------
+
+
+class SqlaAgentRequests:
+    def __init__(self, session: AsyncSession) -> None:
+        self._session = session
+
+    async def add(self, request: AgentRequest) -> None:
+        await self._session.execute(
+            insert(AgentRequestRow).values(
+                chat_id=request.chat_id,
+                user_id=request.user_id,
+                case_no=request.case_no,
+                order_no=request.order_no,
+                step=request.step,
+                created_at=request.created_at,
+            )
+        )
+
+    async def count_for_chat(self, chat_id: int) -> int:
+        count = await self._session.scalar(
+            select(func.count()).select_from(AgentRequestRow).where(AgentRequestRow.chat_id == chat_id)
+        )
+        return int(count or 0)
+
+
+# --- outbox -----------------------------------------------------------------------------------
+
+
+class SqlaOutbox:
+    def __init__(self, session: AsyncSession) -> None:
+        self._session = session
+
+    async def add(self, message: OutboxMessage) -> bool:
+        exists = await self._session.scalar(
+            select(OutboxRow.id).where(OutboxRow.dedupe_key == message.dedupe_key)
+        )
+        if exists is not None:
+            return False
+        try:
+            await self._session.execute(
+                insert(OutboxRow).values(
+                    kind=message.kind,
+                    chat_id=message.chat_id,
+                    dedupe_key=message.dedupe_key,
+                    payload=message.payload,
+                    created_at=message.created_at,
+                    available_at=message.created_at,
+                    sent_at=None,
+                    attempts=0,
+                    last_error=None,
+                )
+            )
+        except IntegrityError as exc:
+            raise ConcurrentUpdate(f"outbox key {message.dedupe_key} queued concurrently") from exc
+        return True
+
+
+if TYPE_CHECKING:  # structural conformance to the ports, checked by mypy
+    from dialogs import ports
+
+    def _conforms(session: AsyncSession) -> None:
+        _orders: ports.OrderStore = SqlaOrderStore(session)
+        _cases: ports.CaseRepository = SqlaCaseRepository(session)
+        _conversations: ports.ConversationRepository = SqlaConversationRepository(session)
+        _evidence: ports.EvidenceRepository = SqlaEvidenceRepository(session)
+        _updates: ports.UpdateLedger = SqlaUpdateLedger(session)
+        _agent: ports.AgentRequests = SqlaAgentRequests(session)
+        _outbox: ports.Outbox = SqlaOutbox(session)

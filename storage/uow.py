@@ -1,0 +1,134 @@
+"""The SQLAlchemy unit of work and the `Database` handle the application holds."""
+
+from __future__ import annotations
+
+from types import TracebackType
+from typing import TYPE_CHECKING, Any, Self
+
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from dialogs.ports import (
+    AgentRequests,
+    CaseRepository,
+    ConversationRepository,
+    EvidenceRepository,
+    OrderStore,
+    Outbox,
+    UpdateLedger,
+)
+from storage.db import create_engine, create_session_factory
+from storage.repositories import (
+    Clock,
+    SqlaAgentRequests,
+    SqlaCaseRepository,
+    SqlaConversationRepository,
+    SqlaEvidenceRepository,
+    SqlaOrderStore,
+    SqlaOutbox,
+    SqlaUpdateLedger,
+    utc_now,
+)
+
+
+class SqlaUnitOfWork:
+    """One transaction: `async with uow: ...; await uow.commit()`.
+
+    Leaving the block rolls back whatever was not committed (including work done after a
+    commit). A fresh session is opened on every entry, so an instance may be reused serially.
+    """
+
+    # Typed as the ports (protocol attributes are invariant); use `session` for anything more.
+    orders: OrderStore
+    cases: CaseRepository
+    conversations: ConversationRepository
+    evidence: EvidenceRepository
+    updates: UpdateLedger
+    agent_requests: AgentRequests
+    outbox: Outbox
+
+    def __init__(self, session_factory: async_sessionmaker[AsyncSession], clock: Clock = utc_now) -> None:
+        self._session_factory = session_factory
+        self._clock = clock
+        self._session: AsyncSession | None = None
+
+    @property
+    def session(self) -> AsyncSession:
+        if self._session is None:
+            raise RuntimeError("the unit of work is not active (use `async with uow:`)")
+        return self._session
+
+    async def __aenter__(self) -> Self:
+        if self._session is not None:
+            raise RuntimeError("the unit of work is already active")
+        session = self._session_factory()
+        self._session = session
+        self.orders = SqlaOrderStore(session, self._clock)
+        self.cases = SqlaCaseRepository(session, self._clock)
+        self.conversations = SqlaConversationRepository(session, self._clock)
+        self.evidence = SqlaEvidenceRepository(session, self._clock)
+        self.updates = SqlaUpdateLedger(session)
+        self.agent_requests = SqlaAgentRequests(session)
+        self.outbox = SqlaOutbox(session)
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        session = self.session
+        self._session = None
+        try:
+            await session.rollback()
+        finally:
+            await session.close()
+
+    async def commit(self) -> None:
+        await self.session.commit()
+
+    async def rollback(self) -> None:
+        await self.session.rollback()
+
+
+class Database:
+    """Engine + session factory; `uow` is the `UnitOfWorkFactory` handed to the core."""
+
+    def __init__(self, engine: AsyncEngine, clock: Clock = utc_now) -> None:
+        self.engine = engine
+        self.session_factory = create_session_factory(engine)
+        self._clock = clock
+
+    @classmethod
+    def from_url(cls, url: str, *, clock: Clock = utc_now, **engine_options: Any) -> Database:
+        return cls(create_engine(url, **engine_options), clock=clock)
+
+    @property
+    def dialect(self) -> str:
+        """'sqlite' or 'postgresql'."""
+        return self.engine.dialect.name
+
+    def uow(self) -> SqlaUnitOfWork:
+        return SqlaUnitOfWork(self.session_factory, self._clock)
+
+    async def dispose(self) -> None:
+        await self.engine.dispose()
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.dispose()
+
+
+if TYPE_CHECKING:  # structural conformance to the ports, checked by mypy
+    from dialogs import ports
+
+    def _conforms(database: Database) -> None:
+        _uow: ports.UnitOfWork = database.uow()
+        _factory: ports.UnitOfWorkFactory = database.uow

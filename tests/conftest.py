@@ -1,0 +1,160 @@
+"""Database fixtures: every storage test runs against SQLite and PostgreSQL.
+
+PostgreSQL: a fresh, uniquely named database per test on the server at REFUNDBOT_TEST_POSTGRES
+(default postgresql://postgres@127.0.0.1:5432/test, used only as the maintenance connection).
+Unreachable -> skipped with the reason, unless REFUNDBOT_REQUIRE_POSTGRES=1 (CI): then failed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import itertools
+import os
+import secrets
+import shutil
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
+from pathlib import Path
+from typing import Any, TypeVar
+
+import pytest
+from sqlalchemy.engine import make_url
+
+from storage import migrate
+from storage.uow import Database
+
+T = TypeVar("T")
+
+POSTGRES_ADMIN_URL = os.environ.get("REFUNDBOT_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test")
+
+
+def _run_in_thread(coro_factory: Callable[[], Coroutine[Any, Any, T]]) -> T:
+    # A private loop in a private thread: sync fixtures must not disturb pytest-asyncio's loops.
+    with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(lambda: asyncio.run(coro_factory())).result()
+
+
+class PostgresDatabases:
+    """Creates throw-away databases named refundbot_test_<pid>_<random>_<n> and drops them."""
+
+    def __init__(self, admin_url: str) -> None:
+        self._admin = make_url(admin_url)
+        self._prefix = f"refundbot_test_{os.getpid()}_{secrets.token_hex(3)}"
+        self._counter = itertools.count(1)
+
+    async def _execute(self, *statements: str) -> None:
+        import asyncpg
+
+        connection = await asyncpg.connect(
+            host=self._admin.host,
+            port=self._admin.port or 5432,
+            user=self._admin.username,
+            password=self._admin.password,
+            database=self._admin.database,
+            timeout=5,
+        )
+        try:
+            for statement in statements:
+                await connection.execute(statement)
+        finally:
+            await connection.close()
+
+    def ping(self) -> None:
+        _run_in_thread(lambda: self._execute("SELECT 1"))
+
+    def create(self, template: str = "template0") -> tuple[str, str]:
+        name = f"{self._prefix}_{next(self._counter)}"
+        _run_in_thread(lambda: self._execute(f'CREATE DATABASE "{name}" TEMPLATE "{template}"'))
+        url = self._admin.set(drivername="postgresql", database=name)
+        return name, url.render_as_string(hide_password=False)
+
+    def drop(self, name: str) -> None:
+        # FORCE: a test that leaked a connection must not leave the database behind.
+        _run_in_thread(lambda: self._execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+@pytest.fixture(scope="session")
+def postgres_databases() -> PostgresDatabases:
+    databases = PostgresDatabases(POSTGRES_ADMIN_URL)
+    try:
+        databases.ping()
+    except Exception as exc:  # noqa: BLE001 - any failure means "no usable server"
+        shown = make_url(POSTGRES_ADMIN_URL).render_as_string(hide_password=True)
+        message = f"PostgreSQL not reachable at {shown}: {exc!r}"
+        if os.environ.get("REFUNDBOT_REQUIRE_POSTGRES") == "1":
+            pytest.fail(message, pytrace=False)
+        pytest.skip(message)
+    return databases
+
+
+@pytest.fixture(params=[pytest.param("sqlite"), pytest.param("postgres", marks=pytest.mark.postgres)])
+def backend(request: pytest.FixtureRequest) -> str:
+    """'sqlite' or 'postgres'; parametrizes every test that uses a database fixture."""
+    return str(request.param)
+
+
+@pytest.fixture
+def database_url(backend: str, request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """The URL of a fresh, empty database (not migrated)."""
+    if backend == "sqlite":
+        yield f"sqlite:///{tmp_path / 'refundbot.db'}"
+        return
+    databases: PostgresDatabases = request.getfixturevalue("postgres_databases")
+    name, url = databases.create()
+    try:
+        yield url
+    finally:
+        databases.drop(name)
+
+
+@pytest.fixture(scope="session")
+def _sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("template") / "refundbot.db"
+    migrate.upgrade(f"sqlite:///{path}")
+    return path
+
+
+@pytest.fixture(scope="session")
+def _postgres_template(postgres_databases: PostgresDatabases) -> Iterator[str]:
+    name, url = postgres_databases.create()
+    try:
+        migrate.upgrade(url)
+        yield name
+    finally:
+        postgres_databases.drop(name)
+
+
+@pytest.fixture
+def migrated_database_url(backend: str, request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """The URL of a fresh database at the head revision.
+
+    It is the test's `database_url` (migrated) when the test also uses that fixture; otherwise a
+    copy of a database migrated once per session, which is several times faster than migrating.
+    """
+    if "database_url" in request.fixturenames:
+        url: str = request.getfixturevalue("database_url")
+        migrate.upgrade(url)
+        yield url
+    elif backend == "sqlite":
+        template: Path = request.getfixturevalue("_sqlite_template")
+        path = tmp_path / "refundbot.db"
+        shutil.copyfile(template, path)  # the last connection's close checkpointed the WAL
+        yield f"sqlite:///{path}"
+    else:
+        databases: PostgresDatabases = request.getfixturevalue("postgres_databases")
+        name, url = databases.create(template=request.getfixturevalue("_postgres_template"))
+        try:
+            yield url
+        finally:
+            databases.drop(name)
+
+
+@pytest.fixture
+async def database(migrated_database_url: str) -> AsyncIterator[Database]:
+    """A migrated database (same database as `database_url` if the test uses both), disposed
+    after the test."""
+    db = Database.from_url(migrated_database_url)
+    try:
+        yield db
+    finally:
+        await db.dispose()
