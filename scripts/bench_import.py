@@ -22,12 +22,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from sqlalchemy import delete  # noqa: E402
+from sqlalchemy import delete
 
-from storage import migrate  # noqa: E402
-from storage.importer import FIELDS, ImportReport, count_rows, import_orders  # noqa: E402
-from storage.models import OrderRow  # noqa: E402
-from storage.uow import Database  # noqa: E402
+from storage import migrate
+from storage.importer import FIELDS, ImportReport, count_rows, import_orders
+from storage.models import OrderRow
+from storage.uow import Database
 
 KINDS = ("card_code", "direct_topup", "membership", "data_plan", "other")
 CHANNELS = ("alipay", "wechat", "bank_card", "balance")

@@ -1,0 +1,1 @@
+"""Persistence: SQLAlchemy implementations of the dialogs ports, migrations and the order importer."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Self
 
@@ -46,10 +47,12 @@ class SqlaUnitOfWork:
     agent_requests: AgentRequests
     outbox: Outbox
 
-    def __init__(self, session_factory: async_sessionmaker[AsyncSession], clock: Clock = utc_now) -> None:
+    def __init__(self, session_factory: async_sessionmaker[AsyncSession], clock: Clock = utc_now,
+                 gate: asyncio.Lock | None = None) -> None:
         self._session_factory = session_factory
         self._clock = clock
         self._session: AsyncSession | None = None
+        self._gate = gate
 
     @property
     def session(self) -> AsyncSession:
@@ -60,6 +63,8 @@ class SqlaUnitOfWork:
     async def __aenter__(self) -> Self:
         if self._session is not None:
             raise RuntimeError("the unit of work is already active")
+        if self._gate is not None:
+            await self._gate.acquire()
         session = self._session_factory()
         self._session = session
         self.orders = SqlaOrderStore(session, self._clock)
@@ -82,7 +87,11 @@ class SqlaUnitOfWork:
         try:
             await session.rollback()
         finally:
-            await session.close()
+            try:
+                await session.close()
+            finally:
+                if self._gate is not None:
+                    self._gate.release()
 
     async def commit(self) -> None:
         await self.session.commit()
@@ -98,6 +107,9 @@ class Database:
         self.engine = engine
         self.session_factory = create_session_factory(engine)
         self._clock = clock
+        # Every SQLite transaction is a writer (BEGIN IMMEDIATE): queue them here instead of in
+        # SQLite's busy handler, which sleeps in steps of up to 100 ms while another one commits.
+        self._gate = asyncio.Lock() if engine.dialect.name == "sqlite" else None
 
     @classmethod
     def from_url(cls, url: str, *, clock: Clock = utc_now, **engine_options: Any) -> Database:
@@ -109,7 +121,7 @@ class Database:
         return self.engine.dialect.name
 
     def uow(self) -> SqlaUnitOfWork:
-        return SqlaUnitOfWork(self.session_factory, self._clock)
+        return SqlaUnitOfWork(self.session_factory, self._clock, self._gate)
 
     async def dispose(self) -> None:
         await self.engine.dispose()

@@ -1,0 +1,33 @@
+"""Webhook mode: Telegram (the emulator) posts updates; the secret token is checked in constant time."""
+
+from __future__ import annotations
+
+import aiohttp
+
+from dialogs.texts import Texts
+from tests.e2e.conftest import make_config, texts
+
+ZH = Texts("zh_CN")
+
+
+async def test_webhook_mode_serves_the_dialog_and_checks_the_secret(start_bot, customer, control, tmp_path):
+    config = make_config(tmp_path, mode="webhook", webhook_secret="s3cret-token", listen_port=0)
+    handle = await start_bot(config)
+    c = await customer()
+    shown = await c.say("/start order_KM20261101000001")  # delivered by the emulator's webhook
+    assert "KM20261101000001" in texts(shown)
+    state = await control.get("state")
+    assert state["webhook"]["url"].endswith("/telegram/webhook")
+
+    url = handle.running.webhook_url
+    update = {"update_id": 999001, "message": {"message_id": 1, "date": 0, "chat": {"id": 10001, "type": "private"},
+                                                "from": {"id": 10001, "is_bot": False, "first_name": "x"},
+                                                "text": "/help"}}
+    async with aiohttp.ClientSession() as http:
+        for headers in ({}, {"X-Telegram-Bot-Api-Secret-Token": "wrong"}):
+            async with http.post(url, json=update, headers=headers) as resp:
+                assert resp.status == 401
+        async with http.post(url, data=b"{not json", headers={"X-Telegram-Bot-Api-Secret-Token": "s3cret-token"}) as r:
+            assert r.status == 400
+    # None of the refused posts reached the customer.
+    assert await c.read() == []
