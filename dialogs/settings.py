@@ -26,7 +26,10 @@ class OrderSettings(_Frozen):
     @field_validator("number_pattern")
     @classmethod
     def _compiles(cls, value: str) -> str:
-        re.compile(value)
+        try:
+            re.compile(value)
+        except re.error as exc:
+            raise ValueError(f"not a valid regular expression: {exc}") from exc
         return value
 
 

@@ -1,0 +1,59 @@
+"""config.example.toml documents every setting, and loading obeys file, defaults and environment."""
+
+import tomllib
+from pathlib import Path
+
+import pytest
+from pydantic import BaseModel, ValidationError
+
+from bot.config import AppConfig, load_config
+
+EXAMPLE = Path(__file__).resolve().parents[1] / "config.example.toml"
+
+
+def fields(model: type[BaseModel], prefix: str = "") -> set[str]:
+    out = set()
+    for name, info in model.model_fields.items():
+        sub = info.annotation
+        if isinstance(sub, type) and issubclass(sub, BaseModel):
+            out |= fields(sub, f"{prefix}{name}.")
+        else:
+            out.add(prefix + name)
+    return out
+
+
+def keys(table: dict, prefix: str = "") -> set[str]:
+    out = set()
+    for name, value in table.items():
+        if isinstance(value, dict) and name != "min_evidence":
+            out |= keys(value, f"{prefix}{name}.")
+        else:
+            out.add(prefix + name)
+    return out
+
+
+def test_the_example_documents_every_setting_and_loads():
+    assert fields(AppConfig) == keys(tomllib.loads(EXAMPLE.read_text(encoding="utf-8")))
+    assert load_config(EXAMPLE).telegram.mode == "polling"
+
+
+def test_defaults_apply_without_a_file(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    config = load_config(environ={})
+    assert config.database.url.startswith("sqlite:///") and config.i18n.default_locale == "zh_CN"
+    assert config.policy.card_claim_window_hours == 24 and config.policy.review_working_days == 3
+
+
+def test_environment_overrides_secrets(tmp_path):
+    config = load_config(EXAMPLE, environ={"REFUNDBOT_TOKEN": "1:abc", "REFUNDBOT_DATABASE_URL": "postgresql://x/y",
+                                           "REFUNDBOT_WEBHOOK_SECRET": "s"})
+    assert (config.telegram.token, config.database.url, config.telegram.webhook_secret) == (
+        "1:abc", "postgresql://x/y", "s")
+
+
+def test_a_bad_setting_is_refused_with_its_name(tmp_path):
+    bad = tmp_path / "bad.toml"
+    bad.write_text('[telegram]\nmode = "carrier-pigeon"\n[orders]\nnumber_pattern = "("\n', encoding="utf-8")
+    with pytest.raises(ValidationError) as err:
+        load_config(bad)
+    assert "mode" in str(err.value) and "number_pattern" in str(err.value)
