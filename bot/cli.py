@@ -6,7 +6,7 @@ import asyncio
 import logging
 import signal
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 from rich.console import Console
@@ -23,7 +23,7 @@ app.add_typer(orders_app, name="orders")
 console = Console()
 
 ConfigOption = Annotated[
-    Optional[Path],
+    Path | None,
     typer.Option("--config", "-c", help="TOML settings (default ./config.toml, else built-in defaults).",
                  exists=True, dir_okay=False),
 ]
@@ -67,7 +67,7 @@ def run(config: ConfigOption = None, verbose: bool = typer.Option(False, "--verb
 @app.command()
 def chat(
     user: int = typer.Option(10001, help="Demo customer to play (10001 小明, 10002 Alice, 10003 小红)."),
-    url: Optional[str] = typer.Option(None, help="Emulator address (default: [sandbox] host and port)."),
+    url: str | None = typer.Option(None, help="Emulator address (default: [sandbox] host and port)."),
     config: ConfigOption = None,
 ) -> None:
     """Play a demo customer in the terminal, against a running `refundbot run` without a token."""

@@ -273,8 +273,14 @@ class Dialog:
         )
 
     # -- reason and verdict -------------------------------------------------------------------
+    async def draft_order(self) -> Order | None:
+        """The order of the draft, read once per update."""
+        if self.order is None or self.order.order_no != self.data.get("order_no"):
+            self.order = await self.uow.orders.get(self.data.get("order_no", ""))
+        return self.order
+
     async def take_reason(self) -> None:
-        self.order = await self.uow.orders.get(self.data.get("order_no", ""))
+        await self.draft_order()
         value = self.event.text.rsplit(".", 1)[-1]
         if self.order is not None and value in {r.value for r in policy.reasons_for(self.order.product_kind)}:
             self.data["reason"] = value
@@ -307,7 +313,7 @@ class Dialog:
         self.data.clear()
 
     async def show_verdict(self) -> None:
-        order = await self.uow.orders.get(self.data["order_no"])
+        order = await self.draft_order()
         assert order is not None
         decision = policy.decide(order, self.chosen_reason(), self.now, self.settings.policy)
         self.data["verdict"] = decision.verdict.value
@@ -409,7 +415,7 @@ class Dialog:
     # -- confirm and file ---------------------------------------------------------------------
     async def show_summary(self) -> None:
         self.evidence_count = len(await self.uow.evidence.list_draft(self.data["draft_id"]))
-        order = await self.uow.orders.get(self.data["order_no"])
+        order = await self.draft_order()
         assert order is not None
         self.new_nonce()
         buttons = ((self.button("btn_submit", "submit"),), (self.button("btn_cancel", "cancel"),))

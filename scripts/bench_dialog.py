@@ -14,6 +14,7 @@ import argparse
 import asyncio
 import io
 import os
+import signal
 import socket
 import statistics
 import sys
@@ -220,7 +221,7 @@ async def run_bot(name: str, make_cmd, args: argparse.Namespace, offset: int) ->
                 "half_rate": half_rate, "half_p50": pct(half_lat, 50), "half_p99": pct(half_lat, 99)}
     finally:
         for process in (bot, emulator):
-            process.terminate()
+            process.send_signal(signal.SIGINT)  # py-spy writes its profile on SIGINT
             await process.wait()
 
 
@@ -228,6 +229,7 @@ async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--customers", type=int, default=200, help="customers per pass (7 updates each)")
     parser.add_argument("--concurrency", type=int, default=20, help="customers in flight at once")
+    parser.add_argument("--profile", help="record the refundbot process with py-spy into this file")
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -241,7 +243,10 @@ async def main() -> None:
             config.write_text(
                 f'[telegram]\ntoken = "{TOKEN}"\napi_base = "{base}"\npoll_timeout = 1\nflood_max_updates = 1000\n'
                 f'[database]\nurl = "{db}"\n[storage]\nevidence_dir = "{tmp}/evidence"\n', encoding="utf-8")
-            return [sys.executable, "-m", "bot", "run", "--config", str(config)]
+            command = [sys.executable, "-m", "bot", "run", "--config", str(config)]
+            if args.profile:  # py-spy's flat profile of the bot process, for finding where time goes
+                command = ["py-spy", "record", "--format", "raw", "-o", args.profile, "--"] + command
+            return command
 
         def echo(base: str) -> list[str]:
             return [sys.executable, str(script), base, TOKEN]

@@ -6,17 +6,19 @@ from __future__ import annotations
 import asyncio
 import hmac
 import logging
-from collections import defaultdict
+from typing import Any
 
+import aiohttp
 from aiogram import Bot, Dispatcher
 from aiogram.client.session.aiohttp import AiohttpSession
 from aiogram.client.telegram import TelegramAPIServer
-from aiogram.exceptions import TelegramAPIError, TelegramNetworkError, TelegramRetryAfter
+from aiogram.exceptions import TelegramAPIError, TelegramNetworkError
 from aiogram.types import BotCommand, Update
 from aiohttp import web
 
 from bot.aiogram_adapter.router import build_router
 from bot.evidence import EvidenceIntake
+from bot.polling import ConfirmingPoller, Fetched
 from dialogs.service import RefundService
 from dialogs.texts import Texts
 
@@ -24,19 +26,23 @@ log = logging.getLogger(__name__)
 
 COMMANDS = ("refund", "status", "cancel", "agent", "lang", "help")
 ALLOWED_UPDATES = ["message", "callback_query"]
-# An update that keeps failing is skipped after this many batches, so one poison update cannot
-# stop the bot; every failure is logged.
-MAX_UPDATE_ATTEMPTS = 5
 SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
 
 
-def chat_key(update: Update) -> int:
-    if update.message is not None:
-        return update.message.chat.id
-    if update.callback_query is not None:
-        query = update.callback_query
-        return query.message.chat.id if query.message is not None else query.from_user.id
+def chat_key(raw: dict[str, Any]) -> int:
+    if "message" in raw:
+        return int(raw["message"]["chat"]["id"])
+    query = raw.get("callback_query")
+    if query is not None:
+        message = query.get("message")
+        return int(message["chat"]["id"] if message else query["from"]["id"])
     return 0
+
+
+class PollFailed(Exception):
+    def __init__(self, description: str, retry_after: float | None = None) -> None:
+        super().__init__(description)
+        self.retry_after = retry_after
 
 
 class AiogramRunner:
@@ -49,6 +55,8 @@ class AiogramRunner:
         self.default_locale = default_locale
         self.poll_timeout = poll_timeout
         self.handled = 0
+        self._fetch_backoff = 0.25
+        self._poll_http: aiohttp.ClientSession | None = None
 
     async def set_commands(self) -> None:
         """Publish the command menu in both languages; a failure must not keep the bot down."""
@@ -62,70 +70,44 @@ class AiogramRunner:
 
     async def close(self) -> None:
         await self.bot.session.close()
+        if self._poll_http is not None:
+            await self._poll_http.close()
 
     # -- polling -------------------------------------------------------------------------------
     async def run_polling(self, stop: asyncio.Event) -> None:
         await self.bot.delete_webhook(drop_pending_updates=False)
         await self.set_commands()
-        offset: int | None = None
-        attempts: dict[int, int] = defaultdict(int)
-        backoff = 0.5
-        while not stop.is_set():
-            try:
-                updates = await self._get_updates(offset, stop)
-            except TelegramRetryAfter as exc:
-                await asyncio.sleep(exc.retry_after)
-                continue
-            except (TelegramAPIError, TelegramNetworkError) as exc:
-                log.warning("getUpdates failed: %s; retrying in %.1fs", exc, backoff)
-                await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, 30)
-                continue
-            backoff = 0.5
-            if not updates:
-                continue
-            failed = await self._handle_batch(updates)
-            # Confirm everything handled; stop before the first failure so Telegram gives it again.
-            offset = updates[-1].update_id + 1
-            if failed is not None:
-                attempts[failed] += 1
-                if attempts[failed] < MAX_UPDATE_ATTEMPTS:
-                    offset = failed
-                    await asyncio.sleep(min(0.2 * 2 ** attempts[failed], 5))
-                else:
-                    log.error("update %s failed %d times; skipping it", failed, attempts[failed])
-                    offset = failed + 1
-                    del attempts[failed]
+        self.poller = ConfirmingPoller(self._fetch, self._feed, self.poll_timeout)
+        await self.poller.run(stop, self._fetch_error_delay)
 
-    async def _get_updates(self, offset: int | None, stop: asyncio.Event) -> list[Update]:
-        fetch = asyncio.ensure_future(
-            self.bot.get_updates(offset=offset, timeout=self.poll_timeout, allowed_updates=ALLOWED_UPDATES))
-        waiter = asyncio.ensure_future(stop.wait())
-        done, _ = await asyncio.wait({fetch, waiter}, return_when=asyncio.FIRST_COMPLETED)
-        if fetch not in done:
-            fetch.cancel()
-            return []
-        waiter.cancel()
-        return fetch.result()
+    async def _fetch(self, offset: int | None, timeout: int) -> list[Fetched[dict[str, Any]]]:
+        """getUpdates as raw JSON: while updates are in flight Telegram repeats them in every answer,
+        so only the new ones are worth turning into aiogram objects (in `_feed`)."""
+        if self._poll_http is None:
+            self._poll_http = aiohttp.ClientSession()
+        url = self.bot.session.api.api_url(token=self.bot.token, method="getUpdates")
+        body = {"timeout": timeout, "allowed_updates": ALLOWED_UPDATES}
+        if offset is not None:
+            body["offset"] = offset
+        async with self._poll_http.post(url, json=body, timeout=aiohttp.ClientTimeout(total=timeout + 30)) as resp:
+            answer = await resp.json(content_type=None)
+        if not answer.get("ok"):
+            retry_after = (answer.get("parameters") or {}).get("retry_after")
+            raise PollFailed(answer.get("description", f"HTTP {resp.status}"), retry_after)
+        self._fetch_backoff = 0.25
+        return [Fetched(raw["update_id"], chat_key(raw), raw) for raw in answer["result"]]
 
-    async def _handle_batch(self, updates: list[Update]) -> int | None:
-        """Chats run in parallel, each chat's updates in order; returns the lowest failed update id."""
-        by_chat: dict[int, list[Update]] = defaultdict(list)
-        for update in updates:
-            by_chat[chat_key(update)].append(update)
-        results = await asyncio.gather(*(self._handle_chat(batch) for batch in by_chat.values()))
-        failed = [r for r in results if r is not None]
-        return min(failed) if failed else None
+    async def _feed(self, raw: dict[str, Any]) -> None:
+        update = Update.model_validate(raw, context={"bot": self.bot})
+        await self.dispatcher.feed_update(self.bot, update)
+        self.handled += 1
 
-    async def _handle_chat(self, updates: list[Update]) -> int | None:
-        for update in updates:
-            try:
-                await self.dispatcher.feed_update(self.bot, update)
-                self.handled += 1
-            except Exception:
-                log.exception("update %s failed", update.update_id)
-                return update.update_id  # later updates of this chat wait for it
-        return None
+    def _fetch_error_delay(self, exc: Exception) -> float:
+        if isinstance(exc, PollFailed) and exc.retry_after:
+            return float(exc.retry_after)
+        self._fetch_backoff = min(self._fetch_backoff * 2, 30)
+        log.warning("getUpdates failed: %s; retrying in %.1fs", exc, self._fetch_backoff)
+        return self._fetch_backoff
 
     # -- webhook -------------------------------------------------------------------------------
     def webhook_app(self, path: str, secret: str) -> web.Application:

@@ -15,7 +15,7 @@ D, F, P = DeliveryStatus.DELIVERED, DeliveryStatus.FAILED, DeliveryStatus.PENDIN
 
 def order(kind=ProductKind.CARD_CODE, status=D, age_h=2.0, redeemed=None, credited=None, tags=()):
     return Order(order_no="KM20261124000001", buyer_phone="13800001234", product_name="x", product_kind=kind,
-                 amount=Decimal("10"), payment_channel=PaymentChannel.ALIPAY,
+                 amount=Decimal(10), payment_channel=PaymentChannel.ALIPAY,
                  paid_at=NOW - timedelta(hours=age_h + 0.1), delivery_status=status,
                  delivered_at=NOW - timedelta(hours=age_h) if status is D else None,
                  card_redeemed=redeemed, topup_credited=credited, tags=frozenset(tags))
