@@ -229,11 +229,12 @@ async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--customers", type=int, default=200, help="customers per pass (7 updates each)")
     parser.add_argument("--concurrency", type=int, default=20, help="customers in flight at once")
+    parser.add_argument("--database", help="an EMPTY database URL to use instead of a temporary SQLite file")
     parser.add_argument("--profile", help="record the refundbot process with py-spy into this file")
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory() as tmp:
-        db = f"sqlite:///{tmp}/bench.db"
+        db = args.database or f"sqlite:///{tmp}/bench.db"
         await seed(db, 2 * args.customers)
         script = Path(tmp) / "echo_bot.py"
         script.write_text(ECHO_BOT, encoding="utf-8")
@@ -254,7 +255,8 @@ async def main() -> None:
         results = {"refundbot": await run_bot("refundbot", refundbot, args, offset=0),
                    "echo": await run_bot("echo", echo, args, offset=0)}
 
-    print(f"\n{args.customers} customers x {STEPS} updates per pass, {args.concurrency} in flight, SQLite, "
+    print(f"\n{args.customers} customers x {STEPS} updates per pass, {args.concurrency} in flight, "
+          f"{'PostgreSQL' if args.database and args.database.startswith('postgres') else 'SQLite'}, "
           f"{os.cpu_count()} cores")
     print(f"{'bot':<10} {'updates/s':>10} {'p50 ms':>8} {'p99 ms':>8} | half load: {'upd/s':>7} "
           f"{'p50 ms':>8} {'p99 ms':>8}")
