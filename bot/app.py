@@ -72,11 +72,24 @@ async def running_bot(config: AppConfig, token: str, api_base: str) -> AsyncIter
     intake = EvidenceIntake(config.storage.evidence_dir, config.policy)
     runner = AiogramRunner(token, api_base, service, intake, config.i18n.default_locale,
                            config.telegram.poll_timeout)
+    housekeeping = asyncio.create_task(forget_old_claims(service))
     try:
         yield Running(runner, database, service, api_base)
     finally:
+        housekeeping.cancel()
         await runner.close()
         await database.dispose()
+
+
+async def forget_old_claims(service: RefundService, every: float = 3600) -> None:
+    while True:
+        try:
+            forgotten = await service.forget_old_claims()
+            if forgotten:
+                log.info("forgot %d update claims older than Telegram's retention", forgotten)
+        except Exception:  # housekeeping must never take the bot down
+            log.exception("pruning update claims failed")
+        await asyncio.sleep(every)
 
 
 async def serve(running: Running, config: AppConfig, stop: asyncio.Event) -> None:

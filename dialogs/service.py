@@ -11,7 +11,7 @@ from collections import deque
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from dialogs.conversation import BUTTON_TRIGGERS, MACHINE, Dialog, Step, agent_request
 from dialogs.domain import CaseStatus, Conversation, OutboxMessage
@@ -24,6 +24,7 @@ from dialogs.workdays import WorkingCalendar
 # Statuses whose next deadline is the review promise.
 _AWAITING_REVIEW = frozenset({CaseStatus.SUBMITTED, CaseStatus.IN_REVIEW, CaseStatus.APPEALED})
 _MAX_RETRIES = 5
+CLAIM_RETENTION = timedelta(hours=48)
 
 
 def utcnow() -> datetime:
@@ -113,6 +114,14 @@ class RefundService:
                         raise
                     await asyncio.sleep(0.01 * (attempt + 1))
         raise AssertionError("unreachable")
+
+    async def forget_old_claims(self, older_than: timedelta = CLAIM_RETENTION) -> int:
+        """Telegram keeps an update for 24 h at most, and may restart update ids after a quiet week:
+        a claim older than that only stands in the way of a new update with the same id."""
+        async with self.uow_factory() as uow:
+            count = await uow.updates.prune(self.clock() - older_than)
+            await uow.commit()
+        return count
 
     async def _handle_once(self, event: Event) -> Outcome:
         now = self.clock()

@@ -187,3 +187,17 @@ async def test_a_failed_set_my_commands_is_not_fatal(start_bot, customer, contro
     c = await customer()
     assert texts(await c.say("/help")).startswith("退款规则")
     assert buttons([]) == []
+
+
+async def test_claims_older_than_telegrams_retention_are_forgotten(bot, customer, control):
+    from datetime import timedelta
+
+    c = await customer()
+    await c.say("/help")
+    service = bot.running.service
+    assert await service.forget_old_claims(older_than=timedelta(hours=48)) == 0
+    assert await service.forget_old_claims(older_than=timedelta(seconds=-1)) >= 1
+    # A new update that reuses a forgotten id is handled again instead of being taken for a repeat.
+    again = await control.post("redeliver", update_id=c.last_update)
+    await control.wait(again["update_id"])
+    assert texts(await c.read()).startswith("退款规则")
