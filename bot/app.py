@@ -130,16 +130,18 @@ async def run(config: AppConfig, stop: asyncio.Event, announce: Callable[[str], 
 
     from sandbox.server import Emulator
 
-    async with Emulator(host=config.sandbox.host, port=config.sandbox.port) as emulator:
-        async with running_bot(config, SANDBOX_TOKEN, emulator.base_url) as running:
-            count = await seed_demo_orders(running.database) if config.sandbox.demo_orders else 0
-            people = ", ".join(f"{c.user_id} {c.first_name}" for c in CUSTOMERS)
-            announce(
-                "No Telegram token configured: refundbot runs on the built-in Telegram emulator at "
-                f"{emulator.base_url} with {count} demo orders (database {config.database.url}).\n"
-                "Talk to it as a demo customer from another terminal:\n"
-                "    .venv/bin/refundbot chat            (or: refundbot chat --user 10002 for English)\n"
-                f"Demo customers: {people}. Demo orders: KM20261101000001 … KM20261101000015.\n"
-                "Press Ctrl+C to stop."
-            )
-            await serve(running, config, stop)
+    async with (
+        Emulator(host=config.sandbox.host, port=config.sandbox.port) as emulator,
+        running_bot(config, SANDBOX_TOKEN, emulator.base_url) as running,
+    ):
+        count = await seed_demo_orders(running.database) if config.sandbox.demo_orders else 0
+        people = ", ".join(f"{c.user_id} {c.first_name}" for c in CUSTOMERS)
+        announce(
+            "No Telegram token configured: refundbot runs on the built-in Telegram emulator at "
+            f"{emulator.base_url} with {count} demo orders (database {config.database.url}).\n"
+            "Talk to it as a demo customer from another terminal:\n"
+            "    .venv/bin/refundbot chat            (or: refundbot chat --user 10002 for English)\n"
+            f"Demo customers: {people}. Demo orders: KM20261101000001 … KM20261101000015.\n"
+            "Press Ctrl+C to stop."
+        )
+        await serve(running, config, stop)

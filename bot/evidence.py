@@ -58,7 +58,7 @@ class EvidenceIntake:
             data = await download(file.file_id, cap)
         except TooLarge:
             return FileInspection(ok=False, problem="too_large")
-        except Exception as exc:  # network, Telegram error: the customer can simply send it again
+        except Exception as exc:  # noqa: BLE001 - network, Telegram error: the customer can simply send it again
             log.warning("evidence download failed: %s", type(exc).__name__)
             return FileInspection(ok=False, problem="download_failed")
         if len(data) > cap:

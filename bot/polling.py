@@ -62,7 +62,7 @@ class ConfirmingPoller(Generic[U]):
             # With work in flight the answer comes at once (it repeats the unconfirmed updates).
             try:
                 fetched = await _until(stop, self.fetch(offset, self.poll_timeout))
-            except Exception as exc:  # the adapter tells how long to wait for its error kinds
+            except Exception as exc:  # noqa: BLE001 - the adapter tells how long to wait for its error kinds
                 await _until(stop, asyncio.sleep(on_fetch_error(exc)))
                 continue
             if fetched is None:
@@ -100,7 +100,7 @@ class ConfirmingPoller(Generic[U]):
                 item = queue[0]
                 try:
                     await self.handle(item.update)
-                except Exception:
+                except Exception:  # noqa: BLE001 - logged in _failed, retried, then skipped
                     self._failed(chat, queue)
                     return
                 queue.popleft()
@@ -142,7 +142,7 @@ class ConfirmingPoller(Generic[U]):
         if offset is not None:
             try:
                 await self.fetch(offset, 0)
-            except Exception as exc:
+            except Exception as exc:  # noqa: BLE001 - best effort at shutdown
                 log.info("could not confirm handled updates at shutdown (%s); they will be skipped", exc)
 
 

@@ -177,10 +177,14 @@ class Dialog:
     def button(self, key: str, action: str, **kw: Any) -> Button:
         return Button(self.t(key, **kw), f"{self.data['nonce']}.{action}")
 
-    def start_draft(self) -> None:
+    def clear_draft(self) -> None:
+        """Forget the request being built; failed lookups stay, so a cool-down survives a restart."""
         keep = {k: self.data[k] for k in ("failures",) if k in self.data}
         self.data.clear()
         self.data.update(keep)
+
+    def start_draft(self) -> None:
+        self.clear_draft()
         self.data["draft_id"] = uuid.uuid4().hex
 
     # -- order lookup -------------------------------------------------------------------------
@@ -310,7 +314,7 @@ class Dialog:
             status=self.t(f"status.{case.status.value}"),
             due=case.review_due.isoformat(),
         )
-        self.data.clear()
+        self.clear_draft()
 
     async def show_verdict(self) -> None:
         order = await self.draft_order()
@@ -475,12 +479,10 @@ class Dialog:
             due=review_due.isoformat(),
             next_steps=self.t(f"next_steps.{case.verdict.value}"),
         )
-        self.data.clear()
+        self.clear_draft()
 
     async def say_cancelled(self) -> None:
-        keep = {k: self.data[k] for k in ("failures",) if k in self.data}
-        self.data.clear()
-        self.data.update(keep)
+        self.clear_draft()
         self.say("cancelled")
 
 

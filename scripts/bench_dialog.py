@@ -29,10 +29,10 @@ from PIL import Image
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bot.app import open_database  # noqa: E402
-from bot.config import AppConfig  # noqa: E402
-from dialogs.domain import DeliveryStatus, Order, PaymentChannel, ProductKind  # noqa: E402
-from sandbox.client import EmulatorClient  # noqa: E402
+from bot.app import open_database
+from bot.config import AppConfig
+from dialogs.domain import DeliveryStatus, Order, PaymentChannel, ProductKind
+from sandbox.client import EmulatorClient
 
 TOKEN = "7000000001:bench-token"
 USER_BASE = 500000
@@ -87,7 +87,7 @@ async def seed(url: str, customers: int) -> None:
         for i in range(customers):
             await uow.orders.upsert(Order(
                 order_no=order_no(i), buyer_phone="13800000000", buyer_telegram_id=USER_BASE + i,
-                product_name="王者荣耀点券卡 100元", product_kind=ProductKind.CARD_CODE, amount=Decimal("100"),
+                product_name="王者荣耀点券卡 100元", product_kind=ProductKind.CARD_CODE, amount=Decimal(100),
                 payment_channel=PaymentChannel.ALIPAY, paid_at=now - timedelta(hours=1),
                 delivered_at=now - timedelta(minutes=50), delivery_status=DeliveryStatus.DELIVERED,
                 card_redeemed=False))
@@ -187,7 +187,7 @@ async def wait_ready(client: EmulatorClient, timeout: float = 60) -> None:
             calls = await client.calls("getUpdates")
             if calls:
                 return
-        except Exception:
+        except Exception:  # noqa: BLE001, S110 - not listening yet
             pass
         await asyncio.sleep(0.2)
     raise TimeoutError("bot did not start polling")
@@ -199,7 +199,7 @@ async def wait_emulator(base: str) -> None:
             async with EmulatorClient(base) as client:
                 await client.state()
                 return
-        except Exception:
+        except Exception:  # noqa: BLE001 - not listening yet
             await asyncio.sleep(0.1)
     raise TimeoutError("emulator did not start")
 

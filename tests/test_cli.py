@@ -1,5 +1,8 @@
 """The refundbot command line: orders import with its report, demo orders, db upgrade."""
 
+import json
+import urllib.request
+
 from typer.testing import CliRunner
 
 from bot.cli import app
@@ -35,3 +38,20 @@ def test_demo_orders_and_db_upgrade(tmp_path):
     assert result.exit_code == 0 and "revision" in result.output
     result = CliRunner().invoke(app, ["orders", "demo", "--config", config])
     assert result.exit_code == 0 and "15 demo orders" in result.output
+
+
+def test_chat_plays_a_demo_customer_against_a_running_emulator():
+    from sandbox.server import Emulator
+
+    emulator = Emulator(port=0)
+    emulator.start_in_thread()
+    try:
+        result = CliRunner().invoke(app, ["chat", "--user", "10002", "--url", emulator.base_url],
+                                    input="/help\n:quit\n")
+        assert result.exit_code == 0, result.output
+        assert "Chatting as Alice (10002)" in result.output
+        with urllib.request.urlopen(f"{emulator.base_url}/control/chat?chat_id=10002") as resp:
+            chat = json.load(resp)
+        assert [m.get("text") for m in chat] == ["/help"]  # what the person typed reached Telegram
+    finally:
+        emulator.stop()

@@ -119,7 +119,7 @@ class AiogramRunner:
                 return web.Response(status=401, text="bad secret token")
             try:
                 update = Update.model_validate(await request.json(), context={"bot": self.bot})
-            except Exception:
+            except ValueError:  # bad JSON or not an Update (pydantic's ValidationError is a ValueError)
                 return web.Response(status=400, text="malformed update")
             try:
                 await self.dispatcher.feed_update(self.bot, update)
