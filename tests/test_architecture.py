@@ -24,3 +24,8 @@ def test_import_linter_contracts_are_kept():
 def test_mypy_strict_passes_on_dialogs_and_storage():
     result = run(sys.executable, "-m", "mypy")
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_ruff_finds_nothing():
+    result = run(str(BIN / "ruff"), "check", "bot", "dialogs", "storage", "sandbox", "tests", "scripts")
+    assert result.returncode == 0, result.stdout + result.stderr
