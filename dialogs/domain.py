@@ -135,6 +135,7 @@ class Case:
     review_due: date
     evidence: tuple[EvidenceItem, ...] = ()
     wants_human: bool = False
+    version: int = 1  # bumped by every status change; notifications deduplicate on it
 
 
 @dataclass(slots=True)

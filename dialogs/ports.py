@@ -13,6 +13,7 @@ from typing import Protocol, Self
 from dialogs.domain import (
     AgentRequest,
     Case,
+    CaseStatus,
     Conversation,
     EvidenceItem,
     Order,
@@ -43,6 +44,14 @@ class CaseRepository(Protocol):
     async def find_open(self, order_no: str, reason: Reason) -> Case | None: ...
 
     async def list_for_user(self, user_id: int, limit: int = 20) -> list[Case]: ...
+
+    async def set_status(
+        self, case_no: str, status: CaseStatus, *, actor: str, at: datetime | None = None, note: str = ""
+    ) -> Case:
+        """Move a case and log the event (who, when, from, to, note); returns the case as stored now.
+        Raises KeyError for an unknown case, ConcurrentUpdate when it would reopen a second open
+        case for the same order and reason. Lifecycle rules are checked by the caller."""
+        ...
 
 
 class ConversationRepository(Protocol):

@@ -184,6 +184,7 @@ def case_from_row(row: CaseRow, evidence: Sequence[EvidenceItem] = ()) -> Case:
         review_due=row.review_due,
         evidence=tuple(evidence),
         wants_human=row.wants_human,
+        version=row.version,
     )
 
 

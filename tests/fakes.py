@@ -12,6 +12,7 @@ from dialogs.domain import (
     OPEN_STATUSES,
     AgentRequest,
     Case,
+    CaseStatus,
     Conversation,
     EvidenceItem,
     Order,
@@ -33,6 +34,7 @@ class FakeStore:
         self.updates: dict[int, datetime] = {}
         self.agent_requests: list[AgentRequest] = []
         self.outbox: dict[str, OutboxMessage] = {}
+        self.case_events: list[tuple[str, CaseStatus | None, CaseStatus, str, str]] = []
 
 
 class FakeUnitOfWork:
@@ -91,6 +93,14 @@ class FakeUnitOfWork:
             return False
         self._work.outbox[item.dedupe_key] = item
         return True
+
+    async def set_status(self, case_no: str, status: CaseStatus, *, actor: str, at: datetime | None = None,
+                         note: str = "") -> Case:
+        case = self._work.cases[case_no]
+        moved = replace(case, status=status, version=case.version + 1)
+        self._work.cases[case_no] = moved
+        self._work.case_events.append((case_no, case.status, status, actor, note))
+        return moved
 
     async def find_open(self, order_no: str, reason: Reason) -> Case | None:
         for case in self._work.cases.values():
