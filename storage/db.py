@@ -5,8 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from sqlalchemy import create_engine as sa_create_engine
 from sqlalchemy import event
-from sqlalchemy.engine import URL, Connection, make_url
+from sqlalchemy.engine import URL, Connection, Engine, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 from sqlalchemy.pool import ConnectionPoolEntry
 
@@ -76,13 +77,29 @@ def create_engine(url: str | URL, **kwargs: Any) -> AsyncEngine:
     return create_async_engine(normalized, **options)
 
 
+def create_sync_sqlite_engine(url: str | URL) -> Engine:
+    """A plain pysqlite engine on the same file, with the same pragmas and BEGIN IMMEDIATE.
+
+    The unit of work runs SQLite statements through it in the event loop's thread: a statement
+    takes microseconds, far less than aiosqlite's thread hand-off per cursor call, and a
+    transaction then holds the writer gate only for its own work."""
+    parsed = _async_url(url).set(drivername="sqlite+pysqlite")
+    engine = sa_create_engine(parsed, connect_args={"check_same_thread": False})
+    _install_sqlite_hooks(engine)
+    return engine
+
+
 def _setup_sqlite(engine: AsyncEngine) -> None:
+    _install_sqlite_hooks(engine.sync_engine)
+
+
+def _install_sqlite_hooks(engine: Engine) -> None:
     # The pysqlite recipe from the SQLAlchemy docs: take BEGIN away from the driver and emit
     # BEGIN IMMEDIATE ourselves. A deferred transaction that reads and then writes fails with
     # SQLITE_BUSY on lock upgrade (busy_timeout does not apply there); IMMEDIATE takes the write
     # lock up front, so concurrent writers queue on busy_timeout instead.
 
-    @event.listens_for(engine.sync_engine, "connect")
+    @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: ConnectionPoolEntry) -> None:
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
@@ -92,7 +109,7 @@ def _setup_sqlite(engine: AsyncEngine) -> None:
         finally:
             cursor.close()
 
-    @event.listens_for(engine.sync_engine, "begin")
+    @event.listens_for(engine, "begin")
     def _on_begin(connection: Connection) -> None:
         connection.exec_driver_sql("BEGIN IMMEDIATE")
 

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Self
+from typing import TYPE_CHECKING, Any, Self, cast
 
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+from sqlalchemy.engine import Engine
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
+from sqlalchemy.orm import sessionmaker
 
 from dialogs.ports import (
     AgentRequests,
@@ -17,7 +20,7 @@ from dialogs.ports import (
     Outbox,
     UpdateLedger,
 )
-from storage.db import create_engine, create_session_factory
+from storage.db import create_engine, create_session_factory, create_sync_sqlite_engine, sqlite_path
 from storage.repositories import (
     Clock,
     SqlaAgentRequests,
@@ -29,6 +32,7 @@ from storage.repositories import (
     SqlaUpdateLedger,
     utc_now,
 )
+from storage.syncsession import SyncSessionAdapter
 
 
 class SqlaUnitOfWork:
@@ -47,7 +51,7 @@ class SqlaUnitOfWork:
     agent_requests: AgentRequests
     outbox: Outbox
 
-    def __init__(self, session_factory: async_sessionmaker[AsyncSession], clock: Clock = utc_now,
+    def __init__(self, session_factory: Callable[[], AsyncSession], clock: Clock = utc_now,
                  gate: asyncio.Lock | None = None) -> None:
         self._session_factory = session_factory
         self._clock = clock
@@ -107,6 +111,14 @@ class Database:
         self.engine = engine
         self.session_factory = create_session_factory(engine)
         self._clock = clock
+        self._sync_engine: Engine | None = None
+        self._uow_sessions: Callable[[], AsyncSession] = self.session_factory
+        path = sqlite_path(engine.url)
+        if path is not None:
+            self._sync_engine = create_sync_sqlite_engine(engine.url)
+            sync_sessions = sessionmaker(self._sync_engine, expire_on_commit=False, autoflush=False)
+            # The adapter offers the AsyncSession methods the repositories call (see syncsession).
+            self._uow_sessions = lambda: cast(AsyncSession, SyncSessionAdapter(sync_sessions()))
         # Every SQLite transaction is a writer (BEGIN IMMEDIATE): queue them here instead of in
         # SQLite's busy handler, which sleeps in steps of up to 100 ms while another one commits.
         self._gate = asyncio.Lock() if engine.dialect.name == "sqlite" else None
@@ -121,10 +133,12 @@ class Database:
         return self.engine.dialect.name
 
     def uow(self) -> SqlaUnitOfWork:
-        return SqlaUnitOfWork(self.session_factory, self._clock, self._gate)
+        return SqlaUnitOfWork(self._uow_sessions, self._clock, self._gate)
 
     async def dispose(self) -> None:
         await self.engine.dispose()
+        if self._sync_engine is not None:
+            self._sync_engine.dispose()
 
     async def __aenter__(self) -> Self:
         return self
