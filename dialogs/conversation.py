@@ -119,7 +119,18 @@ BUTTON_TRIGGERS = {
     "submit": "confirm",
 }
 
-MACHINE = AsyncMachine(
+class SequentialAsyncMachine(AsyncMachine):
+    """Runs a transition's callbacks one after another in the table's order, each awaited in place.
+
+    AsyncMachine gathers them as concurrent tasks; ours share one unit of work, must not
+    interleave, and a task per callback would hand the event loop away mid-transaction."""
+
+    @staticmethod
+    async def await_all(callables: list[Any]) -> list[Any]:
+        return [await func() for func in callables]
+
+
+MACHINE = SequentialAsyncMachine(
     model=None,
     states=[s.value for s in Step],
     transitions=TRANSITIONS,
