@@ -73,13 +73,24 @@ async def running_bot(config: AppConfig, token: str, api_base: str) -> AsyncIter
     intake = EvidenceIntake(config.storage.evidence_dir, config.policy)
     runner = AiogramRunner(token, api_base, service, intake, config.i18n.default_locale,
                            config.telegram.poll_timeout)
-    housekeeping = asyncio.create_task(forget_old_claims(service))
+    housekeeping = [asyncio.create_task(forget_old_claims(service)),
+                    asyncio.create_task(checkpoint_often(database))]
     try:
         yield Running(runner, database, service, api_base)
     finally:
-        housekeeping.cancel()
+        for task in housekeeping:
+            task.cancel()
         await runner.close()
         await database.dispose()
+
+
+async def checkpoint_often(database: Database, every: float = 1.0) -> None:
+    while True:
+        try:
+            await database.checkpoint()
+        except Exception:
+            log.exception("SQLite checkpoint failed")
+        await asyncio.sleep(every)
 
 
 async def forget_old_claims(service: RefundService, every: float = 3600) -> None:

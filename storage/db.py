@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 from pathlib import Path
 from typing import Any
 
@@ -85,15 +86,27 @@ def create_sync_sqlite_engine(url: str | URL) -> Engine:
     transaction then holds the writer gate only for its own work."""
     parsed = _async_url(url).set(drivername="sqlite+pysqlite")
     engine = sa_create_engine(parsed, connect_args={"check_same_thread": False})
-    _install_sqlite_hooks(engine)
+    # A commit that crosses the WAL's auto-checkpoint size would copy pages and fsync right there,
+    # in the event loop's thread; `checkpoint_sqlite` does that work in a worker thread instead.
+    _install_sqlite_hooks(engine, extra_pragmas=("PRAGMA wal_autocheckpoint=0",))
     return engine
+
+
+def checkpoint_sqlite(path: Path) -> None:
+    """Copy committed WAL frames into the database file without blocking readers or writers.
+    Blocking I/O: call it from a worker thread."""
+    connection = sqlite3.connect(path, isolation_level=None, timeout=10)
+    try:
+        connection.execute("PRAGMA wal_checkpoint(PASSIVE)")
+    finally:
+        connection.close()
 
 
 def _setup_sqlite(engine: AsyncEngine) -> None:
     _install_sqlite_hooks(engine.sync_engine)
 
 
-def _install_sqlite_hooks(engine: Engine) -> None:
+def _install_sqlite_hooks(engine: Engine, extra_pragmas: tuple[str, ...] = ()) -> None:
     # The pysqlite recipe from the SQLAlchemy docs: take BEGIN away from the driver and emit
     # BEGIN IMMEDIATE ourselves. A deferred transaction that reads and then writes fails with
     # SQLITE_BUSY on lock upgrade (busy_timeout does not apply there); IMMEDIATE takes the write
@@ -104,7 +117,7 @@ def _install_sqlite_hooks(engine: Engine) -> None:
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
         try:
-            for pragma in _SQLITE_PRAGMAS:
+            for pragma in _SQLITE_PRAGMAS + extra_pragmas:
                 cursor.execute(pragma)
         finally:
             cursor.close()

@@ -20,7 +20,13 @@ from dialogs.ports import (
     Outbox,
     UpdateLedger,
 )
-from storage.db import create_engine, create_session_factory, create_sync_sqlite_engine, sqlite_path
+from storage.db import (
+    checkpoint_sqlite,
+    create_engine,
+    create_session_factory,
+    create_sync_sqlite_engine,
+    sqlite_path,
+)
 from storage.repositories import (
     Clock,
     SqlaAgentRequests,
@@ -112,9 +118,9 @@ class Database:
         self.session_factory = create_session_factory(engine)
         self._clock = clock
         self._sync_engine: Engine | None = None
+        self.sqlite_file = sqlite_path(engine.url)
         self._uow_sessions: Callable[[], AsyncSession] = self.session_factory
-        path = sqlite_path(engine.url)
-        if path is not None:
+        if self.sqlite_file is not None:
             self._sync_engine = create_sync_sqlite_engine(engine.url)
             sync_sessions = sessionmaker(self._sync_engine, expire_on_commit=False, autoflush=False)
             # The adapter offers the AsyncSession methods the repositories call (see syncsession).
@@ -134,6 +140,12 @@ class Database:
 
     def uow(self) -> SqlaUnitOfWork:
         return SqlaUnitOfWork(self._uow_sessions, self._clock, self._gate)
+
+    async def checkpoint(self) -> None:
+        """SQLite: move the WAL into the database file, off the event loop (see create_sync_sqlite_engine).
+        Run it periodically while units of work are running; a no-op on PostgreSQL."""
+        if self._sync_engine is not None and self.sqlite_file is not None:
+            await asyncio.to_thread(checkpoint_sqlite, self.sqlite_file)
 
     async def dispose(self) -> None:
         await self.engine.dispose()

@@ -59,3 +59,25 @@ async def test_sqlite_writers_that_read_first_wait_for_each_other_instead_of_fai
             assert (await session.execute(text("SELECT n FROM counter"))).scalar_one() == 4
     finally:
         await db.dispose()
+
+
+async def test_sqlite_checkpoint_moves_the_wal_into_the_database_file(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from storage import migrate
+    from storage.uow import Database
+    from tests.storage.factories import make_order
+
+    url = f"sqlite:///{tmp_path}/wal.db"
+    await migrate.upgrade_async(url)
+    database = Database.from_url(url)
+    try:
+        async with database.uow() as uow:
+            for i in range(200):
+                await uow.orders.upsert(make_order(f"W{i:05d}"))
+            await uow.commit()
+        main_file = tmp_path / "wal.db"
+        before = main_file.stat().st_size
+        assert (tmp_path / "wal.db-wal").stat().st_size > 0  # the orders sit in the WAL so far
+        await database.checkpoint()
+        assert main_file.stat().st_size > before  # ...and now in the database file itself
+    finally:
+        await database.dispose()
