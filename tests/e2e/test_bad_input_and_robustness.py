@@ -201,3 +201,12 @@ async def test_claims_older_than_telegrams_retention_are_forgotten(bot, customer
     again = await control.post("redeliver", update_id=c.last_update)
     await control.wait(again["update_id"])
     assert texts(await c.read()).startswith("退款规则")
+
+
+async def test_get_updates_errors_and_429_are_waited_out(bot, customer, control):
+    c = await customer()
+    await c.say("/help")  # the bot is polling
+    await control.post("faults", method="getUpdates", error_code=502, count=2)
+    await control.post("faults", method="getUpdates", error_code=429, count=1, retry_after=1)
+    assert texts(await c.say("/help")).startswith("退款规则")
+    assert len(await control.get("calls", method="getUpdates")) > 3
