@@ -13,7 +13,18 @@ from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, cast
 
-from sqlalchemy import CursorResult, delete, func, insert, select, update
+from sqlalchemy import (
+    CursorResult,
+    Executable,
+    Result,
+    Table,
+    bindparam,
+    delete,
+    func,
+    insert,
+    select,
+    update,
+)
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -57,6 +68,31 @@ def _rowcount(result: Any) -> int:
     return cast(CursorResult[Any], result).rowcount
 
 
+async def _core(session: AsyncSession, statement: Executable, params: dict[str, Any]) -> Result[Any]:
+    """Run a prebuilt Core statement on the session's connection.
+
+    For the statements every update runs: about 40 µs on SQLite instead of 200+ µs through the ORM
+    (no statement building, no identity map), measured with scripts/bench_dialog.py in mind."""
+    connection = await session.connection()
+    return await connection.execute(statement, params)
+
+
+_ORDERS = cast(Table, OrderRow.__table__)
+_GET_ORDER = select(_ORDERS).where(_ORDERS.c.order_no == bindparam("order_no"))
+_CONVERSATIONS = cast(Table, ConversationRow.__table__)
+_LOAD_CONVERSATION = (
+    select(_CONVERSATIONS).where(_CONVERSATIONS.c.chat_id == bindparam("chat_id")).with_for_update()
+)
+_INSERT_CONVERSATION = insert(_CONVERSATIONS)
+# SET takes the parameters named like columns; WHERE the w_ ones.
+_UPDATE_CONVERSATION = update(_CONVERSATIONS).where(
+    _CONVERSATIONS.c.chat_id == bindparam("w_chat_id"), _CONVERSATIONS.c.version == bindparam("w_version")
+)
+_UPDATES = cast(Table, ProcessedUpdateRow.__table__)
+_CLAIMED = select(_UPDATES.c.update_id).where(_UPDATES.c.update_id == bindparam("update_id"))
+_CLAIM = insert(_UPDATES)
+
+
 # --- orders -----------------------------------------------------------------------------------
 
 
@@ -92,7 +128,8 @@ def order_values(order: Order, now: datetime) -> dict[str, Any]:
     }
 
 
-def order_from_row(row: OrderRow) -> Order:
+def order_from_row(row: Any) -> Order:
+    """An OrderRow or a Core row of the orders table (same attribute names)."""
     return Order(
         order_no=row.order_no,
         buyer_phone=row.buyer_phone,
@@ -116,9 +153,7 @@ class SqlaOrderStore:
         self._clock = clock
 
     async def get(self, order_no: str) -> Order | None:
-        row = await self._session.scalar(
-            select(OrderRow).where(OrderRow.order_no == order_no).execution_options(populate_existing=True)
-        )
+        row = (await _core(self._session, _GET_ORDER, {"order_no": order_no})).first()
         return None if row is None else order_from_row(row)
 
     async def upsert(self, order: Order) -> bool:
@@ -388,12 +423,7 @@ class SqlaConversationRepository:
         self._clock = clock
 
     async def load(self, chat_id: int) -> Conversation | None:
-        row = await self._session.scalar(
-            select(ConversationRow)
-            .where(ConversationRow.chat_id == chat_id)
-            .with_for_update()
-            .execution_options(populate_existing=True)
-        )
+        row = (await _core(self._session, _LOAD_CONVERSATION, {"chat_id": chat_id})).first()
         if row is None:
             return None
         return Conversation(
@@ -417,22 +447,16 @@ class SqlaConversationRepository:
         }
         if conversation.version == 0:
             try:
-                await self._session.execute(
-                    insert(ConversationRow).values(chat_id=conversation.chat_id, version=1, **values)
-                )
+                await _core(self._session, _INSERT_CONVERSATION,
+                            {"chat_id": conversation.chat_id, "version": 1, **values})
             except IntegrityError as exc:
                 raise ConcurrentUpdate(f"conversation {conversation.chat_id} created concurrently") from exc
             conversation.version = 1
             return
-        result = await self._session.execute(
-            update(ConversationRow)
-            .where(
-                ConversationRow.chat_id == conversation.chat_id,
-                ConversationRow.version == conversation.version,
-            )
-            .values(version=conversation.version + 1, **values)
-            .execution_options(synchronize_session=False)
-        )
+        result = await _core(self._session, _UPDATE_CONVERSATION, {
+            "w_chat_id": conversation.chat_id, "w_version": conversation.version,
+            "version": conversation.version + 1, **values,
+        })
         if _rowcount(result) == 0:
             raise ConcurrentUpdate(
                 f"conversation {conversation.chat_id} moved past version {conversation.version}"
@@ -504,15 +528,10 @@ class SqlaUpdateLedger:
     async def claim(self, update_id: int, chat_id: int, at: datetime) -> bool:
         """Meant as the first statement of a unit of work. A lost INSERT race raises
         ConcurrentUpdate (the transaction is unusable on PostgreSQL); the retry then sees False."""
-        exists = await self._session.scalar(
-            select(ProcessedUpdateRow.update_id).where(ProcessedUpdateRow.update_id == update_id)
-        )
-        if exists is not None:
+        if (await _core(self._session, _CLAIMED, {"update_id": update_id})).first() is not None:
             return False
         try:
-            await self._session.execute(
-                insert(ProcessedUpdateRow).values(update_id=update_id, chat_id=chat_id, processed_at=at)
-            )
+            await _core(self._session, _CLAIM, {"update_id": update_id, "chat_id": chat_id, "processed_at": at})
         except IntegrityError as exc:
             raise ConcurrentUpdate(f"update {update_id} claimed concurrently") from exc
         return True

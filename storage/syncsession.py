@@ -6,6 +6,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
+from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 
 
@@ -23,6 +24,9 @@ class SyncSessionAdapter:
 
     async def scalars(self, *args: Any, **kwargs: Any) -> Any:
         return self._session.scalars(*args, **kwargs)
+
+    async def connection(self) -> _SyncConnectionAdapter:
+        return _SyncConnectionAdapter(self._session.connection())
 
     async def flush(self, objects: Any = None) -> None:
         self._session.flush(objects)
@@ -43,3 +47,11 @@ class SyncSessionAdapter:
 
     async def close(self) -> None:
         self._session.close()
+
+
+class _SyncConnectionAdapter:
+    def __init__(self, connection: Connection) -> None:
+        self._connection = connection
+
+    async def execute(self, *args: Any, **kwargs: Any) -> Any:
+        return self._connection.execute(*args, **kwargs)
