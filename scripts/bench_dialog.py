@@ -106,6 +106,8 @@ class Driver:
     def __init__(self, client: EmulatorClient, echo: bool) -> None:
         self.client, self.echo = client, echo
         self.latencies: list[float] = []
+        self.by_step: dict[int, list[float]] = {}
+        self._step = 0
 
     async def step(self, user: int, seen: int, send) -> tuple[int, dict]:  # type: ignore[no-untyped-def]
         started = time.perf_counter()
@@ -115,6 +117,7 @@ class Driver:
             if new:
                 break
         self.latencies.append(time.perf_counter() - started)
+        self.by_step.setdefault(self._step, []).append(self.latencies[-1])
         return max(m["message_id"] for m in new), new[-1]
 
     @staticmethod
@@ -124,10 +127,12 @@ class Driver:
     async def customer(self, i: int, pace: asyncio.Semaphore | None) -> None:
         user, c = USER_BASE + i, self.client
         await c.create_user(user, f"bench{i}", language_code="zh-hans")
-        seen = 0
+        seen, step = 0, 0
 
         async def go(send):  # type: ignore[no-untyped-def]
-            nonlocal seen
+            nonlocal seen, step
+            step += 1
+            self._step = step
             if pace is not None:
                 await pace.acquire()
             seen, last = await self.step(user, seen, send)
@@ -148,7 +153,7 @@ STEPS = 7
 
 
 async def drive(base_url: str, customers: range, concurrency: int, echo: bool,
-                rate: float | None = None) -> tuple[float, list[float]]:
+                rate: float | None = None) -> tuple[float, list[float], dict[int, list[float]]]:
     async with EmulatorClient(base_url) as client:
         driver = Driver(client, echo)
         pace: asyncio.Semaphore | None = None
@@ -175,7 +180,7 @@ async def drive(base_url: str, customers: range, concurrency: int, echo: bool,
         elapsed = time.perf_counter() - started
         if feeder:
             feeder.cancel()
-        return len(customers) * STEPS / elapsed, driver.latencies
+        return len(customers) * STEPS / elapsed, driver.latencies, driver.by_step
 
 
 def pct(values: list[float], q: float) -> float:
@@ -223,11 +228,12 @@ async def run_bot(name: str, make_cmd, args: argparse.Namespace, offset: int) ->
         async with EmulatorClient(base) as client:
             await wait_ready(client)
         n = args.customers
-        full_rate, full_lat = await drive(base, range(offset, offset + n), args.concurrency, name == "echo")
-        half_rate, half_lat = await drive(base, range(offset + n, offset + 2 * n), args.concurrency,
+        full_rate, full_lat, _ = await drive(base, range(offset, offset + n), args.concurrency, name == "echo")
+        half_rate, half_lat, half_steps = await drive(base, range(offset + n, offset + 2 * n), args.concurrency,
                                           name == "echo", rate=full_rate / 2)
         return {"updates_s": full_rate, "p50": pct(full_lat, 50), "p99": pct(full_lat, 99),
-                "half_rate": half_rate, "half_p50": pct(half_lat, 50), "half_p99": pct(half_lat, 99)}
+                "half_rate": half_rate, "half_p50": pct(half_lat, 50), "half_p99": pct(half_lat, 99),
+                "half_steps": {k: pct(v, 99) for k, v in sorted(half_steps.items())}}
     finally:
         for process in (bot, emulator):
             process.send_signal(signal.SIGINT)  # py-spy writes its profile on SIGINT
@@ -273,6 +279,10 @@ async def main() -> None:
     for name, r in results.items():
         print(f"{name:<10} {r['updates_s']:>10.1f} {r['p50']:>8.1f} {r['p99']:>8.1f} | "
               f"{'':>11}{r['half_rate']:>7.1f} {r['half_p50']:>8.1f} {r['half_p99']:>8.1f}")
+    steps = ("start", "reason", "continue", "describe", "photo", "done", "submit")
+    for name, r in results.items():
+        print(f"{name} p99 by step at half load (ms): " + ", ".join(
+            f"{steps[k - 1]} {v:.0f}" for k, v in r["half_steps"].items()))
     ratio = results["refundbot"]["updates_s"] / results["echo"]["updates_s"]
     print(f"ratio refundbot / echo: {ratio:.2f}x (goal >= 0.5x); refundbot p99 at half load: "
           f"{results['refundbot']['half_p99']:.1f} ms (goal <= 50 ms)")
