@@ -35,6 +35,7 @@ from dialogs.domain import (
 from dialogs.io import Button, Event, Reply
 from dialogs.ports import UnitOfWork
 from dialogs.settings import CoreSettings
+from dialogs.tables import plain_table
 from dialogs.texts import Texts, money, when
 from dialogs.workdays import WorkingCalendar
 
@@ -98,17 +99,7 @@ TRANSITIONS: list[dict[str, Any]] = [
 ]
 
 
-
-def _plain(value: Any) -> Any:
-    # transitions reads Enum members by name; the table stores their values (the persisted step).
-    if isinstance(value, Step):
-        return value.value
-    if isinstance(value, list):
-        return [_plain(v) for v in value]
-    return value
-
-
-TRANSITIONS = [{k: _plain(v) for k, v in row.items()} for row in TRANSITIONS]
+TRANSITIONS = plain_table(TRANSITIONS)
 
 # Button actions the core hands out, mapped to the trigger they fire.
 BUTTON_TRIGGERS = {

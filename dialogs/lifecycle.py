@@ -15,6 +15,7 @@ from typing import Any
 from transitions import Machine, MachineError
 
 from dialogs.domain import CaseStatus
+from dialogs.tables import plain_table
 
 C = CaseStatus
 _WITHDRAWABLE = [C.SUBMITTED, C.IN_REVIEW, C.NEEDS_INFO]
@@ -39,15 +40,7 @@ CASE_TRANSITIONS: list[dict[str, Any]] = [
 ]
 
 
-def _plain(value: Any) -> Any:
-    if isinstance(value, CaseStatus):
-        return value.value
-    if isinstance(value, list):
-        return [_plain(v) for v in value]
-    return value
-
-
-CASE_TRANSITIONS = [{k: _plain(v) for k, v in row.items()} for row in CASE_TRANSITIONS]
+CASE_TRANSITIONS = plain_table(CASE_TRANSITIONS)
 TRIGGERS: tuple[str, ...] = tuple(dict.fromkeys(row["trigger"] for row in CASE_TRANSITIONS))
 
 _MACHINE = Machine(
