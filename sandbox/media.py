@@ -34,6 +34,11 @@ def thumbnail(data: bytes) -> tuple[bytes, int, int] | None:
         return None
 
 
+def photo_facts(data: bytes) -> tuple[tuple[int, int] | None, tuple[bytes, int, int] | None]:
+    """Size and thumbnail together: the Pillow work of a photo upload, to run off the event loop."""
+    return image_size(data), thumbnail(data)
+
+
 def guess_mime(filename: str | None, claimed: str | None = None) -> str:
     # Telegram trusts the file extension over the multipart content type, which clients rarely set.
     guessed = mimetypes.guess_type(filename or "")[0]

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any, Self
 
 from aiohttp import web
 
+from . import media
 from .botapi import BotApi, read_multipart
 from .errors import ControlError
 from .state import BOT_USER_ID, EmulatorState
@@ -176,7 +177,9 @@ def _file_answer(state: EmulatorState, rec: Any, msg: Any) -> web.Response:
 async def c_send_photo(request: web.Request) -> web.Response:
     fields, upload = await _upload_form(request)
     state = request.app[STATE_KEY]
-    rec, msg = state.user_send_photo(_int(fields, "user_id"), upload.data, _opt_str(fields, "caption"))
+    # Decoding and thumbnailing take milliseconds; in the loop they would stall every other chat.
+    facts = await asyncio.to_thread(media.photo_facts, upload.data)
+    rec, msg = state.user_send_photo(_int(fields, "user_id"), upload.data, _opt_str(fields, "caption"), facts)
     return _file_answer(state, rec, msg)
 
 

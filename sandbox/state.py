@@ -542,11 +542,14 @@ class EmulatorState:
         self.files[file_id] = f
         return f
 
-    def store_photo(self, data: bytes) -> list[dict[str, Any]]:
-        """Store an image and return its PhotoSize list, smallest first as Telegram sends it."""
-        size = media.image_size(data) or (0, 0)
+    def store_photo(self, data: bytes,
+                    facts: tuple[tuple[int, int] | None, tuple[bytes, int, int] | None] | None = None
+                    ) -> list[dict[str, Any]]:
+        """Store an image and return its PhotoSize list, smallest first as Telegram sends it.
+        `facts` is `media.photo_facts(data)` when the caller already worked it out off the loop."""
+        found_size, thumb = facts if facts is not None else media.photo_facts(data)
+        size = found_size or (0, 0)
         sizes: list[dict[str, Any]] = []
-        thumb = media.thumbnail(data)
         if thumb is not None:
             t = self.store_file(thumb[0], "photo", mime_type="image/jpeg", width=thumb[1], height=thumb[2])
             sizes.append(self.photo_size(t))
@@ -681,8 +684,10 @@ class EmulatorState:
         msg = self._user_message(user_id, "text", reply_to_message_id, text=text, entities=command_entities(text))
         return self._queue_message(msg), msg
 
-    def user_send_photo(self, user_id: int, data: bytes, caption: str | None = None) -> tuple[UpdateRecord, Message]:
-        sizes = self.store_photo(data)
+    def user_send_photo(self, user_id: int, data: bytes, caption: str | None = None,
+                        facts: tuple[tuple[int, int] | None, tuple[bytes, int, int] | None] | None = None
+                        ) -> tuple[UpdateRecord, Message]:
+        sizes = self.store_photo(data, facts)
         msg = self._user_message(user_id, "photo", media=sizes, file_id=sizes[-1]["file_id"], caption=caption or None)
         return self._queue_message(msg), msg
 
