@@ -78,7 +78,6 @@ def chat(
     base = url or f"http://{settings.sandbox.host}:{settings.sandbox.port}"
     who = next((c for c in CUSTOMERS if c.user_id == user), None)
     name, lang = (who.first_name, who.language_code) if who else (f"User {user}", "zh-hans")
-    console.print(f"Chatting as {name} ({user}) on {base}. Type :help for commands.")
     asyncio.run(run_terminal_chat(base, user, name, lang))
 
 

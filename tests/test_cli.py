@@ -49,7 +49,7 @@ def test_chat_plays_a_demo_customer_against_a_running_emulator():
         result = CliRunner().invoke(app, ["chat", "--user", "10002", "--url", emulator.base_url],
                                     input="/help\n:quit\n")
         assert result.exit_code == 0, result.output
-        assert "Chatting as Alice (10002)" in result.output
+        assert "as Alice (id 10002)" in result.output
         with urllib.request.urlopen(f"{emulator.base_url}/control/chat?chat_id=10002") as resp:
             chat = json.load(resp)
         assert [m.get("text") for m in chat] == ["/help"]  # what the person typed reached Telegram
