@@ -77,6 +77,14 @@ async def _core(session: AsyncSession, statement: Executable, params: dict[str, 
     return await connection.execute(statement, params)
 
 
+class _Repository:
+    """What every repository holds: the unit of work's session (never committed here) and a clock."""
+
+    def __init__(self, session: AsyncSession, clock: Clock = utc_now) -> None:
+        self._session = session
+        self._clock = clock
+
+
 _ORDERS = cast(Table, OrderRow.__table__)
 _GET_ORDER = select(_ORDERS).where(_ORDERS.c.order_no == bindparam("order_no"))
 _CONVERSATIONS = cast(Table, ConversationRow.__table__)
@@ -147,11 +155,7 @@ def order_from_row(row: Any) -> Order:
     )
 
 
-class SqlaOrderStore:
-    def __init__(self, session: AsyncSession, clock: Clock = utc_now) -> None:
-        self._session = session
-        self._clock = clock
-
+class SqlaOrderStore(_Repository):
     async def get(self, order_no: str) -> Order | None:
         row = (await _core(self._session, _GET_ORDER, {"order_no": order_no})).first()
         return None if row is None else order_from_row(row)
@@ -223,11 +227,7 @@ def case_from_row(row: CaseRow, evidence: Sequence[EvidenceItem] = ()) -> Case:
     )
 
 
-class SqlaCaseRepository:
-    def __init__(self, session: AsyncSession, clock: Clock = utc_now) -> None:
-        self._session = session
-        self._clock = clock
-
+class SqlaCaseRepository(_Repository):
     async def next_case_no(self, day: str) -> str:
         """Allocate 'R{day}-{n:04d}'. The counter row is locked (FOR UPDATE on PostgreSQL; SQLite
         transactions are already exclusive) until the unit of work ends, so numbers never repeat;
@@ -417,11 +417,7 @@ def _format_case_no(day: str, number: int) -> str:
 # --- conversations ----------------------------------------------------------------------------
 
 
-class SqlaConversationRepository:
-    def __init__(self, session: AsyncSession, clock: Clock = utc_now) -> None:
-        self._session = session
-        self._clock = clock
-
+class SqlaConversationRepository(_Repository):
     async def load(self, chat_id: int) -> Conversation | None:
         row = (await _core(self._session, _LOAD_CONVERSATION, {"chat_id": chat_id})).first()
         if row is None:
@@ -467,11 +463,7 @@ class SqlaConversationRepository:
 # --- evidence ---------------------------------------------------------------------------------
 
 
-class SqlaEvidenceRepository:
-    def __init__(self, session: AsyncSession, clock: Clock = utc_now) -> None:
-        self._session = session
-        self._clock = clock
-
+class SqlaEvidenceRepository(_Repository):
     async def add_draft(self, draft_id: str, chat_id: int, item: EvidenceItem) -> bool:
         exists = await self._session.scalar(
             select(EvidenceRow.id).where(
@@ -521,10 +513,7 @@ class SqlaEvidenceRepository:
 # --- update ledger ----------------------------------------------------------------------------
 
 
-class SqlaUpdateLedger:
-    def __init__(self, session: AsyncSession) -> None:
-        self._session = session
-
+class SqlaUpdateLedger(_Repository):
     async def claim(self, update_id: int, chat_id: int, at: datetime) -> bool:
         """Meant as the first statement of a unit of work. A lost INSERT race raises
         ConcurrentUpdate (the transaction is unusable on PostgreSQL); the retry then sees False."""
@@ -548,10 +537,7 @@ class SqlaUpdateLedger:
 # --- agent requests ---------------------------------------------------------------------------
 
 
-class SqlaAgentRequests:
-    def __init__(self, session: AsyncSession) -> None:
-        self._session = session
-
+class SqlaAgentRequests(_Repository):
     async def add(self, request: AgentRequest) -> None:
         await self._session.execute(
             insert(AgentRequestRow).values(
@@ -574,10 +560,7 @@ class SqlaAgentRequests:
 # --- outbox -----------------------------------------------------------------------------------
 
 
-class SqlaOutbox:
-    def __init__(self, session: AsyncSession) -> None:
-        self._session = session
-
+class SqlaOutbox(_Repository):
     async def add(self, message: OutboxMessage) -> bool:
         exists = await self._session.scalar(
             select(OutboxRow.id).where(OutboxRow.dedupe_key == message.dedupe_key)
