@@ -1,35 +1,129 @@
-"""Moving a case through its lifecycle: the rule check, the case event and the customer's
-notification in one unit of work, so none exists without the others."""
+"""Moving a case through its lifecycle: the rule check, the case event, the customer's notifications,
+the deadlines and the refund attempt — all in the caller's unit of work, so none exists without the
+others. Who may fire a trigger (customer, agent, platform, system) is the caller's business.
+"""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
+from decimal import Decimal
 
-from dialogs.domain import Case, OutboxMessage
+from dialogs import sla
+from dialogs.domain import (
+    Case,
+    CaseStatus,
+    Order,
+    OutboxMessage,
+    ProductKind,
+    Reason,
+    RefundAttempt,
+    RefundStatus,
+    Verdict,
+)
 from dialogs.lifecycle import next_status
 from dialogs.ports import UnitOfWork
+from dialogs.settings import CoreSettings
+from dialogs.workdays import WorkingCalendar
+
+C = CaseStatus
+
+# Outbox kinds the relay knows how to render (dialogs.notify).
+CASE_CARD = "case_card"  # the customer's status card, edited in place
+CASE_NEWS = "case_news"  # a new message: the customer must act, or money moved
+
+# A status change gets its own message (so Telegram notifies the customer) when they must act or
+# money moves; every other change only updates the card.
+NEWS_STATUSES = frozenset({C.NEEDS_INFO, C.REJECTED, C.REJECTED_FINAL, C.REFUNDING, C.REFUNDED,
+                           C.REFUND_FAILED, C.CLOSED, C.APPROVED})
 
 
-async def move_case(uow: UnitOfWork, case_no: str, trigger: str, *, actor: str, at: datetime,
-                    note: str = "") -> Case:
-    """Apply `trigger` to a case inside the caller's unit of work (the caller commits).
+class NothingToRefund(Exception):
+    """The order's paid amount is already refunded in full (or the case claims nothing)."""
 
-    Raises KeyError for an unknown case and ForbiddenTransition for a move the lifecycle does not
-    allow; in both cases nothing was written.
-    """
-    case = await uow.cases.get(case_no)
-    if case is None:
-        raise KeyError(case_no)
-    status = next_status(case.status, trigger)
-    moved = await uow.cases.set_status(case_no, status, actor=actor, at=at, note=note)
-    await uow.outbox.add(OutboxMessage(
-        kind="case_status",
-        chat_id=moved.chat_id,
-        # One notification per status version: a retried transaction or a replayed callback
-        # cannot queue the same news twice.
-        dedupe_key=f"case:{case_no}:v{moved.version}:{status.value}",
-        payload={"case_no": case_no, "from": case.status.value, "to": status.value, "note": note,
-                 "locale": moved.locale},
-        created_at=at,
-    ))
-    return moved
+
+@dataclass(frozen=True)
+class CaseWorkflow:
+    settings: CoreSettings
+    calendar: WorkingCalendar
+    gateway: str = "manual"  # the RefundGateway that new refund attempts go to
+
+    async def filed(self, uow: UnitOfWork, case: Case, order: Order | None) -> Case:
+        """A case was just added: show its card, start its review clock, auto-approve if allowed."""
+        await self._notify(uow, case, None, case.created_at)
+        await sla.on_enter(uow, case, case.created_at, self.settings, self.calendar, order)
+        rule = self.auto_approval_rule(case, order)
+        if rule is None:
+            return case
+        case = await self.move(uow, case.case_no, "auto_approve", actor="system", at=case.created_at,
+                               note=f"auto-approved by rule {rule}")
+        return await self.move(uow, case.case_no, "start_refund", actor="system", at=case.created_at,
+                               note=rule)
+
+    def auto_approval_rule(self, case: Case, order: Order | None) -> str | None:
+        """The rule id when a rule-eligible case's facts are confirmed by the order data."""
+        auto = self.settings.auto_approve
+        if (not auto.enabled or order is None or case.verdict is not Verdict.ELIGIBLE or case.wants_human
+                or case.amount > auto.max_amount):
+            return None
+        if order.tags & set(self.settings.policy.special_tags):
+            return None
+        confirmed = {
+            # The platform's own data says the code was never redeemed / the top-up never landed.
+            Reason.CARD_INVALID: order.card_redeemed is False,
+            Reason.CARD_USED: order.card_redeemed is False,
+            Reason.CARD_CANNOT_ACTIVATE: order.card_redeemed is False,
+            Reason.CARD_NOT_RECEIVED: order.card_redeemed is False,
+            Reason.TOPUP_NOT_CREDITED: order.topup_credited is False,
+            # A duplicate charge is a platform fault the policy verdict already checked.
+            Reason.TOPUP_DUPLICATE: order.product_kind in (ProductKind.DIRECT_TOPUP, ProductKind.DATA_PLAN),
+        }
+        return case.rule_id if confirmed.get(case.reason, False) else None
+
+    async def move(self, uow: UnitOfWork, case_no: str, trigger: str, *, actor: str, at: datetime,
+                   note: str = "") -> Case:
+        """Apply `trigger`. Raises KeyError for an unknown case and ForbiddenTransition for a move
+        the lifecycle does not allow; in both cases nothing was written."""
+        case = await uow.cases.get(case_no)
+        if case is None:
+            raise KeyError(case_no)
+        status = next_status(case.status, trigger)
+        moved = await uow.cases.set_status(case_no, status, actor=actor, at=at, note=note)
+        await self._notify(uow, moved, case.status, at, note)
+        order = await uow.orders.get(moved.order_no)
+        await sla.on_enter(uow, moved, at, self.settings, self.calendar, order)
+        if status is C.REFUNDING:
+            await self._start_refund(uow, moved, order, at)
+        return moved
+
+    async def approve(self, uow: UnitOfWork, case_no: str, *, actor: str, at: datetime, note: str = "") -> Case:
+        """An agent's (or arbiter's) approval: the money goes back on its way at once."""
+        await self.move(uow, case_no, "approve", actor=actor, at=at, note=note)
+        return await self.move(uow, case_no, "start_refund", actor="system", at=at)
+
+    async def _notify(self, uow: UnitOfWork, case: Case, previous: CaseStatus | None, at: datetime,
+                      note: str = "") -> None:
+        # One row per (case, version, kind): a retried transaction or a replayed callback cannot
+        # queue the same news twice. The card is rendered from the case as it is at send time.
+        key = f"case:{case.case_no}:v{case.version}"
+        await uow.outbox.add(OutboxMessage(kind=CASE_CARD, chat_id=case.chat_id, dedupe_key=f"{key}:card",
+                                           payload={"case_no": case.case_no}, created_at=at))
+        if case.status in NEWS_STATUSES:
+            await uow.outbox.add(OutboxMessage(
+                kind=CASE_NEWS, chat_id=case.chat_id, dedupe_key=f"{key}:news",
+                payload={"case_no": case.case_no, "from": previous.value if previous else None,
+                         "to": case.status.value, "note": note},
+                created_at=at))
+
+    async def _start_refund(self, uow: UnitOfWork, case: Case, order: Order | None, at: datetime) -> None:
+        """Record the refund attempt the gateway worker will carry out. The amount never exceeds
+        what was paid less what earlier attempts already refunded."""
+        attempts = await uow.refunds.for_case(case.case_no)
+        refunded = sum((a.amount for a in attempts if a.status is RefundStatus.SUCCEEDED), Decimal(0))
+        paid = order.amount if order is not None else case.amount
+        amount = min(case.amount, paid) - refunded
+        if amount <= 0:
+            raise NothingToRefund(case.case_no)
+        await uow.refunds.add(RefundAttempt(
+            case_no=case.case_no, idempotency_key=f"{case.case_no}-{len(attempts) + 1}", gateway=self.gateway,
+            amount=amount, status=RefundStatus.PENDING, created_at=at))

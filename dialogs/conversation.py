@@ -14,11 +14,11 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from enum import StrEnum
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from transitions.extensions.asyncio import AsyncMachine
 
-from dialogs import policy
+from dialogs import policy, sla
+from dialogs.cases import CaseWorkflow
 from dialogs.coaching import is_concrete
 from dialogs.domain import (
     OPEN_STATUSES,
@@ -140,8 +140,7 @@ class Dialog:
         conv: Conversation,
         event: Event,
         uow: UnitOfWork,
-        settings: CoreSettings,
-        calendar: WorkingCalendar,
+        workflow: CaseWorkflow,
         texts: Texts,
         now: datetime,
     ) -> None:
@@ -149,8 +148,9 @@ class Dialog:
         self.state: str = conv.step
         self.event = event
         self.uow = uow
-        self.settings = settings
-        self.calendar = calendar
+        self.workflow = workflow
+        self.settings: CoreSettings = workflow.settings
+        self.calendar: WorkingCalendar = workflow.calendar
         self.t = texts
         self.now = now
         self.replies: list[Reply] = []
@@ -439,9 +439,9 @@ class Dialog:
         )
 
     async def file_case(self) -> None:
-        day = self.now.astimezone(ZoneInfo(self.settings.i18n.timezone)).date()
+        day = sla.local_day(self.now, self.settings)
         case_no = await self.uow.cases.next_case_no(day.strftime("%Y%m%d"))
-        review_due = self.calendar.add_workdays(day, self.settings.policy.review_working_days)
+        review_due = sla.review_due(self.now, self.settings, self.calendar)
         evidence = tuple(await self.uow.evidence.list_draft(self.data["draft_id"]))
         case = Case(
             case_no=case_no,
@@ -462,16 +462,7 @@ class Dialog:
         )
         await self.uow.cases.add(case)
         await self.uow.evidence.attach(self.data["draft_id"], case_no)
-        self.outbox.append(
-            OutboxMessage(
-                kind="case_filed",
-                chat_id=None,
-                dedupe_key=f"case:{case_no}:submitted",
-                payload={"case_no": case_no, "order_no": case.order_no, "reason": case.reason.value,
-                         "verdict": case.verdict.value, "rule_id": case.rule_id},
-                created_at=self.now,
-            )
-        )
+        case = await self.workflow.filed(self.uow, case, await self.draft_order())
         self.filed = case
         self.say(
             "case_filed",

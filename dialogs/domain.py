@@ -136,6 +136,10 @@ class Case:
     evidence: tuple[EvidenceItem, ...] = ()
     wants_human: bool = False
     version: int = 1  # bumped by every status change; notifications deduplicate on it
+    credit_due: date | None = None  # set when the refund starts
+    status_message_id: int | None = None  # the customer's status card, edited in place
+    rating: int | None = None
+    rating_comment: str | None = None
 
 
 @dataclass(slots=True)
@@ -169,3 +173,53 @@ class OutboxMessage:
     dedupe_key: str
     payload: dict[str, Any]
     created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    """An outbox row a relay has claimed: it sends it, then marks it sent, deferred or dead."""
+
+    id: int
+    kind: str
+    chat_id: int | None
+    dedupe_key: str
+    payload: dict[str, Any]
+    attempts: int
+    created_at: datetime
+
+
+class TimerKind(StrEnum):
+    REVIEW_DUE = "review_due"  # the review promise passes: alert supervisors, apologise, move the date
+    CREDIT_DUE = "credit_due"  # the money should have arrived by now
+    INFO_REMINDER = "info_reminder"  # needs_info: remind the customer (24 h, 72 h)
+    INFO_CLOSE = "info_close"  # needs_info: close after days of silence
+
+
+@dataclass(frozen=True, slots=True)
+class Timer:
+    """A claimed, due timer. `version` is the case version it was set for (stale once the case moves)."""
+
+    id: int
+    case_no: str
+    kind: TimerKind
+    version: int
+    due_at: datetime
+
+
+class RefundStatus(StrEnum):
+    PENDING = "pending"  # recorded, not yet sent to the gateway
+    REQUESTED = "requested"  # the gateway accepted it; waiting for the money to land
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+
+
+@dataclass(frozen=True, slots=True)
+class RefundAttempt:
+    case_no: str
+    idempotency_key: str
+    gateway: str
+    amount: Decimal
+    status: RefundStatus
+    created_at: datetime
+    external_ref: str | None = None
+    note: str = ""

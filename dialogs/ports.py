@@ -6,7 +6,8 @@ Repositories never commit: the unit of work does.
 
 from __future__ import annotations
 
-from datetime import datetime
+from collections.abc import Iterable
+from datetime import date, datetime
 from types import TracebackType
 from typing import Protocol, Self
 
@@ -15,10 +16,15 @@ from dialogs.domain import (
     Case,
     CaseStatus,
     Conversation,
+    Delivery,
     EvidenceItem,
     Order,
     OutboxMessage,
     Reason,
+    RefundAttempt,
+    RefundStatus,
+    Timer,
+    TimerKind,
 )
 
 
@@ -52,6 +58,23 @@ class CaseRepository(Protocol):
         Raises KeyError for an unknown case, ConcurrentUpdate when it would reopen a second open
         case for the same order and reason. Lifecycle rules are checked by the caller."""
         ...
+
+    async def set_due(self, case_no: str, *, review_due: date | None = None, credit_due: date | None = None) -> None:
+        """Move the review and/or credit deadline (None leaves that one as it is)."""
+        ...
+
+    async def set_status_message(self, case_no: str, message_id: int | None) -> None:
+        """Remember (or forget, with None) the message id of the customer's status card."""
+        ...
+
+    async def rate(self, case_no: str, rating: int, comment: str | None) -> None: ...
+
+    async def search(self, *, statuses: Iterable[CaseStatus] = (), since: datetime | None = None,
+                     until: datetime | None = None, limit: int | None = None) -> list[Case]:
+        """Cases created in [since, until) with one of `statuses` (all when empty), oldest first."""
+        ...
+
+    async def count_by_status(self) -> dict[CaseStatus, int]: ...
 
 
 class ConversationRepository(Protocol):
@@ -97,6 +120,80 @@ class Outbox(Protocol):
         """Queue a notification; False when its dedupe_key is already queued."""
         ...
 
+    async def claim(self, *, owner: str, now: datetime, lease_seconds: float, limit: int) -> list[Delivery]:
+        """Take up to `limit` due, unsent rows that no other relay holds (or whose lease ran out),
+        oldest first. Two relays on one database never get the same row while a lease lasts."""
+        ...
+
+    async def mark_sent(self, delivery_id: int, *, at: datetime, message_id: int | None) -> None: ...
+
+    async def defer(self, delivery_id: int, *, until: datetime, error: str) -> None:
+        """Release the claim and try again at `until` (counts an attempt)."""
+        ...
+
+    async def give_up(self, delivery_id: int, *, at: datetime, error: str) -> None:
+        """Never send this row (e.g. the chat blocked the bot)."""
+        ...
+
+    async def backlog(self) -> int:
+        """Rows neither sent nor given up."""
+        ...
+
+
+class ChatDirectory(Protocol):
+    """Chats the bot can no longer write to (403 blocked)."""
+
+    async def mark_blocked(self, chat_id: int, *, at: datetime, reason: str) -> None: ...
+
+    async def unblock(self, chat_id: int) -> None:
+        """The user wrote again: they unblocked the bot."""
+        ...
+
+    async def blocked(self, chat_ids: Iterable[int]) -> set[int]: ...
+
+
+class Timers(Protocol):
+    async def schedule(self, case_no: str, kind: TimerKind, due_at: datetime, *, version: int) -> bool:
+        """Set a timer for this case version; False when (case, kind, version, due_at) is already set."""
+        ...
+
+    async def cancel(self, case_no: str, kinds: Iterable[TimerKind] = ()) -> int:
+        """Drop a case's pending timers (of these kinds; all when empty); returns how many."""
+        ...
+
+    async def claim_due(self, *, owner: str, now: datetime, lease_seconds: float, limit: int) -> list[Timer]: ...
+
+    async def done(self, timer_id: int, *, at: datetime) -> None: ...
+
+    async def pending(self, case_no: str) -> list[tuple[TimerKind, datetime]]:
+        """A case's timers not yet fired, soonest first."""
+        ...
+
+
+class RefundLedger(Protocol):
+    async def add(self, attempt: RefundAttempt) -> bool:
+        """Record an attempt; False when its idempotency key is already recorded."""
+        ...
+
+    async def for_case(self, case_no: str) -> list[RefundAttempt]:
+        """Oldest first."""
+        ...
+
+    async def set_status(self, idempotency_key: str, status: RefundStatus, *, at: datetime,
+                         external_ref: str | None = None, note: str = "") -> None: ...
+
+    async def pending(self, limit: int = 100) -> list[RefundAttempt]:
+        """Attempts recorded but not yet sent to the gateway (a crash may have left some)."""
+        ...
+
+
+class NonceLedger(Protocol):
+    async def remember(self, signature: str, at: datetime) -> bool:
+        """False when this signature was seen before (a replayed callback)."""
+        ...
+
+    async def prune(self, before: datetime) -> int: ...
+
 
 class UnitOfWork(Protocol):
     orders: OrderStore
@@ -106,6 +203,10 @@ class UnitOfWork(Protocol):
     updates: UpdateLedger
     agent_requests: AgentRequests
     outbox: Outbox
+    chats: ChatDirectory
+    timers: Timers
+    refunds: RefundLedger
+    nonces: NonceLedger
 
     async def __aenter__(self) -> Self: ...
 

@@ -13,6 +13,7 @@ from contextlib import asynccontextmanager
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
+from dialogs.cases import CaseWorkflow
 from dialogs.conversation import BUTTON_TRIGGERS, MACHINE, Dialog, Step, agent_request
 from dialogs.domain import CaseStatus, Conversation, OutboxMessage
 from dialogs.io import Event, EventKind, Outcome, Reply
@@ -89,11 +90,13 @@ class RefundService:
         clock: Callable[[], datetime] = utcnow,
         flood_limit: int = 30,
         flood_window: float = 10.0,
+        gateway: str = "manual",
     ) -> None:
         self.uow_factory = uow_factory
         self.settings = settings
         self.clock = clock
         self.calendar = WorkingCalendar(settings.policy.extra_holidays, settings.policy.extra_workdays)
+        self.workflow = CaseWorkflow(settings, self.calendar, gateway)
         self.locks = ChatLocks()
         self.flood = FloodGuard(flood_limit, flood_window)
 
@@ -133,7 +136,7 @@ class RefundService:
                 user_id=event.user_id,
                 locale=pick_locale(event.language_code, self.settings.i18n.default_locale),
             )
-            dialog = Dialog(conv, event, uow, self.settings, self.calendar, Texts(conv.locale), now)
+            dialog = Dialog(conv, event, uow, self.workflow, Texts(conv.locale), now)
             toast = await self._route(dialog, uow)
             conv.step = dialog.state
             await uow.conversations.save(conv)

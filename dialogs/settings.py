@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import re
 from datetime import date
+from decimal import Decimal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from dialogs.domain import Reason
+from dialogs.domain import PaymentChannel, Reason
 
 
 class _Frozen(BaseModel):
@@ -91,7 +92,41 @@ class I18nSettings(_Frozen):
         return value
 
 
+def _default_credit_days() -> dict[PaymentChannel, int]:
+    # 1-5 working days by payment route, as the platform's refund guide promises.
+    return {
+        PaymentChannel.BALANCE: 1,
+        PaymentChannel.ALIPAY: 3,
+        PaymentChannel.WECHAT: 3,
+        PaymentChannel.BANK_CARD: 5,
+    }
+
+
+class SlaSettings(_Frozen):
+    # The review deadline is policy.review_working_days; the credit deadline depends on the route.
+    credit_working_days: dict[PaymentChannel, int] = Field(default_factory=_default_credit_days)
+    # needs_info: remind the customer after these hours of silence, close the case after close_after_days.
+    needs_info_reminder_hours: tuple[int, ...] = (24, 72)
+    needs_info_close_days: int = Field(7, ge=1)
+    # A review or credit that passes its deadline moves by this many working days (with an apology).
+    overdue_extension_working_days: int = Field(2, ge=1)
+    # The supervisors' chat (a group id, negative) alerted when a deadline passes; 0 = nobody.
+    supervisors_chat_id: int = 0
+
+    def credit_days(self, channel: PaymentChannel) -> int:
+        return self.credit_working_days.get(channel, max(self.credit_working_days.values(), default=5))
+
+
+class AutoApproveSettings(_Frozen):
+    # A rule-eligible case whose facts the order data confirms (card code not redeemed, top-up not
+    # credited, duplicate charge) skips review up to this amount in CNY.
+    enabled: bool = False
+    max_amount: Decimal = Field(Decimal(200), ge=0)
+
+
 class CoreSettings(_Frozen):
     orders: OrderSettings = OrderSettings()
     policy: PolicySettings = PolicySettings()
     i18n: I18nSettings = I18nSettings()
+    sla: SlaSettings = SlaSettings()
+    auto_approve: AutoApproveSettings = AutoApproveSettings()

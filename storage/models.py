@@ -159,6 +159,11 @@ class CaseRow(Base):
     review_due: Mapped[date] = mapped_column(Date)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
     version: Mapped[int] = mapped_column(Integer)
+    credit_due: Mapped[date | None] = mapped_column(Date)  # set when the refund starts
+    # The customer's status card: the message the relay edits in place as the case moves.
+    status_message_id: Mapped[int | None] = mapped_column(BigInteger)
+    rating: Mapped[int | None] = mapped_column(Integer)  # 1-5 after refunded / rejected_final
+    rating_comment: Mapped[str | None] = mapped_column(Text)
     # f"{order_no}:{reason}" while the case is open, NULL otherwise: a portable partial unique
     # index ("one open case per order and reason"), as NULLs never collide.
     open_key: Mapped[str | None] = mapped_column(String(128), unique=True)
@@ -228,3 +233,63 @@ class OutboxRow(Base):
     sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     attempts: Mapped[int] = mapped_column(Integer)
     last_error: Mapped[str | None] = mapped_column(Text)
+    # A relay owns a row until claim_until; another relay may take it over after that.
+    claimed_by: Mapped[str | None] = mapped_column(String(64))
+    claim_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    dead_at: Mapped[datetime | None] = mapped_column(UTCDateTime)  # given up (e.g. the chat blocked the bot)
+    message_id: Mapped[int | None] = mapped_column(BigInteger)  # what Telegram answered
+
+
+class ChatDeliveryRow(Base):
+    """Chats the bot cannot write to any more (403: the user blocked the bot)."""
+
+    __tablename__ = "chat_delivery"
+
+    chat_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    blocked_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    reason: Mapped[str] = mapped_column(Text)
+
+
+class CaseTimerRow(Base):
+    """A deadline or reminder that must fire once, even across restarts.
+
+    `version` is the case version the timer was set for: a timer whose case has moved on since is
+    stale and is dropped when it comes due."""
+
+    __tablename__ = "case_timers"
+    __table_args__ = (UniqueConstraint("case_no", "kind", "version", "due_at"),)
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
+    case_no: Mapped[str] = mapped_column(String(32), index=True)
+    kind: Mapped[str] = mapped_column(String(32))
+    version: Mapped[int] = mapped_column(Integer)
+    due_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+    done_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    claimed_by: Mapped[str | None] = mapped_column(String(64))
+    claim_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class RefundAttemptRow(Base):
+    """One try at paying a refund back; its idempotency key is what the platform deduplicates on."""
+
+    __tablename__ = "refund_attempts"
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
+    case_no: Mapped[str] = mapped_column(String(32), index=True)
+    idempotency_key: Mapped[str] = mapped_column(String(64), unique=True)
+    gateway: Mapped[str] = mapped_column(String(16))
+    amount: Mapped[Decimal] = mapped_column(Money)
+    status: Mapped[str] = mapped_column(String(16))  # pending | requested | succeeded | failed
+    external_ref: Mapped[str | None] = mapped_column(String(128))
+    note: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class ApiNonceRow(Base):
+    """Signatures of platform callbacks already accepted: a replay inside the time window is refused."""
+
+    __tablename__ = "api_nonces"
+
+    signature: Mapped[str] = mapped_column(String(128), primary_key=True)
+    seen_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)

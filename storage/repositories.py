@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterable, Sequence
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import TYPE_CHECKING, Any, cast
 
 from sqlalchemy import (
@@ -37,7 +37,6 @@ from dialogs.domain import (
     DeliveryStatus,
     EvidenceItem,
     Order,
-    OutboxMessage,
     PaymentChannel,
     ProductKind,
     Reason,
@@ -52,7 +51,6 @@ from storage.models import (
     ConversationRow,
     EvidenceRow,
     OrderRow,
-    OutboxRow,
     ProcessedUpdateRow,
 )
 
@@ -63,7 +61,7 @@ def utc_now() -> datetime:
     return datetime.now(UTC)
 
 
-def _rowcount(result: Any) -> int:
+def rowcount(result: Any) -> int:
     # session.execute() is typed as returning Result; DML statements give a CursorResult.
     return cast(CursorResult[Any], result).rowcount
 
@@ -77,7 +75,7 @@ async def _core(session: AsyncSession, statement: Executable, params: dict[str, 
     return await connection.execute(statement, params)
 
 
-class _Repository:
+class SessionRepository:
     """What every repository holds: the unit of work's session (never committed here) and a clock."""
 
     def __init__(self, session: AsyncSession, clock: Clock = utc_now) -> None:
@@ -155,7 +153,7 @@ def order_from_row(row: Any) -> Order:
     )
 
 
-class SqlaOrderStore(_Repository):
+class SqlaOrderStore(SessionRepository):
     async def get(self, order_no: str) -> Order | None:
         row = (await _core(self._session, _GET_ORDER, {"order_no": order_no})).first()
         return None if row is None else order_from_row(row)
@@ -224,10 +222,14 @@ def case_from_row(row: CaseRow, evidence: Sequence[EvidenceItem] = ()) -> Case:
         evidence=tuple(evidence),
         wants_human=row.wants_human,
         version=row.version,
+        credit_due=row.credit_due,
+        status_message_id=row.status_message_id,
+        rating=row.rating,
+        rating_comment=row.rating_comment,
     )
 
 
-class SqlaCaseRepository(_Repository):
+class SqlaCaseRepository(SessionRepository):
     async def next_case_no(self, day: str) -> str:
         """Allocate 'R{day}-{n:04d}'. The counter row is locked (FOR UPDATE on PostgreSQL; SQLite
         transactions are already exclusive) until the unit of work ends, so numbers never repeat;
@@ -351,10 +353,7 @@ class SqlaCaseRepository(_Repository):
         self, case_no: str, status: CaseStatus, *, actor: str, at: datetime | None = None, note: str = ""
     ) -> Case:
         """Move a case to `status`, keeping open_key in step and logging an event.
-
-        Not part of the port yet (the review workflow will need it); it lives here so that open_key
-        is maintained in exactly one place. Raises KeyError for an unknown case.
-        """
+        Raises KeyError for an unknown case."""
         at = at or self._clock()
         row = await self._session.scalar(
             select(CaseRow).where(CaseRow.case_no == case_no).with_for_update()
@@ -387,6 +386,48 @@ class SqlaCaseRepository(_Repository):
         assert found is not None
         return found
 
+    async def _update(self, case_no: str, **values: Any) -> None:
+        result = await self._session.execute(
+            update(CaseRow).where(CaseRow.case_no == case_no).values(**values)
+            .execution_options(synchronize_session=False)
+        )
+        if rowcount(result) == 0:
+            raise KeyError(case_no)
+
+    async def set_due(self, case_no: str, *, review_due: date | None = None, credit_due: date | None = None) -> None:
+        values: dict[str, Any] = {"updated_at": self._clock()}
+        if review_due is not None:
+            values["review_due"] = review_due
+        if credit_due is not None:
+            values["credit_due"] = credit_due
+        await self._update(case_no, **values)
+
+    async def set_status_message(self, case_no: str, message_id: int | None) -> None:
+        await self._update(case_no, status_message_id=message_id)
+
+    async def rate(self, case_no: str, rating: int, comment: str | None) -> None:
+        await self._update(case_no, rating=rating, rating_comment=comment, updated_at=self._clock())
+
+    async def search(self, *, statuses: Iterable[CaseStatus] = (), since: datetime | None = None,
+                     until: datetime | None = None, limit: int | None = None) -> list[Case]:
+        query = select(CaseRow).order_by(CaseRow.created_at, CaseRow.id).execution_options(populate_existing=True)
+        wanted = [CaseStatus(s).value for s in statuses]
+        if wanted:
+            query = query.where(CaseRow.status.in_(wanted))
+        if since is not None:
+            query = query.where(CaseRow.created_at >= since)
+        if until is not None:
+            query = query.where(CaseRow.created_at < until)
+        if limit is not None:
+            query = query.limit(limit)
+        rows = (await self._session.scalars(query)).all()
+        evidence = await self._evidence_of([row.case_no for row in rows])
+        return [case_from_row(row, evidence.get(row.case_no, ())) for row in rows]
+
+    async def count_by_status(self) -> dict[CaseStatus, int]:
+        rows = await self._session.execute(select(CaseRow.status, func.count()).group_by(CaseRow.status))
+        return {CaseStatus(status): int(count) for status, count in rows}
+
     async def events(self, case_no: str) -> list[tuple[str | None, str, str]]:
         """(from_status, to_status, actor) of a case, oldest first; for audits and tests."""
         rows = await self._session.execute(
@@ -398,15 +439,15 @@ class SqlaCaseRepository(_Repository):
         return [(r.from_status, r.to_status, r.actor) for r in rows]
 
     async def _evidence_of(self, case_nos: Sequence[str]) -> dict[str, list[EvidenceItem]]:
-        if not case_nos:
-            return {}
-        rows = await self._session.scalars(
-            select(EvidenceRow).where(EvidenceRow.case_no.in_(case_nos)).order_by(EvidenceRow.id)
-        )
         found: dict[str, list[EvidenceItem]] = {}
-        for row in rows:
-            assert row.case_no is not None
-            found.setdefault(row.case_no, []).append(evidence_from_row(row))
+        for start in range(0, len(case_nos), 500):  # bounded IN lists for big exports
+            rows = await self._session.scalars(
+                select(EvidenceRow).where(EvidenceRow.case_no.in_(case_nos[start:start + 500]))
+                .order_by(EvidenceRow.id)
+            )
+            for row in rows:
+                assert row.case_no is not None
+                found.setdefault(row.case_no, []).append(evidence_from_row(row))
         return found
 
 
@@ -417,7 +458,7 @@ def _format_case_no(day: str, number: int) -> str:
 # --- conversations ----------------------------------------------------------------------------
 
 
-class SqlaConversationRepository(_Repository):
+class SqlaConversationRepository(SessionRepository):
     async def load(self, chat_id: int) -> Conversation | None:
         row = (await _core(self._session, _LOAD_CONVERSATION, {"chat_id": chat_id})).first()
         if row is None:
@@ -453,7 +494,7 @@ class SqlaConversationRepository(_Repository):
             "w_chat_id": conversation.chat_id, "w_version": conversation.version,
             "version": conversation.version + 1, **values,
         })
-        if _rowcount(result) == 0:
+        if rowcount(result) == 0:
             raise ConcurrentUpdate(
                 f"conversation {conversation.chat_id} moved past version {conversation.version}"
             )
@@ -463,7 +504,7 @@ class SqlaConversationRepository(_Repository):
 # --- evidence ---------------------------------------------------------------------------------
 
 
-class SqlaEvidenceRepository(_Repository):
+class SqlaEvidenceRepository(SessionRepository):
     async def add_draft(self, draft_id: str, chat_id: int, item: EvidenceItem) -> bool:
         exists = await self._session.scalar(
             select(EvidenceRow.id).where(
@@ -507,13 +548,13 @@ class SqlaEvidenceRepository(_Repository):
             .values(case_no=case_no)
             .execution_options(synchronize_session=False)
         )
-        return _rowcount(result)
+        return rowcount(result)
 
 
 # --- update ledger ----------------------------------------------------------------------------
 
 
-class SqlaUpdateLedger(_Repository):
+class SqlaUpdateLedger(SessionRepository):
     async def claim(self, update_id: int, chat_id: int, at: datetime) -> bool:
         """Meant as the first statement of a unit of work. A lost INSERT race raises
         ConcurrentUpdate (the transaction is unusable on PostgreSQL); the retry then sees False."""
@@ -531,13 +572,13 @@ class SqlaUpdateLedger(_Repository):
             .where(ProcessedUpdateRow.processed_at < before)
             .execution_options(synchronize_session=False)
         )
-        return _rowcount(result)
+        return rowcount(result)
 
 
 # --- agent requests ---------------------------------------------------------------------------
 
 
-class SqlaAgentRequests(_Repository):
+class SqlaAgentRequests(SessionRepository):
     async def add(self, request: AgentRequest) -> None:
         await self._session.execute(
             insert(AgentRequestRow).values(
@@ -557,35 +598,6 @@ class SqlaAgentRequests(_Repository):
         return int(count or 0)
 
 
-# --- outbox -----------------------------------------------------------------------------------
-
-
-class SqlaOutbox(_Repository):
-    async def add(self, message: OutboxMessage) -> bool:
-        exists = await self._session.scalar(
-            select(OutboxRow.id).where(OutboxRow.dedupe_key == message.dedupe_key)
-        )
-        if exists is not None:
-            return False
-        try:
-            await self._session.execute(
-                insert(OutboxRow).values(
-                    kind=message.kind,
-                    chat_id=message.chat_id,
-                    dedupe_key=message.dedupe_key,
-                    payload=message.payload,
-                    created_at=message.created_at,
-                    available_at=message.created_at,
-                    sent_at=None,
-                    attempts=0,
-                    last_error=None,
-                )
-            )
-        except IntegrityError as exc:
-            raise ConcurrentUpdate(f"outbox key {message.dedupe_key} queued concurrently") from exc
-        return True
-
-
 if TYPE_CHECKING:  # structural conformance to the ports, checked by mypy
     from dialogs import ports
 
@@ -596,4 +608,3 @@ if TYPE_CHECKING:  # structural conformance to the ports, checked by mypy
         _evidence: ports.EvidenceRepository = SqlaEvidenceRepository(session)
         _updates: ports.UpdateLedger = SqlaUpdateLedger(session)
         _agent: ports.AgentRequests = SqlaAgentRequests(session)
-        _outbox: ports.Outbox = SqlaOutbox(session)

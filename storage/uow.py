@@ -14,10 +14,14 @@ from sqlalchemy.orm import sessionmaker
 from dialogs.ports import (
     AgentRequests,
     CaseRepository,
+    ChatDirectory,
     ConversationRepository,
     EvidenceRepository,
+    NonceLedger,
     OrderStore,
     Outbox,
+    RefundLedger,
+    Timers,
     UpdateLedger,
 )
 from storage.db import (
@@ -27,6 +31,8 @@ from storage.db import (
     create_sync_sqlite_engine,
     sqlite_path,
 )
+from storage.delivery import SqlaChatDirectory, SqlaOutbox
+from storage.platform import SqlaNonceLedger, SqlaRefundLedger
 from storage.repositories import (
     Clock,
     SqlaAgentRequests,
@@ -34,11 +40,11 @@ from storage.repositories import (
     SqlaConversationRepository,
     SqlaEvidenceRepository,
     SqlaOrderStore,
-    SqlaOutbox,
     SqlaUpdateLedger,
     utc_now,
 )
 from storage.syncsession import SyncSessionAdapter
+from storage.timers import SqlaTimers
 
 
 class SqlaUnitOfWork:
@@ -56,6 +62,10 @@ class SqlaUnitOfWork:
     updates: UpdateLedger
     agent_requests: AgentRequests
     outbox: Outbox
+    chats: ChatDirectory
+    timers: Timers
+    refunds: RefundLedger
+    nonces: NonceLedger
 
     def __init__(self, session_factory: Callable[[], AsyncSession], clock: Clock = utc_now,
                  gate: asyncio.Lock | None = None) -> None:
@@ -84,6 +94,10 @@ class SqlaUnitOfWork:
         self.updates = SqlaUpdateLedger(session)
         self.agent_requests = SqlaAgentRequests(session)
         self.outbox = SqlaOutbox(session)
+        self.chats = SqlaChatDirectory(session)
+        self.timers = SqlaTimers(session)
+        self.refunds = SqlaRefundLedger(session)
+        self.nonces = SqlaNonceLedger(session)
         return self
 
     async def __aexit__(

@@ -5,11 +5,19 @@ from __future__ import annotations
 
 import pytest
 
-from dialogs.cases import move_case
+from dialogs.cases import CaseWorkflow
 from dialogs.domain import CaseStatus
 from dialogs.lifecycle import ForbiddenTransition
+from dialogs.settings import CoreSettings
+from dialogs.workdays import WorkingCalendar
 from storage.uow import Database
 from tests.storage.factories import T0, make_case, make_order
+
+WORKFLOW = CaseWorkflow(CoreSettings(), WorkingCalendar())
+
+
+async def move_case(uow, case_no: str, trigger: str, **kw):  # type: ignore[no-untyped-def]
+    return await WORKFLOW.move(uow, case_no, trigger, **kw)
 
 
 @pytest.fixture
@@ -62,5 +70,5 @@ async def test_an_unknown_case_raises(database: Database) -> None:
 def _notification(case_no: str, version: int, status: str):  # type: ignore[no-untyped-def]
     from dialogs.domain import OutboxMessage
 
-    return OutboxMessage(kind="case_status", chat_id=1, dedupe_key=f"case:{case_no}:v{version}:{status}",
+    return OutboxMessage(kind="case_card", chat_id=1, dedupe_key=f"case:{case_no}:v{version}:card",
                          payload={}, created_at=T0)

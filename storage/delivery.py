@@ -1,0 +1,126 @@
+"""The outbox as the relay sees it (queue, claim, confirm) and the chats it can no longer reach."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import datetime, timedelta
+
+from sqlalchemy import ColumnElement, and_, delete, func, insert, or_, select, update
+from sqlalchemy.exc import IntegrityError
+
+from dialogs.domain import Delivery, OutboxMessage
+from dialogs.ports import ConcurrentUpdate
+from storage.models import ChatDeliveryRow, OutboxRow
+from storage.repositories import SessionRepository
+
+
+# For a chat (rows without one are the agent desk's), due, unsent, not given up, and held by nobody
+# (or by a relay whose lease ran out).
+def _claimable(now: datetime) -> ColumnElement[bool]:
+    return and_(
+        OutboxRow.chat_id.is_not(None),
+        OutboxRow.sent_at.is_(None),
+        OutboxRow.dead_at.is_(None),
+        OutboxRow.available_at <= now,
+        or_(OutboxRow.claim_until.is_(None), OutboxRow.claim_until < now),
+    )
+
+
+class SqlaOutbox(SessionRepository):
+    async def add(self, message: OutboxMessage) -> bool:
+        exists = await self._session.scalar(
+            select(OutboxRow.id).where(OutboxRow.dedupe_key == message.dedupe_key)
+        )
+        if exists is not None:
+            return False
+        try:
+            await self._session.execute(
+                insert(OutboxRow).values(
+                    kind=message.kind,
+                    chat_id=message.chat_id,
+                    dedupe_key=message.dedupe_key,
+                    payload=message.payload,
+                    created_at=message.created_at,
+                    available_at=message.created_at,
+                    sent_at=None,
+                    attempts=0,
+                    last_error=None,
+                )
+            )
+        except IntegrityError as exc:
+            raise ConcurrentUpdate(f"outbox key {message.dedupe_key} queued concurrently") from exc
+        return True
+
+    async def claim(self, *, owner: str, now: datetime, lease_seconds: float, limit: int) -> list[Delivery]:
+        # One UPDATE ... RETURNING: atomic on both databases. On PostgreSQL the inner SELECT skips
+        # rows another relay is claiming right now, and the outer WHERE is re-checked on the row
+        # version that relay committed, so a row is never handed out twice while its lease lasts.
+        # SQLite serialises writers (BEGIN IMMEDIATE) and ignores FOR UPDATE.
+        candidates = (
+            select(OutboxRow.id).where(_claimable(now)).order_by(OutboxRow.id).limit(limit)
+            .with_for_update(skip_locked=True)
+        )
+        result = await self._session.execute(
+            update(OutboxRow)
+            .where(OutboxRow.id.in_(candidates.scalar_subquery()), _claimable(now))
+            .values(claimed_by=owner, claim_until=now + timedelta(seconds=lease_seconds))
+            .returning(OutboxRow.id, OutboxRow.kind, OutboxRow.chat_id, OutboxRow.dedupe_key,
+                       OutboxRow.payload, OutboxRow.attempts, OutboxRow.created_at)
+            .execution_options(synchronize_session=False)
+        )
+        claimed = [Delivery(id=r.id, kind=r.kind, chat_id=r.chat_id, dedupe_key=r.dedupe_key,
+                            payload=r.payload, attempts=r.attempts, created_at=r.created_at)
+                   for r in result]
+        return sorted(claimed, key=lambda d: d.id)  # RETURNING order is not guaranteed
+
+    async def mark_sent(self, delivery_id: int, *, at: datetime, message_id: int | None) -> None:
+        await self._set(delivery_id, sent_at=at, message_id=message_id, claimed_by=None, claim_until=None,
+                        attempts=OutboxRow.attempts + 1, last_error=None)
+
+    async def defer(self, delivery_id: int, *, until: datetime, error: str) -> None:
+        await self._set(delivery_id, available_at=until, claimed_by=None, claim_until=None,
+                        attempts=OutboxRow.attempts + 1, last_error=error[:2000])
+
+    async def give_up(self, delivery_id: int, *, at: datetime, error: str) -> None:
+        await self._set(delivery_id, dead_at=at, claimed_by=None, claim_until=None,
+                        attempts=OutboxRow.attempts + 1, last_error=error[:2000])
+
+    async def _set(self, delivery_id: int, **values: object) -> None:
+        await self._session.execute(
+            update(OutboxRow).where(OutboxRow.id == delivery_id).values(**values)
+            .execution_options(synchronize_session=False)
+        )
+
+    async def backlog(self) -> int:
+        count = await self._session.scalar(
+            select(func.count()).select_from(OutboxRow)
+            .where(OutboxRow.sent_at.is_(None), OutboxRow.dead_at.is_(None))
+        )
+        return int(count or 0)
+
+
+class SqlaChatDirectory(SessionRepository):
+    async def mark_blocked(self, chat_id: int, *, at: datetime, reason: str) -> None:
+        known = await self._session.scalar(select(ChatDeliveryRow.chat_id).where(ChatDeliveryRow.chat_id == chat_id))
+        if known is not None:
+            return
+        try:
+            async with self._session.begin_nested():
+                await self._session.execute(
+                    insert(ChatDeliveryRow).values(chat_id=chat_id, blocked_at=at, reason=reason[:2000])
+                )
+        except IntegrityError:  # another relay recorded it first: same fact
+            pass
+
+    async def unblock(self, chat_id: int) -> None:
+        await self._session.execute(
+            delete(ChatDeliveryRow).where(ChatDeliveryRow.chat_id == chat_id)
+            .execution_options(synchronize_session=False)
+        )
+
+    async def blocked(self, chat_ids: Iterable[int]) -> set[int]:
+        wanted = list(set(chat_ids))
+        if not wanted:
+            return set()
+        rows = await self._session.scalars(select(ChatDeliveryRow.chat_id).where(ChatDeliveryRow.chat_id.in_(wanted)))
+        return set(rows)

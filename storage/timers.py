@@ -1,0 +1,79 @@
+"""Case timers: deadlines and reminders that fire once, across restarts and across processes."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import datetime, timedelta
+
+from sqlalchemy import ColumnElement, and_, delete, insert, or_, select, update
+from sqlalchemy.exc import IntegrityError
+
+from dialogs.domain import Timer, TimerKind
+from storage.models import CaseTimerRow
+from storage.repositories import SessionRepository, rowcount
+
+
+def _claimable(now: datetime) -> ColumnElement[bool]:
+    return and_(
+        CaseTimerRow.done_at.is_(None),
+        CaseTimerRow.due_at <= now,
+        or_(CaseTimerRow.claim_until.is_(None), CaseTimerRow.claim_until < now),
+    )
+
+
+class SqlaTimers(SessionRepository):
+    async def schedule(self, case_no: str, kind: TimerKind, due_at: datetime, *, version: int) -> bool:
+        exists = await self._session.scalar(
+            select(CaseTimerRow.id).where(CaseTimerRow.case_no == case_no, CaseTimerRow.kind == kind.value,
+                                          CaseTimerRow.version == version,
+                                          CaseTimerRow.due_at == due_at)
+        )
+        if exists is not None:
+            return False
+        try:
+            async with self._session.begin_nested():
+                await self._session.execute(insert(CaseTimerRow).values(
+                    case_no=case_no, kind=kind.value, version=version, due_at=due_at))
+        except IntegrityError:
+            return False
+        return True
+
+    async def cancel(self, case_no: str, kinds: Iterable[TimerKind] = ()) -> int:
+        query = delete(CaseTimerRow).where(CaseTimerRow.case_no == case_no, CaseTimerRow.done_at.is_(None))
+        wanted = [TimerKind(k).value for k in kinds]
+        if wanted:
+            query = query.where(CaseTimerRow.kind.in_(wanted))
+        return rowcount(await self._session.execute(query.execution_options(synchronize_session=False)))
+
+    async def claim_due(self, *, owner: str, now: datetime, lease_seconds: float, limit: int) -> list[Timer]:
+        # The same UPDATE ... RETURNING claim as the outbox (see storage.delivery.SqlaOutbox.claim).
+        candidates = (
+            select(CaseTimerRow.id).where(_claimable(now)).order_by(CaseTimerRow.due_at, CaseTimerRow.id)
+            .limit(limit).with_for_update(skip_locked=True)
+        )
+        result = await self._session.execute(
+            update(CaseTimerRow)
+            .where(CaseTimerRow.id.in_(candidates.scalar_subquery()), _claimable(now))
+            .values(claimed_by=owner, claim_until=now + timedelta(seconds=lease_seconds))
+            .returning(CaseTimerRow.id, CaseTimerRow.case_no, CaseTimerRow.kind, CaseTimerRow.version,
+                       CaseTimerRow.due_at)
+            .execution_options(synchronize_session=False)
+        )
+        timers = [Timer(id=r.id, case_no=r.case_no, kind=TimerKind(r.kind), version=r.version, due_at=r.due_at)
+                  for r in result]
+        return sorted(timers, key=lambda t: (t.due_at, t.id))
+
+    async def done(self, timer_id: int, *, at: datetime) -> None:
+        await self._session.execute(
+            update(CaseTimerRow).where(CaseTimerRow.id == timer_id)
+            .values(done_at=at, claimed_by=None, claim_until=None)
+            .execution_options(synchronize_session=False)
+        )
+
+    async def pending(self, case_no: str) -> list[tuple[TimerKind, datetime]]:
+        rows = await self._session.execute(
+            select(CaseTimerRow.kind, CaseTimerRow.due_at)
+            .where(CaseTimerRow.case_no == case_no, CaseTimerRow.done_at.is_(None))
+            .order_by(CaseTimerRow.due_at, CaseTimerRow.id)
+        )
+        return [(TimerKind(kind), due_at) for kind, due_at in rows]
