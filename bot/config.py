@@ -10,7 +10,14 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from dialogs.settings import CoreSettings, I18nSettings, OrderSettings, PolicySettings
+from dialogs.settings import (
+    AutoApproveSettings,
+    CoreSettings,
+    I18nSettings,
+    OrderSettings,
+    PolicySettings,
+    SlaSettings,
+)
 
 DEFAULT_PATH = Path("config.toml")
 
@@ -19,6 +26,7 @@ ENV_OVERRIDES = {
     "REFUNDBOT_TOKEN": ("telegram", "token"),
     "REFUNDBOT_WEBHOOK_SECRET": ("telegram", "webhook_secret"),
     "REFUNDBOT_DATABASE_URL": ("database", "url"),
+    "REFUNDBOT_PLATFORM_SECRET": ("platform", "secret"),
 }
 
 
@@ -57,6 +65,36 @@ class SandboxConfig(_Section):
     demo_orders: bool = True
 
 
+class RelayConfig(_Section):
+    """The notification relay: Telegram's sending limits, as the bot must keep them."""
+
+    per_chat_per_second: float = Field(1, gt=0)
+    per_group_per_minute: float = Field(20, gt=0)
+    global_per_second: float = Field(30, gt=0)
+    batch_size: int = Field(100, ge=1)
+    # A claimed row belongs to this relay for lease_seconds; after a crash another relay takes it.
+    lease_seconds: float = Field(60, gt=0)
+    idle_poll_seconds: float = Field(0.5, gt=0)
+    max_backoff_seconds: float = Field(300, gt=0)
+
+
+class PlatformConfig(_Section):
+    """The shop platform: where refunds are paid and orders read, and the secret its calls are signed with."""
+
+    # "manual": approval puts the case in refunding and finance confirms (`refundbot cases
+    # mark-refunded CASE` or the API). "http": refundbot calls refund_url.
+    gateway: Literal["manual", "http"] = "manual"
+    refund_url: str = ""
+    # "local": orders come from `refundbot orders import` / the order-upsert callback. "http": GET orders_url/{order_no}.
+    orders: Literal["local", "http"] = "local"
+    orders_url: str = ""
+    # HMAC-SHA256 secret shared with the platform, both ways (env REFUNDBOT_PLATFORM_SECRET).
+    secret: str = ""
+    # Signed requests older (or newer) than this are refused as replays.
+    max_clock_skew_seconds: int = Field(300, ge=1)
+    timeout_seconds: float = Field(10, gt=0)
+
+
 class AppConfig(_Section):
     telegram: TelegramConfig = TelegramConfig()
     database: DatabaseConfig = DatabaseConfig()
@@ -65,10 +103,15 @@ class AppConfig(_Section):
     orders: OrderSettings = OrderSettings()
     policy: PolicySettings = PolicySettings()
     i18n: I18nSettings = I18nSettings()
+    sla: SlaSettings = SlaSettings()
+    auto_approve: AutoApproveSettings = AutoApproveSettings()
+    relay: RelayConfig = RelayConfig()
+    platform: PlatformConfig = PlatformConfig()
 
     @property
     def core(self) -> CoreSettings:
-        return CoreSettings(orders=self.orders, policy=self.policy, i18n=self.i18n)
+        return CoreSettings(orders=self.orders, policy=self.policy, i18n=self.i18n, sla=self.sla,
+                            auto_approve=self.auto_approve)
 
 
 def load_config(path: str | Path | None = None, environ: dict[str, str] | None = None) -> AppConfig:

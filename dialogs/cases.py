@@ -22,15 +22,12 @@ from dialogs.domain import (
     Verdict,
 )
 from dialogs.lifecycle import next_status
+from dialogs.notify import CASE_CARD, CASE_NEWS
 from dialogs.ports import UnitOfWork
 from dialogs.settings import CoreSettings
 from dialogs.workdays import WorkingCalendar
 
 C = CaseStatus
-
-# Outbox kinds the relay knows how to render (dialogs.notify).
-CASE_CARD = "case_card"  # the customer's status card, edited in place
-CASE_NEWS = "case_news"  # a new message: the customer must act, or money moved
 
 # A status change gets its own message (so Telegram notifies the customer) when they must act or
 # money moves; every other change only updates the card.
