@@ -7,6 +7,7 @@ Repositories never commit: the unit of work does.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import date, datetime
 from types import TracebackType
 from typing import Protocol, Self
@@ -230,3 +231,35 @@ class UnitOfWorkFactory(Protocol):
 
 class ConcurrentUpdate(Exception):
     """Another worker saved the same conversation first; the caller retries the update."""
+
+
+# --- paying the money back ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class GatewayResult:
+    """What a refund gateway said about one attempt.
+
+    status: REQUESTED (accepted, the money lands later and a callback or finance confirms it),
+    SUCCEEDED (paid) or FAILED (refused, `reason` says why). PENDING is never a result.
+    """
+
+    status: RefundStatus
+    external_ref: str | None = None
+    reason: str = ""
+
+
+class GatewayUnavailable(Exception):
+    """Nothing is known about the payout (network error, timeout, 5xx, 429): call again later with
+    the same attempt; its idempotency key keeps the platform from paying twice."""
+
+
+class RefundGateway(Protocol):
+    """Pays a recorded refund attempt back on the order's original payment route."""
+
+    name: str  # the RefundAttempt.gateway this gateway handles ("manual", "http")
+
+    async def refund(self, attempt: RefundAttempt, order_no: str) -> GatewayResult:
+        """Ask for the payout of `attempt` (exactly its amount, under its idempotency key).
+        Raises GatewayUnavailable when the outcome is unknown; calling again is always safe."""
+        ...
