@@ -12,12 +12,12 @@ import secrets
 import uuid
 from datetime import datetime, timedelta
 from decimal import Decimal
-from enum import StrEnum
 from typing import Any
 
 from transitions.extensions.asyncio import AsyncMachine
 
 from dialogs import policy, sla
+from dialogs.case_actions import CASE_ACTION_BUTTONS, CASE_ACTION_TRANSITIONS, CaseActions
 from dialogs.cases import CaseWorkflow
 from dialogs.coaching import is_concrete
 from dialogs.domain import (
@@ -35,21 +35,10 @@ from dialogs.domain import (
 from dialogs.io import Button, Event, Reply
 from dialogs.ports import UnitOfWork
 from dialogs.settings import CoreSettings
+from dialogs.steps import Step
 from dialogs.tables import plain_table
 from dialogs.texts import Texts, money, when
 from dialogs.workdays import WorkingCalendar
-
-
-class Step(StrEnum):
-    IDLE = "idle"
-    AWAITING_ORDER = "awaiting_order"
-    AWAITING_PHONE = "awaiting_phone"
-    CHOOSING_REASON = "choosing_reason"
-    REVIEWING_VERDICT = "reviewing_verdict"
-    DESCRIBING = "describing"
-    COLLECTING_EVIDENCE = "collecting_evidence"
-    CONFIRMING = "confirming"
-
 
 S = Step
 _IN_FLOW = [s.value for s in Step if s is not Step.IDLE]
@@ -96,6 +85,7 @@ TRANSITIONS: list[dict[str, Any]] = [
     {"trigger": "confirm", "source": S.CONFIRMING, "dest": S.IDLE,
      "prepare": "load_existing_case", "conditions": "has_open_case", "after": "show_existing_case"},
     {"trigger": "confirm", "source": S.CONFIRMING, "dest": S.IDLE, "after": "file_case"},
+    *CASE_ACTION_TRANSITIONS,
 ]
 
 
@@ -108,6 +98,7 @@ BUTTON_TRIGGERS = {
     "cancel": "cancel",
     "done": "finish_evidence",
     "submit": "confirm",
+    **CASE_ACTION_BUTTONS,
 }
 
 class SequentialAsyncMachine(AsyncMachine):
@@ -132,7 +123,7 @@ MACHINE = SequentialAsyncMachine(
 )
 
 
-class Dialog:
+class Dialog(CaseActions):
     """The model of one update: the conversation, the event and what the callbacks produce."""
 
     def __init__(
@@ -396,17 +387,21 @@ class Dialog:
     async def evidence_full(self) -> bool:
         return self._evidence_problem is None and self.evidence_count >= self.settings.policy.max_evidence
 
-    async def say_evidence_progress(self) -> None:
-        limits = {
+    def evidence_limits(self) -> dict[str, Any]:
+        return {
             "max_photo_mb": self.settings.policy.max_photo_mb,
             "max_document_mb": self.settings.policy.max_document_mb,
             "max_pixels_mp": round(self.settings.policy.max_pixels / 1_000_000),
             "max": self.settings.policy.max_evidence,
         }
+
+    async def say_evidence_progress(self) -> None:
         if self._evidence_problem:
-            self.say(f"evidence_problem.{self._evidence_problem}", self.evidence_prompt_buttons(), **limits)
+            self.say(f"evidence_problem.{self._evidence_problem}", self.evidence_prompt_buttons(),
+                     **self.evidence_limits())
         else:
-            self.say("evidence_received", self.evidence_prompt_buttons(), count=self.evidence_count, **limits)
+            self.say("evidence_received", self.evidence_prompt_buttons(), count=self.evidence_count,
+                     **self.evidence_limits())
 
     async def count_evidence(self) -> None:
         self.evidence_count = len(await self.uow.evidence.list_draft(self.data["draft_id"]))

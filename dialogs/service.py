@@ -13,17 +13,20 @@ from contextlib import asynccontextmanager
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
+from dialogs.case_actions import CARD_ACTIONS, parse_card_token
 from dialogs.cases import CaseWorkflow
-from dialogs.conversation import BUTTON_TRIGGERS, MACHINE, Dialog, Step, agent_request
-from dialogs.domain import CaseStatus, Conversation, OutboxMessage
+from dialogs.conversation import BUTTON_TRIGGERS, MACHINE, Dialog, agent_request
+from dialogs.domain import OPEN_STATUSES, Conversation, OutboxMessage
 from dialogs.io import Event, EventKind, Outcome, Reply
+from dialogs.notify import RATEABLE, card_buttons, card_text, deadline_line
 from dialogs.ports import ConcurrentUpdate, UnitOfWork, UnitOfWorkFactory
 from dialogs.settings import CoreSettings
+from dialogs.steps import Step
 from dialogs.texts import LOCALES, Texts, pick_locale
 from dialogs.workdays import WorkingCalendar
 
-# Statuses whose next deadline is the review promise.
-_AWAITING_REVIEW = frozenset({CaseStatus.SUBMITTED, CaseStatus.IN_REVIEW, CaseStatus.APPEALED})
+# /status shows at most this many cards (each a message: Telegram allows ~1 message/s per chat).
+_STATUS_CARDS = 3
 _MAX_RETRIES = 5
 CLAIM_RETENTION = timedelta(hours=48)
 
@@ -164,13 +167,18 @@ class RefundService:
                 await self._fire(d, "submit_order")
             elif step is Step.AWAITING_PHONE:
                 await self._fire(d, "submit_phone")
-            elif step is Step.DESCRIBING:
+            elif step in (Step.DESCRIBING, Step.APPEAL_REASON, Step.RATING_COMMENT):
                 await self._fire(d, "describe")
+            elif step is Step.ADDING_INFO:
+                await self._fire(d, "add_info_text")
             else:
                 self._hint(d)
             return None
         if ev.kind in (EventKind.PHOTO, EventKind.DOCUMENT) and step is Step.COLLECTING_EVIDENCE:
             await self._fire(d, "add_evidence")
+            return None
+        if ev.kind in (EventKind.PHOTO, EventKind.DOCUMENT) and step in (Step.ADDING_INFO, Step.APPEAL_EVIDENCE):
+            await self._fire(d, "add_case_file")
             return None
         self._hint(d)
         return None
@@ -182,6 +190,9 @@ class RefundService:
         d.say(f"hint.{d.state}", example=self.settings.orders.number_example)
 
     async def _button(self, d: Dialog) -> str | None:
+        card = parse_card_token(d.event.text)
+        if card is not None:
+            return await self._card_button(d, *card)
         nonce, _, action = d.event.text.partition(".")
         trigger = "choose_reason" if action.startswith("r.") else BUTTON_TRIGGERS.get(action)
         valid = (
@@ -196,6 +207,18 @@ class RefundService:
         if d.forged:
             return d.t("stale_button")
         d.replies.insert(0, Reply("", edit=True))  # take the pressed keyboard away: it has been used
+        return None
+
+    async def _card_button(self, d: Dialog, case_no: str, action: str) -> str | None:
+        """A status-card button: only the case's owner, only while the case allows that action."""
+        case = await d.uow.cases.get(case_no)
+        if case is None or case.user_id != d.event.user_id:
+            return d.t("stale_button")
+        trigger, valid_in = CARD_ACTIONS[action]
+        if case.status not in valid_in or (trigger == "rate" and case.rating is not None):
+            return d.t("case_moved_on", case_no=case_no, status=d.t(f"status.{case.status.value}"))
+        d.begin_case_action(case, action)
+        await self._fire(d, trigger)
         return None
 
     async def _command(self, d: Dialog, uow: UnitOfWork) -> None:
@@ -241,19 +264,21 @@ class RefundService:
             self._hint(d)
 
     async def _status(self, d: Dialog, uow: UnitOfWork) -> None:
+        """The status card of each case that still needs something (the same card the relay keeps
+        up to date, with its buttons), then one line per finished case."""
         cases = await uow.cases.list_for_user(d.event.user_id)
         if not cases:
             d.say("status_none")
             return
-        lines = [d.t("status_header")]
-        for case in cases:
-            if case.status in _AWAITING_REVIEW:
-                deadline = d.t("status_deadline", due=case.review_due.isoformat())
-            else:
-                deadline = d.t("status_deadline_none")
-            lines.append(d.t(
-                "status_line", case_no=case.case_no, reason=d.t(f"reason.{case.reason.value}"),
-                order_no=case.order_no, status=d.t(f"status.{case.status.value}"), deadline=deadline,
-            ))
-        d.replies.append(Reply("\n".join(lines)))
+        live = [c for c in cases if c.status in OPEN_STATUSES or (c.status in RATEABLE and c.rating is None)]
+        d.say("status_header")
+        for case in live[:_STATUS_CARDS]:
+            d.replies.append(Reply(card_text(case, await uow.orders.get(case.order_no), d.t),
+                                   card_buttons(case, d.t)))
+        rest = [c for c in cases if c not in live[:_STATUS_CARDS]]
+        if rest:
+            d.replies.append(Reply("\n".join(
+                d.t("status_line", case_no=c.case_no, reason=d.t(f"reason.{c.reason.value}"),
+                    order_no=c.order_no, status=d.t(f"status.{c.status.value}"), deadline=deadline_line(c, d.t))
+                for c in rest)))
 

@@ -4,7 +4,8 @@ from pathlib import Path
 
 from transitions.extensions import GraphMachine
 
-from dialogs.conversation import MACHINE, TRANSITIONS, Step
+from dialogs.conversation import MACHINE, TRANSITIONS
+from dialogs.steps import Step
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "conversation.md"
 
