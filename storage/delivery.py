@@ -7,6 +7,7 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import ColumnElement, and_, delete, func, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import aliased
 
 from dialogs.domain import Delivery, OutboxMessage
 from dialogs.ports import ConcurrentUpdate
@@ -24,6 +25,20 @@ def _claimable(now: datetime) -> ColumnElement[bool]:
         OutboxRow.available_at <= now,
         or_(OutboxRow.claim_until.is_(None), OutboxRow.claim_until < now),
     )
+
+
+_Earlier = aliased(OutboxRow, name="earlier")
+
+# Only the oldest open row of a chat may go: while an earlier one is unsent and not given up (held by
+# a relay, deferred after a 429 or a 5xx), the chat's later rows wait. That keeps each chat's
+# notifications in order across deferrals, batches and relays, and lets a status card be sent before
+# the next version of it is composed (which then edits it).
+_HEAD_OF_CHAT = ~(
+    select(_Earlier.id)
+    .where(_Earlier.chat_id == OutboxRow.chat_id, _Earlier.id < OutboxRow.id,
+           _Earlier.sent_at.is_(None), _Earlier.dead_at.is_(None))
+    .exists()
+)
 
 
 class SqlaOutbox(SessionRepository):
@@ -52,17 +67,22 @@ class SqlaOutbox(SessionRepository):
         return True
 
     async def claim(self, *, owner: str, now: datetime, lease_seconds: float, limit: int) -> list[Delivery]:
-        # One UPDATE ... RETURNING: atomic on both databases. On PostgreSQL the inner SELECT skips
-        # rows another relay is claiming right now, and the outer WHERE is re-checked on the row
-        # version that relay committed, so a row is never handed out twice while its lease lasts.
-        # SQLite serialises writers (BEGIN IMMEDIATE) and ignores FOR UPDATE.
-        candidates = (
-            select(OutboxRow.id).where(_claimable(now)).order_by(OutboxRow.id).limit(limit)
+        # Two statements in one transaction. The SELECT picks the rows and, on PostgreSQL, locks them
+        # (FOR UPDATE SKIP LOCKED: rows another relay is claiming right now are passed over; a row it
+        # has just committed is re-checked against the WHERE and dropped). The UPDATE then stamps the
+        # lease on exactly those rows. Not one UPDATE ... WHERE id IN (SELECT ... LIMIT n): PostgreSQL
+        # may run that subquery once per outer row (a semi join over a sorted, locked subquery) and
+        # hand out more than `limit` rows. SQLite serialises writers (BEGIN IMMEDIATE) and ignores
+        # FOR UPDATE. At most one row per chat: its oldest open one (see _HEAD_OF_CHAT).
+        ids = list(await self._session.scalars(
+            select(OutboxRow.id).where(_claimable(now), _HEAD_OF_CHAT).order_by(OutboxRow.id).limit(limit)
             .with_for_update(skip_locked=True)
-        )
+        ))
+        if not ids:
+            return []
         result = await self._session.execute(
             update(OutboxRow)
-            .where(OutboxRow.id.in_(candidates.scalar_subquery()), _claimable(now))
+            .where(OutboxRow.id.in_(ids), _claimable(now))
             .values(claimed_by=owner, claim_until=now + timedelta(seconds=lease_seconds))
             .returning(OutboxRow.id, OutboxRow.kind, OutboxRow.chat_id, OutboxRow.dedupe_key,
                        OutboxRow.payload, OutboxRow.attempts, OutboxRow.created_at)
