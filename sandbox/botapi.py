@@ -46,6 +46,8 @@ SEND_METHODS = frozenset({
     "sendmessage", "sendphoto", "senddocument", "sendsticker", "sendvoice", "sendvideo", "sendaudio",
     "sendanimation", "sendlocation", "sendmediagroup", "copymessage", "forwardmessage",
 })
+# Calls that count against Telegram's flood limits (/control/limits): sends and edits.
+RATE_LIMITED_METHODS = SEND_METHODS | {"editmessagetext", "editmessagecaption", "editmessagereplymarkup"}
 INLINE_BUTTON_ACTIONS = ("callback_data", "url", "web_app", "login_url", "switch_inline_query",
                          "switch_inline_query_current_chat", "switch_inline_query_chosen_chat", "copy_text",
                          "callback_game", "pay")
@@ -242,14 +244,18 @@ class BotApi:
             logged = params.for_log()
             if entry is None:
                 raise ApiError(404, "Not Found")
+            limited = name.lower() in RATE_LIMITED_METHODS
             rule = state.take_fault(name, params.raw.get("chat_id"))
             if rule is not None:
                 if rule.delay:
                     await asyncio.sleep(rule.delay)
                 if rule.error_code:
+                    if rule.error_code == 429 and limited:
+                        state.limits.injected_429 += 1
                     raise fault_error(rule)
-            if name.lower() in SEND_METHODS:
+            if limited:
                 self._check_flood(params)
+                state.limits.accepted += 1
             result = await entry[1](params)
             status, body = 200, {"ok": True, "result": result}
         except ApiError as exc:
@@ -265,6 +271,7 @@ class BotApi:
         now = time.time()
         wait = self.state.limits.check(chat_id, now)
         if wait is not None:
+            self.state.limits.throttled += 1
             raise too_many_requests(wait)
         self.state.limits.record(chat_id, now)
 

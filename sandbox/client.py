@@ -235,10 +235,17 @@ class EmulatorClient:
         return await self._dict("DELETE", "faults")
 
     async def set_limits(self, enabled: bool = True, per_chat_per_s: int | None = None,
-                         per_group_per_min: int | None = None, global_per_s: int | None = None) -> dict[str, Any]:
+                         per_group_per_min: int | None = None, global_per_s: int | None = None,
+                         reset_counters: bool = False) -> dict[str, Any]:
+        """Switch Telegram's flood limits on (or off); reset_counters zeroes accepted/throttled/injected_429."""
         return await self._dict("POST", "limits", json=_drop_none({
             "enabled": enabled, "per_chat_per_s": per_chat_per_s, "per_group_per_min": per_group_per_min,
-            "global_per_s": global_per_s}))
+            "global_per_s": global_per_s, "reset_counters": reset_counters or None}))
+
+    async def limits(self) -> dict[str, Any]:
+        """The limits in force and the counters: accepted (rate-limited calls let through), throttled
+        (429s from the limits), injected_429 (429s from fault rules)."""
+        return await self._dict("GET", "limits")
 
     async def reset(self) -> dict[str, Any]:
         return await self._dict("POST", "reset")

@@ -361,9 +361,13 @@ async def c_limits(request: web.Request) -> web.Response:
     if request.method == "POST":
         body = await _json_body(request)
         limits.enabled = bool(body.get("enabled", True))
+        if not limits.enabled:
+            limits.forget()
         limits.per_chat_per_s = _int(body, "per_chat_per_s", limits.per_chat_per_s)
         limits.per_group_per_min = _int(body, "per_group_per_min", limits.per_group_per_min)
         limits.global_per_s = _int(body, "global_per_s", limits.global_per_s)
+        if body.get("reset_counters"):
+            limits.reset_counters()
     return _ok(limits.to_dict())
 
 

@@ -295,19 +295,24 @@ class WebhookConfig:
 
 @dataclass
 class Limits:
-    """Optional flood control: sends beyond these rates answer 429 with a retry_after."""
+    """Optional flood control: sends and edits beyond these rates answer 429 with a retry_after.
+
+    Sliding windows, as a bot meets them: at most `global_per_s` in any second over all chats,
+    `per_chat_per_s` in any second to one private chat, `per_group_per_min` in any minute to one group
+    (negative chat id). The counters cover every rate-limited call, limits on or off, until reset.
+    """
 
     enabled: bool = False
     per_chat_per_s: int = 1
     per_group_per_min: int = 20
     global_per_s: int = 30
+    accepted: int = 0  # rate-limited calls that got past the limits (answered by the method itself)
+    throttled: int = 0  # 429s answered because of these limits
+    injected_429: int = 0  # 429s answered by a fault rule (/control/faults)
     _global: deque[float] = field(default_factory=deque, repr=False)
     _per_chat: dict[int, deque[float]] = field(default_factory=dict, repr=False)
 
-    def check(self, chat_id: int | None, now: float) -> int | None:
-        """Seconds to wait before this send would be allowed, or None when it may go now."""
-        if not self.enabled:
-            return None
+    def _windows(self, chat_id: int | None) -> list[tuple[deque[float], int, float]]:
         windows: list[tuple[deque[float], int, float]] = [(self._global, self.global_per_s, 1.0)]
         if chat_id is not None:
             chat_q = self._per_chat.setdefault(chat_id, deque())
@@ -315,13 +320,18 @@ class Limits:
                 windows.append((chat_q, self.per_group_per_min, 60.0))
             else:
                 windows.append((chat_q, self.per_chat_per_s, 1.0))
+        return windows
+
+    def check(self, chat_id: int | None, now: float) -> int | None:
+        """Seconds to wait before this send would be allowed, or None when it may go now."""
+        if not self.enabled:
+            return None
         wait = 0.0
-        for q, limit, span in windows:
-            while q and q[0] <= now - 60.0:
+        for q, limit, span in self._windows(chat_id):
+            while q and q[0] <= now - span:
                 q.popleft()
-            recent = [t for t in q if t > now - span]
-            if limit >= 0 and len(recent) >= limit:
-                oldest = recent[len(recent) - limit] if limit > 0 else now
+            if len(q) >= limit:
+                oldest = q[len(q) - limit] if limit > 0 else now
                 wait = max(wait, oldest + span - now)
         return max(1, math.ceil(wait)) if wait > 0 else None
 
@@ -332,9 +342,18 @@ class Limits:
         if chat_id is not None:
             self._per_chat.setdefault(chat_id, deque()).append(now)
 
+    def forget(self) -> None:
+        """Drop the sliding windows (switching the limits off does)."""
+        self._global.clear()
+        self._per_chat.clear()
+
+    def reset_counters(self) -> None:
+        self.accepted = self.throttled = self.injected_429 = 0
+
     def to_dict(self) -> dict[str, Any]:
         return {"enabled": self.enabled, "per_chat_per_s": self.per_chat_per_s,
-                "per_group_per_min": self.per_group_per_min, "global_per_s": self.global_per_s}
+                "per_group_per_min": self.per_group_per_min, "global_per_s": self.global_per_s,
+                "accepted": self.accepted, "throttled": self.throttled, "injected_429": self.injected_429}
 
 
 def _chat_key(update: dict[str, Any]) -> str:
