@@ -46,14 +46,21 @@ class SqlaTimers(SessionRepository):
         return rowcount(await self._session.execute(query.execution_options(synchronize_session=False)))
 
     async def claim_due(self, *, owner: str, now: datetime, lease_seconds: float, limit: int) -> list[Timer]:
-        # The same UPDATE ... RETURNING claim as the outbox (see storage.delivery.SqlaOutbox.claim).
-        candidates = (
+        # Two statements in one transaction, as the outbox claims (storage.delivery.SqlaOutbox.claim):
+        # the SELECT picks and, on PostgreSQL, locks the rows (FOR UPDATE SKIP LOCKED passes over rows
+        # another sweeper is claiming right now; a row it has just committed is re-checked against the
+        # WHERE and dropped), the UPDATE stamps the lease on exactly those. Not one UPDATE ... WHERE id
+        # IN (SELECT ... LIMIT n): PostgreSQL may rescan that subquery per outer row and claim more
+        # than `limit` timers. SQLite serialises writers (BEGIN IMMEDIATE) and ignores FOR UPDATE.
+        ids = list(await self._session.scalars(
             select(CaseTimerRow.id).where(_claimable(now)).order_by(CaseTimerRow.due_at, CaseTimerRow.id)
             .limit(limit).with_for_update(skip_locked=True)
-        )
+        ))
+        if not ids:
+            return []
         result = await self._session.execute(
             update(CaseTimerRow)
-            .where(CaseTimerRow.id.in_(candidates.scalar_subquery()), _claimable(now))
+            .where(CaseTimerRow.id.in_(ids), _claimable(now))
             .values(claimed_by=owner, claim_until=now + timedelta(seconds=lease_seconds))
             .returning(CaseTimerRow.id, CaseTimerRow.case_no, CaseTimerRow.kind, CaseTimerRow.version,
                        CaseTimerRow.due_at)
@@ -61,7 +68,7 @@ class SqlaTimers(SessionRepository):
         )
         timers = [Timer(id=r.id, case_no=r.case_no, kind=TimerKind(r.kind), version=r.version, due_at=r.due_at)
                   for r in result]
-        return sorted(timers, key=lambda t: (t.due_at, t.id))
+        return sorted(timers, key=lambda t: (t.due_at, t.id))  # RETURNING order is not guaranteed
 
     async def done(self, timer_id: int, *, at: datetime) -> None:
         await self._session.execute(
