@@ -1,0 +1,256 @@
+"""The shop platform, seen from refundbot: signed HTTP both ways, the refund gateways and the order lookup.
+
+Signing (both directions, one shared secret, `[platform] secret` / REFUNDBOT_PLATFORM_SECRET):
+
+    X-Refundbot-Timestamp: <unix seconds, an integer>
+    X-Refundbot-Signature: hex(HMAC-SHA256(secret, timestamp + "." + message))
+
+where `message` is the raw request body for POST and the raw path with its query string for GET
+(e.g. `/api/v1/cases/R20261124-0001`). A request whose timestamp is more than
+`max_clock_skew_seconds` away from our clock is refused, and so is a POST whose signature was
+already accepted once (the nonce ledger): together they make a captured request useless.
+
+The platform's refund endpoint (`[platform] refund_url`, used by HttpGateway) receives
+
+    POST refund_url   {"case_no", "order_no", "amount": "12.50", "currency": "CNY", "idempotency_key"}
+
+and answers 2xx with {"status": "accepted" | "succeeded" | "failed", "reference"?, "amount"?,
+"reason"?}. The idempotency key is the platform's duplicate guard: the same key must never pay twice,
+and refundbot re-sends an attempt under the same key whenever it does not know the outcome.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import logging
+import time
+from collections.abc import Callable, Mapping
+from decimal import Decimal, InvalidOperation
+from typing import Any
+from urllib.parse import quote
+
+import aiohttp
+from yarl import URL
+
+from dialogs.domain import Order, RefundAttempt, RefundStatus
+from dialogs.ports import GatewayResult, GatewayUnavailable
+from storage.importer import parse_order
+
+log = logging.getLogger(__name__)
+
+TIMESTAMP_HEADER = "X-Refundbot-Timestamp"
+SIGNATURE_HEADER = "X-Refundbot-Signature"
+Clock = Callable[[], float]
+
+
+# --- signatures -------------------------------------------------------------------------------
+
+
+def sign(secret: str, timestamp: str, message: bytes) -> str:
+    """hex HMAC-SHA256 over `timestamp + "." + message`."""
+    return hmac.new(secret.encode(), timestamp.encode() + b"." + message, hashlib.sha256).hexdigest()
+
+
+def signed_headers(secret: str, message: bytes, now: float | None = None) -> dict[str, str]:
+    timestamp = str(int(time.time() if now is None else now))
+    return {TIMESTAMP_HEADER: timestamp, SIGNATURE_HEADER: sign(secret, timestamp, message)}
+
+
+class SignatureError(Exception):
+    """The request is not from the platform, or not from now (the message says which)."""
+
+
+def verify(secret: str, headers: Mapping[str, str], message: bytes, *, now: float, max_skew: float) -> str:
+    """Check a signed request; returns its signature (the replay-ledger key) or raises SignatureError."""
+    if not secret:
+        raise SignatureError("no platform secret is configured: signed requests cannot be checked")
+    timestamp = headers.get(TIMESTAMP_HEADER, "").strip()
+    given = headers.get(SIGNATURE_HEADER, "").strip().lower()
+    if not timestamp or not given:
+        raise SignatureError(f"missing {TIMESTAMP_HEADER} or {SIGNATURE_HEADER}")
+    try:
+        sent_at = int(timestamp)
+    except ValueError:
+        raise SignatureError(f"{TIMESTAMP_HEADER} is not unix seconds") from None
+    if abs(now - sent_at) > max_skew:
+        raise SignatureError(f"timestamp is more than {max_skew:g} s away from the server clock")
+    expected = sign(secret, timestamp, message)
+    if not hmac.compare_digest(expected.encode(), given.encode()):
+        raise SignatureError("bad signature")
+    return expected
+
+
+# --- refund gateways --------------------------------------------------------------------------
+
+
+class ManualGateway:
+    """Nothing to call: finance pays the money back by hand and confirms with
+    `refundbot cases mark-refunded CASE` (or the refund callback); the case waits in refunding."""
+
+    name = "manual"
+
+    async def refund(self, attempt: RefundAttempt, order_no: str) -> GatewayResult:
+        return GatewayResult(RefundStatus.REQUESTED, reason="waiting for finance to pay and confirm")
+
+    async def close(self) -> None:
+        return None
+
+
+_RETRYABLE = frozenset({401, 403, 404, 408, 409, 425, 429})  # misconfiguration or "busy": nothing was paid
+_REFUSED = frozenset({400, 422})  # the platform looked at the request and refused it
+
+
+class HttpGateway:
+    """POSTs each attempt to `[platform] refund_url`, signed, under its idempotency key.
+
+    - 2xx {"status": "accepted"}: the platform has it; the case waits for the refund callback.
+    - 2xx {"status": "succeeded" | "failed"}: settled now.
+    - 400 / 422: refused (the attempt fails and the case goes to refund_failed for a person).
+    - network errors, timeouts, 5xx and the other 4xx: GatewayUnavailable, sent again later with
+      the same key (a retry never pays twice).
+    - a 2xx we cannot trust (not JSON, unknown status, another key, an amount other than the
+      attempt's, in particular more): never taken as paid or failed; the attempt is parked as
+      requested with the answer in its note, for finance to settle.
+    """
+
+    name = "http"
+
+    def __init__(self, url: str, secret: str, timeout: float = 10, *, clock: Clock = time.time) -> None:
+        if not url:
+            raise ValueError('[platform] gateway = "http" needs [platform] refund_url')
+        if not secret:
+            raise ValueError('[platform] gateway = "http" needs [platform] secret (or REFUNDBOT_PLATFORM_SECRET)')
+        self.url, self._secret, self._timeout, self._clock = url, secret, timeout, clock
+        self._session: aiohttp.ClientSession | None = None
+
+    def _http(self) -> aiohttp.ClientSession:
+        if self._session is None or self._session.closed:
+            self._session = aiohttp.ClientSession()
+        return self._session
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+
+    async def refund(self, attempt: RefundAttempt, order_no: str) -> GatewayResult:
+        key = attempt.idempotency_key
+        body = json.dumps({"case_no": attempt.case_no, "order_no": order_no, "amount": str(attempt.amount),
+                           "currency": "CNY", "idempotency_key": key}, separators=(",", ":")).encode()
+        headers = {"Content-Type": "application/json", "Idempotency-Key": key,
+                   **signed_headers(self._secret, body, self._clock())}
+        try:
+            async with self._http().post(self.url, data=body, headers=headers,
+                                         timeout=aiohttp.ClientTimeout(total=self._timeout)) as resp:
+                status, raw = resp.status, await resp.read()
+        except (TimeoutError, aiohttp.ClientError) as exc:
+            raise GatewayUnavailable(f"refund {key}: {type(exc).__name__}: {exc}") from exc
+        text = raw[:300].decode("utf-8", "replace")
+        if status in _REFUSED:
+            return GatewayResult(RefundStatus.FAILED, reason=f"the platform refused the refund (HTTP {status}): {text}")
+        if status >= 300:
+            if status not in _RETRYABLE and status < 500:
+                log.warning("refund %s: unexpected HTTP %s from the platform; will retry", key, status)
+            raise GatewayUnavailable(f"refund {key}: HTTP {status}: {text}")
+        return self._read_answer(attempt, raw, text)
+
+    def _read_answer(self, attempt: RefundAttempt, raw: bytes, text: str) -> GatewayResult:
+        key = attempt.idempotency_key
+
+        def unclear(why: str) -> GatewayResult:
+            log.error("refund %s: untrustworthy answer from the platform (%s): %s; held for finance", key, why, text)
+            return GatewayResult(RefundStatus.REQUESTED, reason=f"unclear answer from the platform ({why}): {text}")
+
+        try:
+            answer = json.loads(raw, parse_float=Decimal)
+        except ValueError:
+            return unclear("not JSON")
+        if not isinstance(answer, dict):
+            return unclear("not a JSON object")
+        if answer.get("idempotency_key", key) != key:
+            return unclear("another idempotency key")
+        if answer.get("amount") is not None:
+            try:
+                amount = Decimal(str(answer["amount"]))
+            except InvalidOperation:
+                return unclear("amount is not a number")
+            if amount > attempt.amount:
+                return unclear(f"amount {amount} is more than the {attempt.amount} asked for")
+            if amount != attempt.amount:
+                return unclear(f"amount {amount} is not the {attempt.amount} asked for")
+        reference = answer.get("reference")
+        reference = str(reference)[:128] if reference not in (None, "") else None
+        outcome = answer.get("status")
+        if outcome == "accepted":
+            return GatewayResult(RefundStatus.REQUESTED, external_ref=reference)
+        if outcome == "succeeded":
+            return GatewayResult(RefundStatus.SUCCEEDED, external_ref=reference)
+        if outcome == "failed":
+            reason = str(answer.get("reason") or "the platform reported the refund failed")[:500]
+            return GatewayResult(RefundStatus.FAILED, external_ref=reference, reason=reason)
+        return unclear(f"unknown status {outcome!r}")
+
+
+# --- orders from the platform -----------------------------------------------------------------
+
+
+class OrderLookupError(Exception):
+    """The platform's order API did not answer usefully (network, 5xx, a malformed order): the
+    order is unknown, which is not the same as "no such order"."""
+
+
+class HttpOrderLookup:
+    """dialogs.ports.OrderLookup over `GET {orders_url}/{order_no}` (signed like every call):
+    200 with an order object in the import format → the Order; 404 → None; anything else →
+    OrderLookupError."""
+
+    def __init__(self, base_url: str, secret: str, timeout: float = 10, *, clock: Clock = time.time) -> None:
+        if not base_url:
+            raise ValueError('[platform] orders = "http" needs [platform] orders_url')
+        if not secret:
+            raise ValueError('[platform] orders = "http" needs [platform] secret (or REFUNDBOT_PLATFORM_SECRET)')
+        self.base_url, self._secret, self._timeout, self._clock = base_url.rstrip("/"), secret, timeout, clock
+        self._session: aiohttp.ClientSession | None = None
+
+    def _http(self) -> aiohttp.ClientSession:
+        if self._session is None or self._session.closed:
+            self._session = aiohttp.ClientSession()
+        return self._session
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+
+    async def get(self, order_no: str) -> Order | None:
+        url = URL(f"{self.base_url}/{quote(order_no, safe='')}", encoded=True)
+        headers = signed_headers(self._secret, url.raw_path_qs.encode(), self._clock())
+        try:
+            async with self._http().get(url, headers=headers,
+                                        timeout=aiohttp.ClientTimeout(total=self._timeout)) as resp:
+                status, raw = resp.status, await resp.read()
+        except (TimeoutError, aiohttp.ClientError) as exc:
+            raise OrderLookupError(f"order {order_no}: {type(exc).__name__}: {exc}") from exc
+        if status == 404:
+            return None
+        if status != 200:
+            raise OrderLookupError(f"order {order_no}: HTTP {status}: {raw[:200].decode('utf-8', 'replace')}")
+        try:
+            fields = json.loads(raw, parse_float=Decimal)
+        except ValueError as exc:
+            raise OrderLookupError(f"order {order_no}: not JSON") from exc
+        order = order_from_json(fields)
+        if order.order_no != order_no:
+            raise OrderLookupError(f"asked for order {order_no}, the platform answered {order.order_no}")
+        return order
+
+
+def order_from_json(fields: Any) -> Order:
+    """An order object in the import format (see storage.importer) → Order; OrderLookupError says
+    which fields are wrong."""
+    if not isinstance(fields, dict):
+        raise OrderLookupError("an order must be a JSON object")
+    try:
+        return parse_order(fields)
+    except Exception as exc:  # storage.importer reports every bad field in one message
+        raise OrderLookupError(str(exc)) from exc

@@ -1,0 +1,258 @@
+"""Money going back: the worker that hands recorded refund attempts to the gateway, the settlement of
+an attempt (gateway answer, platform callback or finance's confirmation) and the CSV export for finance.
+
+Crash safety: an attempt is recorded (PENDING, with its idempotency key) in the same transaction
+that puts the case in refunding, before any call. The worker calls the gateway outside any
+transaction and records the answer afterwards; a crash in between leaves the attempt PENDING and the
+next run calls again under the same key, which the platform deduplicates. Two workers on one
+database may both call for one attempt: harmless for the same reason, and only the first answer is
+recorded.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+import logging
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, replace
+from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
+from typing import TYPE_CHECKING, TextIO
+from zoneinfo import ZoneInfo
+
+from dialogs.cases import CaseWorkflow
+from dialogs.domain import Case, CaseStatus, RefundAttempt, RefundStatus
+from dialogs.lifecycle import ForbiddenTransition
+from dialogs.ports import GatewayResult, GatewayUnavailable, RefundGateway, UnitOfWork, UnitOfWorkFactory
+
+if TYPE_CHECKING:
+    from bot.metrics import Metrics
+
+log = logging.getLogger(__name__)
+
+OPEN_ATTEMPT = frozenset({RefundStatus.PENDING, RefundStatus.REQUESTED})
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class UnknownAttempt(KeyError):
+    """The case has no refund attempt with that idempotency key."""
+
+
+class AttemptSettled(Exception):
+    """The attempt was already settled the other way (credited after failed, or failed after credited)."""
+
+
+class NothingInFlight(Exception):
+    """The case has no refund attempt waiting for its money."""
+
+
+class AmountMismatch(Exception):
+    """A settlement names an amount other than the attempt's (more would be a second payout)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Settled:
+    case: Case
+    attempt: RefundAttempt
+    changed: bool  # False: this settlement was already recorded (a re-sent callback)
+
+
+async def settle(uow: UnitOfWork, workflow: CaseWorkflow, case_no: str, *, succeeded: bool, actor: str,
+                 at: datetime, note: str = "", case_note: str = "", idempotency_key: str | None = None,
+                 external_ref: str | None = None, amount: Decimal | None = None) -> Settled:
+    """Record that a refund attempt paid out (`succeeded`) or failed, and move the case
+    (confirm_refund / fail_refund) — in the caller's unit of work.
+
+    Without `idempotency_key` the case's open attempt is meant. `note` goes on the attempt,
+    `case_note` on the case event (the customer's news shows it). Raises KeyError (unknown case),
+    UnknownAttempt, AmountMismatch, AttemptSettled, NothingInFlight or ForbiddenTransition (the
+    case is not refunding); in every one of them nothing was written.
+    """
+    case = await uow.cases.get(case_no)
+    if case is None:
+        raise KeyError(case_no)
+    attempts = await uow.refunds.for_case(case_no)
+    trigger = "confirm_refund" if succeeded else "fail_refund"
+    if idempotency_key is not None:
+        found = next((a for a in attempts if a.idempotency_key == idempotency_key), None)
+        if found is None:
+            raise UnknownAttempt(idempotency_key)
+        attempt = found
+    else:
+        open_attempts = [a for a in attempts if a.status in OPEN_ATTEMPT]
+        if not open_attempts:
+            if case.status is not CaseStatus.REFUNDING:
+                raise ForbiddenTransition(case.status, trigger)
+            raise NothingInFlight(case_no)
+        attempt = open_attempts[-1]
+    if amount is not None and amount != attempt.amount:
+        raise AmountMismatch(f"attempt {attempt.idempotency_key} is for {attempt.amount}, not {amount}")
+    target = RefundStatus.SUCCEEDED if succeeded else RefundStatus.FAILED
+    if attempt.status is target:
+        return Settled(case, attempt, changed=False)
+    if attempt.status not in OPEN_ATTEMPT:
+        raise AttemptSettled(f"attempt {attempt.idempotency_key} is already {attempt.status.value}")
+    moved = await workflow.move(uow, case_no, trigger, actor=actor, at=at, note=case_note)
+    await uow.refunds.set_status(attempt.idempotency_key, target, at=at, external_ref=external_ref, note=note)
+    return Settled(moved, replace(attempt, status=target, external_ref=external_ref or attempt.external_ref,
+                                  note=note), changed=True)
+
+
+async def mark_refunded(uow_factory: UnitOfWorkFactory, workflow: CaseWorkflow, case_no: str, *,
+                        actor: str = "finance", note: str = "", at: datetime | None = None) -> Settled:
+    """Finance paid the money back (ManualGateway, or by hand): the case's open attempt succeeded and
+    the case is refunded. `note` is shown to the customer with the news. Raises KeyError for an
+    unknown case and ForbiddenTransition when the case is not refunding."""
+    async with uow_factory() as uow:
+        done = await settle(uow, workflow, case_no, succeeded=True, actor=actor, at=at or utcnow(),
+                            note=note or f"confirmed by {actor}", case_note=note)
+        await uow.commit()
+    return done
+
+
+class RefundWorker:
+    """Hands PENDING attempts of its gateway to it and records the answers (see the module doc)."""
+
+    def __init__(self, uow_factory: UnitOfWorkFactory, workflow: CaseWorkflow, gateway: RefundGateway, *,
+                 clock: Callable[[], datetime] = utcnow, metrics: Metrics | None = None, batch_size: int = 50,
+                 retry_base_seconds: float = 5.0, retry_max_seconds: float = 600.0,
+                 monotonic: Callable[[], float] = time.monotonic) -> None:
+        self.uow_factory, self.workflow, self.gateway = uow_factory, workflow, gateway
+        self.clock, self.metrics, self.batch_size = clock, metrics, batch_size
+        self.retry_base, self.retry_max, self.monotonic = retry_base_seconds, retry_max_seconds, monotonic
+        self._retry: dict[str, tuple[int, float]] = {}  # key -> (failures, not before)
+
+    async def run(self, stop: asyncio.Event, every: float = 2.0) -> None:
+        """Until `stop` is set: a pass over the pending attempts every `every` seconds."""
+        while not stop.is_set():
+            try:
+                await self.run_once()
+            except Exception:  # a database hiccup must not end the loop
+                log.exception("refund worker pass failed")
+            try:
+                await asyncio.wait_for(stop.wait(), every)
+            except TimeoutError:
+                pass
+
+    async def run_once(self) -> int:
+        """One pass; returns how many attempts got an answer recorded."""
+        async with self.uow_factory() as uow:
+            attempts = await uow.refunds.pending(self.batch_size)
+        now = self.monotonic()
+        answered = 0
+        for attempt in attempts:
+            if attempt.gateway != self.gateway.name:
+                continue  # recorded for another gateway (the config changed): that one's worker pays it
+            failures, not_before = self._retry.get(attempt.idempotency_key, (0, 0.0))
+            if now < not_before:
+                continue
+            if await self._process(attempt, failures):
+                answered += 1
+        return answered
+
+    async def _process(self, attempt: RefundAttempt, failures: int) -> bool:
+        key = attempt.idempotency_key
+        async with self.uow_factory() as uow:
+            current = await _attempt(uow, attempt.case_no, key)
+            if current is None or current.status is not RefundStatus.PENDING:
+                return False  # settled meanwhile (finance, a callback, another worker)
+            case = await uow.cases.get(attempt.case_no)
+            if case is None or case.status is not CaseStatus.REFUNDING:
+                # Nothing may be paid for a case that left refunding; say why on the attempt.
+                status = case.status.value if case is not None else "gone"
+                await uow.refunds.set_status(key, RefundStatus.FAILED, at=self.clock(),
+                                             note=f"not sent: the case is {status}")
+                await uow.commit()
+                log.warning("refund %s not sent: case %s is %s", key, attempt.case_no, status)
+                return True
+            order_no = case.order_no
+        try:
+            result = await self.gateway.refund(current, order_no)
+        except GatewayUnavailable as exc:
+            delay = min(self.retry_base * 2 ** failures, self.retry_max)
+            self._retry[key] = (failures + 1, self.monotonic() + delay)
+            log.warning("refund %s: %s; trying again in %.0f s with the same key", key, exc, delay)
+            self._count("unavailable")
+            return False
+        self._retry.pop(key, None)
+        self._count(result.status.value)
+        await self._record(current, result)
+        return True
+
+    async def _record(self, attempt: RefundAttempt, result: GatewayResult) -> None:
+        key = attempt.idempotency_key
+        at = self.clock()
+        async with self.uow_factory() as uow:
+            current = await _attempt(uow, attempt.case_no, key)
+            if current is None or current.status is not RefundStatus.PENDING:
+                log.warning("refund %s: the gateway said %s but the attempt was settled meanwhile (%s)", key,
+                            result.status.value, current.status.value if current else "gone")
+                return
+            if result.status is RefundStatus.REQUESTED:
+                await uow.refunds.set_status(key, RefundStatus.REQUESTED, at=at, external_ref=result.external_ref,
+                                             note=result.reason)
+            else:
+                try:
+                    await settle(uow, self.workflow, attempt.case_no, succeeded=result.status is RefundStatus.SUCCEEDED,
+                                 actor="gateway", at=at, note=result.reason, idempotency_key=key,
+                                 external_ref=result.external_ref)
+                except ForbiddenTransition as exc:
+                    # The case moved on while the gateway worked; what happened to the money stays true.
+                    log.error("refund %s: gateway said %s, but %s; recorded on the attempt only",
+                              key, result.status.value, exc)
+                    await uow.refunds.set_status(key, result.status, at=at, external_ref=result.external_ref,
+                                                 note=f"{result.reason} (case was not refunding)".strip())
+            await uow.commit()
+
+    def _count(self, outcome: str) -> None:
+        if self.metrics is not None:
+            self.metrics.refund_calls.labels(outcome=outcome).inc()
+
+
+async def _attempt(uow: UnitOfWork, case_no: str, key: str) -> RefundAttempt | None:
+    return next((a for a in await uow.refunds.for_case(case_no) if a.idempotency_key == key), None)
+
+
+# --- finance export ---------------------------------------------------------------------------
+
+EXPORT_COLUMNS = ("case_no", "order_no", "user", "reason", "verdict", "rule_id", "amount", "refunded_amount",
+                  "status", "created_at", "review_due", "credit_due", "rating")
+
+
+def local_range(since: date | None, until: date | None, timezone: str) -> tuple[datetime | None, datetime | None]:
+    """Inclusive local dates → [start, end) instants: `until` 2026-11-30 includes that whole day."""
+    zone = ZoneInfo(timezone)
+    start = datetime.combine(since, datetime.min.time(), zone) if since is not None else None
+    end = datetime.combine(until + timedelta(days=1), datetime.min.time(), zone) if until is not None else None
+    return start, end
+
+
+async def export_cases(uow_factory: UnitOfWorkFactory, out: TextIO, *, statuses: Iterable[CaseStatus] = (),
+                       since: datetime | None = None, until: datetime | None = None,
+                       timezone: str = "Asia/Shanghai") -> int:
+    """Write a CSV (header + one row per case created in [since, until), oldest first) for finance;
+    returns the number of cases. Times are shown in `timezone`; refunded_amount sums the attempts
+    that paid out."""
+    zone = ZoneInfo(timezone)
+    async with uow_factory() as uow:
+        cases = await uow.cases.search(statuses=tuple(statuses), since=since, until=until)
+        refunded: dict[str, Decimal] = {}
+        for case in cases:
+            attempts = await uow.refunds.for_case(case.case_no)
+            refunded[case.case_no] = sum((a.amount for a in attempts if a.status is RefundStatus.SUCCEEDED),
+                                         Decimal("0.00"))
+    writer = csv.writer(out)
+    writer.writerow(EXPORT_COLUMNS)
+    for case in cases:
+        writer.writerow([
+            case.case_no, case.order_no, case.user_id, case.reason.value, case.verdict.value, case.rule_id,
+            f"{case.amount:.2f}", f"{refunded[case.case_no]:.2f}", case.status.value,
+            case.created_at.astimezone(zone).isoformat(timespec="seconds"), case.review_due.isoformat(),
+            case.credit_due.isoformat() if case.credit_due else "", case.rating if case.rating is not None else "",
+        ])
+    return len(cases)
