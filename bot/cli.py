@@ -148,5 +148,111 @@ def orders_demo(config: ConfigOption = None) -> None:
     asyncio.run(go())
 
 
+# --- cases: finance's side of refunds ---------------------------------------------------------
+
+cases_app = typer.Typer(help="Refund cases: finance's confirmations and exports.", no_args_is_help=True)
+app.add_typer(cases_app, name="cases")
+
+EXIT_UNKNOWN_CASE = 3
+EXIT_FORBIDDEN = 4
+
+
+def _workflow(settings: AppConfig):  # type: ignore[no-untyped-def]
+    from dialogs.cases import CaseWorkflow
+    from dialogs.workdays import WorkingCalendar
+
+    calendar = WorkingCalendar(settings.policy.extra_holidays, settings.policy.extra_workdays)
+    return CaseWorkflow(settings.core, calendar, settings.platform.gateway)
+
+
+@cases_app.command("mark-refunded")
+def cases_mark_refunded(
+    case_no: Annotated[str, typer.Argument(metavar="CASE", help="Case number, e.g. R20261124-0001.")],
+    note: Annotated[str, typer.Option("--note", help="Shown to the customer with the news, e.g. a payout reference.")] = "",
+    actor: Annotated[str, typer.Option("--actor", help="Who confirms (kept in the case history).")] = "finance",
+    config: ConfigOption = None,
+) -> None:
+    """Finance paid the money back: the case goes from refunding to refunded and the customer is told.
+
+    Exit codes: 0 done (or already refunded), 3 no such case, 4 the case is not waiting for money."""
+    from bot.app import open_database
+    from bot.refunds import AttemptSettled, NothingInFlight, mark_refunded
+    from dialogs.lifecycle import ForbiddenTransition
+
+    settings = _config(config)
+
+    async def go() -> int:
+        database = await open_database(settings)
+        try:
+            done = await mark_refunded(database.uow, _workflow(settings), case_no, actor=actor, note=note)
+        except KeyError:
+            console.print(f"[red]No case {case_no}.[/red]")
+            return EXIT_UNKNOWN_CASE
+        except (ForbiddenTransition, AttemptSettled, NothingInFlight) as exc:
+            console.print(f"[red]Cannot mark {case_no} refunded:[/red] {exc} (only a case in refunding can be).")
+            return EXIT_FORBIDDEN
+        finally:
+            await database.dispose()
+        if not done.changed:
+            console.print(f"{case_no} was already refunded; nothing changed.")
+        else:
+            console.print(f"{case_no} is refunded ({done.attempt.amount} CNY, attempt {done.attempt.idempotency_key}); "
+                          "the customer will be told.")
+        return 0
+
+    code = asyncio.run(go())
+    if code:
+        raise typer.Exit(code)
+
+
+@cases_app.command("export")
+def cases_export(
+    status: Annotated[list[str] | None, typer.Option("--status", "-s", help="Only these statuses (repeatable).")] = None,
+    since: Annotated[str | None, typer.Option(help="Created on or after this day (YYYY-MM-DD, [i18n] timezone).")] = None,
+    until: Annotated[str | None, typer.Option(help="Created on or before this day (YYYY-MM-DD, inclusive).")] = None,
+    output: Annotated[Path | None, typer.Option("--output", "-o", dir_okay=False,
+                                                help="CSV file to write (default: standard output).")] = None,
+    config: ConfigOption = None,
+) -> None:
+    """Write a CSV of cases for finance: case_no, order_no, user, reason, verdict, rule_id, amount,
+    refunded_amount, status, created_at, review_due, credit_due, rating."""
+    import sys
+    from datetime import date
+    from typing import TextIO
+
+    from bot.app import open_database
+    from bot.refunds import export_cases, local_range
+    from dialogs.domain import CaseStatus
+
+    settings = _config(config)
+    try:
+        statuses = [CaseStatus(s.strip().lower()) for s in status or ()]
+    except ValueError as exc:
+        console.print(f"[red]{exc}[/red]; statuses: {', '.join(s.value for s in CaseStatus)}")
+        raise typer.Exit(2) from exc
+    try:
+        first = date.fromisoformat(since) if since else None
+        last = date.fromisoformat(until) if until else None
+    except ValueError as exc:
+        console.print(f"[red]Not a date (YYYY-MM-DD):[/red] {exc}")
+        raise typer.Exit(2) from exc
+    start, end = local_range(first, last, settings.i18n.timezone)
+
+    async def go(out: TextIO) -> int:
+        database = await open_database(settings)
+        try:
+            return await export_cases(database.uow, out, statuses=statuses, since=start, until=end,
+                                      timezone=settings.i18n.timezone)
+        finally:
+            await database.dispose()
+
+    if output is None:
+        asyncio.run(go(sys.stdout))
+        return
+    with open(output, "w", newline="", encoding="utf-8") as handle:
+        count = asyncio.run(go(handle))
+    console.print(f"{count} cases written to {output}")
+
+
 def main() -> None:
     app()

@@ -1,0 +1,242 @@
+"""The platform's HTTP API, served by the same aiohttp application as the Telegram webhook.
+
+    POST /api/v1/callbacks/refund   a refund was credited or failed       (signed)
+    POST /api/v1/callbacks/order    insert or replace an order            (signed)
+    GET  /api/v1/cases/{case_no}    status, events, deadlines, refunds     (signed)
+    GET  /api/v1/openapi.json       the OpenAPI 3.1 document (bot/openapi.json)
+    GET  /healthz                   200 {"ok": true} when the database answers, else 503
+    GET  /metrics                   Prometheus text format (bot.metrics)
+
+Signatures: see bot.platform (HMAC-SHA256 over timestamp + "." + body, or + "." + raw path for GET).
+Refusals, each with a JSON body {"error": ...} and nothing changed: 401 bad or missing signature or
+a timestamp outside ±max_clock_skew; 409 an exact replay (same signature) or a move the case's
+lifecycle forbids; 400 a malformed body; 404 an unknown case or refund attempt.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
+from typing import Any, Literal
+
+from aiohttp import web
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from bot.metrics import CONTENT_TYPE, Metrics
+from bot.platform import OrderLookupError, SignatureError, order_from_json, verify
+from bot.refunds import AmountMismatch, AttemptSettled, NothingInFlight, UnknownAttempt, settle
+from dialogs.cases import CaseWorkflow
+from dialogs.domain import Case, RefundAttempt
+from dialogs.lifecycle import ForbiddenTransition
+from dialogs.ports import UnitOfWork, UnitOfWorkFactory
+
+log = logging.getLogger(__name__)
+
+OPENAPI_PATH = Path(__file__).with_name("openapi.json")
+PREFIX = "/api/v1"
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+class Refused(Exception):
+    def __init__(self, status: int, error: str, **extra: Any) -> None:
+        super().__init__(error)
+        self.status, self.error, self.extra = status, error, extra
+
+    def response(self) -> web.Response:
+        return web.json_response({"error": self.error, **self.extra}, status=self.status)
+
+
+class RefundCallback(BaseModel):
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    event: Literal["credited", "failed"]
+    case_no: str = Field(min_length=1, max_length=32)
+    idempotency_key: str = Field(min_length=1, max_length=64)
+    amount: Decimal | None = Field(None, gt=0, max_digits=12, decimal_places=2)
+    reference: str | None = Field(None, max_length=128)
+    reason: str = Field("", max_length=500)
+
+
+def _utc(seconds: float) -> datetime:
+    return datetime.fromtimestamp(seconds, UTC)
+
+
+class PlatformApi:
+    """Handlers of the platform API; `add_routes(app)` mounts them on an aiohttp application."""
+
+    def __init__(self, uow_factory: UnitOfWorkFactory, workflow: CaseWorkflow, *, secret: str,
+                 max_clock_skew: float = 300, metrics: Metrics | None = None,
+                 clock: Callable[[], float] = time.time, health_timeout: float = 5.0) -> None:
+        self.uow_factory, self.workflow, self.secret = uow_factory, workflow, secret
+        self.max_skew, self.clock, self.health_timeout = max_clock_skew, clock, health_timeout
+        self.metrics = metrics if metrics is not None else Metrics()
+        self._openapi = OPENAPI_PATH.read_bytes()
+        if not secret:
+            log.warning("no [platform] secret: every signed platform request will be refused (401)")
+
+    # -- mounting ------------------------------------------------------------------------------
+    def add_routes(self, app: web.Application, *, healthz: bool = True, metrics: bool = True) -> None:
+        """Mount the API. healthz=False leaves /healthz to whoever already routes it (aiohttp refuses
+        a second GET for one path)."""
+        app.router.add_post(f"{PREFIX}/callbacks/refund", self._counted("refund", self.refund_callback))
+        app.router.add_post(f"{PREFIX}/callbacks/order", self._counted("order", self.order_callback))
+        app.router.add_get(f"{PREFIX}/cases/{{case_no}}", self._counted("case", self.get_case))
+        app.router.add_get(f"{PREFIX}/openapi.json", self.openapi)
+        if healthz:
+            app.router.add_get("/healthz", self.healthz)
+        if metrics:
+            app.router.add_get("/metrics", self.metrics_page)
+
+    def _counted(self, endpoint: str, handler: Callable[[web.Request], Awaitable[web.Response]]) -> Handler:
+        async def counted(request: web.Request) -> web.StreamResponse:
+            try:
+                response = await handler(request)
+            except Refused as refused:
+                response = refused.response()
+            except Exception:
+                log.exception("%s %s failed", request.method, request.path)
+                response = web.json_response({"error": "internal error; nothing was changed"}, status=500)
+            self.metrics.callbacks.labels(endpoint=endpoint, code=str(response.status)).inc()
+            return response
+
+        return counted
+
+    # -- checks --------------------------------------------------------------------------------
+    def _check(self, request: web.Request, message: bytes) -> str:
+        try:
+            return verify(self.secret, request.headers, message, now=self.clock(), max_skew=self.max_skew)
+        except SignatureError as exc:
+            raise Refused(401, str(exc)) from None
+
+    @staticmethod
+    def _json(body: bytes) -> Any:
+        try:
+            return json.loads(body, parse_float=Decimal)
+        except (ValueError, UnicodeDecodeError):
+            raise Refused(400, "malformed body: not JSON") from None
+
+    async def _fresh(self, uow: UnitOfWork, signature: str) -> None:
+        if not await uow.nonces.remember(signature, _utc(self.clock())):
+            raise Refused(409, "replayed request: this signature was already accepted")
+
+    # -- callbacks -----------------------------------------------------------------------------
+    async def refund_callback(self, request: web.Request) -> web.Response:
+        body = await request.read()
+        signature = self._check(request, body)
+        try:
+            callback = RefundCallback.model_validate(self._json(body))
+        except ValidationError as exc:
+            raise Refused(400, "malformed body", details=_errors(exc)) from None
+        at = _utc(self.clock())
+        async with self.uow_factory() as uow:
+            await self._fresh(uow, signature)
+            try:
+                done = await settle(uow, self.workflow, callback.case_no, succeeded=callback.event == "credited",
+                                    actor="platform", at=at, idempotency_key=callback.idempotency_key,
+                                    external_ref=callback.reference, amount=callback.amount,
+                                    note=callback.reason or f"platform callback: {callback.event}")
+            except UnknownAttempt:
+                raise Refused(404, f"case {callback.case_no} has no refund attempt "
+                                   f"{callback.idempotency_key}") from None
+            except KeyError:
+                raise Refused(404, f"no case {callback.case_no}") from None
+            except (ForbiddenTransition, AttemptSettled, NothingInFlight, AmountMismatch) as exc:
+                raise Refused(409, str(exc)) from None
+            await uow.commit()
+        return web.json_response({"ok": True, "case_no": done.case.case_no, "status": done.case.status.value,
+                                  "changed": done.changed})
+
+    async def order_callback(self, request: web.Request) -> web.Response:
+        body = await request.read()
+        signature = self._check(request, body)
+        try:
+            order = order_from_json(self._json(body))
+        except OrderLookupError as exc:
+            raise Refused(400, f"malformed order: {exc}") from None
+        async with self.uow_factory() as uow:
+            await self._fresh(uow, signature)
+            inserted = await uow.orders.upsert(order)
+            await uow.commit()
+        return web.json_response({"ok": True, "order_no": order.order_no, "inserted": inserted})
+
+    # -- reads ---------------------------------------------------------------------------------
+    async def get_case(self, request: web.Request) -> web.Response:
+        self._check(request, request.raw_path.encode())
+        case_no = request.match_info["case_no"]
+        async with self.uow_factory() as uow:
+            case = await uow.cases.get(case_no)
+            if case is None:
+                raise Refused(404, f"no case {case_no}")
+            attempts = await uow.refunds.for_case(case_no)
+            timers = await uow.timers.pending(case_no)
+            events_of = getattr(uow.cases, "events", None)  # the SQL repository keeps the audit trail
+            events = await events_of(case_no) if events_of is not None else []
+        return web.json_response(case_json(case, attempts, timers, events))
+
+    async def openapi(self, request: web.Request) -> web.Response:
+        return web.Response(body=self._openapi, content_type="application/json")
+
+    async def healthz(self, request: web.Request) -> web.Response:
+        try:
+            async with asyncio.timeout(self.health_timeout), self.uow_factory() as uow:
+                await uow.cases.get("")  # one indexed read: the database answers
+        except Exception:
+            log.warning("health check: database unreachable", exc_info=True)
+            return web.json_response({"ok": False, "error": "database unreachable"}, status=503)
+        return web.json_response({"ok": True})
+
+    async def metrics_page(self, request: web.Request) -> web.Response:
+        await self.metrics.refresh(self.uow_factory)
+        return web.Response(body=self.metrics.render(), headers={"Content-Type": CONTENT_TYPE})
+
+    # -- housekeeping --------------------------------------------------------------------------
+    async def forget_old_nonces(self) -> int:
+        """Drop replay-ledger entries whose timestamps can no longer pass the skew check anyway."""
+        before = _utc(self.clock()) - timedelta(seconds=2 * self.max_skew + 60)
+        async with self.uow_factory() as uow:
+            count = await uow.nonces.prune(before)
+            await uow.commit()
+        return count
+
+
+def add_api_routes(app: web.Application, api: PlatformApi, *, healthz: bool = True, metrics: bool = True) -> None:
+    api.add_routes(app, healthz=healthz, metrics=metrics)
+
+
+def case_json(case: Case, attempts: list[RefundAttempt], timers: list[tuple[Any, datetime]],
+              events: list[tuple[str | None, str, str]]) -> dict[str, Any]:
+    return {
+        "case_no": case.case_no,
+        "order_no": case.order_no,
+        "user_id": case.user_id,
+        "status": case.status.value,
+        "version": case.version,
+        "reason": case.reason.value,
+        "verdict": case.verdict.value,
+        "rule_id": case.rule_id,
+        "amount": f"{case.amount:.2f}",
+        "created_at": case.created_at.isoformat(),
+        "rating": case.rating,
+        "deadlines": {
+            "review_due": case.review_due.isoformat(),
+            "credit_due": case.credit_due.isoformat() if case.credit_due else None,
+            "timers": [{"kind": str(getattr(kind, "value", kind)), "due_at": due.isoformat()} for kind, due in timers],
+        },
+        "events": [{"from": before, "to": after, "actor": actor} for before, after, actor in events],
+        "refunds": [{
+            "idempotency_key": a.idempotency_key, "gateway": a.gateway, "amount": f"{a.amount:.2f}",
+            "status": a.status.value, "external_ref": a.external_ref, "note": a.note,
+            "created_at": a.created_at.isoformat(),
+        } for a in attempts],
+    }
+
+
+def _errors(exc: ValidationError) -> list[dict[str, str]]:
+    return [{"field": ".".join(str(part) for part in error["loc"]) or "(body)", "problem": error["msg"]}
+            for error in exc.errors()]
