@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from aiogram import Bot, F, Router
+from aiogram import Bot, Router
 from aiogram.types import CallbackQuery, Message, Update
 
 from bot.aiogram_adapter.render import render
@@ -31,7 +31,9 @@ def build_router(service: RefundService, intake: EvidenceIntake) -> Router:
         if not outcome.duplicate:
             await render(bot, event, outcome)
 
-    router.message.register(on_message, F.chat.type == "private")
+    # No aiogram filters: a synchronous filter runs in a worker thread on every update, and the core
+    # already ignores what is not a private chat (Event.private).
+    router.message.register(on_message)
     router.callback_query.register(on_callback)
     return router
 

@@ -51,6 +51,9 @@ class AiogramRunner:
         session = AiohttpSession(api=TelegramAPIServer.from_base(api_base)) if api_base else AiohttpSession()
         self.bot = Bot(token, session=session)
         self.dispatcher = Dispatcher()
+        # aiogram logs every handled update at INFO: at hundreds a second that is most of the log
+        # volume (and CPU); what goes wrong is still logged.
+        logging.getLogger("aiogram.event").setLevel(logging.WARNING)
         self.dispatcher.include_router(build_router(service, intake))
         self.default_locale = default_locale
         self.poll_timeout = poll_timeout
