@@ -85,6 +85,9 @@ async def settle(uow: UnitOfWork, workflow: CaseWorkflow, case_no: str, *, succe
         attempt = found
     else:
         open_attempts = [a for a in attempts if a.status in OPEN_ATTEMPT]
+        settled_as = CaseStatus.REFUNDED if succeeded else CaseStatus.REFUND_FAILED
+        if not open_attempts and attempts and case.status is settled_as:
+            return Settled(case, attempts[-1], changed=False)  # said twice (finance ran the command again)
         if not open_attempts:
             if case.status is not CaseStatus.REFUNDING:
                 raise ForbiddenTransition(case.status, trigger)
