@@ -17,6 +17,7 @@ from sqlalchemy import (
     CursorResult,
     Executable,
     Result,
+    Row,
     Table,
     bindparam,
     delete,
@@ -97,6 +98,24 @@ _UPDATE_CONVERSATION = update(_CONVERSATIONS).where(
 _UPDATES = cast(Table, ProcessedUpdateRow.__table__)
 _CLAIMED = select(_UPDATES.c.update_id).where(_UPDATES.c.update_id == bindparam("update_id"))
 _CLAIM = insert(_UPDATES)
+_CASES = cast(Table, CaseRow.__table__)
+_CASE_BY_NO = select(_CASES).where(_CASES.c.case_no == bindparam("case_no"))
+_CASE_BY_OPEN_KEY = select(_CASES).where(_CASES.c.open_key == bindparam("open_key"))
+_INSERT_CASE = insert(_CASES).returning(_CASES.c.id)
+_CASE_EVENTS = cast(Table, CaseEventRow.__table__)
+_INSERT_CASE_EVENT = insert(_CASE_EVENTS)
+_COUNTERS = cast(Table, CaseCounterRow.__table__)
+_LOCK_COUNTER = select(_COUNTERS.c.last).where(_COUNTERS.c.day == bindparam("day")).with_for_update()
+_INSERT_COUNTER = insert(_COUNTERS)
+_BUMP_COUNTER = update(_COUNTERS).where(_COUNTERS.c.day == bindparam("w_day"))
+_EVIDENCE = cast(Table, EvidenceRow.__table__)
+_EVIDENCE_IN_DRAFT = select(_EVIDENCE.c.id).where(
+    _EVIDENCE.c.draft_id == bindparam("draft_id"), _EVIDENCE.c.file_unique_id == bindparam("file_unique_id"))
+_INSERT_EVIDENCE = insert(_EVIDENCE)
+_LIST_DRAFT = select(_EVIDENCE).where(_EVIDENCE.c.draft_id == bindparam("draft_id")).order_by(_EVIDENCE.c.id)
+_ATTACH = (  # only unbound rows: evidence already bound to a case stays with it
+    update(_EVIDENCE).where(_EVIDENCE.c.draft_id == bindparam("w_draft_id"), _EVIDENCE.c.case_no.is_(None))
+)
 
 
 # --- orders -----------------------------------------------------------------------------------
@@ -191,7 +210,7 @@ def open_key(order_no: str, reason: Reason | str, status: CaseStatus | str) -> s
     return None
 
 
-def evidence_from_row(row: EvidenceRow) -> EvidenceItem:
+def evidence_from_row(row: EvidenceRow | Row[Any]) -> EvidenceItem:
     return EvidenceItem(
         file_unique_id=row.file_unique_id,
         file_id=row.file_id,
@@ -204,7 +223,7 @@ def evidence_from_row(row: EvidenceRow) -> EvidenceItem:
     )
 
 
-def case_from_row(row: CaseRow, evidence: Sequence[EvidenceItem] = ()) -> Case:
+def case_from_row(row: CaseRow | Row[Any], evidence: Sequence[EvidenceItem] = ()) -> Case:
     return Case(
         case_no=row.case_no,
         order_no=row.order_no,
@@ -241,73 +260,49 @@ class SqlaCaseRepository(SessionRepository):
             try:
                 # Savepoint: losing the race to create the day's row must not abort the transaction.
                 async with self._session.begin_nested():
-                    await self._session.execute(insert(CaseCounterRow).values(day=day, last=1))
+                    await _core(self._session, _INSERT_COUNTER, {"day": day, "last": 1})
                 return _format_case_no(day, 1)
             except IntegrityError:
                 last = await self._locked_counter(day)
                 if last is None:  # pragma: no cover - the winner's row must be visible now
                     raise
         number = last + 1
-        await self._session.execute(
-            update(CaseCounterRow)
-            .where(CaseCounterRow.day == day)
-            .values(last=number)
-            .execution_options(synchronize_session=False)
-        )
+        await _core(self._session, _BUMP_COUNTER, {"w_day": day, "last": number})
         return _format_case_no(day, number)
 
     async def _locked_counter(self, day: str) -> int | None:
-        last: int | None = await self._session.scalar(
-            select(CaseCounterRow.last).where(CaseCounterRow.day == day).with_for_update()
-        )
+        last: int | None = (await _core(self._session, _LOCK_COUNTER, {"day": day})).scalar()
         return last
 
     async def add(self, case: Case) -> None:
         """Insert the case and its first event. `case.evidence` is not written here: the evidence
         repository binds the draft's rows to the case (`attach`)."""
         now = self._clock()
-        row = CaseRow(
-            case_no=case.case_no,
-            order_no=case.order_no,
-            chat_id=case.chat_id,
-            user_id=case.user_id,
-            reason=case.reason.value,
-            verdict=case.verdict.value,
-            rule_id=case.rule_id,
-            description=case.description,
-            amount=case.amount,
-            locale=case.locale,
-            status=case.status.value,
-            wants_human=case.wants_human,
-            created_at=case.created_at,
-            review_due=case.review_due,
-            updated_at=now,
-            version=1,
-            open_key=open_key(case.order_no, case.reason, case.status),
-        )
+        key = open_key(case.order_no, case.reason, case.status)
         try:
             # Savepoint: after a unique violation we still need to ask which constraint it was.
             async with self._session.begin_nested():
-                self._session.add(row)
-                await self._session.flush()
+                case_id = (await _core(self._session, _INSERT_CASE, {
+                    "case_no": case.case_no, "order_no": case.order_no, "chat_id": case.chat_id,
+                    "user_id": case.user_id, "reason": case.reason.value, "verdict": case.verdict.value,
+                    "rule_id": case.rule_id, "description": case.description, "amount": case.amount,
+                    "locale": case.locale, "status": case.status.value, "wants_human": case.wants_human,
+                    "created_at": case.created_at, "review_due": case.review_due, "credit_due": case.credit_due,
+                    "status_message_id": None, "rating": None, "rating_comment": None, "updated_at": now,
+                    "version": 1, "open_key": key,
+                })).scalar_one()
         except IntegrityError as exc:
-            if row.open_key is not None and await self._open_key_taken(row.open_key):
+            if key is not None and await self._open_key_taken(key):
                 raise ConcurrentUpdate(
                     f"an open case for {case.order_no}/{case.reason.value} was filed concurrently"
                 ) from exc
             if await self._case_no_taken(case.case_no):
                 raise ConcurrentUpdate(f"case number {case.case_no} is taken") from exc
             raise
-        await self._session.execute(
-            insert(CaseEventRow).values(
-                case_id=row.id,
-                at=case.created_at,
-                actor="customer",
-                from_status=None,
-                to_status=case.status.value,
-                note="",
-            )
-        )
+        await _core(self._session, _INSERT_CASE_EVENT, {
+            "case_id": case_id, "at": case.created_at, "actor": "customer", "from_status": None,
+            "to_status": case.status.value, "note": "",
+        })
 
     async def _open_key_taken(self, key: str) -> bool:
         found = await self._session.scalar(select(CaseRow.id).where(CaseRow.open_key == key))
@@ -318,9 +313,7 @@ class SqlaCaseRepository(SessionRepository):
         return found is not None
 
     async def get(self, case_no: str) -> Case | None:
-        row = await self._session.scalar(
-            select(CaseRow).where(CaseRow.case_no == case_no).execution_options(populate_existing=True)
-        )
+        row = (await _core(self._session, _CASE_BY_NO, {"case_no": case_no})).first()
         if row is None:
             return None
         evidence = await self._evidence_of([case_no])
@@ -328,9 +321,7 @@ class SqlaCaseRepository(SessionRepository):
 
     async def find_open(self, order_no: str, reason: Reason) -> Case | None:
         key = open_key(order_no, reason, CaseStatus.SUBMITTED)
-        row = await self._session.scalar(
-            select(CaseRow).where(CaseRow.open_key == key).execution_options(populate_existing=True)
-        )
+        row = (await _core(self._session, _CASE_BY_OPEN_KEY, {"open_key": key})).first()
         if row is None:
             return None
         evidence = await self._evidence_of([row.case_no])
@@ -506,49 +497,26 @@ class SqlaConversationRepository(SessionRepository):
 
 class SqlaEvidenceRepository(SessionRepository):
     async def add_draft(self, draft_id: str, chat_id: int, item: EvidenceItem) -> bool:
-        exists = await self._session.scalar(
-            select(EvidenceRow.id).where(
-                EvidenceRow.draft_id == draft_id, EvidenceRow.file_unique_id == item.file_unique_id
-            )
-        )
-        if exists is not None:
+        found = await _core(self._session, _EVIDENCE_IN_DRAFT,
+                            {"draft_id": draft_id, "file_unique_id": item.file_unique_id})
+        if found.first() is not None:
             return False
         try:
-            await self._session.execute(
-                insert(EvidenceRow).values(
-                    draft_id=draft_id,
-                    case_no=None,
-                    chat_id=chat_id,
-                    file_unique_id=item.file_unique_id,
-                    file_id=item.file_id,
-                    path=item.path,
-                    sha256=item.sha256,
-                    mime_type=item.mime_type,
-                    width=item.width,
-                    height=item.height,
-                    size=item.size,
-                    created_at=self._clock(),
-                )
-            )
+            await _core(self._session, _INSERT_EVIDENCE, {
+                "draft_id": draft_id, "case_no": None, "chat_id": chat_id, "file_unique_id": item.file_unique_id,
+                "file_id": item.file_id, "path": item.path, "sha256": item.sha256, "mime_type": item.mime_type,
+                "width": item.width, "height": item.height, "size": item.size, "created_at": self._clock(),
+            })
         except IntegrityError as exc:
             raise ConcurrentUpdate(f"evidence {item.file_unique_id} added to {draft_id} concurrently") from exc
         return True
 
     async def list_draft(self, draft_id: str) -> list[EvidenceItem]:
-        rows = await self._session.scalars(
-            select(EvidenceRow).where(EvidenceRow.draft_id == draft_id).order_by(EvidenceRow.id)
-        )
+        rows = await _core(self._session, _LIST_DRAFT, {"draft_id": draft_id})
         return [evidence_from_row(row) for row in rows]
 
     async def attach(self, draft_id: str, case_no: str) -> int:
-        # Only unbound rows: evidence already bound to a case stays with it.
-        result = await self._session.execute(
-            update(EvidenceRow)
-            .where(EvidenceRow.draft_id == draft_id, EvidenceRow.case_no.is_(None))
-            .values(case_no=case_no)
-            .execution_options(synchronize_session=False)
-        )
-        return rowcount(result)
+        return rowcount(await _core(self._session, _ATTACH, {"w_draft_id": draft_id, "case_no": case_no}))
 
 
 # --- update ledger ----------------------------------------------------------------------------
