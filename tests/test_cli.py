@@ -55,3 +55,89 @@ def test_chat_plays_a_demo_customer_against_a_running_emulator():
         assert [m.get("text") for m in chat] == ["/help"]  # what the person typed reached Telegram
     finally:
         emulator.stop()
+
+
+# --- cases: mark-refunded and export ------------------------------------------------------------
+
+
+def _seed_cases(tmp_path):  # type: ignore[no-untyped-def]
+    """A case waiting for its money (R20261124-0001, 30.00) and one still in review (R20261125-0001)."""
+    import asyncio
+    from datetime import timedelta
+    from decimal import Decimal
+
+    from dialogs.cases import CaseWorkflow
+    from dialogs.domain import CaseStatus
+    from dialogs.settings import CoreSettings
+    from dialogs.workdays import WorkingCalendar
+    from storage import migrate
+    from storage.uow import Database
+    from tests.storage.factories import T0, make_case, make_order
+
+    url = f"sqlite:///{tmp_path}/cli.db"
+    migrate.upgrade(url)
+
+    async def seed() -> None:
+        database = Database.from_url(url)
+        try:
+            async with database.uow() as uow:
+                await uow.orders.upsert(make_order("A1001", amount=Decimal("30.00")))
+                await uow.orders.upsert(make_order("A2002"))
+                await uow.cases.add(make_case("R20261124-0001", "A1001", amount=Decimal("30.00"),
+                                              status=CaseStatus.IN_REVIEW))
+                await uow.cases.add(make_case("R20261125-0001", "A2002", status=CaseStatus.IN_REVIEW,
+                                              created_at=T0 + timedelta(days=1)))
+                await CaseWorkflow(CoreSettings(), WorkingCalendar()).approve(uow, "R20261124-0001", actor="agent:1",
+                                                                              at=T0)
+                await uow.commit()
+        finally:
+            await database.dispose()
+
+    asyncio.run(seed())
+    return str(config_file(tmp_path))
+
+
+def test_cases_mark_refunded_confirms_once_and_says_why_it_refuses(tmp_path):
+    config = _seed_cases(tmp_path)
+    runner = CliRunner()
+    done = runner.invoke(app, ["cases", "mark-refunded", "R20261124-0001", "--note", "支付宝 2026112422001",
+                               "--config", config])
+    assert done.exit_code == 0, done.output
+    assert "R20261124-0001 is refunded" in done.output and "30.00" in done.output
+    again = runner.invoke(app, ["cases", "mark-refunded", "R20261124-0001", "--config", config])
+    assert again.exit_code == 0 and "already refunded" in again.output
+    unknown = runner.invoke(app, ["cases", "mark-refunded", "R20990101-0001", "--config", config])
+    assert unknown.exit_code == 3 and "No case R20990101-0001" in unknown.output
+    in_review = runner.invoke(app, ["cases", "mark-refunded", "R20261125-0001", "--config", config])
+    assert in_review.exit_code == 4 and "in_review" in in_review.output
+
+
+def test_cases_export_writes_a_csv_filtered_by_status_and_day(tmp_path):
+    import csv
+
+    config = _seed_cases(tmp_path)
+    runner = CliRunner()
+    runner.invoke(app, ["cases", "mark-refunded", "R20261124-0001", "--config", config])
+    out = tmp_path / "cases.csv"
+
+    def export(*args: str) -> list[dict[str, str]]:
+        result = runner.invoke(app, ["cases", "export", *args, "--output", str(out), "--config", config])
+        assert result.exit_code == 0, result.output
+        with open(out, newline="", encoding="utf-8") as handle:
+            return list(csv.DictReader(handle))
+
+    rows = export()
+    assert [r["case_no"] for r in rows] == ["R20261124-0001", "R20261125-0001"]
+    assert list(rows[0]) == ["case_no", "order_no", "user", "reason", "verdict", "rule_id", "amount",
+                             "refunded_amount", "status", "created_at", "review_due", "credit_due", "rating"]
+    assert (rows[0]["status"], rows[0]["refunded_amount"]) == ("refunded", "30.00")
+    assert [r["case_no"] for r in export("--status", "in_review")] == ["R20261125-0001"]
+    assert [r["case_no"] for r in export("--status", "refunded", "--status", "in_review")] == [
+        "R20261124-0001", "R20261125-0001"]
+    assert [r["case_no"] for r in export("--since", "2026-11-25")] == ["R20261125-0001"]
+    assert [r["case_no"] for r in export("--until", "2026-11-24")] == ["R20261124-0001"]
+    assert export("--since", "2026-12-01") == []
+    bad = runner.invoke(app, ["cases", "export", "--status", "paid", "--config", config])
+    assert bad.exit_code == 2 and "refunded" in bad.output
+    to_stdout = runner.invoke(app, ["cases", "export", "--status", "refunded", "--config", config])
+    assert to_stdout.exit_code == 0 and to_stdout.output.splitlines()[1].startswith("R20261124-0001,")
