@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
@@ -335,3 +336,13 @@ def test_the_signature_header_is_documented() -> None:
     from bot.api import OPENAPI_PATH
 
     assert SIGNATURE_HEADER in OPENAPI_PATH.read_text(encoding="utf-8")
+
+
+async def test_old_signatures_are_forgotten_once_they_could_not_pass_the_clock_check(
+        database: Database, refunding: str) -> None:
+    _, api = build_api(database)
+    async with database.uow() as uow:
+        await uow.nonces.remember("old", datetime.fromtimestamp(NOW - 700, UTC))
+        await uow.nonces.remember("recent", datetime.fromtimestamp(NOW - 500, UTC))
+        await uow.commit()
+    assert await api.forget_old_nonces() == 1

@@ -3,6 +3,7 @@ SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import io
 from collections.abc import AsyncIterator
@@ -16,7 +17,7 @@ from sqlalchemy import select
 from bot.platform import HttpGateway, ManualGateway
 from bot.refunds import RefundWorker, export_cases, local_range, mark_refunded
 from dialogs.cases import CaseWorkflow
-from dialogs.domain import CaseStatus, RefundStatus
+from dialogs.domain import CaseStatus, RefundAttempt, RefundStatus
 from dialogs.lifecycle import ForbiddenTransition
 from dialogs.notify import CASE_NEWS
 from dialogs.settings import CoreSettings
@@ -209,3 +210,30 @@ async def test_export_writes_the_finance_columns_and_filters_by_status_and_day(d
     since, until = local_range(date(2026, 11, 24), date(2026, 11, 24), "Asia/Shanghai")
     assert [r["case_no"] for r in await export(since=since, until=until)] == [CASE]
     assert await export(since=datetime(2027, 1, 1, tzinfo=UTC)) == []
+
+
+async def test_an_attempt_whose_case_left_refunding_is_never_sent(
+        database: Database, platform: FakePlatform, gateway: HttpGateway) -> None:
+    async with database.uow() as uow:
+        await uow.orders.upsert(make_order("A1001"))
+        await uow.cases.add(make_case(CASE, "A1001", status=CaseStatus.IN_REVIEW))
+        await uow.refunds.add(RefundAttempt(case_no=CASE, idempotency_key=f"{CASE}-1", gateway="http",
+                                            amount=Decimal("100.00"), status=RefundStatus.PENDING, created_at=T0))
+        await uow.commit()
+    assert await worker(database, gateway).run_once() == 1
+    assert platform.calls == [] and await state(database) == (CaseStatus.IN_REVIEW, [RefundStatus.FAILED])
+
+
+async def test_the_worker_loop_pays_and_stops_when_told(
+        database: Database, platform: FakePlatform, gateway: HttpGateway) -> None:
+    await refunding_case(database)
+    stop = asyncio.Event()
+    loop = asyncio.create_task(worker(database, gateway).run(stop, every=0.01))
+    for _ in range(300):
+        if platform.payouts:
+            break
+        await asyncio.sleep(0.01)
+    stop.set()
+    await asyncio.wait_for(loop, 2)
+    assert platform.payouts == {f"{CASE}-1": 1}
+    assert await state(database) == (CaseStatus.REFUNDED, [RefundStatus.SUCCEEDED])
