@@ -8,14 +8,18 @@ Counters the other parts increment (pass the `Metrics` object to them):
     metrics.refund_calls.labels(outcome="succeeded").inc()   # RefundWorker does this itself
     metrics.callbacks.labels(endpoint="refund", code="200").inc()  # the API does this itself
 
-`metrics.count_updates_from(lambda: runner.handled)` adds a counter someone already keeps instead.
+Or export counters someone already keeps, read at scrape time:
+
+    metrics.count_updates_from(lambda: runner.handled)
+    metrics.count_send_errors_from(lambda: relay.stats.errors)   # a mapping code -> count
 Gauges read from the database at scrape time (`refresh`): cases by status, outbox backlog.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterator
+from collections import Counter as Tally
+from collections.abc import Callable, Iterator, Mapping
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, generate_latest
 from prometheus_client.core import CounterMetricFamily
@@ -50,14 +54,49 @@ class _UpdatesHandled(Collector):
         yield CounterMetricFamily("refundbot_updates_handled", "Telegram updates handled", value=self.value())
 
 
+class _Label:
+    def __init__(self, tally: Tally[str], value: str) -> None:
+        self._tally, self._value = tally, value
+
+    def inc(self, amount: int = 1) -> None:
+        self._tally[self._value] += amount
+
+
+class _SendErrors(Collector):
+    """refundbot_send_errors_total{code}: `labels(code=...).inc()` here plus mappings kept elsewhere."""
+
+    def __init__(self) -> None:
+        self._own: Tally[str] = Tally()
+        self._sources: list[Callable[[], Mapping[str, int]]] = []
+
+    def labels(self, *, code: str) -> _Label:
+        return _Label(self._own, str(code))
+
+    def count_from(self, source: Callable[[], Mapping[str, int]]) -> None:
+        self._sources.append(source)
+
+    def values(self) -> Tally[str]:
+        total = Tally(self._own)
+        for source in self._sources:
+            total.update({str(code): int(n) for code, n in source().items()})
+        return total
+
+    def collect(self) -> Iterator[CounterMetricFamily]:
+        family = CounterMetricFamily("refundbot_send_errors", "Telegram send errors by code (429, 403, 5xx, network)",
+                                     labels=["code"])
+        for code, count in sorted(self.values().items()):
+            family.add_metric([code], count)
+        yield family
+
+
 class Metrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
         r = self.registry
         self.updates_handled = _UpdatesHandled()
         r.register(self.updates_handled)
-        self.send_errors = Counter("refundbot_send_errors", "Telegram send errors by code (429, 403, 5xx, network)",
-                                   ["code"], registry=r)
+        self.send_errors = _SendErrors()
+        r.register(self.send_errors)
         self.refund_calls = Counter("refundbot_refund_gateway_calls",
                                     "Refund gateway calls by outcome (requested, succeeded, failed, unavailable)",
                                     ["outcome"], registry=r)
@@ -72,6 +111,10 @@ class Metrics:
     def count_updates_from(self, source: Callable[[], int]) -> None:
         """Add a counter kept elsewhere (e.g. `lambda: runner.handled`) to refundbot_updates_handled_total."""
         self.updates_handled.count_from(source)
+
+    def count_send_errors_from(self, source: Callable[[], Mapping[str, int]]) -> None:
+        """Add failed sends counted elsewhere (code -> count, e.g. `lambda: relay.stats.errors`)."""
+        self.send_errors.count_from(source)
 
     async def refresh(self, uow_factory: UnitOfWorkFactory) -> bool:
         """Read the gauges from the database; False (and database_up 0) when it cannot be read."""

@@ -316,6 +316,7 @@ async def test_metrics_read_cases_and_backlog_at_scrape_time_and_count_what_othe
     metrics.send_errors.labels(code="429").inc(2)
     metrics.updates_handled.inc()
     metrics.count_updates_from(lambda: 41)
+    metrics.count_send_errors_from(lambda: {"429": 1, "403": 3})
     async with TestClient(TestServer(app)) as test_client:
         assert (await post(test_client, "/api/v1/callbacks/refund", credited(), secret="guessed")).status == 401
         response = await test_client.get("/metrics")
@@ -324,7 +325,8 @@ async def test_metrics_read_cases_and_backlog_at_scrape_time_and_count_what_othe
     lines = set(text.splitlines())
     assert 'refundbot_cases{status="refunding"} 1.0' in lines
     assert 'refundbot_cases{status="refunded"} 0.0' in lines
-    assert 'refundbot_send_errors_total{code="429"} 2.0' in lines
+    assert 'refundbot_send_errors_total{code="429"} 3.0' in lines
+    assert 'refundbot_send_errors_total{code="403"} 3.0' in lines
     assert "refundbot_updates_handled_total 42.0" in lines
     assert 'refundbot_platform_requests_total{code="401",endpoint="refund"} 1.0' in lines
     assert any(line.startswith("refundbot_outbox_backlog ") and not line.endswith(" 0.0") for line in lines)
