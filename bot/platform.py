@@ -34,6 +34,7 @@ from urllib.parse import quote
 import aiohttp
 from yarl import URL
 
+from bot.config import PlatformConfig
 from dialogs.domain import Order, RefundAttempt, RefundStatus
 from dialogs.ports import GatewayResult, GatewayUnavailable
 from storage.importer import parse_order
@@ -254,3 +255,20 @@ def order_from_json(fields: Any) -> Order:
         return parse_order(fields)
     except Exception as exc:  # storage.importer reports every bad field in one message
         raise OrderLookupError(str(exc)) from exc
+
+
+# --- from configuration -----------------------------------------------------------------------
+
+
+def build_gateway(config: PlatformConfig) -> ManualGateway | HttpGateway:
+    """`[platform] gateway`: "manual" (default) or "http" (needs refund_url and secret)."""
+    if config.gateway == "http":
+        return HttpGateway(config.refund_url, config.secret, config.timeout_seconds)
+    return ManualGateway()
+
+
+def build_order_lookup(config: PlatformConfig) -> HttpOrderLookup | None:
+    """`[platform] orders`: None for "local" (the orders table), HttpOrderLookup for "http"."""
+    if config.orders == "http":
+        return HttpOrderLookup(config.orders_url, config.secret, config.timeout_seconds)
+    return None

@@ -282,3 +282,18 @@ async def test_http_order_lookup_says_when_it_does_not_know(platform: FakePlatfo
             await lookup.get(order_no)
     finally:
         await lookup.close()
+
+
+def test_configuration_picks_the_gateway_and_the_order_source() -> None:
+    from bot.config import PlatformConfig
+    from bot.platform import build_gateway, build_order_lookup
+
+    assert isinstance(build_gateway(PlatformConfig()), ManualGateway)
+    assert build_order_lookup(PlatformConfig()) is None
+    http = PlatformConfig(gateway="http", refund_url="http://127.0.0.1/r", orders="http",
+                          orders_url="http://127.0.0.1/o/", secret=SECRET, timeout_seconds=3)
+    gateway, lookup = build_gateway(http), build_order_lookup(http)
+    assert isinstance(gateway, HttpGateway) and gateway.url == "http://127.0.0.1/r"
+    assert isinstance(lookup, HttpOrderLookup) and lookup.base_url == "http://127.0.0.1/o"
+    with pytest.raises(ValueError, match="secret"):
+        build_gateway(PlatformConfig(gateway="http", refund_url="http://127.0.0.1/r"))
