@@ -1,0 +1,607 @@
+"""The notification relay: outbox rows out to Telegram, within Telegram's limits, at least once.
+
+Loop: claim a batch of due rows under a lease (the outbox hands out only the oldest open row of each
+chat, so a chat's rows go in id order), then for each chat, one row at a time: compose it
+(dialogs.notify, in a unit of work), wait for the chat's and the global sending slot, make one Bot API
+call through a `Sender`, and confirm it in a unit of work (mark_sent, and the status card's message id
+when the row was a card). Only then does the chat's next row come up.
+
+Pacing, per target, in sliding windows like Telegram's (each a little wider, by `headroom`, so that the
+jitter between our clock and Telegram's never makes a 429):
+- a private chat (id > 0): at most `per_chat_per_second`;
+- a group (id < 0): at most `per_group_per_minute`, and no faster than a private chat;
+- everything together: at most `global_per_second`, spread evenly rather than in bursts.
+Each chat waits for its own window first and only then takes a global slot, so sends to different
+chats go concurrently up to the global rate and a slow or held chat never holds up the others.
+
+Failures (the `Sender` maps its library's exceptions to bot.sending's):
+- 429: that chat sends nothing until retry_after. Two or more chats answered 429 within a second, or a
+  group well under its own limit, mean the bot as a whole is flooded: everything holds until
+  retry_after, and no new rows are claimed meanwhile.
+- 5xx, timeouts, network: the chat backs off exponentially (1 s, 2 s, 4 s... up to max_backoff_seconds).
+- 403: the chat is recorded as blocked and this row and every later row of it are given up unsent.
+- an edit of a card that is gone: a new card is sent instead (on the chat's next slot);
+  "message is not modified": delivered.
+- any other 4xx: this row is given up.
+A wait that fits in the row's lease is waited out here; a longer one releases the row to the outbox
+(`defer` until the wait ends), which also holds back the chat's later rows.
+
+At least once: a row is confirmed only after Telegram took it, so a crash between the two sends it
+again (after the lease); a row confirmed is never claimed again. A stop (`stop` set) lets sends in
+flight finish and be confirmed and releases the rows not yet sent, so another relay can take them at
+once. Two relays on one database never hold the same row; they do not share their pacing, so give each
+its share of the global rate.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import math
+import os
+import socket
+import time
+import uuid
+from collections import Counter, deque
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from bot.config import RelayConfig
+from bot.sending import Blocked, MessageGone, NotModified, Rejected, RetryAfter, Sender, SendError, Transient
+from dialogs.domain import Delivery
+from dialogs.notify import Notice, compose
+from dialogs.ports import UnitOfWorkFactory
+from dialogs.settings import CoreSettings
+
+log = logging.getLogger(__name__)
+
+FLOOD_TARGETS = 2  # distinct chats answering 429 within FLOOD_WINDOW: the whole bot is flooded
+FLOOD_WINDOW = 1.0
+CONFIRM_ATTEMPTS = 3
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def owner_id() -> str:
+    """Unique per relay instance: host, process and a random part (claimed_by holds 64 characters)."""
+    return f"relay:{socket.gethostname()[:32]}:{os.getpid()}:{uuid.uuid4().hex[:12]}"
+
+
+class Slot:
+    """One booked call in a `Window`: `at` is when it was to start, moved on to when its answer came.
+
+    The far end counts a call somewhere between the two; counting it at the answer keeps the next
+    window honest however late the request got there (a busy event loop, a slow network)."""
+
+    __slots__ = ("at",)
+
+    def __init__(self, at: float) -> None:
+        self.at = at
+
+    def answered(self, at: float) -> None:
+        self.at = max(self.at, at)
+
+
+class Window:
+    """At most `limit` calls in any `span` seconds, and successive calls at least `gap` apart.
+
+    Slots are booked in non-decreasing time order (a slot is booked when it is taken)."""
+
+    def __init__(self, limit: int, span: float, gap: float = 0.0) -> None:
+        self.limit = max(1, limit)
+        self.span = span
+        self.gap = gap
+        self.slots: deque[Slot] = deque(maxlen=self.limit)
+
+    @classmethod
+    def per_second(cls, rate: float, headroom: float, smooth: float = 0.0, per: float = 1.0) -> Window:
+        """`rate` per second as a window of whole calls over `per` seconds (30/s: 30 in 1 s; 0.5/s: 1 in
+        2 s; 20/60 per second over a minute: 20 in 60 s), widened by `headroom`; `smooth` > 0 spreads
+        the calls (gap = smooth x the mean interval)."""
+        limit = max(1, math.floor(rate * per + 1e-9))
+        span = limit / rate * (1 + headroom)
+        return cls(limit, span, smooth * span / limit)
+
+    def free_at(self, now: float) -> float:
+        """The earliest time from `now` on at which a call would keep the window: `span` after the
+        call `limit` calls ago was answered (or was to start, while it is in flight)."""
+        at = now
+        if self.slots:
+            at = max(at, self.slots[-1].at + self.gap)
+            if len(self.slots) >= self.limit:
+                at = max(at, self.slots[0].at + self.span)
+        return at
+
+    def book(self, at: float) -> Slot:
+        slot = Slot(at)
+        self.slots.append(slot)
+        return slot
+
+    def used_within(self, now: float) -> int:
+        return sum(1 for slot in self.slots if slot.at > now - self.span)
+
+    def idle_since(self, now: float) -> bool:
+        """Nothing within the last span: forgetting this window changes nothing."""
+        return not self.slots or max(slot.at for slot in self.slots) <= now - self.span
+
+
+@dataclass
+class RelayStats:
+    """Counters for /metrics: monotonic over the relay's life."""
+
+    claimed: int = 0
+    sent: int = 0  # rows delivered: new messages and edits
+    edited: int = 0  # of those, edits in place (including "not modified")
+    skipped: int = 0  # rows compose had nothing to say for: confirmed without a call
+    deferred: int = 0  # rows released to the outbox to be tried again later
+    given_up: int = 0  # rows never to be sent (blocked chat, rejected message)
+    blocked_chats: int = 0
+    throttled: int = 0  # 429s received
+    global_holds: int = 0  # floods detected: every chat held
+    errors: Counter[str] = field(default_factory=Counter)  # failed calls by code: 429, 403, 5xx, network...
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"claimed": self.claimed, "sent": self.sent, "edited": self.edited, "skipped": self.skipped,
+                "deferred": self.deferred, "given_up": self.given_up, "blocked_chats": self.blocked_chats,
+                "throttled": self.throttled, "global_holds": self.global_holds, "errors": dict(self.errors)}
+
+
+@dataclass
+class _Item:
+    delivery: Delivery
+    lease_end: float  # monotonic: start no call after lease_end - margin
+    notice: Notice | None = None
+    composed: bool = False
+    failures: int = 0  # transient failures since claimed
+    force_new: bool = False  # the card to edit is gone: send a new one
+
+
+@dataclass
+class _Target:
+    chat_id: int
+    windows: list[Window]
+    queue: deque[_Item] = field(default_factory=deque)
+    busy: bool = False
+    hold_until: float = 0.0
+
+
+class _Release(Exception):
+    """The item cannot be sent within its lease: give it back to the outbox until `until` (monotonic)."""
+
+    def __init__(self, until: float, reason: str) -> None:
+        super().__init__(reason)
+        self.until = until
+        self.reason = reason
+
+
+class _Closing(Exception):
+    """The relay is stopping: release what has not been sent."""
+
+
+class Relay:
+    def __init__(self, uow: UnitOfWorkFactory, sender: Sender, config: RelayConfig, settings: CoreSettings, *,
+                 owner: str | None = None, headroom: float = 0.03, send_timeout: float = 15.0,
+                 backoff_base: float = 1.0, compose_attempts: int = 8,
+                 wall_clock: Callable[[], datetime] = utc_now,
+                 monotonic: Callable[[], float] = time.monotonic) -> None:
+        self.uow = uow
+        self.sender = sender
+        self.config = config
+        self.settings = settings
+        self.owner = owner or owner_id()
+        self.headroom = headroom
+        self.send_timeout = send_timeout
+        self.backoff_base = backoff_base
+        self.compose_attempts = compose_attempts
+        self.wall_clock = wall_clock
+        self.monotonic = monotonic
+        # A call must start this long before the lease ends, so it is confirmed before another relay
+        # may take the row over.
+        self.lease_margin = min(config.lease_seconds / 2, send_timeout + 2)
+        self.stats = RelayStats()
+        self._global = Window.per_second(config.global_per_second, headroom, smooth=0.5)
+        self._global_hold = 0.0
+        self._targets: dict[int, _Target] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._pending = 0  # items claimed and not yet done with
+        self._changed = asyncio.Event()  # an item finished, or the relay is closing
+        self._closing = asyncio.Event()
+        self._turnstile = asyncio.Lock()  # FIFO: the chats that may go take global slots in turn
+        self._recent_429: deque[tuple[float, int]] = deque()
+        self._last_prune = 0.0
+
+    # -- driving it ---------------------------------------------------------------------------------
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Relay until `stop` is set; then finish the calls in flight and release the rest."""
+        self._closing.clear()
+        low_water = max(1, self.config.batch_size // 2)
+        cancelled = False
+        try:
+            while not stop.is_set():
+                claimed = 0
+                if self._pending < low_water and self.monotonic() >= self._global_hold:
+                    try:
+                        claimed = await self._claim(self.config.batch_size - self._pending)
+                    except Exception:  # the database may be away for a moment: never take the bot down
+                        log.exception("outbox claim failed")
+                self._prune()
+                if claimed and self._pending < low_water:
+                    continue
+                wait = self.config.idle_poll_seconds
+                if self._global_hold > self.monotonic():
+                    wait = min(wait, self._global_hold - self.monotonic())
+                self._changed.clear()
+                await _first(stop.wait(), self._changed.wait(), timeout=wait)
+        except asyncio.CancelledError:
+            cancelled = True
+            raise
+        finally:
+            await self._close(graceful=not cancelled)
+
+    async def run_once(self) -> int:
+        """Claim one batch and see every row of it through (sent, released or given up); returns how
+        many rows were claimed."""
+        claimed = await self._claim(self.config.batch_size)
+        await self.idle()
+        return claimed
+
+    async def drain(self, timeout: float = 30.0, *, until_empty: bool = False) -> int:
+        """Run batches until a claim finds nothing due (with `until_empty`: until the backlog is empty,
+        waiting for deferred rows to come due); returns how many rows were claimed."""
+        total = 0
+        async with asyncio.timeout(timeout):
+            while True:
+                claimed = await self.run_once()
+                total += claimed
+                if claimed:
+                    continue
+                if not until_empty or await self.backlog() == 0:
+                    return total
+                await asyncio.sleep(min(self.config.idle_poll_seconds, 0.1))
+
+    async def idle(self) -> None:
+        """Wait until every claimed row is done with."""
+        while self._pending:
+            self._changed.clear()
+            await self._changed.wait()
+
+    async def backlog(self) -> int:
+        """Rows neither sent nor given up (for /metrics)."""
+        async with self.uow() as uow:
+            return await uow.outbox.backlog()
+
+    @property
+    def in_flight(self) -> int:
+        return self._pending
+
+    # -- claiming -----------------------------------------------------------------------------------
+
+    async def _claim(self, limit: int) -> int:
+        if limit <= 0 or self.monotonic() < self._global_hold:
+            return 0
+        lease_end = self.monotonic() + self.config.lease_seconds
+        now = self.wall_clock()
+        async with self.uow() as uow:
+            claimed = await uow.outbox.claim(owner=self.owner, now=now, lease_seconds=self.config.lease_seconds,
+                                             limit=limit)
+            if not claimed:
+                return 0
+            blocked = await uow.chats.blocked(d.chat_id for d in claimed if d.chat_id is not None)
+            for delivery in claimed:
+                if delivery.chat_id in blocked:
+                    await uow.outbox.give_up(delivery.id, at=now, error="the chat blocked the bot")
+            await uow.commit()
+        self.stats.claimed += len(claimed)
+        self.stats.given_up += sum(1 for d in claimed if d.chat_id in blocked)
+        for delivery in claimed:
+            if delivery.chat_id not in blocked:
+                self._enqueue(_Item(delivery, lease_end))
+        return len(claimed)
+
+    def _enqueue(self, item: _Item) -> None:
+        chat_id = item.delivery.chat_id or 0
+        target = self._targets.get(chat_id)
+        if target is None:
+            target = self._targets[chat_id] = _Target(chat_id, self._windows_for(chat_id))
+        target.queue.append(item)
+        self._pending += 1
+        if not target.busy:
+            target.busy = True
+            task = asyncio.create_task(self._work(target), name=f"relay-chat-{chat_id}")
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+    def _windows_for(self, chat_id: int) -> list[Window]:
+        private = Window.per_second(self.config.per_chat_per_second, self.headroom)
+        if chat_id >= 0:
+            return [private]
+        # A group: no faster than a private chat, and at most per_group_per_minute in any minute.
+        return [private, Window.per_second(self.config.per_group_per_minute / 60, self.headroom, per=60)]
+
+    def _done(self, count: int = 1) -> None:
+        self._pending -= count
+        self._changed.set()
+
+    def _prune(self) -> None:
+        """Forget idle chats' pacing state (once a minute; only what no longer matters)."""
+        now = self.monotonic()
+        if now - self._last_prune < 60:
+            return
+        self._last_prune = now
+        for chat_id in [c for c, t in self._targets.items()
+                        if not t.busy and not t.queue and t.hold_until <= now
+                        and all(w.idle_since(now) for w in t.windows)]:
+            del self._targets[chat_id]
+
+    # -- one chat, one row at a time --------------------------------------------------------------
+
+    async def _work(self, target: _Target) -> None:
+        try:
+            while target.queue:
+                item = target.queue[0]
+                try:
+                    await self._attempt(target, item)
+                except _Release as release:
+                    await self._release(list(target.queue), release.until, release.reason)
+                    self._done(len(target.queue))
+                    target.queue.clear()
+                    return
+                except _Closing:
+                    await self._release(list(target.queue), self.monotonic(), "relay stopped")
+                    self._done(len(target.queue))
+                    target.queue.clear()
+                    return
+                except Exception:  # a bug must not stop the chat's row for good: the lease brings it back
+                    log.exception("relay: row %s failed unexpectedly", item.delivery.id)
+                    self.stats.errors["internal"] += 1
+                target.queue.popleft()
+                self._done()
+        finally:
+            target.busy = False
+
+    async def _attempt(self, target: _Target, item: _Item) -> None:
+        delivery = item.delivery
+        if not item.composed:
+            try:
+                item.notice = await self._compose(delivery)
+                item.composed = True
+            except Exception as exc:
+                log.exception("relay: composing row %s (%s) failed", delivery.id, delivery.kind)
+                self.stats.errors["compose"] += 1
+                if delivery.attempts + 1 >= self.compose_attempts:
+                    await self._give_up([delivery], f"compose failed: {exc!r}")
+                    return
+                until = self.monotonic() + self._backoff(delivery.attempts)
+                raise _Release(until, f"compose failed: {exc!r}") from None
+        notice = item.notice
+        if notice is None:  # nothing (left) to say: the row is done without a call
+            await self._confirm(delivery, None, None)
+            self.stats.skipped += 1
+            return
+        while True:
+            slots = await self._wait_for_slot(target, item)
+            try:
+                message_id, edited = await self._call(notice, item, slots)
+            except RetryAfter as exc:
+                self.stats.throttled += 1
+                self.stats.errors["429"] += 1
+                self._hold(target, exc.seconds)
+                continue
+            except Transient as exc:
+                self.stats.errors[exc.code] += 1
+                item.failures += 1
+                delay = self._backoff(delivery.attempts + item.failures - 1)
+                log.warning("relay: chat %s: %s (%s); retrying in %.1fs", target.chat_id, exc.code,
+                            exc.description, delay)
+                target.hold_until = max(target.hold_until, self.monotonic() + delay)
+                continue
+            except MessageGone as exc:
+                self.stats.errors["gone"] += 1
+                log.info("relay: card %s in chat %s is gone (%s): sending a new one", notice.edit_message_id,
+                         target.chat_id, exc.description)
+                item.force_new = True
+                continue
+            except Blocked as exc:
+                self.stats.errors["403"] += 1
+                await self._blocked(target, exc)
+                return
+            except Rejected as exc:
+                self.stats.errors[exc.code] += 1
+                log.warning("relay: row %s to chat %s rejected: %s", delivery.id, target.chat_id, exc.description)
+                await self._give_up([delivery], f"{exc.code}: {exc.description}")
+                return
+            await self._confirm(delivery, message_id, notice.card_of)
+            self.stats.sent += 1
+            self.stats.edited += edited
+            return
+
+    async def _compose(self, delivery: Delivery) -> Notice | None:
+        async with self.uow() as uow:
+            return await compose(uow, delivery, self.settings)
+
+    async def _wait_for_slot(self, target: _Target, item: _Item) -> list[Slot]:
+        """Sleep until the chat may be sent to, then pass the global turnstile: one chat at a time, in
+        the order they became ready, waits there for the global pace and books its call. Returns the
+        booked slots (to be marked answered). Raises _Release when the call could not start within
+        the lease, _Closing when the relay stops.
+
+        A slot is booked only when it has come, never ahead: the window then counts the calls before
+        it at their answers (see Slot), which makes the pace hold however late requests arrive."""
+        deadline = item.lease_end - self.lease_margin
+        while True:
+            if self._closing.is_set():
+                raise _Closing
+            now = self.monotonic()
+            ready = max([target.hold_until, self._global_hold] + [w.free_at(now) for w in target.windows])
+            if ready > deadline:
+                raise _Release(ready, "held past the lease")
+            if ready > now:
+                await self._sleep(ready - now)
+                continue
+            try:
+                async with asyncio.timeout(max(0.0, deadline - now)):
+                    await self._turnstile.acquire()
+            except TimeoutError:
+                raise _Release(self.monotonic(), "no global slot within the lease") from None
+            try:
+                while not self._closing.is_set():
+                    now = self.monotonic()
+                    if now < max(target.hold_until, self._global_hold):
+                        break  # a 429 came meanwhile: wait for the hold outside the turnstile
+                    slot = self._global.free_at(now)
+                    if slot > deadline:
+                        raise _Release(slot, "no global slot within the lease")
+                    if slot <= now:
+                        return [self._global.book(now)] + [window.book(now) for window in target.windows]
+                    await self._sleep(slot - now)
+            finally:
+                self._turnstile.release()
+
+    async def _sleep(self, seconds: float) -> None:
+        if self._closing.is_set():
+            raise _Closing
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._closing.wait(), seconds)
+        if self._closing.is_set():
+            raise _Closing
+
+    async def _call(self, notice: Notice, item: _Item, slots: list[Slot]) -> tuple[int, bool]:
+        """One Bot API call; returns (message id, whether it was an edit)."""
+        try:
+            return await self._call_once(notice, item)
+        finally:
+            answered = self.monotonic()
+            for slot in slots:
+                slot.answered(answered)
+
+    async def _call_once(self, notice: Notice, item: _Item) -> tuple[int, bool]:
+        try:
+            async with asyncio.timeout(self.send_timeout):
+                if notice.edit_message_id is not None and not item.force_new:
+                    try:
+                        return await self.sender.edit(notice.chat_id, notice.edit_message_id, notice.text,
+                                                      notice.buttons), True
+                    except NotModified:
+                        return notice.edit_message_id, True
+                return await self.sender.send(notice.chat_id, notice.text, notice.buttons), False
+        except TimeoutError:
+            raise Transient(f"no answer within {self.send_timeout:g}s", "timeout") from None
+        except SendError:
+            raise
+        except Exception as exc:  # whatever else the library raised: assume the call may work later
+            raise Transient(repr(exc), "unknown") from exc
+
+    def _hold(self, target: _Target, seconds: float) -> None:
+        now = self.monotonic()
+        until = now + max(seconds, 0.0)
+        target.hold_until = max(target.hold_until, until)
+        while self._recent_429 and self._recent_429[0][0] < now - FLOOD_WINDOW:
+            self._recent_429.popleft()
+        self._recent_429.append((now, target.chat_id))
+        flooded = len({chat for _, chat in self._recent_429}) >= FLOOD_TARGETS
+        # A group that used less than half its minute's budget was not over its own limit.
+        if target.chat_id < 0 and len(target.windows) > 1:
+            group = target.windows[-1]
+            flooded = flooded or group.used_within(now) <= group.limit // 2
+        if flooded and until > self._global_hold:
+            if self._global_hold <= now:
+                self.stats.global_holds += 1
+            log.warning("relay: the bot is flooded (chat %s answered 429): holding every send for %gs",
+                        target.chat_id, seconds)
+            self._global_hold = until
+        else:
+            log.info("relay: chat %s answered 429: holding it for %gs", target.chat_id, seconds)
+
+    def _backoff(self, attempts: int) -> float:
+        return float(min(self.config.max_backoff_seconds, self.backoff_base * 2 ** min(max(attempts, 0), 30)))
+
+    # -- writing outcomes ---------------------------------------------------------------------------
+
+    async def _confirm(self, delivery: Delivery, message_id: int | None, card_of: str | None) -> None:
+        for attempt in range(CONFIRM_ATTEMPTS):
+            try:
+                async with self.uow() as uow:
+                    await uow.outbox.mark_sent(delivery.id, at=self.wall_clock(), message_id=message_id)
+                    if card_of is not None and message_id is not None:
+                        await uow.cases.set_status_message(card_of, message_id)
+                    await uow.commit()
+                return
+            except Exception:
+                # Unconfirmed, the row comes back after its lease and is sent again (at least once).
+                log.exception("relay: confirming row %s failed (attempt %d)", delivery.id, attempt + 1)
+                await asyncio.sleep(0.2 * 2**attempt)
+
+    async def _release(self, items: Iterable[_Item], until: float, reason: str) -> None:
+        items = list(items)
+        if not items:
+            return
+        at = self.wall_clock() + timedelta(seconds=max(0.0, until - self.monotonic()))
+        try:
+            async with self.uow() as uow:
+                for item in items:
+                    await uow.outbox.defer(item.delivery.id, until=at, error=reason)
+                await uow.commit()
+            self.stats.deferred += len(items)
+        except Exception:  # the leases bring them back
+            log.exception("relay: releasing %d rows failed", len(items))
+
+    async def _give_up(self, deliveries: list[Delivery], error: str) -> None:
+        async with self.uow() as uow:
+            for delivery in deliveries:
+                await uow.outbox.give_up(delivery.id, at=self.wall_clock(), error=error)
+            await uow.commit()
+        self.stats.given_up += len(deliveries)
+
+    async def _blocked(self, target: _Target, exc: Blocked) -> None:
+        """403: record the chat as blocked; give up this row and the chat's other rows held here (its
+        later rows in the outbox are given up when claimed)."""
+        error = f"403: {exc.description}"
+        deliveries = [item.delivery for item in target.queue]
+        async with self.uow() as uow:
+            await uow.chats.mark_blocked(target.chat_id, at=self.wall_clock(), reason=exc.description)
+            for delivery in deliveries:
+                await uow.outbox.give_up(delivery.id, at=self.wall_clock(), error=error)
+            await uow.commit()
+        self.stats.blocked_chats += 1
+        self.stats.given_up += len(deliveries)
+        log.info("relay: chat %s blocked the bot (%s); %d rows given up", target.chat_id, exc.description,
+                 len(deliveries))
+        # Everything queued behind this row is settled too.
+        rest = len(target.queue) - 1
+        if rest > 0:
+            while len(target.queue) > 1:
+                target.queue.pop()
+            self._done(rest)
+
+    # -- stopping -----------------------------------------------------------------------------------
+
+    async def _close(self, graceful: bool) -> None:
+        self._closing.set()
+        self._changed.set()
+        tasks = list(self._tasks)
+        if not graceful:
+            for task in tasks:
+                task.cancel()
+        if tasks:
+            await asyncio.gather(*tasks, return_exceptions=True)
+        self._closing.clear()
+        if not graceful:  # the leases bring the rows back
+            self._pending = 0
+            for target in self._targets.values():
+                target.queue.clear()
+
+
+async def _first(*aws: Any, timeout: float) -> None:
+    """Wait until the first of `aws` completes, or `timeout` seconds; cancel the rest."""
+    tasks = [asyncio.ensure_future(aw) for aw in aws]
+    try:
+        await asyncio.wait(tasks, timeout=max(timeout, 0.0), return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for task in tasks:
+            task.cancel()
