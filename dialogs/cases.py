@@ -81,7 +81,9 @@ class CaseWorkflow:
                    note: str = "") -> Case:
         """Apply `trigger`. Raises KeyError for an unknown case and ForbiddenTransition for a move
         the lifecycle does not allow; in both cases nothing was written."""
-        case = await uow.cases.get(case_no)
+        # Locked before the rule check: two moves of one case (a customer and an agent, two agents)
+        # are checked one after the other, never both against the same old status.
+        case = await uow.cases.get(case_no, for_update=True)
         if case is None:
             raise KeyError(case_no)
         status = next_status(case.status, trigger)

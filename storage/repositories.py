@@ -100,6 +100,7 @@ _CLAIMED = select(_UPDATES.c.update_id).where(_UPDATES.c.update_id == bindparam(
 _CLAIM = insert(_UPDATES)
 _CASES = cast(Table, CaseRow.__table__)
 _CASE_BY_NO = select(_CASES).where(_CASES.c.case_no == bindparam("case_no"))
+_LOCK_CASE_BY_NO = _CASE_BY_NO.with_for_update()
 _CASE_BY_OPEN_KEY = select(_CASES).where(_CASES.c.open_key == bindparam("open_key"))
 _INSERT_CASE = insert(_CASES).returning(_CASES.c.id)
 _CASE_EVENTS = cast(Table, CaseEventRow.__table__)
@@ -312,8 +313,9 @@ class SqlaCaseRepository(SessionRepository):
         found = await self._session.scalar(select(CaseRow.id).where(CaseRow.case_no == case_no))
         return found is not None
 
-    async def get(self, case_no: str) -> Case | None:
-        row = (await _core(self._session, _CASE_BY_NO, {"case_no": case_no})).first()
+    async def get(self, case_no: str, *, for_update: bool = False) -> Case | None:
+        query = _LOCK_CASE_BY_NO if for_update else _CASE_BY_NO
+        row = (await _core(self._session, query, {"case_no": case_no})).first()
         if row is None:
             return None
         evidence = await self._evidence_of([case_no])

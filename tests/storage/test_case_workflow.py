@@ -435,3 +435,31 @@ async def test_a_credit_date_in_a_year_the_calendar_does_not_know_uses_the_confi
     assert case.status is C.REFUNDING
     stored_case, timers = await stored(database, case.case_no)
     assert stored_case.credit_due == date(2027, 1, 7) and timers == [(K.CREDIT_DUE, eod(date(2027, 1, 7)))]
+
+
+async def test_two_conflicting_moves_at_once_let_exactly_one_through(database: Database, case_no: str) -> None:
+    # An agent approves while the customer withdraws: each is allowed from in_review, neither after the
+    # other. The case row is locked before the rule check, so the second sees the first's status.
+    async with database.uow() as uow:
+        await move_case(uow, case_no, "start_review", actor="agent:42", at=T0)
+        await uow.commit()
+
+    async def withdraw() -> str:
+        try:
+            async with database.uow() as uow:
+                await move_case(uow, case_no, "withdraw", actor="customer", at=T0)
+                await uow.commit()
+                return "moved"
+        except ForbiddenTransition:
+            return "refused"
+
+    async with database.uow() as agent:
+        await move_case(agent, case_no, "approve", actor="agent:42", at=T0)
+        customer = asyncio.create_task(withdraw())
+        await asyncio.sleep(0.3)
+        assert not customer.done()  # waiting for the agent's transaction
+        await agent.commit()
+    assert await customer == "refused"
+    async with database.uow() as uow:
+        events = [e[1] for e in await uow.cases.events(case_no)]  # type: ignore[attr-defined]
+    assert events == ["submitted", "in_review", "approved"]
