@@ -82,17 +82,12 @@ class PlatformApi:
 
     # -- mounting ------------------------------------------------------------------------------
     def add_routes(self, app: web.Application, *, healthz: bool = True, metrics: bool = True) -> None:
-        """Mount the API. /healthz (with a database round trip) takes over from a /healthz someone
-        routed before (the webhook runner's); healthz=False leaves it to them."""
+        """Mount the API (and /healthz with a database round trip, /metrics) on `app`."""
         app.router.add_post(f"{PREFIX}/callbacks/refund", self._counted("refund", self.refund_callback))
         app.router.add_post(f"{PREFIX}/callbacks/order", self._counted("order", self.order_callback))
         app.router.add_get(f"{PREFIX}/cases/{{case_no}}", self._counted("case", self.get_case))
         app.router.add_get(f"{PREFIX}/openapi.json", self.openapi)
-        if healthz and _routed(app, "/healthz"):
-            # Someone (the webhook runner) already answers /healthz without asking the database;
-            # aiohttp would keep serving the first route, so answer it before routing instead.
-            app.middlewares.append(self._healthz_first)
-        elif healthz:
+        if healthz:
             app.router.add_get("/healthz", self.healthz)
         if metrics:
             app.router.add_get("/metrics", self.metrics_page)
@@ -196,11 +191,6 @@ class PlatformApi:
         return web.json_response({"ok": True})
 
     @web.middleware
-    async def _healthz_first(self, request: web.Request, handler: Handler) -> web.StreamResponse:
-        if request.path == "/healthz" and request.method in ("GET", "HEAD"):
-            return await self.healthz(request)
-        return await handler(request)
-
     async def metrics_page(self, request: web.Request) -> web.Response:
         await self.metrics.refresh(self.uow_factory)
         return web.Response(body=self.metrics.render(), headers={"Content-Type": CONTENT_TYPE})
@@ -217,10 +207,6 @@ class PlatformApi:
 
 def add_api_routes(app: web.Application, api: PlatformApi, *, healthz: bool = True, metrics: bool = True) -> None:
     api.add_routes(app, healthz=healthz, metrics=metrics)
-
-
-def _routed(app: web.Application, path: str) -> bool:
-    return any(resource.canonical == path for resource in app.router.resources())
 
 
 def case_json(case: Case, attempts: list[RefundAttempt], timers: list[tuple[Any, datetime]],

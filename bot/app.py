@@ -6,16 +6,23 @@ import asyncio
 import contextlib
 import gc
 import logging
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from aiohttp import web
 
 from bot.aiogram_adapter import AiogramRunner
+from bot.aiogram_adapter.sender import AiogramSender
+from bot.api import PlatformApi, add_api_routes
 from bot.config import AppConfig
 from bot.demo import CUSTOMERS, demo_orders
 from bot.evidence import EvidenceIntake
+from bot.metrics import Metrics
+from bot.platform import build_gateway, build_order_lookup
+from bot.refunds import RefundWorker
+from bot.relay import Relay
+from bot.scheduler import TimerSweeper
 from dialogs.service import RefundService
 from storage import migrate
 from storage.uow import Database
@@ -59,28 +66,58 @@ class Running:
     database: Database
     service: RefundService
     api_base: str
+    relay: Relay
+    sweeper: TimerSweeper
+    refunds: RefundWorker
+    api: PlatformApi
     webhook_url: str = ""
+    web_url: str = ""  # where the platform API, /healthz and /metrics answer
 
 
 @contextlib.asynccontextmanager
 async def running_bot(config: AppConfig, token: str, api_base: str) -> AsyncIterator[Running]:
-    """Open the database and build the service and the adapter; close them on exit."""
+    """Open the database, build the service, the adapter and the background workers (notification
+    relay, deadline sweeper, refund worker); stop and close them on exit."""
+    try:
+        gateway = build_gateway(config.platform)
+        order_lookup = build_order_lookup(config.platform)
+    except ValueError as exc:
+        raise StartupError(str(exc)) from exc
     database = await open_database(config)
     service = RefundService(
         database.uow, config.core,
         flood_limit=config.telegram.flood_max_updates, flood_window=config.telegram.flood_window_seconds,
+        gateway=config.platform.gateway, orders=order_lookup,
     )
     intake = EvidenceIntake(config.storage.evidence_dir, config.policy)
     runner = AiogramRunner(token, api_base, service, intake, config.i18n.default_locale,
                            config.telegram.poll_timeout)
+    relay = Relay(database.uow, AiogramSender(runner.bot), config.relay, config.core)
+    sweeper = TimerSweeper(database.uow, service.workflow)
+    refunds = RefundWorker(database.uow, service.workflow, gateway)
+    metrics = Metrics()
+    metrics.count_updates_from(lambda: runner.handled)
+    metrics.count_send_errors_from(lambda: relay.stats.errors)
+    api = PlatformApi(database.uow, service.workflow, secret=config.platform.secret,
+                      max_clock_skew=config.platform.max_clock_skew_seconds, metrics=metrics)
+    stop_workers = asyncio.Event()
+    workers = [asyncio.create_task(relay.run(stop_workers)), asyncio.create_task(sweeper.run(stop_workers)),
+               asyncio.create_task(refunds.run(stop_workers))]
     housekeeping = [asyncio.create_task(forget_old_claims(service)),
-                    asyncio.create_task(checkpoint_often(database))]
+                    asyncio.create_task(checkpoint_often(database)),
+                    asyncio.create_task(every_hour(api.forget_old_nonces, "replay ledger"))]
     try:
-        yield Running(runner, database, service, api_base)
+        yield Running(runner, database, service, api_base, relay, sweeper, refunds, api)
     finally:
-        for task in housekeeping:
+        stop_workers.set()  # they finish the call in flight and release what they hold
+        _, pending = await asyncio.wait(workers, timeout=10)
+        for task in [*pending, *housekeeping]:
             task.cancel()
+        await asyncio.gather(*pending, *housekeeping, return_exceptions=True)
         await runner.close()
+        await gateway.close()
+        if order_lookup is not None:
+            await order_lookup.close()
         await database.dispose()
 
 
@@ -93,36 +130,45 @@ async def checkpoint_often(database: Database, every: float = 1.0) -> None:
         await asyncio.sleep(every)
 
 
-async def forget_old_claims(service: RefundService, every: float = 3600) -> None:
+async def forget_old_claims(service: RefundService) -> None:
+    await every_hour(service.forget_old_claims, "update claims older than Telegram's retention")
+
+
+async def every_hour(prune: Callable[[], Awaitable[int]], what: str, every: float = 3600) -> None:
     while True:
         try:
-            forgotten = await service.forget_old_claims()
+            forgotten = await prune()
             if forgotten:
-                log.info("forgot %d update claims older than Telegram's retention", forgotten)
+                log.info("forgot %d %s", forgotten, what)
         except Exception:  # housekeeping must never take the bot down
-            log.exception("pruning update claims failed")
+            log.exception("pruning %s failed", what)
         await asyncio.sleep(every)
 
 
 async def serve(running: Running, config: AppConfig, stop: asyncio.Event) -> None:
-    """Polling or webhook, until `stop` is set."""
+    """Polling or webhook, until `stop` is set. One web app serves the platform API, /healthz and
+    /metrics, and in webhook mode Telegram's POSTs too."""
     tg = config.telegram
     # Everything imported and built so far lives as long as the process: keep the cyclic garbage
     # collector from walking it again and again (its full passes showed up as latency spikes).
     gc.freeze()
-    if tg.mode == "polling":
-        await running.runner.run_polling(stop)
-        return
-    app = running.runner.webhook_app(tg.webhook_path, tg.webhook_secret)
-    app_runner = web.AppRunner(app)
+    app = web.Application()
+    add_api_routes(app, running.api)
+    if tg.mode == "webhook":
+        running.runner.add_webhook_route(app, tg.webhook_path, tg.webhook_secret)
+    app_runner = web.AppRunner(app, access_log=None)
     await app_runner.setup()
-    site = web.TCPSite(app_runner, tg.listen_host, tg.listen_port)
-    await site.start()
+    await web.TCPSite(app_runner, tg.listen_host, tg.listen_port).start()
+    running.web_url = f"http://{tg.listen_host}:{bound_port(app_runner)}"
+    log.info("platform API, /healthz and /metrics on %s", running.web_url)
     try:
-        url = tg.webhook_url or f"http://{tg.listen_host}:{bound_port(app_runner)}{tg.webhook_path}"
+        if tg.mode == "polling":
+            await running.runner.run_polling(stop)
+            return
+        url = tg.webhook_url or f"{running.web_url}{tg.webhook_path}"
         running.webhook_url = url
         await running.runner.start_webhook(url, tg.webhook_secret)
-        log.info("webhook listening on %s:%s, registered as %s", tg.listen_host, bound_port(app_runner), url)
+        log.info("webhook registered as %s", url)
         await stop.wait()
     finally:
         await app_runner.cleanup()

@@ -36,7 +36,7 @@ from yarl import URL
 
 from bot.config import PlatformConfig
 from dialogs.domain import Order, RefundAttempt, RefundStatus
-from dialogs.ports import GatewayResult, GatewayUnavailable
+from dialogs.ports import GatewayResult, GatewayUnavailable, OrderSourceUnavailable
 from storage.importer import parse_order
 
 log = logging.getLogger(__name__)
@@ -196,9 +196,8 @@ class HttpGateway:
 # --- orders from the platform -----------------------------------------------------------------
 
 
-class OrderLookupError(Exception):
-    """The platform's order API did not answer usefully (network, 5xx, a malformed order): the
-    order is unknown, which is not the same as "no such order"."""
+class OrderLookupError(OrderSourceUnavailable):
+    """The platform's order API did not answer usefully (network, 5xx, a malformed order)."""
 
 
 class HttpOrderLookup:

@@ -30,7 +30,14 @@ from dialogs.domain import (
 
 
 class OrderLookup(Protocol):
-    async def get(self, order_no: str) -> Order | None: ...
+    async def get(self, order_no: str) -> Order | None:
+        """None: no such order. Raises OrderSourceUnavailable when the source cannot tell just now."""
+        ...
+
+
+class OrderSourceUnavailable(Exception):
+    """The order source (the platform's API) did not answer usefully: the order is unknown, which is
+    not the same as "no such order"."""
 
 
 class OrderStore(OrderLookup, Protocol):

@@ -6,6 +6,8 @@ Adapters call `RefundService.handle(event)` and render the `Outcome`; they never
 from __future__ import annotations
 
 import asyncio
+import logging
+import re
 import time
 from collections import deque
 from collections.abc import AsyncIterator, Callable
@@ -16,10 +18,10 @@ from datetime import UTC, datetime, timedelta
 from dialogs.case_actions import CARD_ACTIONS, parse_card_token
 from dialogs.cases import CaseWorkflow
 from dialogs.conversation import BUTTON_TRIGGERS, MACHINE, Dialog, agent_request
-from dialogs.domain import OPEN_STATUSES, Conversation, OutboxMessage
+from dialogs.domain import OPEN_STATUSES, Conversation, Order, OutboxMessage
 from dialogs.io import Event, EventKind, Outcome, Reply
 from dialogs.notify import RATEABLE, card_buttons, card_text, deadline_line
-from dialogs.ports import ConcurrentUpdate, UnitOfWork, UnitOfWorkFactory
+from dialogs.ports import ConcurrentUpdate, OrderLookup, OrderSourceUnavailable, UnitOfWork, UnitOfWorkFactory
 from dialogs.settings import CoreSettings
 from dialogs.steps import Step
 from dialogs.texts import LOCALES, Texts, pick_locale
@@ -29,6 +31,7 @@ from dialogs.workdays import WorkingCalendar
 _STATUS_CARDS = 3
 _MAX_RETRIES = 5
 CLAIM_RETENTION = timedelta(hours=48)
+log = logging.getLogger(__name__)
 
 
 def utcnow() -> datetime:
@@ -94,12 +97,16 @@ class RefundService:
         flood_limit: int = 30,
         flood_window: float = 10.0,
         gateway: str = "manual",
+        orders: OrderLookup | None = None,
     ) -> None:
         self.uow_factory = uow_factory
         self.settings = settings
         self.clock = clock
         self.calendar = WorkingCalendar(settings.policy.extra_holidays, settings.policy.extra_workdays)
         self.workflow = CaseWorkflow(settings, self.calendar, gateway)
+        # An order source other than the local table (the platform's API): asked before the unit of
+        # work opens, so a slow answer never holds the database, and its answer is kept locally.
+        self.orders = orders
         self.locks = ChatLocks()
         self.flood = FloodGuard(flood_limit, flood_window)
 
@@ -111,9 +118,15 @@ class RefundService:
             notice = Texts(pick_locale(event.language_code, self.settings.i18n.default_locale))("flood")
             return Outcome(replies=(Reply(notice),) if verdict == "notify" else (), toast=notice)
         async with self.locks.hold(event.chat_id):
+            try:
+                fetched = await self._fetch_order(event)
+            except OrderSourceUnavailable:
+                log.warning("order source unavailable for update %s", event.update_id, exc_info=True)
+                locale = pick_locale(event.language_code, self.settings.i18n.default_locale)
+                return Outcome(replies=(Reply(Texts(locale)("orders_unavailable")),))
             for attempt in range(_MAX_RETRIES):
                 try:
-                    return await self._handle_once(event)
+                    return await self._handle_once(event, fetched)
                 except ConcurrentUpdate:
                     # Another worker moved this chat on first: replay the update on the fresh state.
                     if attempt == _MAX_RETRIES - 1:
@@ -129,11 +142,27 @@ class RefundService:
             await uow.commit()
         return count
 
-    async def _handle_once(self, event: Event) -> Outcome:
+    async def _fetch_order(self, event: Event) -> Order | None:
+        """The order an update names, from the external source (None without one, or not named)."""
+        if self.orders is None:
+            return None
+        named = event.text
+        if event.kind is EventKind.COMMAND and event.text == "start" and event.args.lower().startswith("order_"):
+            named = event.args[len("order_"):]
+        elif event.kind is not EventKind.TEXT:
+            return None
+        named = named.strip().upper()
+        if re.fullmatch(self.settings.orders.number_pattern, named) is None:
+            return None
+        return await self.orders.get(named)
+
+    async def _handle_once(self, event: Event, fetched: Order | None = None) -> Outcome:
         now = self.clock()
         async with self.uow_factory() as uow:
             if not await uow.updates.claim(event.update_id, event.chat_id, now):
                 return Outcome(duplicate=True)
+            if fetched is not None:  # the case, its deadlines and exports read the local copy
+                await uow.orders.upsert(fetched)
             conv = await uow.conversations.load(event.chat_id) or Conversation(
                 chat_id=event.chat_id,
                 user_id=event.user_id,

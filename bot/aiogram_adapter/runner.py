@@ -113,8 +113,8 @@ class AiogramRunner:
         return self._fetch_backoff
 
     # -- webhook -------------------------------------------------------------------------------
-    def webhook_app(self, path: str, secret: str) -> web.Application:
-        app = web.Application()
+    def add_webhook_route(self, app: web.Application, path: str, secret: str) -> None:
+        """Telegram's POSTs on `path` of the bot's web app (which also serves the platform API)."""
 
         async def receive(request: web.Request) -> web.Response:
             given = request.headers.get(SECRET_HEADER, "")
@@ -132,12 +132,7 @@ class AiogramRunner:
             self.handled += 1
             return web.Response(text="ok")
 
-        async def healthz(request: web.Request) -> web.Response:
-            return web.json_response({"ok": True})
-
         app.router.add_post(path, receive)
-        app.router.add_get("/healthz", healthz)
-        return app
 
     async def start_webhook(self, url: str, secret: str) -> None:
         await self.set_commands()

@@ -350,18 +350,3 @@ async def test_old_signatures_are_forgotten_once_they_could_not_pass_the_clock_c
     assert await api.forget_old_nonces() == 1
 
 
-async def test_healthz_takes_over_from_a_health_route_that_was_there_first() -> None:
-    unreachable = Database.from_url("postgresql://postgres@127.0.0.1:1/nowhere")
-    app = web.Application()
-
-    async def always_fine(request: web.Request) -> web.Response:
-        return web.json_response({"ok": True})
-
-    app.router.add_get("/healthz", always_fine)  # what the webhook runner routes
-    add_api_routes(app, PlatformApi(unreachable.uow, WORKFLOW, secret=SECRET, health_timeout=2))
-    try:
-        async with TestClient(TestServer(app)) as test_client:
-            assert (await test_client.get("/healthz")).status == 503
-            assert (await test_client.get("/api/v1/openapi.json")).status == 200
-    finally:
-        await unreachable.dispose()

@@ -31,7 +31,7 @@ def png_bytes(color: str = "red", size: tuple[int, int] = (64, 48)) -> bytes:
 
 def make_config(tmp_path: Path, database_url: str | None = None, **telegram: Any) -> AppConfig:
     return AppConfig.model_validate({
-        "telegram": {"token": TOKEN, "poll_timeout": 1, **telegram},
+        "telegram": {"token": TOKEN, "poll_timeout": 1, "listen_port": 0, **telegram},
         "database": {"url": database_url or f"sqlite:///{tmp_path}/refundbot.db"},
         "storage": {"evidence_dir": str(tmp_path / "evidence")},
     })
