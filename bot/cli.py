@@ -150,7 +150,7 @@ def orders_demo(config: ConfigOption = None) -> None:
 
 # --- cases: finance's side of refunds ---------------------------------------------------------
 
-cases_app = typer.Typer(help="Refund cases: finance's confirmations and exports.", no_args_is_help=True)
+cases_app = typer.Typer(help="Refund cases: decisions, finance's confirmations and exports.", no_args_is_help=True)
 app.add_typer(cases_app, name="cases")
 
 EXIT_UNKNOWN_CASE = 3
@@ -159,10 +159,8 @@ EXIT_FORBIDDEN = 4
 
 def _workflow(settings: AppConfig):  # type: ignore[no-untyped-def]
     from dialogs.cases import CaseWorkflow
-    from dialogs.workdays import WorkingCalendar
 
-    calendar = WorkingCalendar(settings.policy.extra_holidays, settings.policy.extra_workdays)
-    return CaseWorkflow(settings.core, calendar, settings.platform.gateway)
+    return CaseWorkflow.for_settings(settings.core, settings.platform.gateway)
 
 
 @cases_app.command("mark-refunded")
@@ -198,6 +196,58 @@ def cases_mark_refunded(
         else:
             console.print(f"{case_no} is refunded ({done.attempt.amount} CNY, attempt {done.attempt.idempotency_key}); "
                           "the customer will be told.")
+        return 0
+
+    code = asyncio.run(go())
+    if code:
+        raise typer.Exit(code)
+
+
+@cases_app.command("move")
+def cases_move(
+    case_no: Annotated[str, typer.Argument(metavar="CASE", help="Case number, e.g. R20261124-0001.")],
+    trigger: Annotated[str, typer.Argument(metavar="ACTION", help=(
+        "start_review, ask_info, approve (the refund starts at once), reject, reject_final, retry_refund, "
+        "hand_to_human, fail_refund, close_silent."))],
+    note: Annotated[str, typer.Option("--note", help="Shown to the customer with the news (why, what is needed).")] = "",
+    actor: Annotated[str, typer.Option("--actor", help="Who decides (kept in the case history).")] = "operator",
+    config: ConfigOption = None,
+) -> None:
+    """Move a case as a support agent would (until the agent desk does it inside Telegram): the case
+    event, the customer's status card and news, deadlines and the refund follow as for any move.
+
+    Exit codes: 0 moved, 2 unknown action, 3 no such case, 4 the case's status does not allow it."""
+    from datetime import UTC, datetime
+
+    from bot.app import open_database
+    from dialogs.lifecycle import TRIGGERS, ForbiddenTransition
+
+    if trigger not in TRIGGERS or trigger in ("withdraw", "appeal", "provide_info", "confirm_refund"):
+        console.print(f"[red]Unknown action {trigger!r}[/red] (customers withdraw, appeal and add material "
+                      "themselves; finance uses mark-refunded).")
+        raise typer.Exit(2)
+    settings = _config(config)
+    workflow = _workflow(settings)
+
+    async def go() -> int:
+        database = await open_database(settings)
+        try:
+            async with database.uow() as uow:
+                at = datetime.now(UTC)
+                if trigger == "approve":
+                    case = await workflow.approve(uow, case_no, actor=actor, at=at, note=note)
+                else:
+                    case = await workflow.move(uow, case_no, trigger, actor=actor, at=at, note=note)
+                await uow.commit()
+        except KeyError:
+            console.print(f"[red]No case {case_no}.[/red]")
+            return EXIT_UNKNOWN_CASE
+        except ForbiddenTransition as exc:
+            console.print(f"[red]Not allowed:[/red] {exc}.")
+            return EXIT_FORBIDDEN
+        finally:
+            await database.dispose()
+        console.print(f"{case_no} is now {case.status.value}; the customer will be told.")
         return 0
 
     code = asyncio.run(go())

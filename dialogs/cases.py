@@ -45,6 +45,11 @@ class CaseWorkflow:
     calendar: WorkingCalendar
     gateway: str = "manual"  # the RefundGateway that new refund attempts go to
 
+    @classmethod
+    def for_settings(cls, settings: CoreSettings, gateway: str = "manual") -> CaseWorkflow:
+        calendar = WorkingCalendar(settings.policy.extra_holidays, settings.policy.extra_workdays)
+        return cls(settings, calendar, gateway)
+
     async def filed(self, uow: UnitOfWork, case: Case, order: Order | None) -> Case:
         """A case was just added: show its card, start its review clock, auto-approve if allowed."""
         await self._notify(uow, case, None, case.created_at)

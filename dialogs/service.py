@@ -25,7 +25,6 @@ from dialogs.ports import ConcurrentUpdate, OrderLookup, OrderSourceUnavailable,
 from dialogs.settings import CoreSettings
 from dialogs.steps import Step
 from dialogs.texts import LOCALES, Texts, pick_locale
-from dialogs.workdays import WorkingCalendar
 
 # /status shows at most this many cards (each a message: Telegram allows ~1 message/s per chat).
 _STATUS_CARDS = 3
@@ -102,8 +101,8 @@ class RefundService:
         self.uow_factory = uow_factory
         self.settings = settings
         self.clock = clock
-        self.calendar = WorkingCalendar(settings.policy.extra_holidays, settings.policy.extra_workdays)
-        self.workflow = CaseWorkflow(settings, self.calendar, gateway)
+        self.workflow = CaseWorkflow.for_settings(settings, gateway)
+        self.calendar = self.workflow.calendar
         # An order source other than the local table (the platform's API): asked before the unit of
         # work opens, so a slow answer never holds the database, and its answer is kept locally.
         self.orders = orders

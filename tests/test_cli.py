@@ -141,3 +141,20 @@ def test_cases_export_writes_a_csv_filtered_by_status_and_day(tmp_path):
     assert bad.exit_code == 2 and "refunded" in bad.output
     to_stdout = runner.invoke(app, ["cases", "export", "--status", "refunded", "--config", config])
     assert to_stdout.exit_code == 0 and to_stdout.output.splitlines()[1].startswith("R20261124-0001,")
+
+
+def test_cases_move_decides_like_an_agent_and_refuses_what_the_status_does_not_allow(tmp_path):
+    config = _seed_cases(tmp_path)  # R20261125-0001 is in review
+    runner = CliRunner()
+    asked = runner.invoke(app, ["cases", "move", "R20261125-0001", "ask_info", "--note", "请提供充值记录截图",
+                                "--config", config])
+    assert asked.exit_code == 0, asked.output
+    assert "R20261125-0001 is now needs_info" in asked.output
+    refused = runner.invoke(app, ["cases", "move", "R20261125-0001", "approve", "--config", config])
+    assert refused.exit_code == 4 and "needs_info" in refused.output
+    customer_only = runner.invoke(app, ["cases", "move", "R20261125-0001", "withdraw", "--config", config])
+    assert customer_only.exit_code == 2
+    unknown = runner.invoke(app, ["cases", "move", "R20990101-0001", "start_review", "--config", config])
+    assert unknown.exit_code == 3
+    closed = runner.invoke(app, ["cases", "move", "R20261125-0001", "close_silent", "--config", config])
+    assert closed.exit_code == 0 and "closed" in closed.output
