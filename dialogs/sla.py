@@ -86,20 +86,21 @@ async def on_enter(uow: UnitOfWork, case: Case, at: datetime, settings: CoreSett
       promised; the refunding news tells the customer the date.
     - refund_failed: the credit clock runs on (the case still waits for the money).
     """
-    pending = {kind for kind, _ in await uow.timers.pending(case.case_no)}
+    # A case just filed has no timers yet (the common case: spare it the query).
+    pending = {kind for kind, _ in await uow.timers.pending(case.case_no)} if case.version > 1 else set()
     stopped = pending - clocks(case.status)
     if stopped:
         await uow.timers.cancel(case.case_no, stopped)
     if case.status is C.SUBMITTED:
-        await _set_review(uow, case, case.review_due, settings)
+        await _set_review(uow, case, case.review_due, settings, pending)
     elif case.status is C.IN_REVIEW:
         if K.REVIEW_DUE not in pending:
             due = case.review_due
             if due < local_day(at, settings):
                 due = review_due(at, settings, calendar)
-            await _set_review(uow, case, due, settings)
+            await _set_review(uow, case, due, settings, pending)
     elif case.status is C.APPEALED:
-        await _set_review(uow, case, review_due(at, settings, calendar), settings)
+        await _set_review(uow, case, review_due(at, settings, calendar), settings, pending)
     elif case.status is C.NEEDS_INFO:
         for hours in settings.sla.needs_info_reminder_hours:
             await uow.timers.schedule(case.case_no, K.INFO_REMINDER, at + timedelta(hours=hours),
@@ -112,14 +113,17 @@ async def on_enter(uow: UnitOfWork, case: Case, at: datetime, settings: CoreSett
             due = case.credit_due
         if due != case.credit_due:
             await uow.cases.set_due(case.case_no, credit_due=due)
-        await uow.timers.cancel(case.case_no, [K.CREDIT_DUE])
+        if K.CREDIT_DUE in pending:
+            await uow.timers.cancel(case.case_no, [K.CREDIT_DUE])
         await uow.timers.schedule(case.case_no, K.CREDIT_DUE, end_of_day(due, settings), version=case.version)
 
 
-async def _set_review(uow: UnitOfWork, case: Case, due: date, settings: CoreSettings) -> None:
+async def _set_review(uow: UnitOfWork, case: Case, due: date, settings: CoreSettings,
+                      pending: set[TimerKind]) -> None:
     if due != case.review_due:
         await uow.cases.set_due(case.case_no, review_due=due)
-    await uow.timers.cancel(case.case_no, [K.REVIEW_DUE])
+    if K.REVIEW_DUE in pending:
+        await uow.timers.cancel(case.case_no, [K.REVIEW_DUE])
     await uow.timers.schedule(case.case_no, K.REVIEW_DUE, end_of_day(due, settings), version=case.version)
 
 

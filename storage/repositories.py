@@ -67,7 +67,7 @@ def rowcount(result: Any) -> int:
     return cast(CursorResult[Any], result).rowcount
 
 
-async def _core(session: AsyncSession, statement: Executable, params: dict[str, Any]) -> Result[Any]:
+async def execute_core(session: AsyncSession, statement: Executable, params: dict[str, Any]) -> Result[Any]:
     """Run a prebuilt Core statement on the session's connection.
 
     For the statements every update runs: about 40 µs on SQLite instead of 200+ µs through the ORM
@@ -175,7 +175,7 @@ def order_from_row(row: Any) -> Order:
 
 class SqlaOrderStore(SessionRepository):
     async def get(self, order_no: str) -> Order | None:
-        row = (await _core(self._session, _GET_ORDER, {"order_no": order_no})).first()
+        row = (await execute_core(self._session, _GET_ORDER, {"order_no": order_no})).first()
         return None if row is None else order_from_row(row)
 
     async def upsert(self, order: Order) -> bool:
@@ -261,18 +261,18 @@ class SqlaCaseRepository(SessionRepository):
             try:
                 # Savepoint: losing the race to create the day's row must not abort the transaction.
                 async with self._session.begin_nested():
-                    await _core(self._session, _INSERT_COUNTER, {"day": day, "last": 1})
+                    await execute_core(self._session, _INSERT_COUNTER, {"day": day, "last": 1})
                 return _format_case_no(day, 1)
             except IntegrityError:
                 last = await self._locked_counter(day)
                 if last is None:  # pragma: no cover - the winner's row must be visible now
                     raise
         number = last + 1
-        await _core(self._session, _BUMP_COUNTER, {"w_day": day, "last": number})
+        await execute_core(self._session, _BUMP_COUNTER, {"w_day": day, "last": number})
         return _format_case_no(day, number)
 
     async def _locked_counter(self, day: str) -> int | None:
-        last: int | None = (await _core(self._session, _LOCK_COUNTER, {"day": day})).scalar()
+        last: int | None = (await execute_core(self._session, _LOCK_COUNTER, {"day": day})).scalar()
         return last
 
     async def add(self, case: Case) -> None:
@@ -283,7 +283,7 @@ class SqlaCaseRepository(SessionRepository):
         try:
             # Savepoint: after a unique violation we still need to ask which constraint it was.
             async with self._session.begin_nested():
-                case_id = (await _core(self._session, _INSERT_CASE, {
+                case_id = (await execute_core(self._session, _INSERT_CASE, {
                     "case_no": case.case_no, "order_no": case.order_no, "chat_id": case.chat_id,
                     "user_id": case.user_id, "reason": case.reason.value, "verdict": case.verdict.value,
                     "rule_id": case.rule_id, "description": case.description, "amount": case.amount,
@@ -300,7 +300,7 @@ class SqlaCaseRepository(SessionRepository):
             if await self._case_no_taken(case.case_no):
                 raise ConcurrentUpdate(f"case number {case.case_no} is taken") from exc
             raise
-        await _core(self._session, _INSERT_CASE_EVENT, {
+        await execute_core(self._session, _INSERT_CASE_EVENT, {
             "case_id": case_id, "at": case.created_at, "actor": "customer", "from_status": None,
             "to_status": case.status.value, "note": "",
         })
@@ -315,7 +315,7 @@ class SqlaCaseRepository(SessionRepository):
 
     async def get(self, case_no: str, *, for_update: bool = False) -> Case | None:
         query = _LOCK_CASE_BY_NO if for_update else _CASE_BY_NO
-        row = (await _core(self._session, query, {"case_no": case_no})).first()
+        row = (await execute_core(self._session, query, {"case_no": case_no})).first()
         if row is None:
             return None
         evidence = await self._evidence_of([case_no])
@@ -323,7 +323,7 @@ class SqlaCaseRepository(SessionRepository):
 
     async def find_open(self, order_no: str, reason: Reason) -> Case | None:
         key = open_key(order_no, reason, CaseStatus.SUBMITTED)
-        row = (await _core(self._session, _CASE_BY_OPEN_KEY, {"open_key": key})).first()
+        row = (await execute_core(self._session, _CASE_BY_OPEN_KEY, {"open_key": key})).first()
         if row is None:
             return None
         evidence = await self._evidence_of([row.case_no])
@@ -453,7 +453,7 @@ def _format_case_no(day: str, number: int) -> str:
 
 class SqlaConversationRepository(SessionRepository):
     async def load(self, chat_id: int) -> Conversation | None:
-        row = (await _core(self._session, _LOAD_CONVERSATION, {"chat_id": chat_id})).first()
+        row = (await execute_core(self._session, _LOAD_CONVERSATION, {"chat_id": chat_id})).first()
         if row is None:
             return None
         return Conversation(
@@ -477,13 +477,13 @@ class SqlaConversationRepository(SessionRepository):
         }
         if conversation.version == 0:
             try:
-                await _core(self._session, _INSERT_CONVERSATION,
+                await execute_core(self._session, _INSERT_CONVERSATION,
                             {"chat_id": conversation.chat_id, "version": 1, **values})
             except IntegrityError as exc:
                 raise ConcurrentUpdate(f"conversation {conversation.chat_id} created concurrently") from exc
             conversation.version = 1
             return
-        result = await _core(self._session, _UPDATE_CONVERSATION, {
+        result = await execute_core(self._session, _UPDATE_CONVERSATION, {
             "w_chat_id": conversation.chat_id, "w_version": conversation.version,
             "version": conversation.version + 1, **values,
         })
@@ -499,12 +499,12 @@ class SqlaConversationRepository(SessionRepository):
 
 class SqlaEvidenceRepository(SessionRepository):
     async def add_draft(self, draft_id: str, chat_id: int, item: EvidenceItem) -> bool:
-        found = await _core(self._session, _EVIDENCE_IN_DRAFT,
+        found = await execute_core(self._session, _EVIDENCE_IN_DRAFT,
                             {"draft_id": draft_id, "file_unique_id": item.file_unique_id})
         if found.first() is not None:
             return False
         try:
-            await _core(self._session, _INSERT_EVIDENCE, {
+            await execute_core(self._session, _INSERT_EVIDENCE, {
                 "draft_id": draft_id, "case_no": None, "chat_id": chat_id, "file_unique_id": item.file_unique_id,
                 "file_id": item.file_id, "path": item.path, "sha256": item.sha256, "mime_type": item.mime_type,
                 "width": item.width, "height": item.height, "size": item.size, "created_at": self._clock(),
@@ -514,11 +514,11 @@ class SqlaEvidenceRepository(SessionRepository):
         return True
 
     async def list_draft(self, draft_id: str) -> list[EvidenceItem]:
-        rows = await _core(self._session, _LIST_DRAFT, {"draft_id": draft_id})
+        rows = await execute_core(self._session, _LIST_DRAFT, {"draft_id": draft_id})
         return [evidence_from_row(row) for row in rows]
 
     async def attach(self, draft_id: str, case_no: str) -> int:
-        return rowcount(await _core(self._session, _ATTACH, {"w_draft_id": draft_id, "case_no": case_no}))
+        return rowcount(await execute_core(self._session, _ATTACH, {"w_draft_id": draft_id, "case_no": case_no}))
 
 
 # --- update ledger ----------------------------------------------------------------------------
@@ -528,10 +528,10 @@ class SqlaUpdateLedger(SessionRepository):
     async def claim(self, update_id: int, chat_id: int, at: datetime) -> bool:
         """Meant as the first statement of a unit of work. A lost INSERT race raises
         ConcurrentUpdate (the transaction is unusable on PostgreSQL); the retry then sees False."""
-        if (await _core(self._session, _CLAIMED, {"update_id": update_id})).first() is not None:
+        if (await execute_core(self._session, _CLAIMED, {"update_id": update_id})).first() is not None:
             return False
         try:
-            await _core(self._session, _CLAIM, {"update_id": update_id, "chat_id": chat_id, "processed_at": at})
+            await execute_core(self._session, _CLAIM, {"update_id": update_id, "chat_id": chat_id, "processed_at": at})
         except IntegrityError as exc:
             raise ConcurrentUpdate(f"update {update_id} claimed concurrently") from exc
         return True

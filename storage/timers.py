@@ -4,13 +4,15 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from datetime import datetime, timedelta
+from typing import cast
 
-from sqlalchemy import ColumnElement, and_, delete, insert, or_, select, update
+from sqlalchemy import ColumnElement, Table, and_, bindparam, delete, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from dialogs.domain import Timer, TimerKind
+from dialogs.ports import ConcurrentUpdate
 from storage.models import CaseTimerRow
-from storage.repositories import SessionRepository, rowcount
+from storage.repositories import SessionRepository, execute_core, rowcount
 
 
 def _claimable(now: datetime) -> ColumnElement[bool]:
@@ -21,21 +23,23 @@ def _claimable(now: datetime) -> ColumnElement[bool]:
     )
 
 
+_TIMERS = cast(Table, CaseTimerRow.__table__)
+_TIMER_SET = select(_TIMERS.c.id).where(
+    _TIMERS.c.case_no == bindparam("case_no"), _TIMERS.c.kind == bindparam("kind"),
+    _TIMERS.c.version == bindparam("version"), _TIMERS.c.due_at == bindparam("due_at"))
+_INSERT_TIMER = insert(_TIMERS)
+
+
 class SqlaTimers(SessionRepository):
     async def schedule(self, case_no: str, kind: TimerKind, due_at: datetime, *, version: int) -> bool:
-        exists = await self._session.scalar(
-            select(CaseTimerRow.id).where(CaseTimerRow.case_no == case_no, CaseTimerRow.kind == kind.value,
-                                          CaseTimerRow.version == version,
-                                          CaseTimerRow.due_at == due_at)
-        )
-        if exists is not None:
+        # Prebuilt Core: every filed case schedules its review timer.
+        values = {"case_no": case_no, "kind": kind.value, "version": version, "due_at": due_at}
+        if (await execute_core(self._session, _TIMER_SET, values)).first() is not None:
             return False
         try:
-            async with self._session.begin_nested():
-                await self._session.execute(insert(CaseTimerRow).values(
-                    case_no=case_no, kind=kind.value, version=version, due_at=due_at))
-        except IntegrityError:
-            return False
+            await execute_core(self._session, _INSERT_TIMER, values)
+        except IntegrityError as exc:  # the same timer set by a concurrent transaction: retry the work
+            raise ConcurrentUpdate(f"timer {kind.value} of {case_no} set concurrently") from exc
         return True
 
     async def cancel(self, case_no: str, kinds: Iterable[TimerKind] = ()) -> int:
