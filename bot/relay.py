@@ -185,7 +185,7 @@ class _Closing(Exception):
 
 class Relay:
     def __init__(self, uow: UnitOfWorkFactory, sender: Sender, config: RelayConfig, settings: CoreSettings, *,
-                 owner: str | None = None, headroom: float = 0.03, send_timeout: float = 15.0,
+                 owner: str | None = None, headroom: float = 0.01, send_timeout: float = 15.0,
                  backoff_base: float = 1.0, compose_attempts: int = 8,
                  wall_clock: Callable[[], datetime] = utc_now,
                  monotonic: Callable[[], float] = time.monotonic) -> None:
