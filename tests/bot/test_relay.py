@@ -315,7 +315,8 @@ async def test_two_relays_on_one_database_deliver_every_row_exactly_once(
         await move(database, case_no, "start_review")  # a second card row: an edit after the first
     other_database = Database.from_url(migrated_database_url)
     bots = [make_bot(emu), make_bot(emu)]
-    relays = [relay(database, bots[0]), relay(other_database, bots[1])]
+    config = RelayConfig(per_chat_per_second=20, global_per_second=500, idle_poll_seconds=0.05, batch_size=10)
+    relays = [relay(database, bots[0], config), relay(other_database, bots[1], config)]
     stop = asyncio.Event()
     tasks = [asyncio.create_task(r.run(stop)) for r in relays]
     try:
