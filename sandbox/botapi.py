@@ -25,7 +25,8 @@ from .errors import (
     bad_request,
     too_many_requests,
 )
-from .state import GETFILE_MAX_BYTES, EmulatorState, FaultRule, Message, StoredFile, WebhookConfig
+from .forum import GENERAL_TOPIC_ID, ThreadError, ThreadTarget
+from .state import GETFILE_MAX_BYTES, Chat, EmulatorState, FaultRule, Message, StoredFile, WebhookConfig
 
 MAX_TEXT = 4096
 MAX_CAPTION = 1024
@@ -44,7 +45,8 @@ CHAT_ACTIONS = frozenset({
 })
 SEND_METHODS = frozenset({
     "sendmessage", "sendphoto", "senddocument", "sendsticker", "sendvoice", "sendvideo", "sendaudio",
-    "sendanimation", "sendlocation", "sendmediagroup", "copymessage", "forwardmessage",
+    "sendanimation", "sendlocation", "sendmediagroup", "copymessage", "forwardmessage", "copymessages",
+    "forwardmessages",
 })
 # Calls that count against Telegram's flood limits (/control/limits): sends and edits.
 RATE_LIMITED_METHODS = SEND_METHODS | {"editmessagetext", "editmessagecaption", "editmessagereplymarkup"}
@@ -228,6 +230,11 @@ class BotApi:
             "deleteMessages", "answerCallbackQuery", "getFile", "setMyCommands", "getMyCommands",
             "deleteMyCommands", "setMyDescription", "getMyDescription", "setMyShortDescription",
             "getMyShortDescription", "setMyName", "getMyName", "setChatMenuButton", "getChatMenuButton", "getChat",
+            "copyMessages", "forwardMessages", "getChatMember", "getChatAdministrators", "getChatMemberCount",
+            "leaveChat", "createForumTopic", "editForumTopic", "closeForumTopic", "reopenForumTopic",
+            "deleteForumTopic", "unpinAllForumTopicMessages", "editGeneralForumTopic", "closeGeneralForumTopic",
+            "reopenGeneralForumTopic", "hideGeneralForumTopic", "unhideGeneralForumTopic",
+            "unpinAllGeneralForumTopicMessages", "getForumTopicIconStickers",
         ):
             self._methods[name.lower()] = (name, getattr(self, "_" + name))
 
@@ -277,22 +284,42 @@ class BotApi:
 
     # ---- helpers -----------------------------------------------------------------------------
 
-    def _chat_id(self, p: Params, name: str = "chat_id", sending: bool = False) -> int:
+    def _chat_id(self, p: Params, name: str = "chat_id", sending: bool = False, write: bool | None = None) -> int:
+        """The chat a call names. `sending`: a private chat must be open to the bot. `write` (default: as
+        `sending`): in a group, the bot must still be in it, as for any change it makes there."""
         value = p.raw.get(name)
         if value is None or value == "":
             raise bad_request(f"{name} is empty")
         try:
             chat_id = int(value)
         except (TypeError, ValueError):
-            raise bad_request("chat not found") from None  # @usernames only resolve public chats
-        if chat_id not in self.state.chats:
+            chat_id = self._by_username(str(value))  # @username resolves public chats only
+        chat = self.state.chats.get(chat_id)
+        if chat is None:
             raise bad_request("chat not found")
         user = self.state.users.get(chat_id)
         if sending and user is not None and user.blocked_bot:
             raise ApiError(403, BLOCKED)
         if sending and user is not None and not user.started:
             raise ApiError(403, CANT_INITIATE)
+        if (sending if write is None else write) and chat.is_group:
+            self._require_bot_in(chat)
         return chat_id
+
+    def _by_username(self, value: str) -> int:
+        wanted = value.removeprefix("@").lower()
+        for chat in self.state.chats.values():
+            if chat.is_group and chat.username and value.startswith("@") and chat.username.lower() == wanted:
+                return chat.id
+        raise bad_request("chat not found")
+
+    def _require_bot_in(self, chat: Chat) -> None:
+        status = chat.member(self.state.bot.id).status
+        if status == "kicked":
+            raise ApiError(403, f"Forbidden: bot was kicked from the {chat.type} chat")
+        if status == "left":
+            raise ApiError(403, f"Forbidden: bot is not a member of the {chat.type} chat")
+
 
     def _reply_to(self, p: Params, chat_id: int) -> int | None:
         params = p.obj("reply_parameters")
@@ -320,14 +347,36 @@ class BotApi:
             raise bad_request("message is too long" if name == "text" else "message caption is too long")
         return text, ents
 
+    def _target(self, p: Params, chat_id: int, reply_to: int | None) -> ThreadTarget:
+        """Where the bot's new message lands: Telegram's checks on message_thread_id in groups and forums.
+        In a private chat message_thread_id is ignored."""
+        chat = self.state.chats[chat_id]
+        thread = p.integer("message_thread_id")
+        try:
+            return self.state.resolve_thread(chat, self.state.bot.id, thread, reply_to)
+        except ThreadError as exc:
+            if exc.reason == "reply_not_found":
+                if self._allow_without_reply(p):
+                    return self._target(p, chat_id, None)
+                raise bad_request("message to be replied not found") from None
+            raise thread_error(exc) from None
+
+    def _allow_without_reply(self, p: Params) -> bool:
+        params = p.obj("reply_parameters")
+        return p.flag("allow_sending_without_reply") or (
+            isinstance(params, dict) and bool(params.get("allow_sending_without_reply")))
+
     def _common_fields(self, p: Params, chat_id: int) -> dict[str, Any]:
         extra: dict[str, Any] = {}
         if p.flag("protect_content"):
             extra["has_protected_content"] = True
+        markup = check_reply_markup(p.obj("reply_markup"))
+        target = self._target(p, chat_id, self._reply_to(p, chat_id))
         return {
-            "reply_markup": check_reply_markup(p.obj("reply_markup")),
-            "reply_to_message_id": self._reply_to(p, chat_id),
-            "message_thread_id": p.integer("message_thread_id"),
+            "reply_markup": markup,
+            "reply_to_message_id": target.reply_to_message_id,
+            "message_thread_id": target.message_thread_id,
+            "is_topic_message": target.is_topic_message,
             "extra": extra,
         }
 
@@ -384,7 +433,7 @@ class BotApi:
     def _editable(self, p: Params) -> Message:
         if p.has("inline_message_id"):
             raise bad_request("MESSAGE_ID_INVALID")  # no inline mode in the sandbox
-        chat_id = self._chat_id(p)
+        chat_id = self._chat_id(p, write=True)
         msg = self.state.get_message(chat_id, p.req_int("message_id"))
         if msg is None or msg.deleted:
             raise bad_request("message to edit not found")
@@ -552,45 +601,106 @@ class BotApi:
             msg = self._bot_message(chat_id, kind, media=value, file_id=file_id, caption=caption or None,
                                     caption_entities=caption_entities, parse_mode=parse_mode,
                                     media_group_id=group_id, **common)
-            common["reply_to_message_id"] = None
+            common["reply_to_message_id"] = common["message_thread_id"] if common["is_topic_message"] else None
             out.append(self.state.message_to_api(msg))
         return out
 
+    def _from_chat(self, p: Params) -> int:
+        from_chat = self._chat_id(p, "from_chat_id")
+        chat = self.state.chats[from_chat]
+        if chat.is_group:
+            self._require_bot_in(chat)
+        return from_chat
+
     async def _copy_source(self, p: Params, verb: str) -> tuple[int, Message]:
         chat_id = self._chat_id(p, sending=True)
-        from_chat = self._chat_id(p, "from_chat_id")
+        from_chat = self._from_chat(p)
         src = self.state.get_message(from_chat, p.req_int("message_id"))
         if src is None or src.deleted:
             raise bad_request(f"message to {verb} not found")
+        if src.kind == "service":
+            raise bad_request(f"message can't be {'copied' if verb == 'copy' else 'forwarded'}")
         return chat_id, src
+
+    @staticmethod
+    def _content(src: Message) -> dict[str, Any]:
+        return {"text": src.text, "entities": list(src.entities), "media": src.media, "file_id": src.file_id,
+                "caption": src.caption, "caption_entities": list(src.caption_entities)}
 
     async def _copyMessage(self, p: Params) -> Any:
         chat_id, src = await self._copy_source(p, "copy")
-        fields: dict[str, Any] = {"text": src.text, "entities": list(src.entities), "media": src.media,
-                                  "file_id": src.file_id, "caption": src.caption,
-                                  "caption_entities": list(src.caption_entities)}
+        fields = self._content(src)
         if "caption" in p.raw and src.kind != "text":
             caption, caption_entities = self._text(p, "caption", MAX_CAPTION, "caption_entities")
             fields.update(caption=caption or None, caption_entities=caption_entities)
         msg = self._bot_message(chat_id, src.kind, **fields, **self._common_fields(p, chat_id))
         return {"message_id": msg.message_id}
 
+    def _forward_fields(self, p: Params, chat_id: int, src: Message) -> dict[str, Any]:
+        origin = {"type": "user", "sender_user": self.state.user_to_api(src.from_id), "date": src.date}
+        target = self._target(p, chat_id, None)
+        return {**self._content(src), "message_thread_id": target.message_thread_id,
+                "is_topic_message": target.is_topic_message, "reply_to_message_id": target.reply_to_message_id,
+                "extra": {"forward_origin": origin}}
+
     async def _forwardMessage(self, p: Params) -> Any:
         chat_id, src = await self._copy_source(p, "forward")
-        origin = {"type": "user", "sender_user": self.state.user_to_api(src.from_id), "date": src.date}
-        msg = self._bot_message(chat_id, src.kind, text=src.text, entities=list(src.entities), media=src.media,
-                                file_id=src.file_id, caption=src.caption,
-                                caption_entities=list(src.caption_entities),
-                                message_thread_id=p.integer("message_thread_id"), extra={"forward_origin": origin})
+        msg = self._bot_message(chat_id, src.kind, **self._forward_fields(p, chat_id, src))
         return self.state.message_to_api(msg)
+
+    async def _copy_many(self, p: Params, verb: str) -> list[dict[str, int]]:
+        """copyMessages / forwardMessages: missing and service messages are skipped, albums stay albums."""
+        chat_id = self._chat_id(p, sending=True)
+        from_chat = self._from_chat(p)
+        ids = p.obj("message_ids")
+        if not isinstance(ids, list) or not 1 <= len(ids) <= 100:
+            raise bad_request("message_ids must contain 1-100 identifiers")
+        try:
+            wanted = [int(i) for i in ids]
+        except (TypeError, ValueError):
+            raise bad_request("message_ids must be an Array of Integer") from None
+        if wanted != sorted(set(wanted)):
+            raise bad_request("message identifiers must be in a strictly increasing order")
+        sources = [m for m in (self.state.get_message(from_chat, i) for i in wanted)
+                   if m is not None and not m.deleted and m.kind != "service"]
+        if not sources:
+            raise bad_request(f"message to {verb} not found")
+        target = self._target(p, chat_id, None)
+        groups: dict[str, str] = {}
+        out = []
+        for src in sources:
+            fields = self._content(src)
+            if verb == "copy" and p.flag("remove_caption"):
+                fields.update(caption=None, caption_entities=[])
+            if verb == "forward":
+                fields["extra"] = {"forward_origin": {"type": "user", "date": src.date,
+                                                      "sender_user": self.state.user_to_api(src.from_id)}}
+            group_id = None
+            if src.media_group_id is not None:
+                group_id = groups.setdefault(src.media_group_id, self.state.new_media_group_id())
+            msg = self._bot_message(chat_id, src.kind, **fields, message_thread_id=target.message_thread_id,
+                                    is_topic_message=target.is_topic_message,
+                                    reply_to_message_id=target.reply_to_message_id, media_group_id=group_id)
+            out.append({"message_id": msg.message_id})
+        return out
+
+    async def _copyMessages(self, p: Params) -> Any:
+        return await self._copy_many(p, "copy")
+
+    async def _forwardMessages(self, p: Params) -> Any:
+        return await self._copy_many(p, "forward")
 
     async def _sendChatAction(self, p: Params) -> Any:
         chat_id = self._chat_id(p, sending=True)
         action = p.string("action") or ""
         if action not in CHAT_ACTIONS:
             raise bad_request("wrong parameter action in request")
+        chat = self.state.chats[chat_id]
+        thread = p.integer("message_thread_id") if chat.is_group else None
+        if chat.is_forum and thread not in (None, 0, GENERAL_TOPIC_ID) and chat.live_topic(thread) is None:
+            raise bad_request("message thread not found")  # typing in General may name topic 1
         self.state.chat_actions.append({"chat_id": chat_id, "action": action, "at": time.time(),
-                                        "message_thread_id": p.integer("message_thread_id")})
+                                        "message_thread_id": thread})
         return True
 
     # ---- editing and deleting ----------------------------------------------------------------
@@ -633,23 +743,35 @@ class BotApi:
         msg.reply_markup = markup
         return self.state.message_to_api(msg)
 
+    def _may_delete(self, msg: Message) -> bool:
+        """In a group the bot deletes its own messages, and others' with can_delete_messages; the message that
+        opens a forum topic goes only with the topic (deleteForumTopic)."""
+        chat = self.state.chats[msg.chat_id]
+        if not chat.is_group:
+            return True
+        if chat.is_forum and msg.kind == "service" and msg.message_id in chat.topics:
+            return False
+        return msg.outgoing or chat.member(self.state.bot.id).can("can_delete_messages")
+
     async def _deleteMessage(self, p: Params) -> Any:
-        chat_id = self._chat_id(p)
+        chat_id = self._chat_id(p, write=True)
         msg = self.state.get_message(chat_id, p.req_int("message_id"))
         if msg is None or msg.deleted:
             raise bad_request("message to delete not found")
+        if not self._may_delete(msg):
+            raise bad_request("message can't be deleted")
         msg.deleted = True
         self.state.changed.notify()
         return True
 
     async def _deleteMessages(self, p: Params) -> Any:
-        chat_id = self._chat_id(p)
+        chat_id = self._chat_id(p, write=True)
         ids = p.obj("message_ids")
         if not isinstance(ids, list) or not 1 <= len(ids) <= 100:
             raise bad_request("message_ids must contain 1-100 identifiers")
         for mid in ids:
             msg = self.state.get_message(chat_id, int(mid))
-            if msg is not None:
+            if msg is not None and self._may_delete(msg):  # the others are skipped, as Telegram does
                 msg.deleted = True
         self.state.changed.notify()
         return True
@@ -740,6 +862,141 @@ class BotApi:
 
     async def _getChat(self, p: Params) -> Any:
         chat = self.state.chats[self._chat_id(p)]
-        return {**chat.to_api(), "accent_color_id": 0, "max_reaction_count": 11,
-                "accepted_gift_types": {"unlimited_gifts": False, "limited_gifts": False, "unique_gifts": False,
-                                        "premium_subscription": False, "gifts_from_channels": False}}
+        info: dict[str, Any] = {
+            **chat.to_api(), "accent_color_id": 0, "max_reaction_count": 11,
+            "accepted_gift_types": {"unlimited_gifts": False, "limited_gifts": False, "unique_gifts": False,
+                                    "premium_subscription": False, "gifts_from_channels": False}}
+        if chat.is_group:
+            info["permissions"] = {
+                "can_send_messages": True, "can_send_audios": True, "can_send_documents": True,
+                "can_send_photos": True, "can_send_videos": True, "can_send_video_notes": True,
+                "can_send_voice_notes": True, "can_send_polls": True, "can_send_other_messages": True,
+                "can_add_web_page_previews": True, "can_change_info": False, "can_invite_users": True,
+                "can_pin_messages": False, "can_manage_topics": False}
+        return info
+
+    # ---- members -----------------------------------------------------------------------------
+
+    async def _getChatMember(self, p: Params) -> Any:
+        chat_id = self._chat_id(p)
+        user_id = p.integer("user_id", 0) or 0
+        if user_id <= 0:
+            raise bad_request("invalid user_id specified")
+        state = self.state
+        if user_id != state.bot.id and user_id not in state.users:
+            raise bad_request("user not found")
+        chat = state.chats[chat_id]
+        user = state.user_to_api(user_id)
+        if not chat.is_group:
+            status = "member" if user_id in (chat_id, state.bot.id) else "left"
+            return {"status": status, "user": user}
+        if user_id != state.bot.id:
+            self._require_bot_in(chat)
+        return chat.member(user_id).to_api(user)
+
+    async def _getChatAdministrators(self, p: Params) -> Any:
+        chat = self.state.chats[self._chat_id(p)]
+        if not chat.is_group:
+            raise bad_request("there are no administrators in the private chat")
+        self._require_bot_in(chat)
+        return [m.to_api(self.state.user_to_api(uid)) for uid, m in chat.members.items()
+                if m.status in ("creator", "administrator")]
+
+    async def _getChatMemberCount(self, p: Params) -> Any:
+        chat = self.state.chats[self._chat_id(p)]
+        if not chat.is_group:
+            return 1 + (chat.id != self.state.bot.id)
+        return sum(m.present for m in chat.members.values())
+
+    async def _leaveChat(self, p: Params) -> Any:
+        chat = self.state.chats[self._chat_id(p)]
+        if not chat.is_group:
+            raise bad_request("chat member status can't be changed in private chats")
+        self._require_bot_in(chat)
+        self.state.set_member(chat.id, self.state.bot.id, "left", by_user_id=self.state.bot.id)
+        return True
+
+    # ---- forum topics ------------------------------------------------------------------------
+
+    async def _getForumTopicIconStickers(self, p: Params) -> Any:
+        return []  # the sandbox has no custom emoji
+
+    async def _createForumTopic(self, p: Params) -> Any:
+        chat = self._group_or_forum(p)
+        topic, _root, _rec = self.state.create_topic(chat.id, self.state.bot.id, p.string("name"),
+                                                     p.integer("icon_color"), p.string("icon_custom_emoji_id"))
+        return topic.to_api()
+
+    def _group_or_forum(self, p: Params) -> Chat:
+        chat = self.state.chats[self._chat_id(p)]
+        if not chat.is_forum:
+            raise bad_request("the chat is not a forum")
+        self._require_bot_in(chat)
+        return chat
+
+    async def _editForumTopic(self, p: Params) -> Any:
+        chat = self._group_or_forum(p)
+        icon = p.string("icon_custom_emoji_id") if "icon_custom_emoji_id" in p.raw else None
+        self.state.edit_topic(chat.id, self.state.bot.id, p.integer("message_thread_id", 0) or 0,
+                              p.string("name"), icon)
+        return True
+
+    async def _closeForumTopic(self, p: Params) -> Any:
+        chat = self._group_or_forum(p)
+        self.state.set_topic_closed(chat.id, self.state.bot.id, p.integer("message_thread_id", 0) or 0, True)
+        return True
+
+    async def _reopenForumTopic(self, p: Params) -> Any:
+        chat = self._group_or_forum(p)
+        self.state.set_topic_closed(chat.id, self.state.bot.id, p.integer("message_thread_id", 0) or 0, False)
+        return True
+
+    async def _deleteForumTopic(self, p: Params) -> Any:
+        chat = self._group_or_forum(p)
+        self.state.delete_topic(chat.id, self.state.bot.id, p.integer("message_thread_id", 0) or 0)
+        return True
+
+    async def _unpinAllForumTopicMessages(self, p: Params) -> Any:
+        chat = self._group_or_forum(p)
+        thread = p.integer("message_thread_id", 0) or 0
+        if thread <= 0:
+            raise bad_request("invalid message thread identifier specified")
+        if chat.live_topic(thread) is None:
+            raise bad_request("TOPIC_ID_INVALID")
+        if not chat.member(self.state.bot.id).can("can_pin_messages"):
+            raise bad_request("not enough rights to unpin messages")
+        return True  # nothing is pinned in the sandbox
+
+    async def _editGeneralForumTopic(self, p: Params) -> Any:
+        chat = self._group_or_forum(p)
+        self.state.set_general(chat.id, self.state.bot.id, name=p.string("name") or "")
+        return True
+
+    async def _closeGeneralForumTopic(self, p: Params) -> Any:
+        self.state.set_general(self._group_or_forum(p).id, self.state.bot.id, closed=True)
+        return True
+
+    async def _reopenGeneralForumTopic(self, p: Params) -> Any:
+        self.state.set_general(self._group_or_forum(p).id, self.state.bot.id, closed=False)
+        return True
+
+    async def _hideGeneralForumTopic(self, p: Params) -> Any:
+        self.state.set_general(self._group_or_forum(p).id, self.state.bot.id, hidden=True)
+        return True
+
+    async def _unhideGeneralForumTopic(self, p: Params) -> Any:
+        self.state.set_general(self._group_or_forum(p).id, self.state.bot.id, hidden=False)
+        return True
+
+    async def _unpinAllGeneralForumTopicMessages(self, p: Params) -> Any:
+        chat = self._group_or_forum(p)
+        if not chat.member(self.state.bot.id).can("can_pin_messages"):
+            raise bad_request("not enough rights to unpin messages")
+        return True
+
+
+def thread_error(exc: ThreadError) -> ApiError:
+    """Telegram's answer to a send into a topic that refuses it."""
+    if exc.reason == "closed":
+        return bad_request("TOPIC_CLOSED")
+    return bad_request("message thread not found")

@@ -95,28 +95,46 @@ class EmulatorClient:
     async def block_bot(self, user_id: int, blocked: bool = True) -> dict[str, Any]:
         return await self._dict("POST", "block", json={"user_id": user_id, "blocked": blocked})
 
-    async def send_text(self, user_id: int, text: str, reply_to_message_id: int | None = None) -> dict[str, Any]:
+    # Every send takes chat_id (a group the user is in; default their private chat with the bot) and
+    # message_thread_id (a forum topic; 1 or None: General). The answer's update_id is None when the bot
+    # gets no update for it (a group message its privacy mode hides).
+
+    async def send_text(self, user_id: int, text: str, reply_to_message_id: int | None = None,
+                        chat_id: int | None = None, message_thread_id: int | None = None) -> dict[str, Any]:
         return await self._dict("POST", "send_text", json=_drop_none({
-            "user_id": user_id, "text": text, "reply_to_message_id": reply_to_message_id}))
+            "user_id": user_id, "text": text, "reply_to_message_id": reply_to_message_id, "chat_id": chat_id,
+            "message_thread_id": message_thread_id}))
 
     async def press(self, user_id: int, message_id: int, data: str | None = None,
-                    button_text: str | None = None) -> dict[str, Any]:
+                    button_text: str | None = None, chat_id: int | None = None) -> dict[str, Any]:
+        """Press an inline button of a bot message in the user's private chat or, with chat_id, in a group."""
         return await self._dict("POST", "press", json=_drop_none({
-            "user_id": user_id, "message_id": message_id, "data": data, "button_text": button_text}))
+            "user_id": user_id, "message_id": message_id, "data": data, "button_text": button_text,
+            "chat_id": chat_id}))
+
+    @staticmethod
+    def _where_fields(form: aiohttp.FormData, chat_id: int | None, message_thread_id: int | None) -> None:
+        if chat_id is not None:
+            form.add_field("chat_id", str(chat_id))
+        if message_thread_id is not None:
+            form.add_field("message_thread_id", str(message_thread_id))
 
     async def send_photo(self, user_id: int, photo: FileSource, caption: str | None = None,
-                         filename: str | None = None) -> dict[str, Any]:
+                         filename: str | None = None, chat_id: int | None = None,
+                         message_thread_id: int | None = None) -> dict[str, Any]:
         data, name = _read(photo)
         form = aiohttp.FormData()
         form.add_field("user_id", str(user_id))
         if caption is not None:
             form.add_field("caption", caption)
+        self._where_fields(form, chat_id, message_thread_id)
         form.add_field("file", data, filename=filename or name or "photo.jpg", content_type="image/jpeg")
         return await self._dict("POST", "send_photo", data=form)
 
     async def send_document(self, user_id: int, document: FileSource, filename: str | None = None,
                             mime_type: str = "application/octet-stream",
-                            caption: str | None = None) -> dict[str, Any]:
+                            caption: str | None = None, chat_id: int | None = None,
+                            message_thread_id: int | None = None) -> dict[str, Any]:
         data, name = _read(document)
         form = aiohttp.FormData()
         form.add_field("user_id", str(user_id))
@@ -124,20 +142,26 @@ class EmulatorClient:
         form.add_field("mime_type", mime_type)
         if caption is not None:
             form.add_field("caption", caption)
+        self._where_fields(form, chat_id, message_thread_id)
         form.add_field("file", data, filename=filename or name or "file.bin", content_type=mime_type)
         return await self._dict("POST", "send_document", data=form)
 
-    async def send_sticker(self, user_id: int, emoji: str | None = None) -> dict[str, Any]:
-        return await self._dict("POST", "send_sticker", json=_drop_none({"user_id": user_id, "emoji": emoji}))
+    async def send_sticker(self, user_id: int, emoji: str | None = None, chat_id: int | None = None,
+                           message_thread_id: int | None = None) -> dict[str, Any]:
+        return await self._dict("POST", "send_sticker", json=_drop_none({
+            "user_id": user_id, "emoji": emoji, "chat_id": chat_id, "message_thread_id": message_thread_id}))
 
-    async def send_voice(self, user_id: int, duration: int | None = None) -> dict[str, Any]:
-        return await self._dict("POST", "send_voice", json=_drop_none({"user_id": user_id,
-                                                                          "duration": duration}))
+    async def send_voice(self, user_id: int, duration: int | None = None, chat_id: int | None = None,
+                         message_thread_id: int | None = None) -> dict[str, Any]:
+        return await self._dict("POST", "send_voice", json=_drop_none({
+            "user_id": user_id, "duration": duration, "chat_id": chat_id, "message_thread_id": message_thread_id}))
 
     async def send_location(self, user_id: int, latitude: float | None = None,
-                            longitude: float | None = None) -> dict[str, Any]:
+                            longitude: float | None = None, chat_id: int | None = None,
+                            message_thread_id: int | None = None) -> dict[str, Any]:
         return await self._dict("POST", "send_location", json=_drop_none({
-            "user_id": user_id, "latitude": latitude, "longitude": longitude}))
+            "user_id": user_id, "latitude": latitude, "longitude": longitude, "chat_id": chat_id,
+            "message_thread_id": message_thread_id}))
 
     async def send_file_ref(self, user_id: int, kind: str, file_size: int, mime_type: str | None = None,
                             filename: str | None = None) -> dict[str, Any]:
@@ -145,9 +169,75 @@ class EmulatorClient:
             "user_id": user_id, "kind": kind, "file_size": file_size, "mime_type": mime_type,
             "filename": filename}))
 
-    async def edit_text(self, user_id: int, message_id: int, text: str) -> dict[str, Any]:
-        return await self._dict("POST", "edit_text", json={"user_id": user_id, "message_id": message_id,
-                                                              "text": text})
+    async def edit_text(self, user_id: int, message_id: int, text: str, chat_id: int | None = None
+                        ) -> dict[str, Any]:
+        """The user edits their own message (a text, or a media message's caption): an edited_message update."""
+        return await self._dict("POST", "edit_text", json=_drop_none({
+            "user_id": user_id, "message_id": message_id, "text": text, "chat_id": chat_id}))
+
+    # ---- groups, members and forum topics ------------------------------------------------------
+
+    async def create_group(self, title: str, chat_id: int | None = None, *, is_forum: bool = True,
+                           creator_id: int | None = None, username: str | None = None,
+                           bot_status: str = "administrator", bot_rights: dict[str, bool] | None = None,
+                           members: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+        """A supergroup (a forum unless is_forum=False) as it is before the test: no updates are queued.
+        The bot is in it with `bot_status` (administrator: can_manage_topics and the usual rights, overridden
+        by `bot_rights`); `members` are {"user_id", "status", "rights"?, "custom_title"?}. Returns
+        {"chat": Chat, "members": [ChatMember]}; chat_id defaults to a fresh -100… id."""
+        return await self._dict("POST", "groups", json=_drop_none({
+            "title": title, "chat_id": chat_id, "is_forum": is_forum, "creator_id": creator_id,
+            "username": username, "bot_status": bot_status, "bot_rights": bot_rights, "members": members}))
+
+    async def set_member(self, chat_id: int, user_id: int, status: str, rights: dict[str, bool] | None = None,
+                         custom_title: str | None = None, by_user_id: int | None = None,
+                         quiet: bool = False) -> dict[str, Any]:
+        """Add, promote, demote, remove (left) or ban (kicked) a user or the bot (user_id=BOT_USER_ID).
+        Unless quiet, the bot gets my_chat_member / chat_member and a join/leave service message."""
+        return await self._dict("POST", "members", json=_drop_none({
+            "chat_id": chat_id, "user_id": user_id, "status": status, "rights": rights,
+            "custom_title": custom_title, "by_user_id": by_user_id, "quiet": quiet or None}))
+
+    async def members(self, chat_id: int) -> list[dict[str, Any]]:
+        return await self._list("GET", "members", params={"chat_id": chat_id})
+
+    async def create_topic(self, chat_id: int, user_id: int, name: str, icon_color: int | None = None
+                           ) -> dict[str, Any]:
+        """A person creates a topic in the app: {"message_thread_id", "message_id", "topic", "update_id"}."""
+        return await self._dict("POST", "create_topic", json=_drop_none({
+            "chat_id": chat_id, "user_id": user_id, "name": name, "icon_color": icon_color}))
+
+    async def edit_topic(self, chat_id: int, user_id: int, message_thread_id: int, name: str | None = None,
+                         icon_custom_emoji_id: str | None = None) -> dict[str, Any]:
+        return await self._dict("POST", "edit_topic", json=_drop_none({
+            "chat_id": chat_id, "user_id": user_id, "message_thread_id": message_thread_id, "name": name,
+            "icon_custom_emoji_id": icon_custom_emoji_id}))
+
+    async def close_topic(self, chat_id: int, user_id: int, message_thread_id: int) -> dict[str, Any]:
+        """A person closes a topic (1: General): the bot gets the forum_topic_closed service message."""
+        return await self._dict("POST", "close_topic", json={
+            "chat_id": chat_id, "user_id": user_id, "message_thread_id": message_thread_id})
+
+    async def reopen_topic(self, chat_id: int, user_id: int, message_thread_id: int) -> dict[str, Any]:
+        return await self._dict("POST", "reopen_topic", json={
+            "chat_id": chat_id, "user_id": user_id, "message_thread_id": message_thread_id})
+
+    async def delete_topic(self, chat_id: int, user_id: int, message_thread_id: int) -> dict[str, Any]:
+        """A person deletes a topic and all its messages; Telegram tells the bot nothing."""
+        return await self._dict("POST", "delete_topic", json={
+            "chat_id": chat_id, "user_id": user_id, "message_thread_id": message_thread_id})
+
+    async def topics(self, chat_id: int, include_deleted: bool = False) -> list[dict[str, Any]]:
+        return await self._list("GET", "topics", params={"chat_id": chat_id,
+                                                         "include_deleted": "true" if include_deleted else None})
+
+    async def topic_messages(self, chat_id: int, message_thread_id: int) -> list[dict[str, Any]]:
+        """Every message of a topic (1: General), the service messages and deleted ones included."""
+        return await self.chat(chat_id, message_thread_id)
+
+    async def set_bot_privacy(self, can_read_all_group_messages: bool) -> dict[str, Any]:
+        """BotFather's privacy mode: False (the default) hides ordinary group messages from a non-admin bot."""
+        return await self._dict("POST", "bot", json={"can_read_all_group_messages": can_read_all_group_messages})
 
     async def redeliver(self, update_id: int) -> dict[str, Any]:
         return await self._dict("POST", "redeliver", json={"update_id": update_id})
@@ -157,22 +247,26 @@ class EmulatorClient:
 
     # ---- observing the bot -------------------------------------------------------------------
 
-    async def messages(self, chat_id: int, after: int = 0, timeout: float = 0) -> list[dict[str, Any]]:
-        """The bot's messages in a chat with message_id > after; with timeout, long-polls for the first."""
-        return await self._list("GET", "messages", params={"chat_id": chat_id, "after": after,
-                                                              "timeout": timeout or None}, timeout=timeout + 30)
+    async def messages(self, chat_id: int, after: int = 0, timeout: float = 0,
+                       message_thread_id: int | None = None) -> list[dict[str, Any]]:
+        """The bot's messages in a chat (or one topic of it; 1: General) with message_id > after; with
+        timeout, long-polls for the first."""
+        return await self._list("GET", "messages", params={
+            "chat_id": chat_id, "after": after, "timeout": timeout or None, "message_thread_id": message_thread_id},
+            timeout=timeout + 30)
 
-    async def bot_messages(self, chat_id: int, after_message_id: int = 0) -> list[dict[str, Any]]:
-        return await self.messages(chat_id, after_message_id)
+    async def bot_messages(self, chat_id: int, after_message_id: int = 0,
+                           message_thread_id: int | None = None) -> list[dict[str, Any]]:
+        return await self.messages(chat_id, after_message_id, message_thread_id=message_thread_id)
 
     async def wait_bot_messages(self, chat_id: int, after_message_id: int = 0, count: int = 1,
                                 timeout: float = 10.0,
-                                predicate: Callable[[list[dict[str, Any]]], bool] | None = None
-                                ) -> list[dict[str, Any]]:
+                                predicate: Callable[[list[dict[str, Any]]], bool] | None = None,
+                                message_thread_id: int | None = None) -> list[dict[str, Any]]:
         """Wait until at least `count` new bot messages (or `predicate` on them holds); TimeoutError otherwise."""
         deadline = time.monotonic() + timeout
         while True:
-            found = await self.messages(chat_id, after_message_id)
+            found = await self.messages(chat_id, after_message_id, message_thread_id=message_thread_id)
             if (predicate(found) if predicate else len(found) >= count):
                 return found
             remaining = deadline - time.monotonic()
@@ -180,8 +274,9 @@ class EmulatorClient:
                 raise TimeoutError(f"bot did not answer in chat {chat_id} within {timeout}s; got {found!r}")
             await asyncio.sleep(min(0.05, remaining))
 
-    async def chat(self, chat_id: int) -> list[dict[str, Any]]:
-        return await self._list("GET", "chat", params={"chat_id": chat_id})
+    async def chat(self, chat_id: int, message_thread_id: int | None = None) -> list[dict[str, Any]]:
+        """Every message of a chat (users', the bot's, service ones, deleted ones), or of one topic/thread."""
+        return await self._list("GET", "chat", params={"chat_id": chat_id, "message_thread_id": message_thread_id})
 
     async def callback_answers(self, callback_query_id: str | None = None) -> list[dict[str, Any]]:
         return await self._list("GET", "callback_answers", params={"callback_query_id": callback_query_id})

@@ -92,6 +92,21 @@ def _opt_str(source: Any, name: str) -> str | None:
     return None if value is None or value == "" else str(value)
 
 
+def _opt_int(source: Any, name: str) -> int | None:
+    value = source.get(name)
+    return None if value is None or value == "" else _int(source, name)
+
+
+def _where(source: Any) -> dict[str, int | None]:
+    """The optional chat_id (a group; default the user's private chat) and message_thread_id of a user act."""
+    return {"chat_id": _opt_int(source, "chat_id"), "message_thread_id": _opt_int(source, "message_thread_id")}
+
+
+def _uid(rec: Any) -> int | None:
+    """The update the bot gets, or None when it gets none (a group message its privacy mode hides)."""
+    return None if rec is None else int(rec.update_id)
+
+
 def _ok(data: Any, status: int = 200) -> web.Response:
     return web.json_response(data, status=status, dumps=lambda o: json.dumps(o, ensure_ascii=False))
 
@@ -141,12 +156,16 @@ async def c_block(request: web.Request) -> web.Response:
     return _ok({"user_id": user.id, "blocked": user.blocked_bot})
 
 
+def _sent(rec: Any, msg: Any) -> web.Response:
+    return _ok({"update_id": _uid(rec), "message_id": msg.message_id, "chat_id": msg.chat_id,
+                "message_thread_id": msg.message_thread_id, "is_topic_message": msg.is_topic_message})
+
+
 async def c_send_text(request: web.Request) -> web.Response:
     body = await _json_body(request)
-    reply_to = body.get("reply_to_message_id")
     rec, msg = request.app[STATE_KEY].user_send_text(
-        _int(body, "user_id"), str(body.get("text") or ""), int(reply_to) if reply_to is not None else None)
-    return _ok({"update_id": rec.update_id, "message_id": msg.message_id})
+        _int(body, "user_id"), str(body.get("text") or ""), _opt_int(body, "reply_to_message_id"), **_where(body))
+    return _sent(rec, msg)
 
 
 async def c_press(request: web.Request) -> web.Response:
@@ -154,7 +173,7 @@ async def c_press(request: web.Request) -> web.Response:
     data = body.get("data")
     rec, cq = request.app[STATE_KEY].user_press(
         _int(body, "user_id"), _int(body, "message_id"), None if data is None else str(data),
-        _opt_str(body, "button_text"))
+        _opt_str(body, "button_text"), _opt_int(body, "chat_id"))
     return _ok({"update_id": rec.update_id, "callback_query_id": cq.id, "data": cq.data})
 
 
@@ -170,8 +189,9 @@ async def _upload_form(request: web.Request) -> tuple[dict[str, Any], Any]:
 
 def _file_answer(state: EmulatorState, rec: Any, msg: Any) -> web.Response:
     f = state.files.get(msg.file_id)
-    return _ok({"update_id": rec.update_id, "message_id": msg.message_id, "file_id": msg.file_id,
-                "file_unique_id": f.file_unique_id if f else None})
+    return _ok({"update_id": _uid(rec), "message_id": msg.message_id, "chat_id": msg.chat_id,
+                "message_thread_id": msg.message_thread_id, "is_topic_message": msg.is_topic_message,
+                "file_id": msg.file_id, "file_unique_id": f.file_unique_id if f else None})
 
 
 async def c_send_photo(request: web.Request) -> web.Response:
@@ -179,7 +199,8 @@ async def c_send_photo(request: web.Request) -> web.Response:
     state = request.app[STATE_KEY]
     # Decoding and thumbnailing take milliseconds; in the loop they would stall every other chat.
     facts = await asyncio.to_thread(media.photo_facts, upload.data)
-    rec, msg = state.user_send_photo(_int(fields, "user_id"), upload.data, _opt_str(fields, "caption"), facts)
+    rec, msg = state.user_send_photo(_int(fields, "user_id"), upload.data, _opt_str(fields, "caption"), facts,
+                                     **_where(fields))
     return _file_answer(state, rec, msg)
 
 
@@ -190,29 +211,31 @@ async def c_send_document(request: web.Request) -> web.Response:
     # The claimed mime type is kept verbatim: lying senders are part of what a bot must survive.
     mime = _opt_str(fields, "mime_type") or upload.content_type
     rec, msg = state.user_send_document(_int(fields, "user_id"), upload.data, filename, mime,
-                                        _opt_str(fields, "caption"))
+                                        _opt_str(fields, "caption"), **_where(fields))
     return _file_answer(state, rec, msg)
 
 
 async def c_send_sticker(request: web.Request) -> web.Response:
     body = await _json_body(request)
     state = request.app[STATE_KEY]
-    rec, msg = state.user_send_sticker(_int(body, "user_id"), str(body.get("emoji") or "\U0001f44d"))
+    rec, msg = state.user_send_sticker(_int(body, "user_id"), str(body.get("emoji") or "\U0001f44d"),
+                                       **_where(body))
     return _file_answer(state, rec, msg)
 
 
 async def c_send_voice(request: web.Request) -> web.Response:
     body = await _json_body(request)
     state = request.app[STATE_KEY]
-    rec, msg = state.user_send_voice(_int(body, "user_id"), _int(body, "duration", 3))
+    rec, msg = state.user_send_voice(_int(body, "user_id"), _int(body, "duration", 3), **_where(body))
     return _file_answer(state, rec, msg)
 
 
 async def c_send_location(request: web.Request) -> web.Response:
     body = await _json_body(request)
     rec, msg = request.app[STATE_KEY].user_send_location(
-        _int(body, "user_id"), _float(body, "latitude", 31.2304), _float(body, "longitude", 121.4737))
-    return _ok({"update_id": rec.update_id, "message_id": msg.message_id})
+        _int(body, "user_id"), _float(body, "latitude", 31.2304), _float(body, "longitude", 121.4737),
+        **_where(body))
+    return _sent(rec, msg)
 
 
 async def c_send_file_ref(request: web.Request) -> web.Response:
@@ -227,8 +250,8 @@ async def c_send_file_ref(request: web.Request) -> web.Response:
 async def c_edit_text(request: web.Request) -> web.Response:
     body = await _json_body(request)
     rec, msg = request.app[STATE_KEY].user_edit_text(_int(body, "user_id"), _int(body, "message_id"),
-                                                     str(body.get("text") or ""))
-    return _ok({"update_id": rec.update_id, "message_id": msg.message_id})
+                                                     str(body.get("text") or ""), _opt_int(body, "chat_id"))
+    return _sent(rec, msg)
 
 
 async def c_redeliver(request: web.Request) -> web.Response:
@@ -248,14 +271,25 @@ async def c_raw_update(request: web.Request) -> web.Response:
 
 # ---- control API: observing the bot ------------------------------------------------------------
 
+def _thread_filter(request: web.Request, chat_id: int) -> Callable[[Any], bool]:
+    """?message_thread_id=N keeps one topic (1: General) or reply thread; without it, every message."""
+    state = request.app[STATE_KEY]
+    thread = _opt_int(request.query, "message_thread_id")
+    chat = state.chats.get(chat_id)
+    if thread is None or chat is None:
+        return lambda m: True
+    return lambda m: state.in_thread(chat, m, thread)
+
+
 async def c_messages(request: web.Request) -> web.Response:
     state = request.app[STATE_KEY]
     chat_id = _int(request.query, "chat_id")
     after = _int(request.query, "after", 0)
     timeout = _float(request.query, "timeout", 0.0)
+    in_thread = _thread_filter(request, chat_id)
 
     def found() -> list[Any]:
-        return [m for m in state.chat_messages(chat_id) if m.outgoing and m.message_id > after]
+        return [m for m in state.chat_messages(chat_id) if m.outgoing and m.message_id > after and in_thread(m)]
 
     if timeout > 0:  # long poll for the first new bot message
         await state.changed.wait_until(lambda: bool(found()) or request.app[API_KEY].closing, min(timeout, 60))
@@ -267,7 +301,8 @@ async def c_chat(request: web.Request) -> web.Response:
     chat_id = _int(request.query, "chat_id")
     if chat_id not in state.chats:
         raise ControlError(404, f"unknown chat {chat_id}")
-    return _ok([state.message_to_control(m) for m in state.chat_messages(chat_id)])
+    in_thread = _thread_filter(request, chat_id)
+    return _ok([state.message_to_control(m) for m in state.chat_messages(chat_id) if in_thread(m)])
 
 
 async def c_callback_answers(request: web.Request) -> web.Response:
@@ -276,7 +311,8 @@ async def c_callback_answers(request: web.Request) -> web.Response:
     out = []
     for cq in state.callback_queries.values():
         if wanted is None or cq.id == wanted:
-            out.append({"callback_query_id": cq.id, "user_id": cq.user_id, "message_id": cq.message_id,
+            out.append({"callback_query_id": cq.id, "user_id": cq.user_id, "chat_id": cq.chat_id,
+                        "message_id": cq.message_id,
                         "data": cq.data, "answered": cq.answer is not None, "answer": cq.answer})
     return _ok(out)
 
@@ -328,6 +364,79 @@ async def c_file(request: web.Request) -> web.Response:
     if f is None:
         raise ControlError(404, "unknown file_id")
     return web.Response(body=f.content(), content_type=f.mime_type or "application/octet-stream")
+
+
+# ---- control API: groups, members and forum topics ---------------------------------------------
+
+async def c_groups(request: web.Request) -> web.Response:
+    body = await _json_body(request)
+    members = body.get("members") or []
+    if not isinstance(members, list) or not all(isinstance(m, dict) and "user_id" in m for m in members):
+        raise ControlError(400, "members must be a list of {user_id, status, rights?, custom_title?}")
+    bot_rights = body.get("bot_rights")
+    if bot_rights is not None and not isinstance(bot_rights, dict):
+        raise ControlError(400, "bot_rights must be an object of administrator rights")
+    state = request.app[STATE_KEY]
+    chat = state.create_group(str(body.get("title") or ""), _opt_int(body, "chat_id"),
+                              is_forum=bool(body.get("is_forum", True)), username=_opt_str(body, "username"),
+                              creator_id=_opt_int(body, "creator_id"),
+                              bot_status=str(body.get("bot_status") or "administrator"), bot_rights=bot_rights,
+                              members=members)
+    return _ok({"chat": chat.to_api(), "members": [state.member_to_api(chat, uid) for uid in chat.members]})
+
+
+async def c_members(request: web.Request) -> web.Response:
+    state = request.app[STATE_KEY]
+    if request.method == "GET":
+        chat = state.require_group(_int(request.query, "chat_id"))
+        return _ok([state.member_to_api(chat, uid) for uid in chat.members])
+    body = await _json_body(request)
+    rights = body.get("rights")
+    if rights is not None and not isinstance(rights, dict):
+        raise ControlError(400, "rights must be an object of administrator rights")
+    member, recs = state.set_member(_int(body, "chat_id"), _int(body, "user_id"), str(body.get("status") or ""),
+                                    rights, _opt_str(body, "custom_title"), _opt_int(body, "by_user_id"),
+                                    bool(body.get("quiet", False)))
+    chat = state.require_group(_int(body, "chat_id"))
+    return _ok({"member": state.member_to_api(chat, member.user_id), "update_ids": [r.update_id for r in recs]})
+
+
+async def c_create_topic(request: web.Request) -> web.Response:
+    body = await _json_body(request)
+    topic, root, rec = request.app[STATE_KEY].user_create_topic(
+        _int(body, "chat_id"), _int(body, "user_id"), str(body.get("name") or ""), _opt_int(body, "icon_color"),
+        _opt_str(body, "icon_custom_emoji_id"))
+    return _ok({"update_id": _uid(rec), "message_thread_id": topic.message_thread_id,
+                "message_id": root.message_id, "topic": topic.to_control()})
+
+
+def _topic_action(action: str) -> Callable[[web.Request], Awaitable[web.Response]]:
+    async def handler(request: web.Request) -> web.Response:
+        body = await _json_body(request)
+        icon = body.get("icon_custom_emoji_id")
+        rec = request.app[STATE_KEY].user_topic_action(
+            _int(body, "chat_id"), _int(body, "user_id"), _int(body, "message_thread_id"), action,
+            _opt_str(body, "name"), None if icon is None else str(icon))
+        return _ok({"update_id": _uid(rec), action: True})
+
+    return handler
+
+
+async def c_topics(request: web.Request) -> web.Response:
+    state = request.app[STATE_KEY]
+    chat = state.require_group(_int(request.query, "chat_id"))
+    with_deleted = request.query.get("include_deleted", "").lower() in ("1", "true", "yes")
+    return _ok([t.to_control() for t in chat.topics.values() if with_deleted or not t.deleted])
+
+
+async def c_bot(request: web.Request) -> web.Response:
+    """The bot's BotFather settings that change what it meets: privacy mode in groups."""
+    bot = request.app[STATE_KEY].bot
+    if request.method == "POST":
+        body = await _json_body(request)
+        if "can_read_all_group_messages" in body:
+            bot.can_read_all_group_messages = bool(body["can_read_all_group_messages"])
+    return _ok(bot.get_me())
 
 
 # ---- control API: the world ------------------------------------------------------------------
@@ -418,14 +527,18 @@ def create_app(state: EmulatorState | None = None, *, webhook_timeout: float = 3
         ("send_photo", c_send_photo), ("send_document", c_send_document), ("send_sticker", c_send_sticker),
         ("send_voice", c_send_voice), ("send_location", c_send_location), ("send_file_ref", c_send_file_ref),
         ("edit_text", c_edit_text), ("redeliver", c_redeliver), ("raw_update", c_raw_update),
-        ("faults", c_faults_add), ("reset", c_reset),
+        ("faults", c_faults_add), ("reset", c_reset), ("groups", c_groups), ("members", c_members),
+        ("create_topic", c_create_topic), ("edit_topic", _topic_action("edit")),
+        ("close_topic", _topic_action("close")), ("reopen_topic", _topic_action("reopen")),
+        ("delete_topic", _topic_action("delete")), ("bot", c_bot),
     ):
         r.add_post(c + name, handler)
     for name, handler in (
         ("messages", c_messages), ("chat", c_chat), ("callback_answers", c_callback_answers),
         ("update", c_update), ("updates", c_updates), ("wait", c_wait), ("calls", c_calls),
         ("commands", c_commands), ("chat_actions", c_chat_actions), ("file", c_file), ("faults", c_faults_list),
-        ("state", c_state), ("ping", c_ping), ("limits", c_limits),
+        ("state", c_state), ("ping", c_ping), ("limits", c_limits), ("members", c_members), ("topics", c_topics),
+        ("bot", c_bot),
     ):
         r.add_get(c + name, handler)
     r.add_post(c + "limits", c_limits)

@@ -18,11 +18,24 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from . import media
-from .errors import ControlError
+from .errors import ApiError, ControlError, bad_request
 from .formatting import command_entities, utf16_len
+from .forum import (
+    DEFAULT_ADMIN_RIGHTS,
+    DEFAULT_BOT_RIGHTS,
+    DEFAULT_TOPIC_COLOR,
+    GENERAL_TOPIC_ID,
+    MEMBER_STATUSES,
+    ForumTopic,
+    Member,
+    ThreadError,
+    ThreadTarget,
+    clean_rights,
+    clean_topic_name,
+)
 
 BOT_USER_ID = 7000000001
 GETFILE_MAX_BYTES = 20 * 1024 * 1024  # the cloud Bot API refuses getFile above 20 MB
@@ -34,6 +47,8 @@ FILE_ID_PREFIX = {
     "photo": "AgAC", "document": "BQAC", "sticker": "CAAC", "voice": "AwAC", "video": "BAAC",
     "audio": "CQAC", "animation": "CgAC", "video_note": "DQAC",
 }
+CAPTIONED_KINDS = frozenset({"photo", "document", "video", "audio", "animation", "voice"})
+T = TypeVar("T")
 FILE_FOLDER = {
     "photo": "photos", "document": "documents", "sticker": "stickers", "voice": "voice", "video": "videos",
     "audio": "music", "animation": "animations", "video_note": "video_notes",
@@ -142,7 +157,7 @@ class User:
 @dataclass
 class Chat:
     id: int
-    type: str = "private"  # private | group | supergroup (groups and forum topics come later)
+    type: str = "private"  # private | supergroup
     title: str | None = None
     first_name: str | None = None
     last_name: str | None = None
@@ -150,6 +165,23 @@ class Chat:
     is_forum: bool = False
     next_message_id: int = 1
     message_ids: list[int] = field(default_factory=list)
+    members: dict[int, Member] = field(default_factory=dict)  # supergroups: everyone who ever had a status
+    topics: dict[int, ForumTopic] = field(default_factory=dict)  # forums: by message_thread_id, deleted kept
+    general_closed: bool = False
+    general_hidden: bool = False
+    general_name: str = "General"
+
+    @property
+    def is_group(self) -> bool:
+        return self.type in ("group", "supergroup")
+
+    def member(self, user_id: int) -> Member:
+        """The user's standing; someone never seen in the group has left it, as getChatMember says."""
+        return self.members.get(user_id) or Member(user_id, "left")
+
+    def live_topic(self, thread_id: int | None) -> ForumTopic | None:
+        topic = self.topics.get(thread_id) if thread_id is not None else None
+        return topic if topic is not None and not topic.deleted else None
 
     @property
     def chat_instance(self) -> str:
@@ -206,6 +238,7 @@ class Message:
     reply_markup: dict[str, Any] | None = None
     reply_to_message_id: int | None = None
     message_thread_id: int | None = None
+    is_topic_message: bool = False  # in a forum topic (not General): message_thread_id names the topic
     media_group_id: str | None = None
     edit_date: int | None = None
     edit_history: list[dict[str, Any]] = field(default_factory=list)
@@ -406,6 +439,7 @@ class EmulatorState:
         self.chat_actions: list[dict[str, Any]] = []
         self.limits = Limits()
         self.tokens: set[str] = set()
+        self._group_counter = random.randint(1_000_000_000, 8_999_999_999)
 
     def reset(self) -> None:
         """Forget everything except the bot identity."""
@@ -445,6 +479,308 @@ class EmulatorState:
             return self.bot.to_api()
         return self.users[user_id].to_api()
 
+    # ---- supergroups, members and forum topics -------------------------------------------------
+
+    def create_group(self, title: str, chat_id: int | None = None, *, is_forum: bool = True,
+                     username: str | None = None, creator_id: int | None = None,
+                     bot_status: str = "administrator", bot_rights: dict[str, Any] | None = None,
+                     members: Iterable[dict[str, Any]] = ()) -> Chat:
+        """A supergroup that exists before the test starts: setting it up queues no updates."""
+        if not title.strip():
+            raise ControlError(400, "title must not be empty")
+        if chat_id is None:
+            self._group_counter += 1
+            chat_id = -(10**12 + self._group_counter)  # -100xxxxxxxxxx, like Telegram's supergroup ids
+        if chat_id >= 0:
+            raise ControlError(400, "a supergroup id is negative, like -1001234567890")
+        if chat_id in self.chats:
+            raise ControlError(409, f"chat {chat_id} already exists")
+        chat = Chat(chat_id, "supergroup", title=title, username=username, is_forum=is_forum)
+        specs = [{"user_id": self.bot.id, "status": bot_status, "rights": bot_rights}, *members]
+        if creator_id is not None:
+            specs.insert(0, {"user_id": creator_id, "status": "creator"})
+        for spec in specs:
+            uid = int(spec["user_id"])
+            if uid != self.bot.id:
+                self.require_user(uid)
+            member = self._new_member(uid, str(spec.get("status") or "member"), spec.get("rights"),
+                                      spec.get("custom_title"))
+            if member.status == "creator" and any(m.status == "creator" for m in chat.members.values()):
+                raise ControlError(409, "a group has one creator")
+            chat.members[uid] = member
+        self.chats[chat_id] = chat
+        self.changed.notify()
+        return chat
+
+    def _new_member(self, user_id: int, status: str, rights: dict[str, Any] | None = None,
+                    custom_title: str | None = None) -> Member:
+        if status not in MEMBER_STATUSES:
+            raise ControlError(400, f"status must be one of {', '.join(MEMBER_STATUSES)}")
+        if status != "administrator":
+            if rights:
+                raise ControlError(400, "rights are for status administrator only")
+            return Member(user_id, status, custom_title=custom_title if status == "creator" else None)
+        defaults = DEFAULT_BOT_RIGHTS if user_id == self.bot.id else DEFAULT_ADMIN_RIGHTS
+        try:
+            cleaned = clean_rights(rights, defaults)
+        except ValueError as exc:
+            raise ControlError(400, str(exc)) from None
+        return Member(user_id, status, cleaned, custom_title)
+
+    def require_group(self, chat_id: int) -> Chat:
+        chat = self.chats.get(chat_id)
+        if chat is None or not chat.is_group:
+            raise ControlError(404, f"unknown group {chat_id}: POST /control/groups first")
+        return chat
+
+    def require_present(self, chat: Chat, user_id: int) -> Member:
+        member = chat.member(user_id)
+        if not member.present:
+            raise ControlError(403, f"user {user_id} is not a member of chat {chat.id} (status {member.status})")
+        return member
+
+    def member_to_api(self, chat: Chat, user_id: int) -> dict[str, Any]:
+        return chat.member(user_id).to_api(self.user_to_api(user_id))
+
+    def set_member(self, chat_id: int, user_id: int, status: str, rights: dict[str, Any] | None = None,
+                   custom_title: str | None = None, by_user_id: int | None = None,
+                   quiet: bool = False) -> tuple[Member, list[UpdateRecord]]:
+        """Change someone's standing as a person would in the app. Unless `quiet`, the bot hears of it as
+        on Telegram: my_chat_member (its own status) or chat_member (others; only when asked for in
+        allowed_updates), and a new_chat_members / left_chat_member service message in General."""
+        chat = self.require_group(chat_id)
+        if user_id != self.bot.id:
+            self.require_user(user_id)
+        if by_user_id is not None and by_user_id != self.bot.id:
+            self.require_user(by_user_id)
+        old = chat.member(user_id)
+        new = self._new_member(user_id, status, rights, custom_title)
+        if new.status == "creator" and any(m.status == "creator" and uid != user_id
+                                           for uid, m in chat.members.items()):
+            raise ControlError(409, "a group has one creator")
+        chat.members[user_id] = new
+        self.changed.notify()
+        if quiet:
+            return new, []
+        creator = next((uid for uid, m in chat.members.items() if m.status == "creator"), None)
+        actor = by_user_id if by_user_id is not None else (creator if creator is not None else user_id)
+        user_api = self.user_to_api(user_id)
+        recs = [self.queue_update("my_chat_member" if user_id == self.bot.id else "chat_member", {
+            "chat": chat.to_api(), "from": self.user_to_api(actor), "date": now_ts(),
+            "old_chat_member": old.to_api(user_api), "new_chat_member": new.to_api(user_api)})]
+        if not old.present and new.present:
+            service: dict[str, Any] | None = {"new_chat_members": [user_api]}
+        elif old.present and not new.present:
+            service = {"left_chat_member": user_api}
+        else:
+            service = None
+        if service is not None:
+            rec = self._service_message(chat, actor, None, service)[1]
+            if rec is not None:
+                recs.append(rec)
+        return new, recs
+
+    def can_manage_topics(self, chat: Chat, user_id: int) -> bool:
+        return chat.member(user_id).can("can_manage_topics")
+
+    def resolve_thread(self, chat: Chat, sender_id: int, thread_id: int | None, reply_to: int | None,
+                       *, for_bot: bool = True) -> ThreadTarget:
+        """Where a message sent with this message_thread_id / reply lands, or ThreadError as Telegram refuses.
+
+        `reply_to` must already name an existing message of the chat. In a forum, leaving
+        message_thread_id out means General, or the topic of the replied message; a bot naming topic 1
+        (General) is refused like any unknown topic. A reply outside a topic carries the thread of the reply
+        chain (message_thread_id without is_topic_message), as Telegram's supergroup reply threads do.
+        """
+        if not chat.is_group:
+            return ThreadTarget(reply_to_message_id=reply_to)
+        replied = self.get_message(chat.id, reply_to) if reply_to is not None else None
+        if thread_id == 0:
+            thread_id = None
+        if not chat.is_forum:
+            if thread_id is not None:
+                root = self.get_message(chat.id, thread_id)
+                if root is None or root.deleted:
+                    raise ThreadError("not_found")
+                return ThreadTarget(thread_id, False, reply_to)
+            if replied is not None:
+                return ThreadTarget(replied.message_thread_id or replied.message_id, False, reply_to)
+            return ThreadTarget()
+        if thread_id == GENERAL_TOPIC_ID and not for_bot:
+            thread_id = None  # a person picks General in the app
+        if thread_id is None and replied is not None and replied.is_topic_message:
+            thread_id = replied.message_thread_id
+        if thread_id is None:
+            if chat.general_closed and not self.can_manage_topics(chat, sender_id):
+                raise ThreadError("closed")
+            if replied is not None:
+                return ThreadTarget(replied.message_thread_id or replied.message_id, False, reply_to)
+            return ThreadTarget()
+        topic = chat.live_topic(thread_id)
+        if topic is None:
+            raise ThreadError("not_found")
+        if replied is not None and not (replied.is_topic_message and replied.message_thread_id == thread_id):
+            raise ThreadError("reply_not_found")
+        if topic.closed and not self.can_manage_topics(chat, sender_id):
+            raise ThreadError("closed")
+        return ThreadTarget(thread_id, True, reply_to if reply_to is not None else thread_id, thread_id)
+
+    def bot_sees(self, chat: Chat, msg: Message) -> bool:
+        """Whether the bot gets an update for this group message: privacy mode as on Telegram."""
+        me = chat.member(self.bot.id)
+        if not me.present:
+            return False
+        if me.status in ("creator", "administrator") or self.bot.can_read_all_group_messages:
+            return True  # administrators and bots with privacy mode off see everything
+        if msg.kind == "service":
+            return True
+        if (msg.text or msg.caption or "").startswith("/"):
+            return True  # commands
+        if msg.reply_to_message_id is not None and not (
+                msg.is_topic_message and msg.reply_to_message_id == msg.message_thread_id):
+            replied = self.get_message(chat.id, msg.reply_to_message_id)
+            return replied is not None and replied.outgoing  # replies to the bot's messages
+        return False
+
+    def _announce(self, chat: Chat, msg: Message, kind: str = "message") -> UpdateRecord | None:
+        if msg.outgoing or not self.bot_sees(chat, msg):
+            return None
+        return self.queue_update(kind, self.message_to_api(msg))
+
+    def _service_message(self, chat: Chat, actor_id: int, topic_id: int | None,
+                         payload: dict[str, Any]) -> tuple[Message, UpdateRecord | None]:
+        """A service message (forum_topic_closed, new_chat_members...) in a topic or in General."""
+        in_topic = topic_id is not None
+        msg = self.add_message(chat.id, actor_id, actor_id == self.bot.id, "service", extra=payload,
+                               message_thread_id=topic_id, is_topic_message=in_topic,
+                               reply_to_message_id=topic_id)
+        return msg, self._announce(chat, msg)
+
+    def _forum(self, chat_id: int) -> Chat:
+        chat = self.chats[chat_id]
+        if not chat.is_forum:
+            raise bad_request("the chat is not a forum")
+        return chat
+
+    def _changeable_topic(self, chat: Chat, thread_id: int) -> ForumTopic:
+        if thread_id <= 0:
+            raise bad_request("invalid message thread identifier specified")
+        topic = chat.live_topic(thread_id)
+        if topic is None:
+            raise bad_request("TOPIC_ID_INVALID")
+        return topic
+
+    def create_topic(self, chat_id: int, creator_id: int, name: str | None, icon_color: int | None = None,
+                     icon_custom_emoji_id: str | None = None) -> tuple[ForumTopic, Message, UpdateRecord | None]:
+        """createForumTopic, for the bot or a person: the topic and its forum_topic_created message."""
+        chat = self._forum(chat_id)
+        if not self.can_manage_topics(chat, creator_id):
+            raise bad_request("not enough rights to create a topic")
+        title = clean_topic_name(name)
+        if not title:
+            raise bad_request("title must be non-empty")
+        if icon_color is None:
+            icon_color = DEFAULT_TOPIC_COLOR
+        elif not 0 <= icon_color <= 0xFFFFFF:
+            raise bad_request("invalid icon color specified")
+        root = self.add_message(chat.id, creator_id, creator_id == self.bot.id, "service")
+        topic = ForumTopic(chat.id, root.message_id, title, icon_color, creator_id, root.date,
+                           icon_custom_emoji_id or None)
+        chat.topics[topic.message_thread_id] = topic
+        root.message_thread_id, root.is_topic_message = root.message_id, True
+        root.extra = {"forum_topic_created": topic.created_api()}
+        return topic, root, self._announce(chat, root)
+
+    def edit_topic(self, chat_id: int, actor_id: int, thread_id: int, name: str | None,
+                   icon_custom_emoji_id: str | None = None) -> UpdateRecord | None:
+        """editForumTopic: name and/or icon (icon_custom_emoji_id "" removes it; None leaves it)."""
+        chat = self._forum(chat_id)
+        topic = self._changeable_topic(chat, thread_id)
+        if not self.can_manage_topics(chat, actor_id) and topic.creator_id != actor_id:
+            raise bad_request("not enough rights to edit the topic")
+        changed: dict[str, Any] = {}
+        if name:
+            title = clean_topic_name(name)
+            if not title:
+                raise bad_request("title must be non-empty")
+            if title != topic.name:
+                changed["name"] = title
+        elif icon_custom_emoji_id is None:
+            return None  # nothing asked: Telegram answers True and changes nothing
+        if icon_custom_emoji_id is not None and (icon_custom_emoji_id or None) != topic.icon_custom_emoji_id:
+            changed["icon_custom_emoji_id"] = icon_custom_emoji_id
+        if not changed:
+            raise bad_request("TOPIC_NOT_MODIFIED")
+        topic.name = changed.get("name", topic.name)
+        if "icon_custom_emoji_id" in changed:
+            topic.icon_custom_emoji_id = changed["icon_custom_emoji_id"] or None
+        return self._service_message(chat, actor_id, topic.message_thread_id, {"forum_topic_edited": changed})[1]
+
+    def set_topic_closed(self, chat_id: int, actor_id: int, thread_id: int, closed: bool) -> UpdateRecord | None:
+        """closeForumTopic / reopenForumTopic."""
+        chat = self._forum(chat_id)
+        topic = self._changeable_topic(chat, thread_id)
+        if not self.can_manage_topics(chat, actor_id) and topic.creator_id != actor_id:
+            raise bad_request("not enough rights to close or open the topic")
+        if topic.closed == closed:
+            raise bad_request("TOPIC_NOT_MODIFIED")
+        topic.closed = closed
+        action = "forum_topic_closed" if closed else "forum_topic_reopened"
+        return self._service_message(chat, actor_id, topic.message_thread_id, {action: {}})[1]
+
+    def delete_topic(self, chat_id: int, actor_id: int, thread_id: int) -> int:
+        """deleteForumTopic: the topic and every message in it go; nobody gets an update. Returns how many
+        messages were deleted."""
+        chat = self._forum(chat_id)
+        topic = self._changeable_topic(chat, thread_id)
+        if not chat.member(actor_id).can("can_delete_messages") and topic.creator_id != actor_id:
+            raise bad_request("not enough rights to delete the topic")
+        topic.deleted = True
+        count = 0
+        for msg in self.chat_messages(chat.id):
+            if msg.is_topic_message and msg.message_thread_id == thread_id and not msg.deleted:
+                msg.deleted = True
+                count += 1
+        self.changed.notify()
+        return count
+
+    def set_general(self, chat_id: int, actor_id: int, *, closed: bool | None = None, hidden: bool | None = None,
+                    name: str | None = None) -> UpdateRecord | None:
+        """close/reopen/hide/unhide/editGeneralForumTopic. Hiding General also closes it, as on Telegram."""
+        chat = self._forum(chat_id)
+        if not self.can_manage_topics(chat, actor_id):
+            if name is not None:
+                raise bad_request("not enough rights to edit the topic")
+            raise bad_request("not enough rights to close or open the topic")
+        payload: dict[str, Any]
+        if name is not None:
+            title = clean_topic_name(name)
+            if not title:
+                raise bad_request("title must be non-empty")
+            if title == chat.general_name:
+                raise bad_request("TOPIC_NOT_MODIFIED")
+            chat.general_name = title
+            payload = {"forum_topic_edited": {"name": title}}
+        elif hidden is not None:
+            if chat.general_hidden == hidden:
+                raise bad_request("TOPIC_NOT_MODIFIED")
+            chat.general_hidden = hidden
+            chat.general_closed = chat.general_closed or hidden
+            payload = {"general_forum_topic_hidden" if hidden else "general_forum_topic_unhidden": {}}
+        else:
+            assert closed is not None
+            if chat.general_closed == closed:
+                raise bad_request("TOPIC_NOT_MODIFIED")
+            chat.general_closed = closed
+            payload = {"forum_topic_closed" if closed else "forum_topic_reopened": {}}
+        return self._service_message(chat, actor_id, None, payload)[1]
+
+    def in_thread(self, chat: Chat, msg: Message, thread_id: int) -> bool:
+        """Whether a message belongs to this topic (GENERAL_TOPIC_ID: General) or reply thread."""
+        if chat.is_forum and thread_id == GENERAL_TOPIC_ID:
+            return not msg.is_topic_message
+        return msg.message_thread_id == thread_id
+
     # ---- messages ----------------------------------------------------------------------------
 
     def add_message(self, chat_id: int, from_id: int, outgoing: bool, kind: str = "text", **fields: Any) -> Message:
@@ -478,6 +814,8 @@ class EmulatorState:
         }
         if msg.message_thread_id is not None:
             d["message_thread_id"] = msg.message_thread_id
+        if msg.is_topic_message:
+            d["is_topic_message"] = True
         if with_reply and msg.reply_to_message_id is not None:
             replied = self.get_message(msg.chat_id, msg.reply_to_message_id)
             if replied is not None and not replied.deleted:
@@ -535,6 +873,10 @@ class EmulatorState:
             d["media_group_id"] = msg.media_group_id
         if msg.message_thread_id is not None:
             d["message_thread_id"] = msg.message_thread_id
+        if msg.is_topic_message:
+            d["is_topic_message"] = True
+        if msg.kind == "service":
+            d.update(msg.extra)  # forum_topic_created, forum_topic_closed, new_chat_members...
         return d
 
     def record_edit(self, msg: Message) -> None:
@@ -685,40 +1027,71 @@ class EmulatorState:
         return out
 
     # ---- what users do -----------------------------------------------------------------------
+    # Every user action takes `chat_id` (default: the user's private chat with the bot) and, in a group,
+    # `message_thread_id` (a forum topic; GENERAL_TOPIC_ID or None for General). In a group the user must
+    # be a member; the bot gets an update only for what its privacy mode lets through (bot_sees), so the
+    # returned UpdateRecord may be None.
 
     def _user_message(self, user_id: int, kind: str, reply_to_message_id: int | None = None,
+                      chat_id: int | None = None, message_thread_id: int | None = None,
                       **fields: Any) -> Message:
         user = self.require_user(user_id)
-        user.started = True
-        if reply_to_message_id is not None and self.get_message(user_id, reply_to_message_id) is None:
-            raise ControlError(404, f"no message {reply_to_message_id} in chat {user_id} to reply to")
-        return self.add_message(user_id, user.id, False, kind, reply_to_message_id=reply_to_message_id, **fields)
+        if chat_id is None or chat_id == user_id:
+            user.started = True
+            if reply_to_message_id is not None and self.get_message(user_id, reply_to_message_id) is None:
+                raise ControlError(404, f"no message {reply_to_message_id} in chat {user_id} to reply to")
+            return self.add_message(user_id, user.id, False, kind, reply_to_message_id=reply_to_message_id,
+                                    **fields)
+        chat = self.require_group(chat_id)
+        self.require_present(chat, user_id)
+        if reply_to_message_id is not None:
+            replied = self.get_message(chat.id, reply_to_message_id)
+            if replied is None or replied.deleted:
+                raise ControlError(404, f"no message {reply_to_message_id} in chat {chat.id} to reply to")
+        try:
+            target = self.resolve_thread(chat, user_id, message_thread_id, reply_to_message_id, for_bot=False)
+        except ThreadError as exc:
+            raise thread_control_error(exc, chat.id, message_thread_id) from None
+        return self.add_message(chat.id, user.id, False, kind, reply_to_message_id=target.reply_to_message_id,
+                                message_thread_id=target.message_thread_id,
+                                is_topic_message=target.is_topic_message, **fields)
 
-    def _queue_message(self, msg: Message) -> UpdateRecord:
-        return self.queue_update("message", self.message_to_api(msg))
+    def _queue_message(self, msg: Message, kind: str = "message") -> UpdateRecord | None:
+        chat = self.chats[msg.chat_id]
+        if chat.is_group:
+            return self._announce(chat, msg, kind)
+        return self.queue_update(kind, self.message_to_api(msg))
 
-    def user_send_text(self, user_id: int, text: str, reply_to_message_id: int | None = None) -> tuple[UpdateRecord, Message]:
+    def user_send_text(self, user_id: int, text: str, reply_to_message_id: int | None = None,
+                       chat_id: int | None = None, message_thread_id: int | None = None
+                       ) -> tuple[UpdateRecord | None, Message]:
         if not text:
             raise ControlError(400, "text must not be empty")
-        msg = self._user_message(user_id, "text", reply_to_message_id, text=text, entities=command_entities(text))
+        msg = self._user_message(user_id, "text", reply_to_message_id, chat_id, message_thread_id, text=text,
+                                 entities=command_entities(text))
         return self._queue_message(msg), msg
 
     def user_send_photo(self, user_id: int, data: bytes, caption: str | None = None,
-                        facts: tuple[tuple[int, int] | None, tuple[bytes, int, int] | None] | None = None
-                        ) -> tuple[UpdateRecord, Message]:
+                        facts: tuple[tuple[int, int] | None, tuple[bytes, int, int] | None] | None = None,
+                        chat_id: int | None = None, message_thread_id: int | None = None
+                        ) -> tuple[UpdateRecord | None, Message]:
+        self._check_sender(user_id, chat_id)
         sizes = self.store_photo(data, facts)
-        msg = self._user_message(user_id, "photo", media=sizes, file_id=sizes[-1]["file_id"], caption=caption or None)
+        msg = self._user_message(user_id, "photo", None, chat_id, message_thread_id, media=sizes,
+                                 file_id=sizes[-1]["file_id"], caption=caption or None)
         return self._queue_message(msg), msg
 
     def user_send_document(self, user_id: int, data: bytes | None, file_name: str | None, mime_type: str | None,
-                           caption: str | None = None, size: int | None = None) -> tuple[UpdateRecord, Message]:
+                           caption: str | None = None, size: int | None = None, chat_id: int | None = None,
+                           message_thread_id: int | None = None) -> tuple[UpdateRecord | None, Message]:
+        self._check_sender(user_id, chat_id)
         f = self.store_file(data, "document", size=size, mime_type=mime_type, file_name=file_name)
-        msg = self._user_message(user_id, "document", media=self.document_dict(f), file_id=f.file_id,
-                                 caption=caption or None)
+        msg = self._user_message(user_id, "document", None, chat_id, message_thread_id,
+                                 media=self.document_dict(f), file_id=f.file_id, caption=caption or None)
         return self._queue_message(msg), msg
 
     def user_send_file_ref(self, user_id: int, kind: str, file_size: int, mime_type: str | None = None,
-                           file_name: str | None = None) -> tuple[UpdateRecord, Message]:
+                           file_name: str | None = None) -> tuple[UpdateRecord | None, Message]:
         """A photo/document that claims a size without bytes (e.g. 30 MB) to exercise getFile's limit."""
         if kind == "photo":
             self.require_user(user_id)
@@ -732,45 +1105,71 @@ class EmulatorState:
                                            mime_type or media.guess_mime(file_name), size=file_size)
         raise ControlError(400, "kind must be photo or document")
 
-    def user_send_sticker(self, user_id: int, emoji: str = "\U0001f44d") -> tuple[UpdateRecord, Message]:
-        self.require_user(user_id)
+    def user_send_sticker(self, user_id: int, emoji: str = "\U0001f44d", chat_id: int | None = None,
+                          message_thread_id: int | None = None) -> tuple[UpdateRecord | None, Message]:
+        self._check_sender(user_id, chat_id)
         f = self.store_file(b"RIFF\x00\x00\x00\x00WEBPVP8 sandbox-sticker", "sticker", mime_type="image/webp")
         sticker = {"file_id": f.file_id, "file_unique_id": f.file_unique_id, "type": "regular", "width": 512,
                    "height": 512, "is_animated": False, "is_video": False, "emoji": emoji, "file_size": f.size}
-        msg = self._user_message(user_id, "sticker", media=sticker, file_id=f.file_id)
+        msg = self._user_message(user_id, "sticker", None, chat_id, message_thread_id, media=sticker,
+                                 file_id=f.file_id)
         return self._queue_message(msg), msg
 
-    def user_send_voice(self, user_id: int, duration: int = 3) -> tuple[UpdateRecord, Message]:
-        self.require_user(user_id)
+    def user_send_voice(self, user_id: int, duration: int = 3, chat_id: int | None = None,
+                        message_thread_id: int | None = None) -> tuple[UpdateRecord | None, Message]:
+        self._check_sender(user_id, chat_id)
         f = self.store_file(b"OggS\x00sandbox-voice" + secrets.token_bytes(8), "voice", mime_type="audio/ogg")
         voice = {"file_id": f.file_id, "file_unique_id": f.file_unique_id, "duration": duration,
                  "mime_type": "audio/ogg", "file_size": f.size}
-        msg = self._user_message(user_id, "voice", media=voice, file_id=f.file_id)
+        msg = self._user_message(user_id, "voice", None, chat_id, message_thread_id, media=voice, file_id=f.file_id)
         return self._queue_message(msg), msg
 
-    def user_send_location(self, user_id: int, latitude: float = 31.2304,
-                           longitude: float = 121.4737) -> tuple[UpdateRecord, Message]:
-        msg = self._user_message(user_id, "location", media={"latitude": latitude, "longitude": longitude})
+    def user_send_location(self, user_id: int, latitude: float = 31.2304, longitude: float = 121.4737,
+                           chat_id: int | None = None, message_thread_id: int | None = None
+                           ) -> tuple[UpdateRecord | None, Message]:
+        msg = self._user_message(user_id, "location", None, chat_id, message_thread_id,
+                                 media={"latitude": latitude, "longitude": longitude})
         return self._queue_message(msg), msg
 
-    def user_edit_text(self, user_id: int, message_id: int, text: str) -> tuple[UpdateRecord, Message]:
+    def _check_sender(self, user_id: int, chat_id: int | None) -> None:
+        """Refuse an unknown user or a non-member before any file is stored for them."""
         self.require_user(user_id)
-        msg = self.get_message(user_id, message_id)
-        if msg is None or msg.outgoing or msg.deleted:
-            raise ControlError(404, f"no message {message_id} of user {user_id} to edit")
-        if msg.kind != "text":
-            raise ControlError(400, "only text messages can be edited this way")
-        self.record_edit(msg)
-        msg.text = text
-        msg.entities = command_entities(text)
-        return self.queue_update("edited_message", self.message_to_api(msg)), msg
+        if chat_id is not None and chat_id != user_id:
+            self.require_present(self.require_group(chat_id), user_id)
+
+    def user_edit_text(self, user_id: int, message_id: int, text: str,
+                       chat_id: int | None = None) -> tuple[UpdateRecord | None, Message]:
+        """The user edits their own message: the text of a text message, the caption of a media message.
+        The bot gets an edited_message update (in a group: if it would have seen the message)."""
+        self.require_user(user_id)
+        chat_id = user_id if chat_id is None else chat_id
+        msg = self.get_message(chat_id, message_id)
+        if msg is None or msg.outgoing or msg.deleted or msg.from_id != user_id:
+            raise ControlError(404, f"no message {message_id} of user {user_id} in chat {chat_id} to edit")
+        if msg.kind == "text":
+            if not text:
+                raise ControlError(400, "text must not be empty")
+            self.record_edit(msg)
+            msg.text = text
+            msg.entities = command_entities(text)
+        elif msg.kind in CAPTIONED_KINDS:
+            self.record_edit(msg)
+            msg.caption = text or None
+            msg.caption_entities = []
+        else:
+            raise ControlError(400, f"a {msg.kind} message has no text or caption to edit")
+        return self._queue_message(msg, "edited_message"), msg
 
     def user_press(self, user_id: int, message_id: int, data: str | None = None,
-                   button_text: str | None = None) -> tuple[UpdateRecord, CallbackQueryRecord]:
+                   button_text: str | None = None, chat_id: int | None = None
+                   ) -> tuple[UpdateRecord, CallbackQueryRecord]:
         user = self.require_user(user_id)
-        msg = self.get_message(user_id, message_id)
+        chat_id = user_id if chat_id is None else chat_id
+        if chat_id != user_id:
+            self.require_present(self.require_group(chat_id), user_id)
+        msg = self.get_message(chat_id, message_id)
         if msg is None or not msg.outgoing:
-            raise ControlError(404, f"no bot message {message_id} in chat {user_id}")
+            raise ControlError(404, f"no bot message {message_id} in chat {chat_id}")
         if msg.deleted:
             raise ControlError(409, f"message {message_id} was deleted")
         if data is None:
@@ -780,16 +1179,44 @@ class EmulatorState:
             if data is None:
                 raise ControlError(404, f"no callback button {button_text!r} on message {message_id}")
         cq_id = str(random.randint(10**18, 9 * 10**18))
-        cq = CallbackQueryRecord(cq_id, user_id, user_id, message_id, data)
+        cq = CallbackQueryRecord(cq_id, user_id, chat_id, message_id, data)
         self.callback_queries[cq_id] = cq
         payload = {
             "id": cq_id,
             "from": user.to_api(),
             "message": self.message_to_api(msg),
-            "chat_instance": self.chats[user_id].chat_instance,
+            "chat_instance": self.chats[chat_id].chat_instance,
             "data": data,
         }
         return self.queue_update("callback_query", payload), cq
+
+    # ---- people act on groups and topics (control API) -----------------------------------------
+
+    def user_create_topic(self, chat_id: int, user_id: int, name: str, icon_color: int | None = None,
+                          icon_custom_emoji_id: str | None = None
+                          ) -> tuple[ForumTopic, Message, UpdateRecord | None]:
+        chat = self.require_group(chat_id)
+        self.require_present(chat, user_id)
+        return as_control(lambda: self.create_topic(chat.id, user_id, name, icon_color, icon_custom_emoji_id))
+
+    def user_topic_action(self, chat_id: int, user_id: int, message_thread_id: int, action: str,
+                          name: str | None = None, icon_custom_emoji_id: str | None = None
+                          ) -> UpdateRecord | None:
+        """A person edits, closes, reopens or deletes a topic in the app, with the same rights the bot needs."""
+        chat = self.require_group(chat_id)
+        self.require_present(chat, user_id)
+        if action == "edit":
+            return as_control(lambda: self.edit_topic(chat.id, user_id, message_thread_id, name,
+                                                      icon_custom_emoji_id))
+        if action in ("close", "reopen"):
+            if message_thread_id == GENERAL_TOPIC_ID and chat.is_forum:
+                return as_control(lambda: self.set_general(chat.id, user_id, closed=action == "close"))
+            return as_control(lambda: self.set_topic_closed(chat.id, user_id, message_thread_id,
+                                                            action == "close"))
+        if action == "delete":
+            as_control(lambda: self.delete_topic(chat.id, user_id, message_thread_id))
+            return None
+        raise ControlError(400, "action must be edit, close, reopen or delete")
 
     # ---- bot-side bookkeeping ----------------------------------------------------------------
 
@@ -842,11 +1269,34 @@ class EmulatorState:
                 "last_error_message": self.webhook.last_error_message,
             },
             "users": [u.to_api() | {"blocked_bot": u.blocked_bot, "started": u.started} for u in self.users.values()],
-            "chats": [c.to_api() | {"messages": len(c.message_ids)} for c in self.chats.values()],
+            "chats": [c.to_api() | {"messages": len(c.message_ids)} | (
+                {"members": sum(m.present for m in c.members.values()),
+                 "topics": sum(not t.deleted for t in c.topics.values())} if c.is_group else {})
+                for c in self.chats.values()],
             "tokens": sorted(self.tokens),
             "faults": [asdict(f) for f in self.faults],
             "limits": self.limits.to_dict(),
         }
+
+
+def thread_control_error(exc: ThreadError, chat_id: int, thread_id: int | None) -> ControlError:
+    """A person's send refused by the topics, said for a test's failure message."""
+    if exc.reason == "closed":
+        return ControlError(403, f"TOPIC_CLOSED: topic {thread_id or 'General'} of chat {chat_id} is closed; "
+                                 "only administrators with can_manage_topics can write there")
+    if exc.reason == "reply_not_found":
+        return ControlError(404, f"the replied message is not in topic {thread_id} of chat {chat_id}")
+    return ControlError(404, f"message thread not found: no topic {thread_id} in chat {chat_id} (deleted?)")
+
+
+def as_control(action: Callable[[], T]) -> T:
+    """Run a Bot API rule for a person: Telegram's refusal becomes a control API error with its words."""
+    try:
+        return action()
+    except ApiError as exc:
+        text = exc.description.removeprefix("Bad Request: ")
+        status = 403 if "not enough rights" in text else 404 if text == "TOPIC_ID_INVALID" else exc.error_code
+        raise ControlError(status, text) from None
 
 
 def iter_buttons(markup: dict[str, Any] | None) -> Iterable[dict[str, Any]]:
@@ -865,7 +1315,7 @@ def find_callback_data(markup: dict[str, Any] | None, button_text: str) -> str |
 
 
 __all__ = [
-    "ApiCall", "BotIdentity", "CallbackQueryRecord", "Chat", "EmulatorState", "FaultRule", "Limits", "Message",
-    "Notifier", "StoredFile", "UpdateRecord", "User", "WebhookConfig", "find_callback_data", "iter_buttons",
-    "utf16_len",
+    "ApiCall", "BotIdentity", "CallbackQueryRecord", "Chat", "EmulatorState", "FaultRule", "ForumTopic", "Limits",
+    "Member", "Message", "Notifier", "StoredFile", "ThreadError", "ThreadTarget", "UpdateRecord", "User",
+    "WebhookConfig", "find_callback_data", "iter_buttons", "utf16_len",
 ]
