@@ -495,7 +495,8 @@ class EmulatorState:
             raise ControlError(400, "a supergroup id is negative, like -1001234567890")
         if chat_id in self.chats:
             raise ControlError(409, f"chat {chat_id} already exists")
-        chat = Chat(chat_id, "supergroup", title=title, username=username, is_forum=is_forum)
+        # Message 1 of a supergroup is its creation, and topic 1 is General: topics start at 2.
+        chat = Chat(chat_id, "supergroup", title=title, username=username, is_forum=is_forum, next_message_id=2)
         specs = [{"user_id": self.bot.id, "status": bot_status, "rights": bot_rights}, *members]
         if creator_id is not None:
             specs.insert(0, {"user_id": creator_id, "status": "creator"})
