@@ -332,7 +332,8 @@ class Limits:
 
     Sliding windows, as a bot meets them: at most `global_per_s` in any second over all chats,
     `per_chat_per_s` in any second to one private chat, `per_group_per_min` in any minute to one group
-    (negative chat id). The counters cover every rate-limited call, limits on or off, until reset.
+    (negative chat id), whatever topic of it a message goes to. The counters cover every rate-limited call,
+    limits on or off, until reset.
     """
 
     enabled: bool = False

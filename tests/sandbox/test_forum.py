@@ -200,12 +200,17 @@ async def test_users_post_text_photo_document_sticker_into_a_topic_and_the_bot_g
     [reply] = await updates_of(bot)
     assert reply.message and reply.message.message_thread_id == general.message_id
     assert reply.message.is_topic_message is None
+    with pytest.raises(TelegramBadRequest, match="message thread not found"):
+        await bot.send_message(GROUP, "x", message_thread_id=reply.message.message_thread_id)
 
     with pytest.raises(ControlAPIError, match="403.*not a member"):
         await tg.send_text(USER, "hi", chat_id=GROUP, message_thread_id=thread)
     with pytest.raises(ControlAPIError, match="404.*thread"):
         await tg.send_text(AGENT, "hi", chat_id=GROUP, message_thread_id=thread + 500)
-    assert (await tg.state())["users"][2]["started"] is False  # posting in a group does not open the bot
+    [agent] = [u for u in (await tg.state())["users"] if u["id"] == AGENT]
+    assert agent["started"] is False  # posting in a group does not open a private chat with the bot
+    with pytest.raises(TelegramForbiddenError, match="can't initiate conversation"):
+        await bot.send_message(AGENT, "hi")
 
 
 async def test_a_member_presses_a_button_on_a_group_message_and_edits_their_own_message(
@@ -246,12 +251,14 @@ async def test_a_member_presses_a_button_on_a_group_message_and_edits_their_own_
     assert isinstance(again, Message) and again.message_thread_id == thread and again.edit_date
 
 
-async def test_private_chat_edits_still_arrive_as_edited_message(bot: Bot, tg: EmulatorClient) -> None:
+async def test_private_chats_keep_edits_and_ignore_message_thread_id(bot: Bot, tg: EmulatorClient) -> None:
     photo = await tg.send_photo(USER, png_bytes(), caption="v1")
     await tg.edit_text(USER, photo["message_id"], "v2")
     [_, update] = await updates_of(bot)
     assert update.edited_message is not None and update.edited_message.caption == "v2"
     assert update.edited_message.message_thread_id is None
+    sent = await bot.send_message(USER, "x", message_thread_id=77)  # no topics in a private chat: ignored
+    assert sent.message_thread_id is None and sent.is_topic_message is None
 
 
 async def test_closed_topic_refuses_senders_without_can_manage_topics(
