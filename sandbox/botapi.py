@@ -320,7 +320,6 @@ class BotApi:
         if status == "left":
             raise ApiError(403, f"Forbidden: bot is not a member of the {chat.type} chat")
 
-
     def _reply_to(self, p: Params, chat_id: int) -> int | None:
         params = p.obj("reply_parameters")
         allow = p.flag("allow_sending_without_reply")
