@@ -92,7 +92,8 @@ async def running_bot(config: AppConfig, token: str, api_base: str) -> AsyncIter
     intake = EvidenceIntake(config.storage.evidence_dir, config.policy)
     runner = AiogramRunner(token, api_base, service, intake, config.i18n.default_locale,
                            config.telegram.poll_timeout)
-    relay = Relay(database.uow, AiogramSender(runner.bot), config.relay, config.core)
+    # A send gives up well inside the 10 s the workers get to stop (then the row goes back to the outbox).
+    relay = Relay(database.uow, AiogramSender(runner.bot), config.relay, config.core, send_timeout=8)
     sweeper = TimerSweeper(database.uow, service.workflow)
     refunds = RefundWorker(database.uow, service.workflow, gateway)
     metrics = Metrics()

@@ -132,7 +132,8 @@ class Outbox(Protocol):
 
     async def claim(self, *, owner: str, now: datetime, lease_seconds: float, limit: int) -> list[Delivery]:
         """Take up to `limit` due, unsent rows that no other relay holds (or whose lease ran out),
-        oldest first. Two relays on one database never get the same row while a lease lasts."""
+        oldest first and only the oldest open row of each chat (a chat's rows go in order). Two
+        relays on one database never get the same row while a lease lasts."""
         ...
 
     async def mark_sent(self, delivery_id: int, *, at: datetime, message_id: int | None) -> None: ...

@@ -4,20 +4,33 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from datetime import datetime, timedelta
+from typing import cast
 
-from sqlalchemy import ColumnElement, and_, delete, func, insert, or_, select, update
+from sqlalchemy import (
+    BindParameter,
+    ColumnElement,
+    Table,
+    and_,
+    bindparam,
+    delete,
+    func,
+    insert,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import aliased
 
 from dialogs.domain import Delivery, OutboxMessage
 from dialogs.ports import ConcurrentUpdate
-from storage.models import ChatDeliveryRow, OutboxRow
-from storage.repositories import SessionRepository
+from storage.models import ChatDeliveryRow, OutboxRow, UTCDateTime
+from storage.repositories import SessionRepository, execute_core
 
 
 # For a chat (rows without one are the agent desk's), due, unsent, not given up, and held by nobody
 # (or by a relay whose lease ran out).
-def _claimable(now: datetime) -> ColumnElement[bool]:
+def _claimable(now: datetime | BindParameter[datetime]) -> ColumnElement[bool]:
     return and_(
         OutboxRow.chat_id.is_not(None),
         OutboxRow.sent_at.is_(None),
@@ -42,27 +55,42 @@ _HEAD_OF_CHAT = OutboxRow.id.in_(
 )
 
 
+# Prebuilt Core statements for what every filed case and every notification runs (see
+# storage.repositories.execute_core): no statement building, no ORM, per call.
+_OUT = cast(Table, OutboxRow.__table__)
+_QUEUED = select(_OUT.c.id).where(_OUT.c.dedupe_key == bindparam("dedupe_key"))
+_QUEUE = insert(_OUT)
+_CLAIM_IDS = (
+    select(_OUT.c.id).where(_claimable(bindparam("w_now", type_=UTCDateTime())), _HEAD_OF_CHAT)
+    .order_by(_OUT.c.id).limit(bindparam("w_limit")).with_for_update(skip_locked=True)
+)
+_CLAIM = (
+    update(_OUT).where(_OUT.c.id.in_(bindparam("w_ids", expanding=True)),
+                       _claimable(bindparam("w_now", type_=UTCDateTime())))
+    .values(claimed_by=bindparam("w_owner"), claim_until=bindparam("w_until", type_=UTCDateTime()))
+    .returning(_OUT.c.id, _OUT.c.kind, _OUT.c.chat_id, _OUT.c.dedupe_key, _OUT.c.payload, _OUT.c.attempts,
+               _OUT.c.created_at)
+)
+_RELEASED = {"claimed_by": None, "claim_until": None, "attempts": _OUT.c.attempts + 1}
+_MARK_SENT = update(_OUT).where(_OUT.c.id == bindparam("w_id")).values(
+    sent_at=bindparam("w_at", type_=UTCDateTime()), message_id=bindparam("w_message_id"), last_error=None,
+    **_RELEASED)
+_DEFER = update(_OUT).where(_OUT.c.id == bindparam("w_id")).values(
+    available_at=bindparam("w_at", type_=UTCDateTime()), last_error=bindparam("w_error"), **_RELEASED)
+_GIVE_UP = update(_OUT).where(_OUT.c.id == bindparam("w_id")).values(
+    dead_at=bindparam("w_at", type_=UTCDateTime()), last_error=bindparam("w_error"), **_RELEASED)
+
+
 class SqlaOutbox(SessionRepository):
     async def add(self, message: OutboxMessage) -> bool:
-        exists = await self._session.scalar(
-            select(OutboxRow.id).where(OutboxRow.dedupe_key == message.dedupe_key)
-        )
-        if exists is not None:
+        if (await execute_core(self._session, _QUEUED, {"dedupe_key": message.dedupe_key})).first() is not None:
             return False
         try:
-            await self._session.execute(
-                insert(OutboxRow).values(
-                    kind=message.kind,
-                    chat_id=message.chat_id,
-                    dedupe_key=message.dedupe_key,
-                    payload=message.payload,
-                    created_at=message.created_at,
-                    available_at=message.created_at,
-                    sent_at=None,
-                    attempts=0,
-                    last_error=None,
-                )
-            )
+            await execute_core(self._session, _QUEUE, {
+                "kind": message.kind, "chat_id": message.chat_id, "dedupe_key": message.dedupe_key,
+                "payload": message.payload, "created_at": message.created_at,
+                "available_at": message.created_at, "sent_at": None, "attempts": 0, "last_error": None,
+            })
         except IntegrityError as exc:
             raise ConcurrentUpdate(f"outbox key {message.dedupe_key} queued concurrently") from exc
         return True
@@ -75,42 +103,24 @@ class SqlaOutbox(SessionRepository):
         # may run that subquery once per outer row (a semi join over a sorted, locked subquery) and
         # hand out more than `limit` rows. SQLite serialises writers (BEGIN IMMEDIATE) and ignores
         # FOR UPDATE. At most one row per chat: its oldest open one (see _HEAD_OF_CHAT).
-        ids = list(await self._session.scalars(
-            select(OutboxRow.id).where(_claimable(now), _HEAD_OF_CHAT).order_by(OutboxRow.id).limit(limit)
-            .with_for_update(skip_locked=True)
-        ))
+        ids = list((await execute_core(self._session, _CLAIM_IDS, {"w_now": now, "w_limit": limit})).scalars())
         if not ids:
             return []
-        result = await self._session.execute(
-            update(OutboxRow)
-            .where(OutboxRow.id.in_(ids), _claimable(now))
-            .values(claimed_by=owner, claim_until=now + timedelta(seconds=lease_seconds))
-            .returning(OutboxRow.id, OutboxRow.kind, OutboxRow.chat_id, OutboxRow.dedupe_key,
-                       OutboxRow.payload, OutboxRow.attempts, OutboxRow.created_at)
-            .execution_options(synchronize_session=False)
-        )
+        result = await execute_core(self._session, _CLAIM, {
+            "w_ids": ids, "w_now": now, "w_owner": owner, "w_until": now + timedelta(seconds=lease_seconds)})
         claimed = [Delivery(id=r.id, kind=r.kind, chat_id=r.chat_id, dedupe_key=r.dedupe_key,
                             payload=r.payload, attempts=r.attempts, created_at=r.created_at)
                    for r in result]
         return sorted(claimed, key=lambda d: d.id)  # RETURNING order is not guaranteed
 
     async def mark_sent(self, delivery_id: int, *, at: datetime, message_id: int | None) -> None:
-        await self._set(delivery_id, sent_at=at, message_id=message_id, claimed_by=None, claim_until=None,
-                        attempts=OutboxRow.attempts + 1, last_error=None)
+        await execute_core(self._session, _MARK_SENT, {"w_id": delivery_id, "w_at": at, "w_message_id": message_id})
 
     async def defer(self, delivery_id: int, *, until: datetime, error: str) -> None:
-        await self._set(delivery_id, available_at=until, claimed_by=None, claim_until=None,
-                        attempts=OutboxRow.attempts + 1, last_error=error[:2000])
+        await execute_core(self._session, _DEFER, {"w_id": delivery_id, "w_at": until, "w_error": error[:2000]})
 
     async def give_up(self, delivery_id: int, *, at: datetime, error: str) -> None:
-        await self._set(delivery_id, dead_at=at, claimed_by=None, claim_until=None,
-                        attempts=OutboxRow.attempts + 1, last_error=error[:2000])
-
-    async def _set(self, delivery_id: int, **values: object) -> None:
-        await self._session.execute(
-            update(OutboxRow).where(OutboxRow.id == delivery_id).values(**values)
-            .execution_options(synchronize_session=False)
-        )
+        await execute_core(self._session, _GIVE_UP, {"w_id": delivery_id, "w_at": at, "w_error": error[:2000]})
 
     async def backlog(self) -> int:
         count = await self._session.scalar(

@@ -25,6 +25,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator, TypeEngine
@@ -222,6 +223,13 @@ class AgentRequestRow(Base):
 
 class OutboxRow(Base):
     __tablename__ = "outbox"
+    # The open rows by chat, for the relay's claim (the oldest open row of each chat): stays small
+    # however many rows were ever sent. Partial indexes exist on both SQLite and PostgreSQL.
+    __table_args__ = (
+        Index("ix_outbox_open_chat_id", "chat_id", "id",
+              sqlite_where=text("sent_at IS NULL AND dead_at IS NULL"),
+              postgresql_where=text("sent_at IS NULL AND dead_at IS NULL")),
+    )
 
     id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
     kind: Mapped[str] = mapped_column(String(64))

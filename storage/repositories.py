@@ -103,6 +103,7 @@ _CASE_BY_NO = select(_CASES).where(_CASES.c.case_no == bindparam("case_no"))
 _LOCK_CASE_BY_NO = _CASE_BY_NO.with_for_update()
 _CASE_BY_OPEN_KEY = select(_CASES).where(_CASES.c.open_key == bindparam("open_key"))
 _INSERT_CASE = insert(_CASES).returning(_CASES.c.id)
+_SET_STATUS_MESSAGE = update(_CASES).where(_CASES.c.case_no == bindparam("w_case_no"))
 _CASE_EVENTS = cast(Table, CaseEventRow.__table__)
 _INSERT_CASE_EVENT = insert(_CASE_EVENTS)
 _COUNTERS = cast(Table, CaseCounterRow.__table__)
@@ -396,7 +397,11 @@ class SqlaCaseRepository(SessionRepository):
         await self._update(case_no, **values)
 
     async def set_status_message(self, case_no: str, message_id: int | None) -> None:
-        await self._update(case_no, status_message_id=message_id)
+        # Every delivered status card: prebuilt.
+        result = await execute_core(self._session, _SET_STATUS_MESSAGE,
+                                    {"w_case_no": case_no, "status_message_id": message_id})
+        if rowcount(result) == 0:
+            raise KeyError(case_no)
 
     async def rate(self, case_no: str, rating: int, comment: str | None) -> None:
         await self._update(case_no, rating=rating, rating_comment=comment, updated_at=self._clock())

@@ -41,6 +41,9 @@ def upgrade() -> None:
         batch.add_column(sa.Column("claim_until", _ts(), nullable=True))
         batch.add_column(sa.Column("dead_at", _ts(), nullable=True))
         batch.add_column(sa.Column("message_id", sa.BigInteger(), nullable=True))
+    open_rows = sa.text("sent_at IS NULL AND dead_at IS NULL")
+    op.create_index("ix_outbox_open_chat_id", "outbox", ["chat_id", "id"], sqlite_where=open_rows,
+                    postgresql_where=open_rows)
     op.create_table(
         "chat_delivery",
         sa.Column("chat_id", sa.BigInteger(), autoincrement=False, nullable=False),
@@ -91,6 +94,7 @@ def upgrade() -> None:
 def downgrade() -> None:
     for table in ("api_nonces", "refund_attempts", "case_timers", "chat_delivery"):
         op.drop_table(table)
+    op.drop_index("ix_outbox_open_chat_id", "outbox")
     with op.batch_alter_table("outbox") as batch:
         for column in ("message_id", "dead_at", "claim_until", "claimed_by"):
             batch.drop_column(column)
