@@ -265,6 +265,31 @@ async def test_with_limits_on_many_chats_get_no_429(database: Database, bot: Bot
     assert await backlog(database) == 0
 
 
+@pytest.mark.slow
+@pytest.mark.parametrize("backend", ["sqlite"], indirect=True)  # pacing does not depend on the database
+async def test_a_group_gets_its_per_minute_share_and_no_429(database: Database, bot: Bot, emu: Emulator,
+                                                          tg: EmulatorClient) -> None:
+    # Supervisors' alerts into one group, with the emulator counting Telegram's per-group minute: the
+    # relay sends the group's allowance at once and the rest when the minute has passed.
+    group = (await tg.create_group("主管群", is_forum=False))["chat"]["id"]
+    cases = await file_cases(database, tg, [700])
+    async with database.uow() as uow:
+        for n in range(4):
+            await uow.outbox.add(OutboxMessage(
+                kind="supervisor_alert", chat_id=group, dedupe_key=f"alert-{n}", created_at=datetime.now(UTC),
+                payload={"case_no": cases[0], "deadline": "review", "due": "2026-11-27", "new_due": f"2026-12-0{n + 1}"}))
+        await uow.commit()
+    await tg.set_limits(per_group_per_min=3, reset_counters=True)
+    r = relay(database, bot, RelayConfig(per_group_per_minute=3, idle_poll_seconds=0.05))
+    started = time.monotonic()
+    await r.drain(timeout=90, until_empty=True)
+    elapsed = time.monotonic() - started
+    assert (await tg.limits())["throttled"] == 0 and r.stats.throttled == 0
+    sent = [m["text"] for m in bot_messages(emu, group)]
+    assert len(sent) == 4 and all(f"2026-12-0{n + 1}" in sent[n] for n in range(4))  # in order
+    assert 58 <= elapsed < 80  # the fourth waited for the group's minute
+
+
 # -- crashes, restarts, two relays ---------------------------------------------------------------------
 
 async def test_a_relay_cancelled_mid_batch_loses_nothing_and_resends_nothing_confirmed(
