@@ -13,6 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from dialogs.settings import (
     AutoApproveSettings,
     CoreSettings,
+    DeskSettings,
     I18nSettings,
     OrderSettings,
     PolicySettings,
@@ -105,13 +106,14 @@ class AppConfig(_Section):
     i18n: I18nSettings = I18nSettings()
     sla: SlaSettings = SlaSettings()
     auto_approve: AutoApproveSettings = AutoApproveSettings()
+    desk: DeskSettings = DeskSettings()
     relay: RelayConfig = RelayConfig()
     platform: PlatformConfig = PlatformConfig()
 
     @property
     def core(self) -> CoreSettings:
         return CoreSettings(orders=self.orders, policy=self.policy, i18n=self.i18n, sla=self.sla,
-                            auto_approve=self.auto_approve)
+                            auto_approve=self.auto_approve, desk=self.desk)
 
 
 def load_config(path: str | Path | None = None, environ: dict[str, str] | None = None) -> AppConfig:

@@ -223,3 +223,35 @@ class RefundAttempt:
     created_at: datetime
     external_ref: str | None = None
     note: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class DeskItem:
+    """What the agents' desk holds for one case (key = case_no) or one /agent request without a case
+    (key = "chat:<chat_id>"): its forum topic, its card there, and who owns it."""
+
+    key: str
+    chat_id: int  # the customer's chat
+    user_id: int
+    opened_at: datetime
+    case_no: str | None = None
+    thread_id: int | None = None  # the topic in the agents' forum group (None until created)
+    card_message_id: int | None = None
+    owner_id: int | None = None  # the agent who took it over (None: in the queue)
+    owner_since: datetime | None = None
+    owner_active_at: datetime | None = None
+    reminded_at: datetime | None = None
+    closed_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class MessageLink:
+    """A message copied between the customer's chat and the case's topic (either way), so that an
+    edit of the original can update the copy."""
+
+    key: str
+    direction: str  # "to_desk" (customer -> topic) or "to_customer" (agent -> customer)
+    source_chat_id: int
+    source_message_id: int
+    copy_chat_id: int
+    copy_message_id: int | None = None  # None until the relay copied it

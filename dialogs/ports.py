@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date, datetime
+from decimal import Decimal
 from types import TracebackType
 from typing import Protocol, Self
 
@@ -18,7 +19,9 @@ from dialogs.domain import (
     CaseStatus,
     Conversation,
     Delivery,
+    DeskItem,
     EvidenceItem,
+    MessageLink,
     Order,
     OutboxMessage,
     Reason,
@@ -206,6 +209,78 @@ class NonceLedger(Protocol):
     async def prune(self, before: datetime) -> int: ...
 
 
+class DeskRepository(Protocol):
+    """The agents' desk: one item per case (or per /agent request without a case)."""
+
+    async def get(self, key: str, *, for_update: bool = False) -> DeskItem | None: ...
+
+    async def open(self, item: DeskItem) -> bool:
+        """Put an item in the queue; False when it is there already (then nothing changes)."""
+        ...
+
+    async def close(self, key: str, *, at: datetime) -> None:
+        """The item needs no agent any more (case decided, request answered): off the queue."""
+        ...
+
+    async def owned_in_chat(self, chat_id: int) -> DeskItem | None:
+        """The customer chat's item an agent has taken over, if any (the bot keeps quiet there)."""
+        ...
+
+    async def by_thread(self, thread_id: int) -> DeskItem | None: ...
+
+    async def set_topic(self, key: str, *, thread_id: int | None, card_message_id: int | None) -> None:
+        """Remember (or, with None, forget) the item's topic and its card there."""
+        ...
+
+    async def take(self, key: str, agent_id: int, *, at: datetime) -> int | None:
+        """Claim the item for `agent_id` if nobody owns it (an atomic compare-and-set): returns the
+        owner afterwards — `agent_id` when this call won, someone else's id when they were first."""
+        ...
+
+    async def release(self, key: str, *, at: datetime) -> None: ...
+
+    async def touch(self, key: str, *, at: datetime) -> None:
+        """The owner did something: their idle clock starts again."""
+        ...
+
+    async def mark_reminded(self, key: str, *, at: datetime) -> None: ...
+
+    async def idle_owned(self, before: datetime) -> list[DeskItem]:
+        """Owned, open items whose owner has done nothing since `before`."""
+        ...
+
+    async def queue(self, limit: int = 50) -> list[tuple[DeskItem, Case | None]]:
+        """Open items with their cases, the soonest review deadline first (requests without a case
+        by age)."""
+        ...
+
+    async def audit(self, *, actor_id: int, key: str | None, action: str, allowed: bool, at: datetime,
+                    detail: str = "") -> None:
+        """Record a desk action or a refused attempt (who, when, what)."""
+        ...
+
+    async def refused_attempts(self, actor_id: int) -> int: ...
+
+    async def add_link(self, link: MessageLink) -> bool:
+        """False when this source message was linked in this direction already."""
+        ...
+
+    async def set_link_copy(self, source_chat_id: int, source_message_id: int, direction: str,
+                            copy_message_id: int) -> None: ...
+
+    async def find_link(self, source_chat_id: int, source_message_id: int, direction: str) -> MessageLink | None: ...
+
+    async def request_approval(self, case_no: str, *, amount: Decimal, agent_id: int, at: datetime) -> None:
+        """An approval above the threshold waits for a second person (replaces an earlier request)."""
+        ...
+
+    async def pending_approval(self, case_no: str) -> tuple[Decimal, int] | None:
+        """(amount, requesting agent) of a waiting approval."""
+        ...
+
+    async def clear_approval(self, case_no: str) -> None: ...
+
+
 class UnitOfWork(Protocol):
     orders: OrderStore
     cases: CaseRepository
@@ -218,6 +293,7 @@ class UnitOfWork(Protocol):
     timers: Timers
     refunds: RefundLedger
     nonces: NonceLedger
+    desk: DeskRepository
 
     async def __aenter__(self) -> Self: ...
 

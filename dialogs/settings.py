@@ -124,9 +124,56 @@ class AutoApproveSettings(_Frozen):
     max_amount: Decimal = Field(Decimal(200), ge=0)
 
 
+class CannedReply(_Frozen):
+    key: str
+    zh_CN: str
+    en: str
+
+
+def _default_canned() -> tuple[CannedReply, ...]:
+    return (
+        CannedReply(key="redeemed", zh_CN="平台记录显示该卡密已在发货后被兑换，不符合退款条件。",
+                    en="Our records show the code was redeemed after delivery, so it cannot be refunded."),
+        CannedReply(key="credited", zh_CN="充值已到账（平台与运营商记录一致），不符合退款条件。",
+                    en="The top-up was credited (the platform's and the operator's records agree), so it cannot be refunded."),
+        CannedReply(key="no_proof", zh_CN="所提供的截图无法证明问题，请补充清晰的报错截图后申诉。",
+                    en="The screenshots do not show the problem; please appeal with a clear screenshot of the error."),
+    )
+
+
+class DeskSettings(_Frozen):
+    # The agents' forum supergroup (a negative id); 0 = no desk: cases wait for `refundbot cases move`.
+    chat_id: int = 0
+    # Who may act on the desk (Telegram user ids); supervisors are agents too and confirm big approvals.
+    agents: tuple[int, ...] = ()
+    supervisors: tuple[int, ...] = ()
+    # The names customers see instead of the agents' accounts; default "客服1号" / "Agent 1" by position.
+    aliases: dict[int, str] = Field(default_factory=dict)
+    # An approval above this amount (CNY) needs a second person, a supervisor, to confirm.
+    confirm_above: Decimal = Field(Decimal(500), ge=0)
+    # An agent who took a chat over and goes quiet is reminded, then the case returns to the queue.
+    idle_remind_minutes: int = Field(10, ge=1)
+    idle_release_minutes: int = Field(20, ge=1)
+    canned: tuple[CannedReply, ...] = Field(default_factory=_default_canned)
+
+    def is_agent(self, user_id: int) -> bool:
+        return user_id in self.agents or user_id in self.supervisors
+
+    def is_supervisor(self, user_id: int) -> bool:
+        return user_id in self.supervisors
+
+    def alias(self, user_id: int, locale: str) -> str:
+        if user_id in self.aliases:
+            return self.aliases[user_id]
+        staff = list(dict.fromkeys(self.agents + self.supervisors))
+        n = staff.index(user_id) + 1 if user_id in staff else 0
+        return f"客服{n}号" if locale == "zh_CN" else f"Agent {n}"
+
+
 class CoreSettings(_Frozen):
     orders: OrderSettings = OrderSettings()
     policy: PolicySettings = PolicySettings()
     i18n: I18nSettings = I18nSettings()
     sla: SlaSettings = SlaSettings()
     auto_approve: AutoApproveSettings = AutoApproveSettings()
+    desk: DeskSettings = DeskSettings()

@@ -17,9 +17,18 @@ _DIR = Path(__file__).parent / "locale"
 
 @cache
 def catalog(locale: str) -> dict[str, str]:
-    with open(_DIR / locale / "LC_MESSAGES" / "refundbot.po", "rb") as fh:
-        cat = read_po(fh, locale=locale)
-    return {str(m.id): str(m.string) for m in cat if m.id and m.string}
+    """Every catalog file of the locale (refundbot.po: the customer's side; desk.po: the agents'),
+    merged; a message id may live in one file only."""
+    messages: dict[str, str] = {}
+    for path in sorted((_DIR / locale / "LC_MESSAGES").glob("*.po")):
+        with open(path, "rb") as fh:
+            cat = read_po(fh, locale=locale)
+        for m in cat:
+            if m.id and m.string:
+                if str(m.id) in messages:
+                    raise ValueError(f"message {m.id!r} is in two {locale} catalogs")
+                messages[str(m.id)] = str(m.string)
+    return messages
 
 
 def pick_locale(language_code: str | None, default: str) -> str:

@@ -301,3 +301,56 @@ class ApiNonceRow(Base):
 
     signature: Mapped[str] = mapped_column(String(128), primary_key=True)
     seen_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+
+
+class DeskItemRow(Base):
+    __tablename__ = "desk_items"
+
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    case_no: Mapped[str | None] = mapped_column(String(32), index=True)
+    chat_id: Mapped[int] = mapped_column(BigInteger, index=True)
+    user_id: Mapped[int] = mapped_column(BigInteger)
+    thread_id: Mapped[int | None] = mapped_column(BigInteger, index=True)
+    card_message_id: Mapped[int | None] = mapped_column(BigInteger)
+    owner_id: Mapped[int | None] = mapped_column(BigInteger)
+    owner_since: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    owner_active_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    reminded_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    opened_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    closed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class DeskAuditRow(Base):
+    """Every desk action, and every refused attempt by someone who is not an agent."""
+
+    __tablename__ = "desk_audit"
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
+    at: Mapped[datetime] = mapped_column(UTCDateTime)
+    actor_id: Mapped[int] = mapped_column(BigInteger, index=True)
+    key: Mapped[str | None] = mapped_column(String(64))
+    action: Mapped[str] = mapped_column(String(32))
+    allowed: Mapped[bool] = mapped_column(Boolean)
+    detail: Mapped[str] = mapped_column(Text)
+
+
+class MessageLinkRow(Base):
+    __tablename__ = "message_links"
+    __table_args__ = (UniqueConstraint("source_chat_id", "source_message_id", "direction"),)
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
+    key: Mapped[str] = mapped_column(String(64))
+    direction: Mapped[str] = mapped_column(String(16))
+    source_chat_id: Mapped[int] = mapped_column(BigInteger)
+    source_message_id: Mapped[int] = mapped_column(BigInteger)
+    copy_chat_id: Mapped[int] = mapped_column(BigInteger)
+    copy_message_id: Mapped[int | None] = mapped_column(BigInteger)
+
+
+class PendingApprovalRow(Base):
+    __tablename__ = "pending_approvals"
+
+    case_no: Mapped[str] = mapped_column(String(32), primary_key=True)
+    amount: Mapped[Decimal] = mapped_column(Money)
+    requested_by: Mapped[int] = mapped_column(BigInteger)
+    requested_at: Mapped[datetime] = mapped_column(UTCDateTime)

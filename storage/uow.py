@@ -16,6 +16,7 @@ from dialogs.ports import (
     CaseRepository,
     ChatDirectory,
     ConversationRepository,
+    DeskRepository,
     EvidenceRepository,
     NonceLedger,
     OrderStore,
@@ -32,6 +33,7 @@ from storage.db import (
     sqlite_path,
 )
 from storage.delivery import SqlaChatDirectory, SqlaOutbox
+from storage.desk import SqlaDeskRepository
 from storage.platform import SqlaNonceLedger, SqlaRefundLedger
 from storage.repositories import (
     Clock,
@@ -66,6 +68,7 @@ class SqlaUnitOfWork:
     timers: Timers
     refunds: RefundLedger
     nonces: NonceLedger
+    desk: DeskRepository
 
     def __init__(self, session_factory: Callable[[], AsyncSession], clock: Clock = utc_now,
                  gate: asyncio.Lock | None = None) -> None:
@@ -98,6 +101,7 @@ class SqlaUnitOfWork:
         self.timers = SqlaTimers(session)
         self.refunds = SqlaRefundLedger(session)
         self.nonces = SqlaNonceLedger(session)
+        self.desk = SqlaDeskRepository(session, self._clock)
         return self
 
     async def __aexit__(
