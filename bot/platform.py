@@ -103,7 +103,29 @@ _RETRYABLE = frozenset({401, 403, 404, 408, 409, 425, 429})  # misconfiguration 
 _REFUSED = frozenset({400, 422})  # the platform looked at the request and refused it
 
 
-class HttpGateway:
+class _PlatformClient:
+    """What both calls to the platform share: a URL and the secret they are signed with (both
+    required), a timeout and one HTTP session, opened on first use."""
+
+    def __init__(self, url: str, secret: str, timeout: float, clock: Clock, what: str, url_setting: str) -> None:
+        if not url:
+            raise ValueError(f"[platform] {what} needs [platform] {url_setting}")
+        if not secret:
+            raise ValueError(f"[platform] {what} needs [platform] secret (or REFUNDBOT_PLATFORM_SECRET)")
+        self._secret, self._timeout, self._clock = secret, timeout, clock
+        self._session: aiohttp.ClientSession | None = None
+
+    def _http(self) -> aiohttp.ClientSession:
+        if self._session is None or self._session.closed:
+            self._session = aiohttp.ClientSession()
+        return self._session
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+
+
+class HttpGateway(_PlatformClient):
     """POSTs each attempt to `[platform] refund_url`, signed, under its idempotency key.
 
     - 2xx {"status": "accepted"}: the platform has it; the case waits for the refund callback.
@@ -119,21 +141,8 @@ class HttpGateway:
     name = "http"
 
     def __init__(self, url: str, secret: str, timeout: float = 10, *, clock: Clock = time.time) -> None:
-        if not url:
-            raise ValueError('[platform] gateway = "http" needs [platform] refund_url')
-        if not secret:
-            raise ValueError('[platform] gateway = "http" needs [platform] secret (or REFUNDBOT_PLATFORM_SECRET)')
-        self.url, self._secret, self._timeout, self._clock = url, secret, timeout, clock
-        self._session: aiohttp.ClientSession | None = None
-
-    def _http(self) -> aiohttp.ClientSession:
-        if self._session is None or self._session.closed:
-            self._session = aiohttp.ClientSession()
-        return self._session
-
-    async def close(self) -> None:
-        if self._session is not None:
-            await self._session.close()
+        super().__init__(url, secret, timeout, clock, 'gateway = "http"', "refund_url")
+        self.url = url
 
     async def refund(self, attempt: RefundAttempt, order_no: str) -> GatewayResult:
         key = attempt.idempotency_key
@@ -200,27 +209,14 @@ class OrderLookupError(OrderSourceUnavailable):
     """The platform's order API did not answer usefully (network, 5xx, a malformed order)."""
 
 
-class HttpOrderLookup:
+class HttpOrderLookup(_PlatformClient):
     """dialogs.ports.OrderLookup over `GET {orders_url}/{order_no}` (signed like every call):
     200 with an order object in the import format → the Order; 404 → None; anything else →
     OrderLookupError."""
 
     def __init__(self, base_url: str, secret: str, timeout: float = 10, *, clock: Clock = time.time) -> None:
-        if not base_url:
-            raise ValueError('[platform] orders = "http" needs [platform] orders_url')
-        if not secret:
-            raise ValueError('[platform] orders = "http" needs [platform] secret (or REFUNDBOT_PLATFORM_SECRET)')
-        self.base_url, self._secret, self._timeout, self._clock = base_url.rstrip("/"), secret, timeout, clock
-        self._session: aiohttp.ClientSession | None = None
-
-    def _http(self) -> aiohttp.ClientSession:
-        if self._session is None or self._session.closed:
-            self._session = aiohttp.ClientSession()
-        return self._session
-
-    async def close(self) -> None:
-        if self._session is not None:
-            await self._session.close()
+        super().__init__(base_url, secret, timeout, clock, 'orders = "http"', "orders_url")
+        self.base_url = base_url.rstrip("/")
 
     async def get(self, order_no: str) -> Order | None:
         url = URL(f"{self.base_url}/{quote(order_no, safe='')}", encoded=True)
