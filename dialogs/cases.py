@@ -83,9 +83,10 @@ class CaseWorkflow:
         return case.rule_id if confirmed.get(case.reason, False) else None
 
     async def move(self, uow: UnitOfWork, case_no: str, trigger: str, *, actor: str, at: datetime,
-                   note: str = "") -> Case:
+                   note: str = "", amount: Decimal | None = None) -> Case:
         """Apply `trigger`. Raises KeyError for an unknown case and ForbiddenTransition for a move
-        the lifecycle does not allow; in both cases nothing was written."""
+        the lifecycle does not allow; in both cases nothing was written. `amount`: a refund started
+        by this move pays at most that much (a partial approval)."""
         # Locked before the rule check: two moves of one case (a customer and an agent, two agents)
         # are checked one after the other, never both against the same old status.
         case = await uow.cases.get(case_no, for_update=True)
@@ -97,13 +98,15 @@ class CaseWorkflow:
         order = await uow.orders.get(moved.order_no)
         await sla.on_enter(uow, moved, at, self.settings, self.calendar, order)
         if status is C.REFUNDING:
-            await self._start_refund(uow, moved, order, at)
+            await self._start_refund(uow, moved, order, at, amount)
         return moved
 
-    async def approve(self, uow: UnitOfWork, case_no: str, *, actor: str, at: datetime, note: str = "") -> Case:
-        """An agent's (or arbiter's) approval: the money goes back on its way at once."""
+    async def approve(self, uow: UnitOfWork, case_no: str, *, actor: str, at: datetime, note: str = "",
+                      amount: Decimal | None = None) -> Case:
+        """An agent's (or arbiter's) approval: the money goes back on its way at once. `amount`: a
+        partial refund (never more than the full one); None: the full refund."""
         await self.move(uow, case_no, "approve", actor=actor, at=at, note=note)
-        return await self.move(uow, case_no, "start_refund", actor="system", at=at)
+        return await self.move(uow, case_no, "start_refund", actor="system", at=at, amount=amount)
 
     async def _notify(self, uow: UnitOfWork, case: Case, previous: CaseStatus | None, at: datetime,
                       note: str = "") -> None:
@@ -119,13 +122,19 @@ class CaseWorkflow:
                          "to": case.status.value, "note": note},
                 created_at=at))
 
-    async def _start_refund(self, uow: UnitOfWork, case: Case, order: Order | None, at: datetime) -> None:
+    async def _start_refund(self, uow: UnitOfWork, case: Case, order: Order | None, at: datetime,
+                            requested: Decimal | None = None) -> None:
         """Record the refund attempt the gateway worker will carry out. The amount never exceeds
-        what was paid less what earlier attempts already refunded."""
+        what was paid less what earlier attempts already refunded, nor `requested` (a partial approval;
+        a retry asks for what the attempt before it asked for)."""
         attempts = await uow.refunds.for_case(case.case_no)
         refunded = sum((a.amount for a in attempts if a.status is RefundStatus.SUCCEEDED), Decimal(0))
         paid = order.amount if order is not None else case.amount
         amount = min(case.amount, paid) - refunded
+        if requested is None and attempts:  # a retry pays what the failed attempt was to pay
+            requested = attempts[-1].amount
+        if requested is not None:
+            amount = min(amount, requested)
         if amount <= 0:
             raise NothingToRefund(case.case_no)
         await uow.refunds.add(RefundAttempt(

@@ -14,6 +14,7 @@ class EventKind(StrEnum):
     PHOTO = "photo"
     DOCUMENT = "document"
     OTHER = "other"  # sticker, voice, video, location...: anything we do not take
+    SERVICE = "service"  # a group's service message (topic created, member joined...): never answered
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,6 +55,10 @@ class Event:
     callback_id: str | None = None
     file: FileRef | None = None
     private: bool = True
+    # The forum topic the message (or the message a button sits on) is in; None: General or no forum.
+    thread_id: int | None = None
+    edited: bool = False  # an edited_message: `text` is the new text (or caption)
+    reply_to: int | None = None  # the message this one answers (not the topic's opening message)
 
 
 @dataclass(frozen=True, slots=True)
