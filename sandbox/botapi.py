@@ -760,7 +760,7 @@ class BotApi:
         if not self._may_delete(msg):
             raise bad_request("message can't be deleted")
         msg.deleted = True
-        self.state.changed.notify()
+        self.state.touch()
         return True
 
     async def _deleteMessages(self, p: Params) -> Any:
@@ -772,7 +772,7 @@ class BotApi:
             msg = self.state.get_message(chat_id, int(mid))
             if msg is not None and self._may_delete(msg):  # the others are skipped, as Telegram does
                 msg.deleted = True
-        self.state.changed.notify()
+        self.state.touch()
         return True
 
     # ---- callbacks and files -----------------------------------------------------------------
@@ -786,7 +786,7 @@ class BotApi:
             raise bad_request("MESSAGE_TOO_LONG")
         cq.answer = {"callback_query_id": cq.id, "text": text, "show_alert": p.flag("show_alert"),
                      "url": p.string("url"), "cache_time": p.integer("cache_time", 0), "at": time.time()}
-        self.state.changed.notify()
+        self.state.touch()
         return True
 
     async def _getFile(self, p: Params) -> Any:

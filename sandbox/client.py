@@ -239,6 +239,19 @@ class EmulatorClient:
         """BotFather's privacy mode: False (the default) hides ordinary group messages from a non-admin bot."""
         return await self._dict("POST", "bot", json={"can_read_all_group_messages": can_read_all_group_messages})
 
+    async def set_language(self, user_id: int, language_code: str | None) -> dict[str, Any]:
+        """The user switches their Telegram app's language (None: none set); their next updates carry it."""
+        return await self._dict("POST", "language", json={"user_id": user_id, "language_code": language_code})
+
+    async def directory(self) -> dict[str, Any]:
+        """What the web page lists: {"revision", "bot", "users", "groups"}; each group with its present
+        members and its topics (General first), each topic with a message count and its last message."""
+        return await self._dict("GET", "directory")
+
+    async def demo_reset(self, clear_chats: bool = True) -> dict[str, Any]:
+        """The web page's reset button: clear every chat's history, then run the owner's on_reset hook."""
+        return await self._dict("POST", "demo_reset", json={"clear_chats": clear_chats})
+
     async def redeliver(self, update_id: int) -> dict[str, Any]:
         return await self._dict("POST", "redeliver", json={"update_id": update_id})
 

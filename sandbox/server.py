@@ -1,5 +1,6 @@
 """HTTP face of the emulator: the Bot API at /bot{token}/{method}, files at /file/bot{token}/{path},
-and the control API (what tests and people use to act as Telegram users) under /control/.
+the control API (what tests and people use to act as Telegram users) under /control/, and the web
+chat page (sandbox/web/) at / with its live feed at /control/events.
 
 Handlers stay thin: they decode the request and call EmulatorState / BotApi.
 """
@@ -7,9 +8,13 @@ Handlers stay thin: they decode the request and call EmulatorState / BotApi.
 from __future__ import annotations
 
 import asyncio
+import inspect
 import json
 import threading
+import time
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Self
 
 from aiohttp import web
@@ -31,6 +36,22 @@ API_KEY = web.AppKey("api", BotApi)
 DELIVERER_KEY = web.AppKey("deliverer", WebhookDeliverer)
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+ResetHook = Callable[[], Awaitable[None] | None]
+WEB_DIR = Path(__file__).with_name("web")
+WEB_TYPES = {".html": "text/html", ".js": "text/javascript", ".css": "text/css", ".svg": "image/svg+xml"}
+EVENTS_HEARTBEAT = 15.0  # seconds between keep-alive comments on an idle live feed
+EVENTS_COALESCE = 0.03  # a burst of changes (a reply and its edit) becomes one event
+
+
+@dataclass
+class Hooks:
+    """What the emulator's owner plugs in: `on_reset` runs after POST /control/demo_reset cleared the chats
+    (the bot's demo data lives with the owner; the emulator cannot restore it)."""
+
+    on_reset: ResetHook | None = None
+
+
+HOOKS_KEY = web.AppKey("hooks", Hooks)
 
 
 # ---- request decoding ------------------------------------------------------------------------
@@ -302,7 +323,11 @@ async def c_chat(request: web.Request) -> web.Response:
     if chat_id not in state.chats:
         raise ControlError(404, f"unknown chat {chat_id}")
     in_thread = _thread_filter(request, chat_id)
-    return _ok([state.message_to_control(m) for m in state.chat_messages(chat_id) if in_thread(m)])
+    found = [m for m in state.chat_messages(chat_id) if in_thread(m)]
+    last = _opt_int(request.query, "last")  # only the latest N, as a chat window shows
+    if last is not None:
+        found = found[-last:] if last > 0 else []
+    return _ok([state.message_to_control(m) for m in found])
 
 
 async def c_callback_answers(request: web.Request) -> web.Response:
@@ -485,6 +510,77 @@ async def c_reset(request: web.Request) -> web.Response:
     return _ok({"reset": True})
 
 
+async def c_demo_reset(request: web.Request) -> web.Response:
+    """The web page's reset button: clear every chat (unless clear_chats is false), then await the owner's
+    on_reset hook, which restores what only it knows (the bot's demo data)."""
+    body = await _json_body(request)
+    state = request.app[STATE_KEY]
+    if body.get("clear_chats", True) not in (False, "false", "0", 0):
+        state.clear_chats()
+    hook = request.app[HOOKS_KEY].on_reset
+    if hook is not None:
+        try:
+            result = hook()
+            if inspect.isawaitable(result):
+                await result
+        except Exception as exc:  # said to the page, which shows it
+            raise ControlError(500, f"the reset hook failed: {exc!r}") from exc
+        state.touch()
+    return _ok({"reset": True, "hook": hook is not None, "revision": state.revision})
+
+
+async def c_language(request: web.Request) -> web.Response:
+    """The user switches their Telegram app's language: later updates carry the new language_code."""
+    body = await _json_body(request)
+    user = request.app[STATE_KEY].set_language(_int(body, "user_id"), _opt_str(body, "language_code"))
+    return _ok({"user": user.to_api()})
+
+
+async def c_directory(request: web.Request) -> web.Response:
+    return _ok(request.app[STATE_KEY].directory())
+
+
+async def c_events(request: web.Request) -> web.StreamResponse:
+    """Server-sent events: `event: changed` with the state's revision whenever something people see changes
+    (a message, an edit, a deletion, a topic, a member, a user, a reset); a comment every 15 s otherwise."""
+    state = request.app[STATE_KEY]
+    api = request.app[API_KEY]
+    resp = web.StreamResponse(headers={"Content-Type": "text/event-stream; charset=utf-8",
+                                       "Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+    await resp.prepare(request)
+    sent: int | None = None
+    last_write = time.monotonic()
+    try:
+        await resp.write(b"retry: 1000\n\n")
+        while not api.closing:
+            if state.revision != sent:
+                sent = state.revision
+                await resp.write(f"event: changed\ndata: {json.dumps({'revision': sent})}\n\n".encode())
+                last_write = time.monotonic()
+                await asyncio.sleep(EVENTS_COALESCE)
+                continue
+            idle = time.monotonic() - last_write
+            if idle >= EVENTS_HEARTBEAT:
+                await resp.write(b": keep-alive\n\n")
+                last_write, idle = time.monotonic(), 0.0
+            await state.changed.wait(EVENTS_HEARTBEAT - idle)
+    except ConnectionResetError:  # the page went away
+        pass
+    return resp
+
+
+# ---- the web page ------------------------------------------------------------------------------
+
+async def web_asset(request: web.Request) -> web.Response:
+    """sandbox/web/index.html at / and /web/, its scripts and styles at /web/{name}; nothing else."""
+    name = request.match_info.get("name") or "index.html"
+    path = WEB_DIR / name
+    if "/" in name or "\\" in name or name.startswith(".") or path.suffix not in WEB_TYPES or not path.is_file():
+        raise web.HTTPNotFound()
+    return web.Response(body=path.read_bytes(), content_type=WEB_TYPES[path.suffix], charset="utf-8",
+                        headers={"Cache-Control": "no-cache"})
+
+
 async def c_state(request: web.Request) -> web.Response:
     return _ok(request.app[STATE_KEY].summary())
 
@@ -495,12 +591,14 @@ async def c_ping(request: web.Request) -> web.Response:
 
 # ---- application -------------------------------------------------------------------------------
 
-def create_app(state: EmulatorState | None = None, *, webhook_timeout: float = 30.0) -> web.Application:
+def create_app(state: EmulatorState | None = None, *, webhook_timeout: float = 30.0,
+               on_reset: ResetHook | None = None) -> web.Application:
     state = state or EmulatorState()
     app = web.Application(client_max_size=MAX_BODY, middlewares=[_control_errors])
     api = BotApi(state)
     app[STATE_KEY] = state
     app[API_KEY] = api
+    app[HOOKS_KEY] = Hooks(on_reset)
     app[DELIVERER_KEY] = WebhookDeliverer(state, api, request_timeout=webhook_timeout)
 
     async def on_startup(app: web.Application) -> None:
@@ -530,7 +628,8 @@ def create_app(state: EmulatorState | None = None, *, webhook_timeout: float = 3
         ("faults", c_faults_add), ("reset", c_reset), ("groups", c_groups), ("members", c_members),
         ("create_topic", c_create_topic), ("edit_topic", _topic_action("edit")),
         ("close_topic", _topic_action("close")), ("reopen_topic", _topic_action("reopen")),
-        ("delete_topic", _topic_action("delete")), ("bot", c_bot),
+        ("delete_topic", _topic_action("delete")), ("bot", c_bot), ("demo_reset", c_demo_reset),
+        ("language", c_language),
     ):
         r.add_post(c + name, handler)
     for name, handler in (
@@ -538,12 +637,20 @@ def create_app(state: EmulatorState | None = None, *, webhook_timeout: float = 3
         ("update", c_update), ("updates", c_updates), ("wait", c_wait), ("calls", c_calls),
         ("commands", c_commands), ("chat_actions", c_chat_actions), ("file", c_file), ("faults", c_faults_list),
         ("state", c_state), ("ping", c_ping), ("limits", c_limits), ("members", c_members), ("topics", c_topics),
-        ("bot", c_bot),
+        ("bot", c_bot), ("directory", c_directory), ("events", c_events),
     ):
         r.add_get(c + name, handler)
     r.add_post(c + "limits", c_limits)
     r.add_delete(c + "faults", c_faults_clear)
+    r.add_get("/", web_asset)
+    r.add_get("/web", _to_web)
+    r.add_get("/web/", web_asset)
+    r.add_get("/web/{name}", web_asset)
     return app
+
+
+async def _to_web(request: web.Request) -> web.Response:
+    raise web.HTTPFound("/web/")
 
 
 class Emulator:
@@ -554,12 +661,13 @@ class Emulator:
     """
 
     def __init__(self, host: str = "127.0.0.1", port: int = 0, *, state: EmulatorState | None = None,
-                 token: str = DEFAULT_TOKEN, webhook_timeout: float = 30.0) -> None:
+                 token: str = DEFAULT_TOKEN, webhook_timeout: float = 30.0,
+                 on_reset: ResetHook | None = None) -> None:
         self.host = host
         self.port = port
         self.state = state or EmulatorState()
         self.token = token
-        self.app = create_app(self.state, webhook_timeout=webhook_timeout)
+        self.app = create_app(self.state, webhook_timeout=webhook_timeout, on_reset=on_reset)
         self._runner: web.AppRunner | None = None
         self._thread: threading.Thread | None = None
         self._thread_loop: asyncio.AbstractEventLoop | None = None
@@ -575,6 +683,21 @@ class Emulator:
     @property
     def control_url(self) -> str:
         return f"{self.base_url}/control"
+
+    @property
+    def web_url(self) -> str:
+        """The web chat page: a customer and the agents' forum group, side by side."""
+        return f"{self.base_url}/"
+
+    @property
+    def on_reset(self) -> ResetHook | None:
+        """Called (and awaited when it returns an awaitable) on the emulator's loop by the page's reset
+        button, after every chat was cleared: restore the bot's demo data here. May be set after start."""
+        return self.app[HOOKS_KEY].on_reset
+
+    @on_reset.setter
+    def on_reset(self, hook: ResetHook | None) -> None:
+        self.app[HOOKS_KEY].on_reset = hook
 
     def api_url(self, token: str | None = None) -> str:
         """The per-bot API prefix: {base}/bot{token} (append /{method})."""

@@ -412,6 +412,9 @@ class EmulatorState:
     def __init__(self, bot: BotIdentity | None = None, update_id_base: int | None = None) -> None:
         self.bot = bot or BotIdentity()
         self.changed = Notifier()
+        # Bumped (by touch) when something a person would see changes: a message, an edit, a deletion, a
+        # topic, a member, a user; not by polling or confirmations. The web page's live feed follows it.
+        self.revision = 0
         self._clear(update_id_base)
 
     def _clear(self, update_id_base: int | None = None) -> None:
@@ -442,10 +445,40 @@ class EmulatorState:
         self.tokens: set[str] = set()
         self._group_counter = random.randint(1_000_000_000, 8_999_999_999)
 
+    def touch(self) -> None:
+        """Something people see changed: bump the revision and wake the waiters."""
+        self.revision += 1
+        self.changed.notify()
+
     def reset(self) -> None:
         """Forget everything except the bot identity."""
         self._clear()
-        self.changed.notify()
+        self.touch()
+
+    def clear_chats(self) -> None:
+        """Empty every chat as "clear history" would, for a fresh demo: messages, forum topics, pending
+        updates, callback queries, files and chat actions go; users (with their language), groups, members,
+        the bot's settings, webhook, polling offset, limits and faults stay. Message and update ids keep
+        counting up, so nothing the bot still remembers can point at a new message."""
+        for chat in self.chats.values():
+            chat.message_ids.clear()
+            chat.topics.clear()
+            chat.general_closed = chat.general_hidden = False
+        self.messages.clear()
+        self.updates.clear()
+        self.queue.clear()
+        self.callback_queries.clear()
+        self.files.clear()
+        self.files_by_path.clear()
+        self.chat_actions.clear()
+        self.touch()
+
+    def set_language(self, user_id: int, language_code: str | None) -> User:
+        """The language the user's Telegram app is set to: the language_code of their next updates."""
+        user = self.require_user(user_id)
+        user.language_code = language_code or None
+        self.touch()
+        return user
 
     # ---- users and chats ---------------------------------------------------------------------
 
@@ -464,6 +497,7 @@ class EmulatorState:
             self.chats[user_id] = Chat(user_id, "private")
         chat = self.chats[user_id]
         chat.first_name, chat.last_name, chat.username = user.first_name, user.last_name, user.username
+        self.touch()
         return user
 
     def require_user(self, user_id: int) -> User:
@@ -511,7 +545,7 @@ class EmulatorState:
                 raise ControlError(409, "a group has one creator")
             chat.members[uid] = member
         self.chats[chat_id] = chat
-        self.changed.notify()
+        self.touch()
         return chat
 
     def _new_member(self, user_id: int, status: str, rights: dict[str, Any] | None = None,
@@ -561,7 +595,7 @@ class EmulatorState:
                                            for uid, m in chat.members.items()):
             raise ControlError(409, "a group has one creator")
         chat.members[user_id] = new
-        self.changed.notify()
+        self.touch()
         if quiet:
             return new, []
         creator = next((uid for uid, m in chat.members.items() if m.status == "creator"), None)
@@ -743,7 +777,7 @@ class EmulatorState:
             if msg.is_topic_message and msg.message_thread_id == thread_id and not msg.deleted:
                 msg.deleted = True
                 count += 1
-        self.changed.notify()
+        self.touch()
         return count
 
     def set_general(self, chat_id: int, actor_id: int, *, closed: bool | None = None, hidden: bool | None = None,
@@ -791,7 +825,7 @@ class EmulatorState:
                       date=now_ts(), kind=kind, **fields)
         self.messages[(chat_id, msg.message_id)] = msg
         chat.message_ids.append(msg.message_id)
-        self.changed.notify()
+        self.touch()
         return msg
 
     def get_message(self, chat_id: int, message_id: int) -> Message | None:
@@ -869,6 +903,16 @@ class EmulatorState:
                 d["file_name"] = f.file_name
                 d["mime_type"] = f.mime_type
                 d["file_size"] = f.size
+            if f is not None and f.width and f.height:
+                d["width"], d["height"] = f.width, f.height
+        if msg.caption_entities:
+            d["caption_entities"] = msg.caption_entities
+        if msg.edit_date is not None:
+            d["edit_date"] = msg.edit_date
+        if isinstance(msg.media, dict):
+            for key in ("emoji", "duration"):  # a sticker's emoji, a voice note's seconds
+                if key in msg.media:
+                    d[key] = msg.media[key]
         if msg.kind not in ("text",) and msg.media is not None and msg.kind not in MEDIA_KINDS:
             d[msg.kind] = msg.media  # location, contact...: small enough to show whole
         if msg.media_group_id is not None:
@@ -886,7 +930,7 @@ class EmulatorState:
         entry["edit_date"] = msg.edit_date or msg.date
         msg.edit_history.append(entry)
         msg.edit_date = now_ts()
-        self.changed.notify()
+        self.touch()
 
     # ---- files -------------------------------------------------------------------------------
 
@@ -1257,6 +1301,56 @@ class EmulatorState:
     def commands_to_control(self) -> list[dict[str, Any]]:
         return [{"scope": json.loads(scope), "language_code": lang, "commands": cmds}
                 for (scope, lang), cmds in self.commands.items()]
+
+    def directory(self) -> dict[str, Any]:
+        """Who and where, for the web page: the bot, every user, every supergroup with its present members
+        and its forum topics (General first, then by latest message), each topic with a message count and
+        a preview of its last message."""
+        def display_name(uid: int) -> str:
+            if uid == self.bot.id:
+                return self.bot.first_name
+            user = self.users.get(uid)
+            return " ".join(p for p in (user.first_name, user.last_name) if p) if user else str(uid)
+
+        groups: list[dict[str, Any]] = []
+        membership: dict[int, list[int]] = {}
+        for chat in self.chats.values():
+            if not chat.is_group:
+                continue
+            members = []
+            for uid, m in chat.members.items():
+                if not m.present:
+                    continue
+                membership.setdefault(uid, []).append(chat.id)
+                members.append({"user_id": uid, "name": display_name(uid), "status": m.status,
+                                "custom_title": m.custom_title, "is_bot": uid == self.bot.id,
+                                "can_manage_topics": m.can("can_manage_topics")})
+            groups.append({**chat.to_api(), "members": members, "topics": self._topic_index(chat)})
+        users = [u.to_api() | {"name": display_name(u.id), "started": u.started, "blocked_bot": u.blocked_bot,
+                               "groups": membership.get(u.id, []), "messages": len(self.chats[u.id].message_ids)
+                               if u.id in self.chats else 0}
+                 for u in self.users.values()]
+        return {"revision": self.revision, "bot": self.bot.get_me(), "users": users, "groups": groups}
+
+    def _topic_index(self, chat: Chat) -> list[dict[str, Any]]:
+        """A forum's topics as its topic list shows them; a plain supergroup is one thread, listed as General."""
+        stats: dict[int, dict[str, Any]] = {}
+        for msg in self.chat_messages(chat.id):
+            if msg.deleted:
+                continue
+            key = msg.message_thread_id if (chat.is_forum and msg.is_topic_message) else GENERAL_TOPIC_ID
+            entry = stats.setdefault(int(key or GENERAL_TOPIC_ID), {"messages": 0, "last": None})
+            entry["messages"] += 1
+            entry["last"] = {"message_id": msg.message_id, "from_id": msg.from_id, "kind": msg.kind,
+                             "date": msg.date, "text": msg.text if msg.text is not None else msg.caption}
+        general = {"message_thread_id": GENERAL_TOPIC_ID, "name": chat.general_name, "is_general": True,
+                   "icon_color": None, "closed": chat.general_closed, "hidden": chat.general_hidden,
+                   **stats.get(GENERAL_TOPIC_ID, {"messages": 0, "last": None})}
+        topics = [{**t.to_control(), "is_general": False, "hidden": False,
+                   **stats.get(t.message_thread_id, {"messages": 0, "last": None})}
+                  for t in chat.topics.values() if not t.deleted] if chat.is_forum else []
+        topics.sort(key=lambda t: -(t["last"]["message_id"] if t["last"] else t["message_thread_id"]))
+        return [general, *topics]
 
     def summary(self) -> dict[str, Any]:
         return {
