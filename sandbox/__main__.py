@@ -1,4 +1,4 @@
-"""`python -m sandbox [--host H] [--port P]` serves the emulator;
+"""`python -m sandbox [--host H] [--port P]` serves the emulator (and its web chat at /);
 `python -m sandbox chat --url URL --user-id N` chats with the bot through a running one."""
 
 from __future__ import annotations
@@ -24,7 +24,8 @@ def _serve(argv: list[str]) -> int:
         async with emu:
             print(f"Telegram Bot API emulator listening on {emu.base_url}", flush=True)
             print(f"  bot API:  {emu.base_url}/bot<token>/<method>   (any token, e.g. {DEFAULT_TOKEN})")
-            print(f"  control:  {emu.control_url}/   chat: python -m sandbox chat --url {emu.base_url} --user-id 1001",
+            print(f"  control:  {emu.control_url}/   chat: python -m sandbox chat --url {emu.base_url} --user-id 1001")
+            print(f"  web chat: {emu.web_url}   (register users and groups through the control API first)",
                   flush=True)
             await asyncio.Event().wait()
 
