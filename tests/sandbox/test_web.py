@@ -142,8 +142,13 @@ def button(d: Any, scope: str, text: str) -> Any:
     return found[0] if found else False
 
 
+def clear_toasts(d: Any) -> None:
+    """Toasts float over the panes: out of the way of a click or a screenshot."""
+    d.execute_script("document.querySelectorAll('#toasts .toast').forEach((t) => t.remove())")
+
+
 def test_customer_and_agent_act_in_the_page_and_the_page_follows_the_bot_live(
-        world: tuple[Emulator, FakeBot, int, int, list[str]], driver: Any, tmp_path: Path) -> None:
+        driver: Any, world: tuple[Emulator, FakeBot, int, int, list[str]], tmp_path: Path) -> None:
     from selenium.webdriver.common.keys import Keys
 
     emu, bot, group, topic, resets = world
@@ -210,13 +215,14 @@ def test_customer_and_agent_act_in_the_page_and_the_page_follows_the_bot_live(
     assert any("我来处理" in m.text for m in by_css(d, "#group-messages .msg.out"))
 
     # The customer's language toggle sets their Telegram language.
+    clear_toasts(d)
     d.find_element("css selector", '#lang-toggle button[data-lang="en"]').click()
     wait_for(d, lambda d: d.find_element("css selector", '#lang-toggle button[data-lang="en"]')
              .get_attribute("aria-pressed") == "true", "the language toggle did not switch")
     users = {u["id"]: u for u in control(emu, "directory")["users"]}
     assert users[CUSTOMER]["language_code"] == "en"
 
-    d.execute_script("document.querySelectorAll('#toasts .toast').forEach((t) => t.remove())")
+    clear_toasts(d)
     d.find_element("id", "customer-pane").screenshot(str(tmp_path / "customer-pane.png"))
     d.find_element("id", "group-pane").screenshot(str(tmp_path / "agents-pane.png"))
     d.save_screenshot(str(tmp_path / "page.png"))
