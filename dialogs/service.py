@@ -18,8 +18,10 @@ from datetime import UTC, datetime, timedelta
 from dialogs.case_actions import CARD_ACTIONS, parse_card_token
 from dialogs.cases import CaseWorkflow
 from dialogs.conversation import BUTTON_TRIGGERS, MACHINE, Dialog, agent_request
+from dialogs.desk import TAKEOVER, DeskService
 from dialogs.domain import OPEN_STATUSES, Conversation, Order, OutboxMessage
 from dialogs.io import Event, EventKind, Outcome, Reply
+from dialogs.lifecycle import ForbiddenTransition
 from dialogs.notify import RATEABLE, card_buttons, card_text, deadline_line
 from dialogs.ports import ConcurrentUpdate, OrderLookup, OrderSourceUnavailable, UnitOfWork, UnitOfWorkFactory
 from dialogs.settings import CoreSettings
@@ -108,10 +110,13 @@ class RefundService:
         self.orders = orders
         self.locks = ChatLocks()
         self.flood = FloodGuard(flood_limit, flood_window)
+        self.desk = DeskService(settings, self.workflow)
 
     async def handle(self, event: Event) -> Outcome:
-        if not event.private:
-            return Outcome()  # the agents' group is the desk's business, not the customer dialog's
+        if self.desk.wants(event):
+            return await self._desk(event)
+        if not event.private or event.kind is EventKind.SERVICE:
+            return Outcome()  # other groups are none of our business; service messages need no answer
         verdict = self.flood.check(event.chat_id)
         if verdict != "ok":
             notice = Texts(pick_locale(event.language_code, self.settings.i18n.default_locale))("flood")
@@ -131,6 +136,24 @@ class RefundService:
                     if attempt == _MAX_RETRIES - 1:
                         raise
                     await asyncio.sleep(0.01 * (attempt + 1))
+        raise AssertionError("unreachable")
+
+    async def _desk(self, event: Event) -> Outcome:
+        """The agents' side: the desk chat, desk buttons, an agent's desk commands in private."""
+        for attempt in range(_MAX_RETRIES):
+            try:
+                async with self.uow_factory() as uow:
+                    if not await uow.updates.claim(event.update_id, event.chat_id, self.clock()):
+                        return Outcome(duplicate=True)
+                    outcome = await self.desk.handle(uow, event, self.clock())
+                    await uow.commit()
+                return outcome
+            except (ConcurrentUpdate, ForbiddenTransition):
+                # A customer's update moved their conversation (a takeover sets a flag there) or their
+                # case (a withdrawal) first: nothing was kept; on the fresh state the desk says what is.
+                if attempt == _MAX_RETRIES - 1:
+                    raise
+                await asyncio.sleep(0.01 * (attempt + 1))
         raise AssertionError("unreachable")
 
     async def forget_old_claims(self, older_than: timedelta = CLAIM_RETENTION) -> int:
@@ -160,6 +183,10 @@ class RefundService:
         async with self.uow_factory() as uow:
             if not await uow.updates.claim(event.update_id, event.chat_id, now):
                 return Outcome(duplicate=True)
+            if event.edited:  # never a new step of the dialog; a copy in a desk topic follows it
+                await self.desk.customer_edit(uow, event, now)
+                await uow.commit()
+                return Outcome()
             if fetched is not None:  # the case, its deadlines and exports read the local copy
                 await uow.orders.upsert(fetched)
             conv = await uow.conversations.load(event.chat_id) or Conversation(
@@ -167,6 +194,12 @@ class RefundService:
                 user_id=event.user_id,
                 locale=pick_locale(event.language_code, self.settings.i18n.default_locale),
             )
+            if TAKEOVER in conv.data:  # an agent has taken this chat over: their topic gets it
+                taken = await self.desk.customer_message(uow, conv, event, now)
+                if taken is not None:
+                    await uow.conversations.save(conv)
+                    await uow.commit()
+                    return taken
             dialog = Dialog(conv, event, uow, self.workflow, Texts(conv.locale), now)
             toast = await self._route(dialog, uow)
             conv.step = dialog.state
@@ -280,6 +313,7 @@ class RefundService:
                          "order_no": request.order_no, "step": request.step},
                 created_at=d.now,
             ))
+            await self.desk.agent_requested(uow, d.event, d.now)
             d.say("agent_recorded_again" if already else "agent_recorded")
         elif name == "lang":
             wanted = pick_locale(args, "") if args else ""

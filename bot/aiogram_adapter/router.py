@@ -25,15 +25,21 @@ def build_router(service: RefundService, intake: EvidenceIntake) -> Router:
         if not outcome.duplicate:
             await render(bot, event, outcome)
 
+    async def on_edited(message: Message, bot: Bot, event_update: Update) -> None:
+        # An edit never answers anything; a copy of the message in a desk topic (or at the customer's)
+        # is edited through the outbox.
+        await service.handle(from_message(message, event_update.update_id, edited=True))
+
     async def on_callback(query: CallbackQuery, bot: Bot, event_update: Update) -> None:
         event = from_callback(query, event_update.update_id)
         outcome = await service.handle(event)
         if not outcome.duplicate:
             await render(bot, event, outcome)
 
-    # No aiogram filters: a synchronous filter runs in a worker thread on every update, and the core
-    # already ignores what is not a private chat (Event.private).
+    # No aiogram filters: a synchronous filter runs in a worker thread on every update. The core
+    # routes by chat (Event.private, the desk's chat id) and ignores the groups that are not the desk.
     router.message.register(on_message)
+    router.edited_message.register(on_edited)
     router.callback_query.register(on_callback)
     return router
 

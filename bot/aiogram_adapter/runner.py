@@ -25,13 +25,14 @@ from dialogs.texts import Texts
 log = logging.getLogger(__name__)
 
 COMMANDS = ("refund", "status", "cancel", "agent", "lang", "help")
-ALLOWED_UPDATES = ["message", "callback_query"]
+ALLOWED_UPDATES = ["message", "edited_message", "callback_query"]
 SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
 
 
 def chat_key(raw: dict[str, Any]) -> int:
-    if "message" in raw:
-        return int(raw["message"]["chat"]["id"])
+    for kind in ("message", "edited_message"):
+        if kind in raw:
+            return int(raw[kind]["chat"]["id"])
     query = raw.get("callback_query")
     if query is not None:
         message = query.get("message")
