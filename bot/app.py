@@ -16,7 +16,7 @@ from bot.aiogram_adapter import AiogramRunner
 from bot.aiogram_adapter.sender import AiogramSender
 from bot.api import PlatformApi, add_api_routes
 from bot.config import AppConfig
-from bot.demo import CUSTOMERS, demo_orders
+from bot.demo import AGENTS, CUSTOMERS, DESK_TITLE, demo_orders
 from bot.evidence import EvidenceIntake
 from bot.metrics import Metrics
 from bot.platform import build_gateway, build_order_lookup
@@ -25,6 +25,7 @@ from bot.relay import Relay
 from bot.scheduler import TimerSweeper
 from dialogs.service import RefundService
 from storage import migrate
+from storage.maintenance import wipe
 from storage.uow import Database
 
 log = logging.getLogger(__name__)
@@ -195,18 +196,49 @@ async def run(config: AppConfig, stop: asyncio.Event, announce: Callable[[str], 
 
     from sandbox.server import Emulator
 
-    async with (
-        Emulator(host=config.sandbox.host, port=config.sandbox.port) as emulator,
-        running_bot(config, SANDBOX_TOKEN, emulator.base_url) as running,
-    ):
-        count = await seed_demo_orders(running.database) if config.sandbox.demo_orders else 0
-        people = ", ".join(f"{c.user_id} {c.first_name}" for c in CUSTOMERS)
-        announce(
-            "No Telegram token configured: refundbot runs on the built-in Telegram emulator at "
-            f"{emulator.base_url} with {count} demo orders (database {config.database.url}).\n"
-            "Talk to it as a demo customer from another terminal:\n"
-            "    .venv/bin/refundbot chat            (or: refundbot chat --user 10002 for English)\n"
-            f"Demo customers: {people}. Demo orders: KM20261101000001 … KM20261101000015.\n"
-            "Press Ctrl+C to stop."
-        )
-        await serve(running, config, stop)
+    async with Emulator(host=config.sandbox.host, port=config.sandbox.port) as emulator:
+        config = await stage_sandbox(emulator.base_url, config)
+        async with running_bot(config, SANDBOX_TOKEN, emulator.base_url) as running:
+            count = await seed_demo_orders(running.database) if config.sandbox.demo_orders else 0
+
+            async def reset_demo() -> None:  # the web page's Reset: the emulator has cleared its chats
+                await wipe(running.database)
+                if config.sandbox.demo_orders:
+                    await seed_demo_orders(running.database)
+
+            emulator.on_reset = reset_demo
+            people = ", ".join(f"{c.user_id} {c.first_name}" for c in CUSTOMERS)
+            agents = ", ".join(f"{a.user_id} {a.first_name}" for a in AGENTS)
+            announce(
+                "No Telegram token configured: refundbot runs on the built-in Telegram emulator with "
+                f"{count} demo orders (database {config.database.url}).\n"
+                f"Open {emulator.web_url} in a browser: play a customer and the agents' desk side by side.\n"
+                "Or talk to it as a demo customer from another terminal:\n"
+                "    .venv/bin/refundbot chat            (or: refundbot chat --user 10002 for English)\n"
+                f"Demo customers: {people}. Agents: {agents}. "
+                "Demo orders: KM20261101000001 … KM20261101000015.\n"
+                "Press Ctrl+C to stop."
+            )
+            await serve(running, config, stop)
+
+
+async def stage_sandbox(base_url: str, config: AppConfig) -> AppConfig:
+    """Register the demo customers and, unless [desk] names a group, a forum group with the demo agents
+    (the bot an administrator); returns the configuration with that group as the desk."""
+    from sandbox.client import EmulatorClient
+
+    async with EmulatorClient(base_url) as tg:
+        for customer in CUSTOMERS:
+            await tg.create_user(customer.user_id, customer.first_name, language_code=customer.language_code)
+        for agent in AGENTS:
+            await tg.create_user(agent.user_id, agent.first_name, language_code="zh-hans")
+        if config.desk.chat_id:
+            return config
+        group = await tg.create_group(DESK_TITLE, is_forum=True, members=[
+            {"user_id": a.user_id, "status": "administrator" if a.supervisor else "member"} for a in AGENTS])
+    desk = config.desk.model_copy(update={
+        "chat_id": int(group["chat"]["id"]),
+        "agents": tuple(a.user_id for a in AGENTS if not a.supervisor),
+        "supervisors": tuple(a.user_id for a in AGENTS if a.supervisor),
+    })
+    return config.model_copy(update={"desk": desk})

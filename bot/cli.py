@@ -51,12 +51,23 @@ def _run_until_signal(make_coro) -> None:  # type: ignore[no-untyped-def]
 @app.command()
 def run(config: ConfigOption = None, verbose: bool = typer.Option(False, "--verbose", "-v")) -> None:
     """Run the bot: on Telegram with a token, else on the built-in emulator with demo orders."""
+    _run(_config(config), verbose)
+
+
+@app.command()
+def sandbox(config: ConfigOption = None, verbose: bool = typer.Option(False, "--verbose", "-v")) -> None:
+    """Try refundbot without Telegram, whatever the config says about a token: the emulator, demo orders
+    and a web page with a customer and the agents' desk side by side."""
+    settings = _config(config)
+    _run(settings.model_copy(update={"telegram": settings.telegram.model_copy(update={"token": ""})}), verbose)
+
+
+def _run(settings: AppConfig, verbose: bool) -> None:
     from bot.app import StartupError
     from bot.app import run as run_app
 
     logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    settings = _config(config)
     try:
         _run_until_signal(lambda stop: run_app(settings, stop))
     except StartupError as exc:

@@ -25,6 +25,21 @@ CUSTOMERS = (
 )
 
 
+@dataclass(frozen=True, slots=True)
+class DemoAgent:
+    user_id: int
+    first_name: str
+    supervisor: bool = False
+
+
+# The agents' forum group of the sandbox: one agent, one supervisor (who confirms big approvals).
+AGENTS = (
+    DemoAgent(20001, "客服小李"),
+    DemoAgent(20002, "主管老王", supervisor=True),
+)
+DESK_TITLE = "退款客服台 (agents)"
+
+
 def _no(i: int) -> str:
     return f"KM20261101{i:06d}"
 

@@ -10,6 +10,7 @@ import signal
 import sys
 from pathlib import Path
 
+import aiohttp
 import pytest
 
 from bot.app import open_database, seed_demo_orders
@@ -82,6 +83,7 @@ async def test_bot_refuses_to_start_on_an_old_schema_without_auto_upgrade(tmp_pa
 async def test_run_without_a_token_starts_the_emulator_with_demo_orders_and_says_how_to_talk(tmp_path):
     config = tmp_path / "config.toml"
     config.write_text(f'[database]\nurl = "sqlite:///{tmp_path}/db.sqlite"\n[sandbox]\nport = 0\n'
+                      f'[telegram]\nlisten_port = 0\n'
                       f'[storage]\nevidence_dir = "{tmp_path}/ev"\n', encoding="utf-8")
     process = await spawn("run", "--config", str(config))
     try:
@@ -98,7 +100,15 @@ async def test_run_without_a_token_starts_the_emulator_with_demo_orders_and_says
             sent = await client.send_text(10001, "KM20261101000001")
             await client.wait_confirmed(sent["update_id"], timeout=20)
             said = [m["text"] for m in await client.bot_messages(10001)]
-        assert any("王者荣耀点券卡" in s for s in said)
+            assert any("王者荣耀点券卡" in s for s in said)
+            directory = await client.directory()  # what the web page shows: customers and the agents' desk
+        page = re.search(r"Open (http://\S+) in a browser", banner)
+        assert page is not None
+        async with aiohttp.ClientSession() as http, http.get(page.group(1)) as resp:
+            assert resp.status == 200 and "<html" in (await resp.text()).lower()
+        assert {10001, 10002, 10003} <= {u["id"] for u in directory["users"]}
+        desk = [g for g in directory["groups"] if g["title"].startswith("退款客服台")]
+        assert desk and {20001, 20002} <= {m["user_id"] for m in desk[0]["members"]}
     finally:
         process.send_signal(signal.SIGINT)
         assert await asyncio.wait_for(process.wait(), 15) == 0
