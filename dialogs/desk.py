@@ -52,7 +52,7 @@ C = CaseStatus
 
 # Outbox kinds this module queues (the delivery side renders and sends them).
 DESK_CARD = "desk_card"  # payload {"key"}: (re)render the item's card in its topic
-DESK_COPY = "desk_copy"  # payload {"key", "direction", "from_chat_id", "message_id"}: copyMessage
+DESK_COPY = "desk_copy"  # payload {"key", "direction", "from_chat_id", "message_id", "text" (plain text)}
 DESK_EDIT = "desk_edit"  # payload {"key", "direction", "from_chat_id", "message_id", "text"}
 DESK_TEXT = "desk_text"  # payload {"key", "text_key", "params"}: a bot message in the item's topic
 CUSTOMER_TEXT = "customer_text"  # payload {"text_key", "params", "locale"}: a bot message to the customer
@@ -476,6 +476,8 @@ class DeskService:
             await self._answer(uow, turn, "desk.amount_over", {"max": money(most)})
             return
         if amount > self.desk.confirm_above:
+            if case.status is C.SUBMITTED:  # someone is on it: the customer sees "in review"
+                await self.workflow.move(uow, case.case_no, "start_review", actor=self.actor(ev), at=now)
             await uow.desk.request_approval(case.case_no, amount=amount, agent_id=ev.user_id, at=now)
             await uow.desk.audit(actor_id=ev.user_id, key=item.key, action="approve_request", allowed=True, at=now,
                                  detail=str(amount))
@@ -602,15 +604,19 @@ class DeskService:
                 or ev.private):
             return
         await uow.desk.touch(item.key, at=turn.now)
-        await self._copy(uow, item, TO_CUSTOMER, ev.chat_id, ev.message_id, item.chat_id, turn.now)
+        await self._copy(uow, item, TO_CUSTOMER, ev, item.chat_id, turn.now)
 
-    async def _copy(self, uow: UnitOfWork, item: DeskItem, direction: str, source_chat: int, message_id: int,
-                    to_chat: int, now: datetime) -> None:
+    async def _copy(self, uow: UnitOfWork, item: DeskItem, direction: str, event: Event, to_chat: int,
+                    now: datetime) -> None:
+        assert event.message_id is not None
+        source_chat, message_id = event.chat_id, event.message_id
         if not await uow.desk.add_link(MessageLink(item.key, direction, source_chat, message_id, to_chat)):
             return  # copied before (a repeated update)
-        await self._queue(uow, DESK_COPY, to_chat, f"desk:copy:{direction}:{source_chat}:{message_id}",
-                          {"key": item.key, "direction": direction, "from_chat_id": source_chat,
-                           "message_id": message_id}, now)
+        payload: dict[str, Any] = {"key": item.key, "direction": direction, "from_chat_id": source_chat,
+                                   "message_id": message_id}
+        if event.kind is EventKind.TEXT:  # plain text: the relay may quote a burst of them in one message
+            payload["text"] = event.text
+        await self._queue(uow, DESK_COPY, to_chat, f"desk:copy:{direction}:{source_chat}:{message_id}", payload, now)
 
     async def _agent_edit(self, uow: UnitOfWork, turn: _Turn) -> None:
         ev = turn.event
@@ -662,7 +668,7 @@ class DeskService:
         if event.kind is EventKind.BUTTON:
             return Outcome(toast=t("desk.customer_with_agent", alias=alias)[:_TOAST_MAX], locale=conv.locale)
         if event.kind is not EventKind.SERVICE and event.message_id is not None:
-            await self._copy(uow, item, TO_DESK, event.chat_id, event.message_id, self.desk.chat_id, now)
+            await self._copy(uow, item, TO_DESK, event, self.desk.chat_id, now)
         return Outcome(locale=conv.locale)
 
     async def agent_requested(self, uow: UnitOfWork, event: Event, now: datetime) -> str | None:

@@ -318,6 +318,7 @@ async def test_while_taken_over_the_customers_messages_go_to_the_topic_and_the_b
     copies = await outbox(database, "desk_copy")
     assert [(c, p["direction"], p["from_chat_id"], p["message_id"]) for _, c, p in copies] == [
         (DESK, "to_desk", CUSTOMER, m) for m in (11, 12, 13, 14, 15)]
+    assert [p.get("text") for _, _, p in copies] == ["卡密输进去提示无效", None, None, None, None]
     status = await service.handle(customer(EventKind.COMMAND, "status"))
     assert status.replies and CASE in "".join(r.text for r in status.replies)
     pressed = await service.handle(customer(EventKind.BUTTON, "c.R20261124-0001.withdraw"))
