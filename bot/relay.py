@@ -23,6 +23,11 @@ Failures (the `Sender` maps its library's exceptions to bot.sending's):
 - an edit of a card that is gone: a new card is sent instead (on the chat's next slot);
   "message is not modified": delivered.
 - any other 4xx: this row is given up.
+The agents' desk (a forum group; see dialogs.notify): a row may take several calls — create the item's
+topic, send its card, then the row's own message — each paced like any other, and each answer written
+down at once (a topic made is never made twice). A topic found gone ("message thread not found") is
+forgotten and the row composed again, which makes a new topic with a new card first. The customer's
+and the owner's names on a card come from getChat, asked once and kept for an hour.
 A wait that fits in the row's lease is waited out here; a longer one releases the row to the outbox
 (`defer` until the wait ends), which also holds back the chat's later rows.
 
@@ -43,24 +48,45 @@ import os
 import socket
 import time
 import uuid
-from collections import Counter, deque
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from collections import Counter, OrderedDict, deque
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 from bot.config import RelayConfig
-from bot.sending import Blocked, MessageGone, NotModified, Rejected, RetryAfter, Sender, SendError, Transient
+from bot.sending import (
+    Blocked,
+    MessageGone,
+    NotModified,
+    NotText,
+    Rejected,
+    RetryAfter,
+    Sender,
+    SendError,
+    TopicGone,
+    Transient,
+    WrongFile,
+)
 from dialogs.domain import Delivery
-from dialogs.notify import Notice, compose
+from dialogs.notify import Notice, Sent, compose, delivered, topic_created, topic_gone
 from dialogs.ports import UnitOfWorkFactory
 from dialogs.settings import CoreSettings
 
 log = logging.getLogger(__name__)
 
+T = TypeVar("T")
+
 FLOOD_TARGETS = 2  # distinct chats answering 429 within FLOOD_WINDOW: the whole bot is flooded
 FLOOD_WINDOW = 1.0
 CONFIRM_ATTEMPTS = 3
+# Compositions of one row: a prelude (a new topic and its card) and a topic found gone, each once or twice.
+MAX_ROUNDS = 4
+# How an album's files are tried: by file id as photos, as documents, then the stored files uploaded.
+ALBUM_MODES = ("photo", "document", "upload")
+NAMES_KEPT = 10_000  # display names remembered for desk cards
+NAME_TTL = 3600.0  # seconds before a name is asked for again
+NAME_TIMEOUT = 5.0
 
 
 def utc_now() -> datetime:
@@ -159,6 +185,10 @@ class _Item:
     composed: bool = False
     failures: int = 0  # transient failures since claimed
     force_new: bool = False  # the card to edit is gone: send a new one
+    rounds: int = 0  # compositions after the first (a prelude delivered, a topic found gone)
+    recreating: bool = False  # the item's topic was found gone: the next one made replaces it
+    album_mode: int = 0  # index into ALBUM_MODES
+    caption_edit: bool = False  # the copy to edit has no text: edit its caption
 
 
 @dataclass
@@ -213,6 +243,7 @@ class Relay:
         self._closing = asyncio.Event()
         self._turnstile = asyncio.Lock()  # FIFO: the chats that may go take global slots in turn
         self._recent_429: deque[tuple[float, int]] = deque()
+        self._names: OrderedDict[int, tuple[str, float]] = OrderedDict()  # chat id -> (name, when asked)
         self._last_prune = 0.0
 
     # -- driving it ---------------------------------------------------------------------------------
@@ -367,63 +398,147 @@ class Relay:
 
     async def _attempt(self, target: _Target, item: _Item) -> None:
         delivery = item.delivery
-        if not item.composed:
+        while True:
+            if not item.composed:
+                try:
+                    item.notice = await self._compose(delivery)
+                    item.composed = True
+                except Exception as exc:
+                    log.exception("relay: composing row %s (%s) failed", delivery.id, delivery.kind)
+                    self.stats.errors["compose"] += 1
+                    if delivery.attempts + 1 >= self.compose_attempts:
+                        await self._give_up([delivery], f"compose failed: {exc!r}")
+                        return
+                    until = self.monotonic() + self._backoff(delivery.attempts)
+                    raise _Release(until, f"compose failed: {exc!r}") from None
+            notice = item.notice
+            if notice is None:  # nothing (left) to say: the row is done without a call
+                await self._confirm(delivery, None, None)
+                self.stats.skipped += 1
+                return
             try:
-                item.notice = await self._compose(delivery)
-                item.composed = True
-            except Exception as exc:
-                log.exception("relay: composing row %s (%s) failed", delivery.id, delivery.kind)
-                self.stats.errors["compose"] += 1
-                if delivery.attempts + 1 >= self.compose_attempts:
-                    await self._give_up([delivery], f"compose failed: {exc!r}")
-                    return
-                until = self.monotonic() + self._backoff(delivery.attempts)
-                raise _Release(until, f"compose failed: {exc!r}") from None
-        notice = item.notice
-        if notice is None:  # nothing (left) to say: the row is done without a call
-            await self._confirm(delivery, None, None)
-            self.stats.skipped += 1
+                sent = await self._deliver(target, item, notice)
+            except TopicGone as exc:
+                gone = item.notice or notice  # with the topic it was sent to, if it made one
+                key, thread_id = gone.desk_key, gone.thread_id
+                log.info("relay: the topic %s of desk item %s is gone (%s): making a new one", thread_id, key,
+                         exc.description)
+                if key is not None:
+                    await self._write(lambda uow: topic_gone(uow, key, thread_id))  # noqa: B023 - awaited here
+                    item.recreating = True
+                await self._recompose(item)
+                continue
+            except Blocked as exc:
+                await self._blocked(target, exc)
+                return
+            except Rejected as exc:
+                log.warning("relay: row %s to chat %s rejected: %s", delivery.id, target.chat_id, exc.description)
+                await self._give_up([delivery], f"{exc.code}: {exc.description}")
+                return
+            if notice.prelude:  # the new topic's card is there: now the row itself
+                await self._confirm(None, item.notice, sent)
+                await self._recompose(item)
+                continue
+            await self._confirm(delivery, item.notice, sent)
+            self.stats.sent += 1
+            self.stats.edited += sent.edited
             return
+
+    async def _recompose(self, item: _Item) -> None:
+        item.rounds += 1
+        if item.rounds >= MAX_ROUNDS:
+            raise _Release(self.monotonic() + self._backoff(item.delivery.attempts), "the topic keeps going away")
+        item.composed, item.notice = False, None
+        item.force_new = item.caption_edit = False
+        item.album_mode = 0
+
+    async def _deliver(self, target: _Target, item: _Item, notice: Notice) -> Sent:
+        """The calls of one notice: a new topic first when it needs one, then its message. Raises
+        TopicGone, Blocked and Rejected for the caller; waits out 429s and transient failures."""
+        if notice.topic_name is not None and notice.thread_id is None and notice.desk_key is not None:
+            name, key = notice.topic_name, notice.desk_key
+            thread_id = await self._paced(target, item, lambda: self.sender.create_topic(notice.chat_id, name))
+            recreated, item.recreating = item.recreating, False
+            await self._write(lambda uow: topic_created(uow, key, thread_id, chat_id=notice.chat_id,
+                                                        recreated=recreated, at=self.wall_clock()))
+            notice = item.notice = replace(notice, thread_id=thread_id, topic_name=None)
+        while True:
+            try:
+                return await self._paced(target, item, lambda: self._call_once(notice, item))
+            except MessageGone as exc:
+                if not (notice.card_of or notice.desk_card):
+                    return Sent(None, edited=True)  # the copy to edit is gone: nothing left to edit
+                log.info("relay: card %s in chat %s is gone (%s): sending a new one", notice.edit_message_id,
+                         target.chat_id, exc.description)
+                item.force_new = True
+            except NotText:
+                if item.caption_edit:
+                    raise Rejected("neither text nor caption to edit", "400") from None
+                item.caption_edit = True
+            except WrongFile as exc:
+                if not notice.album or item.album_mode + 1 >= len(ALBUM_MODES):
+                    raise Rejected(exc.description, exc.code) from None
+                item.album_mode += 1
+                if "identifier" in exc.description.lower():  # not this bot's file ids at all
+                    item.album_mode = len(ALBUM_MODES) - 1
+
+    async def _paced(self, target: _Target, item: _Item, call: Callable[[], Awaitable[T]]) -> T:
+        """One Bot API call in the target's and the global slot; a 429 holds the target and a transient
+        failure backs it off, then the call is made again. Other failures are counted and raised."""
         while True:
             slots = await self._wait_for_slot(target, item)
             try:
-                message_id, edited = await self._call(notice, item, slots)
+                return await self._timed(call, slots)
             except RetryAfter as exc:
                 self.stats.throttled += 1
                 self.stats.errors["429"] += 1
                 self._hold(target, exc.seconds)
-                continue
             except Transient as exc:
                 self.stats.errors[exc.code] += 1
                 item.failures += 1
-                delay = self._backoff(delivery.attempts + item.failures - 1)
+                delay = self._backoff(item.delivery.attempts + item.failures - 1)
                 log.warning("relay: chat %s: %s (%s); retrying in %.1fs", target.chat_id, exc.code,
                             exc.description, delay)
                 target.hold_until = max(target.hold_until, self.monotonic() + delay)
-                continue
-            except MessageGone as exc:
-                self.stats.errors["gone"] += 1
-                log.info("relay: card %s in chat %s is gone (%s): sending a new one", notice.edit_message_id,
-                         target.chat_id, exc.description)
-                item.force_new = True
-                continue
-            except Blocked as exc:
-                self.stats.errors["403"] += 1
-                await self._blocked(target, exc)
-                return
-            except Rejected as exc:
+            except SendError as exc:
                 self.stats.errors[exc.code] += 1
-                log.warning("relay: row %s to chat %s rejected: %s", delivery.id, target.chat_id, exc.description)
-                await self._give_up([delivery], f"{exc.code}: {exc.description}")
-                return
-            await self._confirm(delivery, message_id, notice.card_of)
-            self.stats.sent += 1
-            self.stats.edited += edited
-            return
+                raise
 
     async def _compose(self, delivery: Delivery) -> Notice | None:
         async with self.uow() as uow:
-            return await compose(uow, delivery, self.settings)
+            notice = await compose(uow, delivery, self.settings, self._known_names())
+        if notice is not None and notice.names_wanted:
+            # Asked outside the unit of work (no transaction waits on Telegram), then drawn again.
+            for chat_id in notice.names_wanted:
+                await self._name(chat_id)
+            async with self.uow() as uow:
+                notice = await compose(uow, delivery, self.settings, self._known_names())
+        return notice
+
+    def _known_names(self) -> dict[int, str]:
+        now = self.monotonic()
+        return {chat_id: name for chat_id, (name, at) in self._names.items() if now - at < NAME_TTL}
+
+    async def _name(self, chat_id: int) -> str:
+        """A person's display name for desk cards ("" when Telegram will not say): getChat, or for
+        someone who never wrote to the bot, their membership of the desk group."""
+        known = self._names.get(chat_id)
+        if known is not None and self.monotonic() - known[1] < NAME_TTL:
+            return known[0]
+        name = ""
+        desk = self.settings.desk.chat_id
+        for member_of in (None, desk) if desk and chat_id > 0 else (None,):
+            try:
+                async with asyncio.timeout(NAME_TIMEOUT):
+                    name = await self.sender.chat_name(chat_id, member_of=member_of)
+                break
+            except Exception as exc:  # noqa: BLE001 - an unknown chat, a network failure: the card shows the id
+                log.debug("relay: no name for %s (%r)", chat_id, exc)
+        self._names[chat_id] = (name, self.monotonic())
+        self._names.move_to_end(chat_id)
+        while len(self._names) > NAMES_KEPT:
+            self._names.popitem(last=False)
+        return name
 
     async def _wait_for_slot(self, target: _Target, item: _Item) -> list[Slot]:
         """Sleep until the chat may be sent to, then pass the global turnstile: one chat at a time, in
@@ -471,31 +586,49 @@ class Relay:
         if self._closing.is_set():
             raise _Closing
 
-    async def _call(self, notice: Notice, item: _Item, slots: list[Slot]) -> tuple[int, bool]:
-        """One Bot API call; returns (message id, whether it was an edit)."""
-        try:
-            return await self._call_once(notice, item)
-        finally:
-            answered = self.monotonic()
-            for slot in slots:
-                slot.answered(answered)
-
-    async def _call_once(self, notice: Notice, item: _Item) -> tuple[int, bool]:
+    async def _timed(self, call: Callable[[], Awaitable[T]], slots: list[Slot]) -> T:
+        """Make the call within send_timeout; the booked slots count it at its answer."""
         try:
             async with asyncio.timeout(self.send_timeout):
-                if notice.edit_message_id is not None and not item.force_new:
-                    try:
-                        return await self.sender.edit(notice.chat_id, notice.edit_message_id, notice.text,
-                                                      notice.buttons), True
-                    except NotModified:
-                        return notice.edit_message_id, True
-                return await self.sender.send(notice.chat_id, notice.text, notice.buttons), False
+                return await call()
         except TimeoutError:
             raise Transient(f"no answer within {self.send_timeout:g}s", "timeout") from None
         except SendError:
             raise
         except Exception as exc:  # whatever else the library raised: assume the call may work later
             raise Transient(repr(exc), "unknown") from exc
+        finally:
+            answered = self.monotonic()
+            for slot in slots:
+                slot.answered(answered)
+
+    async def _call_once(self, notice: Notice, item: _Item) -> Sent:
+        """The one Bot API call that delivers `notice`."""
+        sender, chat_id = self.sender, notice.chat_id
+        if notice.edit_message_id is not None and not item.force_new:
+            message_id = notice.edit_message_id
+            try:
+                if item.caption_edit:
+                    await sender.edit_caption(chat_id, message_id, notice.text, notice.buttons)
+                else:
+                    await sender.edit(chat_id, message_id, notice.text, notice.buttons)
+            except NotModified:
+                pass
+            return Sent(message_id, (message_id,), edited=True)
+        if notice.album:
+            ids = await sender.send_album(chat_id, notice.album, ALBUM_MODES[item.album_mode], caption=notice.text,
+                                          thread_id=notice.thread_id)
+            return Sent(ids[0] if ids else None, tuple(ids))
+        if len(notice.copies) == 1:
+            source = notice.copies[0]
+            copy_id = await sender.copy(chat_id, source.from_chat_id, source.message_id, thread_id=notice.thread_id)
+            return Sent(copy_id, (copy_id,))
+        if notice.copies:
+            ids = await sender.copy_many(chat_id, notice.copies[0].from_chat_id,
+                                         [c.message_id for c in notice.copies], thread_id=notice.thread_id)
+            return Sent(ids[0] if ids else None, tuple(ids))
+        message_id = await sender.send(chat_id, notice.text, notice.buttons, thread_id=notice.thread_id)
+        return Sent(message_id, (message_id,))
 
     def _hold(self, target: _Target, seconds: float) -> None:
         now = self.monotonic()
@@ -523,18 +656,33 @@ class Relay:
 
     # -- writing outcomes ---------------------------------------------------------------------------
 
-    async def _confirm(self, delivery: Delivery, message_id: int | None, card_of: str | None) -> None:
+    async def _confirm(self, delivery: Delivery | None, notice: Notice | None, sent: Sent | None) -> None:
+        """Write down what Telegram took (see dialogs.notify.delivered); `delivery` None: a prelude."""
         for attempt in range(CONFIRM_ATTEMPTS):
             try:
                 async with self.uow() as uow:
-                    await uow.outbox.mark_sent(delivery.id, at=self.wall_clock(), message_id=message_id)
-                    if card_of is not None and message_id is not None:
-                        await uow.cases.set_status_message(card_of, message_id)
+                    await delivered(uow, delivery, notice, sent, self.wall_clock())
                     await uow.commit()
                 return
             except Exception:
                 # Unconfirmed, the row comes back after its lease and is sent again (at least once).
-                log.exception("relay: confirming row %s failed (attempt %d)", delivery.id, attempt + 1)
+                log.exception("relay: confirming row %s failed (attempt %d)", delivery.id if delivery else "-",
+                              attempt + 1)
+                await asyncio.sleep(0.2 * 2**attempt)
+
+    async def _write(self, write: Callable[[Any], Awaitable[None]]) -> None:
+        """One unit of work for what a call changed (a topic made or gone), retried like a confirm; raises
+        when it cannot be written (the row then comes back after its lease)."""
+        for attempt in range(CONFIRM_ATTEMPTS):
+            try:
+                async with self.uow() as uow:
+                    await write(uow)
+                    await uow.commit()
+                return
+            except Exception:
+                if attempt + 1 >= CONFIRM_ATTEMPTS:
+                    raise
+                log.exception("relay: a desk write failed (attempt %d)", attempt + 1)
                 await asyncio.sleep(0.2 * 2**attempt)
 
     async def _release(self, items: Iterable[_Item], until: float, reason: str) -> None:

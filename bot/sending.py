@@ -1,5 +1,6 @@
-"""What the notification relay needs from a Telegram library: send or edit one text message, and
-failures in Telegram's terms rather than a library's.
+"""What the notification relay needs from a Telegram library: send or edit one message, copy messages,
+send an album, open a forum topic, read a chat's name; and failures in Telegram's terms rather than a
+library's.
 
 An implementation makes exactly one Bot API call per method call and never retries: the relay owns
 retries, pacing and holds. The aiogram one is bot.aiogram_adapter.sender.AiogramSender.
@@ -7,9 +8,11 @@ retries, pacing and holds. The aiogram one is bot.aiogram_adapter.sender.Aiogram
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Protocol
 
 from dialogs.io import Button
+from dialogs.notify import AlbumItem
 
 Buttons = tuple[tuple[Button, ...], ...]
 
@@ -75,6 +78,32 @@ class NotModified(SendError):
         return "not_modified"
 
 
+class TopicGone(SendError):
+    """The forum topic is deleted or closed to the bot ("message thread not found", TOPIC_CLOSED...):
+    the desk opens a new one; the message never goes to the old one."""
+
+    @property
+    def code(self) -> str:
+        return "topic_gone"
+
+
+class NotText(SendError):
+    """editMessageText on a message without text (a photo, a document): edit its caption instead."""
+
+    @property
+    def code(self) -> str:
+        return "not_text"
+
+
+class WrongFile(SendError):
+    """A file id that cannot be sent this way (a document's id as a photo, an id of another bot):
+    send the file another way."""
+
+    @property
+    def code(self) -> str:
+        return "wrong_file"
+
+
 class Rejected(SendError):
     """Any other 4xx (chat not found, text too long, bad markup...): this message will never go."""
 
@@ -88,10 +117,42 @@ class Rejected(SendError):
 
 
 class Sender(Protocol):
-    async def send(self, chat_id: int, text: str, buttons: Buttons = ()) -> int:
-        """sendMessage with an inline keyboard of `buttons` rows; returns the new message's id."""
+    async def send(self, chat_id: int, text: str, buttons: Buttons = (), *, thread_id: int | None = None,
+                   reply_to: int | None = None) -> int:
+        """sendMessage with an inline keyboard of `buttons` rows (into forum topic `thread_id`, as a reply
+        to `reply_to` when that message still exists); returns the new message's id."""
         ...
 
     async def edit(self, chat_id: int, message_id: int, text: str, buttons: Buttons = ()) -> int:
         """editMessageText (the keyboard goes with it: no buttons, no keyboard); returns message_id."""
+        ...
+
+    async def edit_caption(self, chat_id: int, message_id: int, caption: str, buttons: Buttons = ()) -> int:
+        """editMessageCaption of a media message; returns message_id."""
+        ...
+
+    async def create_topic(self, chat_id: int, name: str) -> int:
+        """createForumTopic; returns the new topic's message_thread_id."""
+        ...
+
+    async def copy(self, chat_id: int, from_chat_id: int, message_id: int, *, thread_id: int | None = None) -> int:
+        """copyMessage; returns the copy's message id."""
+        ...
+
+    async def copy_many(self, chat_id: int, from_chat_id: int, message_ids: Sequence[int], *,
+                        thread_id: int | None = None) -> list[int]:
+        """copyMessages (ids strictly increasing, at most 100): one call; returns the copies' ids in order
+        (Telegram skips messages it cannot copy, so there may be fewer)."""
+        ...
+
+    async def send_album(self, chat_id: int, items: Sequence[AlbumItem], mode: str, *, caption: str = "",
+                         thread_id: int | None = None) -> list[int]:
+        """The files as one album (sendMediaGroup; one file: sendPhoto / sendDocument), the caption on the
+        first. `mode`: "photo" or "document" (by file id) or "upload" (the stored files, as photos).
+        Returns the messages' ids."""
+        ...
+
+    async def chat_name(self, chat_id: int, *, member_of: int | None = None) -> str:
+        """A person's or group's display name: getChat, or getChatMember(member_of, chat_id) for a member
+        of a group who may never have written to the bot."""
         ...

@@ -13,6 +13,7 @@ from dialogs import sla
 from dialogs.domain import (
     Case,
     CaseStatus,
+    DeskItem,
     Order,
     OutboxMessage,
     ProductKind,
@@ -22,7 +23,7 @@ from dialogs.domain import (
     Verdict,
 )
 from dialogs.lifecycle import next_status
-from dialogs.notify import CASE_CARD, CASE_NEWS
+from dialogs.notify import CASE_CARD, CASE_NEWS, DESK_CARD, album_rows
 from dialogs.ports import UnitOfWork
 from dialogs.settings import CoreSettings
 from dialogs.workdays import WorkingCalendar
@@ -33,6 +34,12 @@ C = CaseStatus
 # money moves; every other change only updates the card.
 NEWS_STATUSES = frozenset({C.NEEDS_INFO, C.REJECTED, C.REJECTED_FINAL, C.REFUNDING, C.REFUNDED,
                            C.REFUND_FAILED, C.CLOSED, C.APPROVED})
+
+# The agents' desk ([desk] chat_id set): a case in one of these needs a person and is put on the desk;
+# in one of SETTLED it needs nobody any more and comes off (a rejection waits for an appeal, which
+# brings it back). In any other status an item on the desk just has its card redrawn.
+ESCALATE = frozenset({C.SUBMITTED, C.IN_REVIEW, C.APPEALED, C.REFUND_FAILED})
+SETTLED = frozenset({C.REFUNDING, C.REFUNDED, C.REJECTED, C.REJECTED_FINAL, C.WITHDRAWN, C.CLOSED})
 
 
 class NothingToRefund(Exception):
@@ -56,6 +63,7 @@ class CaseWorkflow:
         await sla.on_enter(uow, case, case.created_at, self.settings, self.calendar, order)
         rule = self.auto_approval_rule(case, order)
         if rule is None:
+            await self._desk(uow, case, case.created_at)
             return case
         case = await self.move(uow, case.case_no, "auto_approve", actor="system", at=case.created_at,
                                note=f"auto-approved by rule {rule}")
@@ -95,6 +103,7 @@ class CaseWorkflow:
         status = next_status(case.status, trigger)
         moved = await uow.cases.set_status(case_no, status, actor=actor, at=at, note=note)
         await self._notify(uow, moved, case.status, at, note)
+        await self._desk(uow, moved, at)
         order = await uow.orders.get(moved.order_no)
         await sla.on_enter(uow, moved, at, self.settings, self.calendar, order)
         if status is C.REFUNDING:
@@ -121,6 +130,29 @@ class CaseWorkflow:
                 payload={"case_no": case.case_no, "from": previous.value if previous else None,
                          "to": case.status.value, "note": note},
                 created_at=at))
+
+    async def _desk(self, uow: UnitOfWork, case: Case, at: datetime) -> None:
+        """Put the case on the agents' desk, redraw its card there, or take it off (the card then shows
+        the outcome). A case on the desk with evidence not shown there yet (at first, or more after
+        needs_info or an appeal) gets it in the topic, after the card."""
+        desk_chat = self.settings.desk.chat_id
+        if not desk_chat:
+            return
+        escalate = case.status in ESCALATE
+        if escalate:
+            await uow.desk.open(DeskItem(key=case.case_no, chat_id=case.chat_id, user_id=case.user_id,
+                                         opened_at=at, case_no=case.case_no))
+        else:
+            item = await uow.desk.get(case.case_no)
+            if item is None or item.closed_at is not None:
+                return
+            if case.status in SETTLED:
+                await uow.desk.close(case.case_no, at=at)
+        await uow.outbox.add(OutboxMessage(kind=DESK_CARD, chat_id=desk_chat, payload={"key": case.case_no},
+                                           dedupe_key=f"desk:{case.case_no}:v{case.version}:card", created_at=at))
+        if escalate:  # one album per evidence count: shown again (all of it) only when files were added
+            for row in album_rows(case, desk_chat, at, f"n{len(case.evidence)}"):
+                await uow.outbox.add(row)
 
     async def _start_refund(self, uow: UnitOfWork, case: Case, order: Order | None, at: datetime,
                             requested: Decimal | None = None) -> None:

@@ -209,6 +209,17 @@ class NonceLedger(Protocol):
     async def prune(self, before: datetime) -> int: ...
 
 
+@dataclass(frozen=True, slots=True)
+class CaseEventRecord:
+    """One move of a case as the desk card lists it."""
+
+    at: datetime
+    actor: str
+    from_status: str | None
+    to_status: str
+    note: str = ""
+
+
 class DeskRepository(Protocol):
     """The agents' desk: one item per case (or per /agent request without a case)."""
 
@@ -279,6 +290,20 @@ class DeskRepository(Protocol):
         ...
 
     async def clear_approval(self, case_no: str) -> None: ...
+
+    async def history(self, case_no: str, limit: int = 12) -> list[CaseEventRecord]:
+        """The case's latest `limit` events, oldest first (the desk card's history)."""
+        ...
+
+    async def queued_after(self, chat_id: int, after_id: int, limit: int = 200) -> list[Delivery]:
+        """Outbox rows of `chat_id` queued after row `after_id`, neither sent nor given up, in order:
+        the relay looks ahead to batch a topic's waiting copies and to skip cards a later row redraws."""
+        ...
+
+    async def delivered_as(self, chat_id: int, message_id: int, kinds: Iterable[str]) -> list[Delivery]:
+        """Rows of these kinds sent to `chat_id` as (or onto) message `message_id`, in order: the
+        messages a quoted batch holds and the edits made to it since."""
+        ...
 
 
 class UnitOfWork(Protocol):

@@ -3,6 +3,7 @@ approvals waiting for a second person."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
@@ -10,8 +11,17 @@ from typing import Any
 from sqlalchemy import and_, delete, func, insert, nulls_last, select, update
 from sqlalchemy.exc import IntegrityError
 
-from dialogs.domain import Case, DeskItem, MessageLink
-from storage.models import CaseRow, DeskAuditRow, DeskItemRow, MessageLinkRow, PendingApprovalRow
+from dialogs.domain import Case, Delivery, DeskItem, MessageLink
+from dialogs.ports import CaseEventRecord
+from storage.models import (
+    CaseEventRow,
+    CaseRow,
+    DeskAuditRow,
+    DeskItemRow,
+    MessageLinkRow,
+    OutboxRow,
+    PendingApprovalRow,
+)
 from storage.repositories import SessionRepository, case_from_row, rowcount
 
 
@@ -20,6 +30,15 @@ def _item(row: Any) -> DeskItem:
                     case_no=row.case_no, thread_id=row.thread_id, card_message_id=row.card_message_id,
                     owner_id=row.owner_id, owner_since=row.owner_since, owner_active_at=row.owner_active_at,
                     reminded_at=row.reminded_at, closed_at=row.closed_at)
+
+
+def _delivery(row: Any) -> Delivery:
+    return Delivery(id=row.id, kind=row.kind, chat_id=row.chat_id, dedupe_key=row.dedupe_key, payload=row.payload,
+                    attempts=row.attempts, created_at=row.created_at)
+
+
+_DELIVERY_COLUMNS = (OutboxRow.id, OutboxRow.kind, OutboxRow.chat_id, OutboxRow.dedupe_key, OutboxRow.payload,
+                     OutboxRow.attempts, OutboxRow.created_at)
 
 
 def _link(row: Any) -> MessageLink:
@@ -165,3 +184,30 @@ class SqlaDeskRepository(SessionRepository):
     async def clear_approval(self, case_no: str) -> None:
         await self._session.execute(delete(PendingApprovalRow).where(PendingApprovalRow.case_no == case_no)
                                     .execution_options(synchronize_session=False))
+
+    async def history(self, case_no: str, limit: int = 12) -> list[CaseEventRecord]:
+        rows = await self._session.execute(
+            select(CaseEventRow.at, CaseEventRow.actor, CaseEventRow.from_status, CaseEventRow.to_status,
+                   CaseEventRow.note)
+            .join(CaseRow, CaseRow.id == CaseEventRow.case_id)
+            .where(CaseRow.case_no == case_no)
+            .order_by(CaseEventRow.id.desc()).limit(limit))
+        return [CaseEventRecord(at=r.at, actor=r.actor, from_status=r.from_status, to_status=r.to_status,
+                                note=r.note or "") for r in reversed(rows.all())]
+
+    async def queued_after(self, chat_id: int, after_id: int, limit: int = 200) -> list[Delivery]:
+        # The open rows of one chat: served by the outbox's partial index of open rows by chat.
+        rows = await self._session.execute(
+            select(*_DELIVERY_COLUMNS)
+            .where(OutboxRow.chat_id == chat_id, OutboxRow.id > after_id, OutboxRow.sent_at.is_(None),
+                   OutboxRow.dead_at.is_(None))
+            .order_by(OutboxRow.id).limit(limit))
+        return [_delivery(r) for r in rows]
+
+    async def delivered_as(self, chat_id: int, message_id: int, kinds: Iterable[str]) -> list[Delivery]:
+        rows = await self._session.execute(
+            select(*_DELIVERY_COLUMNS)
+            .where(OutboxRow.chat_id == chat_id, OutboxRow.message_id == message_id,
+                   OutboxRow.kind.in_(list(kinds)), OutboxRow.sent_at.is_not(None))
+            .order_by(OutboxRow.id))
+        return [_delivery(r) for r in rows]

@@ -3,7 +3,8 @@ neutral ones in bot.sending (the relay decides about retries, holds and blocked 
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
+from pathlib import Path
 from typing import TypeVar
 
 from aiogram import Bot
@@ -18,14 +19,38 @@ from aiogram.exceptions import (
     TelegramRetryAfter,
     TelegramServerError,
 )
-from aiogram.types import InlineKeyboardButton, InlineKeyboardMarkup
+from aiogram.types import (
+    FSInputFile,
+    InlineKeyboardButton,
+    InlineKeyboardMarkup,
+    InputMediaDocument,
+    InputMediaPhoto,
+    ReplyParameters,
+)
 
-from bot.sending import Blocked, Buttons, MessageGone, NotModified, Rejected, RetryAfter, Transient
+from bot.sending import (
+    Blocked,
+    Buttons,
+    MessageGone,
+    NotModified,
+    NotText,
+    Rejected,
+    RetryAfter,
+    TopicGone,
+    Transient,
+    WrongFile,
+)
+from dialogs.notify import AlbumItem
 
 T = TypeVar("T")
 
 # Telegram's wording when an edit has nothing to edit (deleted, too old, not the bot's, wrong id).
 GONE = ("message to edit not found", "message can't be edited", "message_id_invalid", "message not found")
+# ... when a forum topic is deleted, or closed to the bot.
+TOPIC_GONE = ("message thread not found", "topic_deleted", "topic_closed", "topic_id_invalid")
+# ... when a file id cannot be sent this way (another kind of file, another bot's id).
+WRONG_FILE = ("can't use file of type", "type of file mismatch", "wrong file identifier",
+              "wrong remote file identifier", "file_reference")
 
 
 def inline_keyboard(buttons: Buttons) -> InlineKeyboardMarkup | None:
@@ -42,24 +67,93 @@ class AiogramSender:
         self.bot = bot
         self.request_timeout = request_timeout
 
-    async def send(self, chat_id: int, text: str, buttons: Buttons = ()) -> int:
+    async def send(self, chat_id: int, text: str, buttons: Buttons = (), *, thread_id: int | None = None,
+                   reply_to: int | None = None) -> int:
+        reply = ReplyParameters(message_id=reply_to, allow_sending_without_reply=True) if reply_to else None
         message = await self._call(lambda: self.bot.send_message(
-            chat_id, text, reply_markup=inline_keyboard(buttons), request_timeout=self.request_timeout))
+            chat_id, text, message_thread_id=thread_id, reply_parameters=reply,
+            reply_markup=inline_keyboard(buttons), request_timeout=self.request_timeout))
         return message.message_id
 
     async def edit(self, chat_id: int, message_id: int, text: str, buttons: Buttons = ()) -> int:
+        await self._edit(lambda: self.bot.edit_message_text(
+            text=text, chat_id=chat_id, message_id=message_id, reply_markup=inline_keyboard(buttons),
+            request_timeout=self.request_timeout))
+        return message_id
+
+    async def edit_caption(self, chat_id: int, message_id: int, caption: str, buttons: Buttons = ()) -> int:
+        await self._edit(lambda: self.bot.edit_message_caption(
+            chat_id=chat_id, message_id=message_id, caption=caption, reply_markup=inline_keyboard(buttons),
+            request_timeout=self.request_timeout))
+        return message_id
+
+    async def create_topic(self, chat_id: int, name: str) -> int:
+        topic = await self._call(lambda: self.bot.create_forum_topic(chat_id, name,
+                                                                     request_timeout=self.request_timeout))
+        return topic.message_thread_id
+
+    async def copy(self, chat_id: int, from_chat_id: int, message_id: int, *, thread_id: int | None = None) -> int:
+        copied = await self._call(lambda: self.bot.copy_message(
+            chat_id, from_chat_id, message_id, message_thread_id=thread_id, request_timeout=self.request_timeout))
+        return copied.message_id
+
+    async def copy_many(self, chat_id: int, from_chat_id: int, message_ids: Sequence[int], *,
+                        thread_id: int | None = None) -> list[int]:
+        copied = await self._call(lambda: self.bot.copy_messages(
+            chat_id, from_chat_id, list(message_ids), message_thread_id=thread_id,
+            request_timeout=self.request_timeout))
+        return [m.message_id for m in copied]
+
+    async def send_album(self, chat_id: int, items: Sequence[AlbumItem], mode: str, *, caption: str = "",
+                         thread_id: int | None = None) -> list[int]:
+        files: list[str | FSInputFile]
+        if mode == "upload":
+            files = [FSInputFile(item.path) for item in items if item.path and Path(item.path).is_file()]
+        else:
+            files = [item.file_id for item in items]
+        if not files:
+            raise Rejected("none of the album's files is at hand", "400")
+        text = caption or None
+        as_document = mode == "document"
+        timeout = self.request_timeout * (3 if mode == "upload" else 1)
+        if len(files) == 1:
+            if as_document:
+                one = await self._call(lambda: self.bot.send_document(
+                    chat_id, files[0], caption=text, message_thread_id=thread_id, request_timeout=timeout))
+            else:
+                one = await self._call(lambda: self.bot.send_photo(
+                    chat_id, files[0], caption=text, message_thread_id=thread_id, request_timeout=timeout))
+            return [one.message_id]
+        media: list[InputMediaPhoto | InputMediaDocument] = [
+            InputMediaDocument(media=f, caption=text if n == 0 else None) if as_document
+            else InputMediaPhoto(media=f, caption=text if n == 0 else None)
+            for n, f in enumerate(files[:10])]
+        sent = await self._call(lambda: self.bot.send_media_group(
+            chat_id, media, message_thread_id=thread_id, request_timeout=timeout))  # type: ignore[arg-type]
+        return [m.message_id for m in sent]
+
+    async def chat_name(self, chat_id: int, *, member_of: int | None = None) -> str:
+        if member_of is not None:
+            member = await self._call(lambda: self.bot.get_chat_member(member_of, chat_id,
+                                                                       request_timeout=self.request_timeout))
+            return member.user.full_name
+        chat = await self._call(lambda: self.bot.get_chat(chat_id, request_timeout=self.request_timeout))
+        if chat.title:
+            return chat.title
+        return " ".join(part for part in (chat.first_name, chat.last_name) if part) or (chat.username or "")
+
+    async def _edit(self, make: Callable[[], Awaitable[object]]) -> None:
         try:
-            await self._call(lambda: self.bot.edit_message_text(
-                text=text, chat_id=chat_id, message_id=message_id, reply_markup=inline_keyboard(buttons),
-                request_timeout=self.request_timeout))
+            await self._call(make)
         except Rejected as exc:
             lowered = exc.description.lower()
             if "message is not modified" in lowered:
                 raise NotModified(exc.description) from exc
+            if "there is no text in the message" in lowered:
+                raise NotText(exc.description) from exc
             if any(phrase in lowered for phrase in GONE):
                 raise MessageGone(exc.description) from exc
             raise
-        return message_id
 
     @staticmethod
     async def _call(make: Callable[[], Awaitable[T]]) -> T:
@@ -78,6 +172,11 @@ class AiogramSender:
         except TelegramMigrateToChat as exc:  # the group became a supergroup: a new chat id
             raise Rejected(f"{exc.message} (migrate_to_chat_id={exc.migrate_to_chat_id})", "400") from exc
         except TelegramBadRequest as exc:
+            lowered = exc.message.lower()
+            if any(phrase in lowered for phrase in TOPIC_GONE):
+                raise TopicGone(exc.message) from exc
+            if any(phrase in lowered for phrase in WRONG_FILE):
+                raise WrongFile(exc.message) from exc
             raise Rejected(exc.message, "400") from exc
         except TelegramAPIError as exc:  # 401, 404, 409: the bot's setup, not this message
             raise Transient(exc.message, "api") from exc

@@ -1,0 +1,211 @@
+"""The agents' desk as Telegram shows it: a topic's name, the case card in it with its buttons, and a
+batch of a customer's messages quoted in one message. Pure functions of the data, in the desk's
+locale ([i18n] default_locale); the texts are the desk.* keys of desk_cards.po.
+
+The card holds what an agent needs to decide without leaving the topic: the order's facts, the
+customer, the reason and description, the policy's verdict and its rule, the evidence count (the
+files follow the first card as an album), the deadline, who owns the item, an approval waiting for
+a supervisor, and the case's history. Buttons carry `dk.<key>.<action>`; the desk's action side
+checks each press against the item's state.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from decimal import Decimal
+
+from dialogs.domain import Case, CaseStatus, DeskItem, Order
+from dialogs.io import Button
+from dialogs.ports import CaseEventRecord
+from dialogs.settings import DeskSettings
+from dialogs.sla import AWAITING_CREDIT, AWAITING_REVIEW
+from dialogs.texts import Texts, money, when
+
+C = CaseStatus
+Buttons = tuple[tuple[Button, ...], ...]
+
+# A case an agent can decide on (approve / reject), and ask for more material about.
+DECIDABLE = frozenset({C.SUBMITTED, C.IN_REVIEW, C.APPEALED})
+ASKABLE = frozenset({C.SUBMITTED, C.IN_REVIEW})
+
+TOPIC_NAME_MAX = 128  # Telegram's limit for a topic's name
+TEXT_MAX = 4096  # ... for a message
+NOTE_MAX = 80  # characters of an event's note on the card
+DESCRIPTION_MAX = 600
+
+
+def desk_token(key: str, action: str) -> str:
+    """Callback data of a desk button: `dk.<key>.<action>` (a case number or chat:<id>; <= 64 bytes)."""
+    return f"dk.{key}.{action}"
+
+
+@dataclass(frozen=True, slots=True)
+class CardFacts:
+    """Everything the card shows, read in one unit of work."""
+
+    item: DeskItem
+    case: Case | None = None
+    order: Order | None = None
+    history: Sequence[CaseEventRecord] = ()
+    pending: tuple[Decimal, int] | None = None  # (amount, requesting agent) of an approval awaiting a confirm
+    names: Mapping[int, str] | None = None  # display names by Telegram id, as far as known
+
+
+def clip(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: max(0, limit - 1)] + "…"
+
+
+def customer_label(item: DeskItem, names: Mapping[int, str] | None) -> str:
+    name = (names or {}).get(item.chat_id) or ""
+    return name or str(item.chat_id)
+
+
+def topic_name(item: DeskItem, case: Case | None, names: Mapping[int, str] | None, t: Texts) -> str:
+    """'R20261124-0001 · 卡密无效 · ¥50.00', or '客服请求 · 张三' for a request without a case."""
+    if case is not None:
+        name = t("dk.topic.case", case_no=case.case_no, reason=t(f"reason.{case.reason.value}"),
+                 amount=money(case.amount))
+    else:
+        name = t("dk.topic.request", customer=customer_label(item, names))
+    return clip(name, TOPIC_NAME_MAX)
+
+
+def names_wanted(item: DeskItem, names: Mapping[int, str] | None) -> tuple[int, ...]:
+    """The people the card names whose names are not known yet (the customer, the owner)."""
+    known = names or {}
+    wanted = [item.chat_id] + ([item.owner_id] if item.owner_id is not None else [])
+    return tuple(dict.fromkeys(i for i in wanted if i not in known))
+
+
+def _actor(actor: str, desk: DeskSettings, t: Texts) -> str:
+    """'agent:42' -> the agent's alias; 'customer', 'system', 'platform' -> their word."""
+    kind, _, rest = actor.partition(":")
+    if kind == "agent" and rest.lstrip("-").isdigit():
+        return desk.alias(int(rest), t.locale)
+    return t(f"dk.actor.{kind}", default=actor)
+
+
+def _order_lines(case: Case, order: Order | None, t: Texts, timezone: str) -> list[str]:
+    if order is None:
+        return [t("dk.card.order_unknown", order_no=case.order_no)]
+    lines = [
+        t("dk.card.order", order_no=order.order_no, product=order.product_name,
+          kind=t(f"dk.kind.{order.product_kind.value}", default=order.product_kind.value)),
+        t("dk.card.payment", amount=money(order.amount), channel=t(f"channel.{order.payment_channel.value}"),
+          paid_at=when(order.paid_at, timezone)),
+    ]
+    delivered = when(order.delivered_at, timezone) if order.delivered_at else ""
+    facts = [t(f"delivery.{order.delivery_status.value}") + (f" {delivered}" if delivered else "")]
+    if order.card_redeemed is not None:
+        facts.append(t("dk.card.redeemed_yes" if order.card_redeemed else "dk.card.redeemed_no"))
+    if order.topup_credited is not None:
+        facts.append(t("dk.card.credited_yes" if order.topup_credited else "dk.card.credited_no"))
+    lines.append(t("dk.card.delivery", facts=" · ".join(facts)))
+    if order.tags:
+        lines.append(t("dk.card.tags", tags=", ".join(sorted(order.tags))))
+    return lines
+
+
+def _history_lines(history: Sequence[CaseEventRecord], desk: DeskSettings, t: Texts, timezone: str) -> list[str]:
+    lines = [t("dk.card.history")]
+    for event in history:
+        note = clip(" ".join(event.note.split()), NOTE_MAX)
+        lines.append(t("dk.card.event" if event.from_status else "dk.card.event_first",
+                       at=when(event.at, timezone)[5:],  # MM-DD HH:MM
+                       before=t(f"status.{event.from_status}", default=event.from_status or ""),
+                       after=t(f"status.{event.to_status}", default=event.to_status),
+                       actor=_actor(event.actor, desk, t))
+                     + (t("dk.card.event_note", note=note) if note else ""))
+    return lines
+
+
+def _deadline(case: Case, t: Texts) -> str:
+    if case.status in AWAITING_REVIEW:
+        return t("dk.card.review_due", due=case.review_due.isoformat())
+    if case.status in AWAITING_CREDIT and case.credit_due is not None:
+        return t("dk.card.credit_due", due=case.credit_due.isoformat())
+    return ""
+
+
+def _owner_line(item: DeskItem, names: Mapping[int, str] | None, desk: DeskSettings, t: Texts) -> str:
+    if item.closed_at is not None:
+        return ""
+    if item.owner_id is None:
+        return t("dk.card.unowned")
+    name = (names or {}).get(item.owner_id) or ""
+    who = f"{name} · {item.owner_id}" if name else str(item.owner_id)
+    return t("dk.card.owner", alias=desk.alias(item.owner_id, t.locale), who=who)
+
+
+def card_text(facts: CardFacts, desk: DeskSettings, t: Texts, timezone: str) -> str:
+    item, case, names = facts.item, facts.case, facts.names
+    if case is None:
+        lines = [t("dk.card.request_title", customer=customer_label(item, names)),
+                 t("dk.card.customer_request", name=customer_label(item, names), user_id=item.user_id),
+                 t("dk.card.opened", at=when(item.opened_at, timezone))]
+    else:
+        lines = [t("dk.card.title", case_no=case.case_no, status=t(f"status.{case.status.value}"))]
+        lines += _order_lines(case, facts.order, t, timezone)
+        lines.append(t("dk.card.customer", name=customer_label(item, names), user_id=case.user_id,
+                       language=t(f"dk.language.{case.locale}", default=case.locale)))
+        lines.append(t("dk.card.reason", reason=t(f"reason.{case.reason.value}"), amount=money(case.amount)))
+        if case.description.strip():
+            lines.append(t("dk.card.description", description=clip(case.description.strip(), DESCRIPTION_MAX)))
+        lines.append(t("dk.card.verdict", verdict=t(f"verdict_short.{case.verdict.value}"), rule=case.rule_id))
+        lines.append(t("dk.card.evidence", count=len(case.evidence)) if case.evidence
+                     else t("dk.card.no_evidence"))
+        if deadline := _deadline(case, t):
+            lines.append(deadline)
+    if owner := _owner_line(item, names, desk, t):
+        lines.append(owner)
+    if facts.pending is not None and item.closed_at is None:
+        amount, agent = facts.pending
+        lines.append(t("dk.card.pending", amount=money(amount), alias=desk.alias(agent, t.locale)))
+    if item.closed_at is not None:
+        status = t(f"status.{case.status.value}") if case is not None else t("dk.card.request_done")
+        lines.append(t("dk.card.closed", outcome=status, at=when(item.closed_at, timezone)))
+    head = "\n".join(lines)
+    if case is None or not facts.history:
+        return clip(head, TEXT_MAX)
+    # The history goes last and loses its oldest lines first when the card would be too long.
+    history = _history_lines(facts.history, desk, t, timezone)
+    while len(history) > 1 and len(head) + 2 + sum(len(h) + 1 for h in history) > TEXT_MAX:
+        history.pop(1)
+    return clip(head + "\n\n" + "\n".join(history), TEXT_MAX)
+
+
+def card_buttons(item: DeskItem, case: Case | None, pending: tuple[Decimal, int] | None, t: Texts) -> Buttons:
+    """The card's main buttons: Take over (or Release when owned), Approve / Reject / Ask for more while
+    the case can be decided, Confirm while an approval waits for a supervisor, Note. None once closed."""
+    if item.closed_at is not None:
+        return ()
+
+    def desk_button(action: str) -> Button:
+        return Button(t(f"dk.btn.{action}"), desk_token(item.key, action))
+
+    rows: list[tuple[Button, ...]] = []
+    if pending is not None:
+        rows.append((desk_button("confirm"),))
+    rows.append((desk_button("release" if item.owner_id is not None else "take"),))
+    if case is not None and case.status in DECIDABLE:
+        decide = [desk_button("approve"), desk_button("reject")]
+        if case.status in ASKABLE:
+            decide.append(desk_button("ask"))
+        rows.append(tuple(decide))
+    rows.append((desk_button("note"),))
+    return tuple(rows)
+
+
+def quote_batch(texts: Sequence[tuple[str, bool]], t: Texts) -> str:
+    """Several of a customer's messages as one message: a head line, then each message (marked when it
+    was edited since), in order. `texts`: (text, edited)."""
+    lines = [t("dk.batch.head", count=len(texts))]
+    for text, edited in texts:
+        body = text.replace("\n", "\n   ")
+        lines.append(t("dk.batch.item", text=body) + (t("dk.batch.edited") if edited else ""))
+    return "\n".join(lines)
+
+
+def album_caption(case: Case, count: int, t: Texts) -> str:
+    return t("dk.album.caption", case_no=case.case_no, count=count)
