@@ -197,6 +197,24 @@ async def test_the_card_is_edited_in_place_as_the_case_moves_and_waiting_redraws
     assert await backlog(database) == 0
 
 
+async def test_the_card_names_the_owner_and_shows_an_approval_waiting_for_a_supervisor(
+        database: Database, bot: Bot, tg: EmulatorClient) -> None:
+    await file_case(database)
+    r = relay(database, bot)
+    await r.drain()
+    async with database.uow() as uow:  # what the desk's action side does on Take and on a big approval
+        assert await uow.desk.take(CASE, AGENT, at=datetime.now(UTC)) == AGENT
+        await uow.desk.request_approval(CASE, amount=Decimal("50.00"), agent_id=AGENT, at=datetime.now(UTC))
+        await uow.outbox.add(OutboxMessage(kind="desk_card", chat_id=DESK, dedupe_key="taken",
+                                           payload={"key": CASE}, created_at=datetime.now(UTC)))
+        await uow.commit()
+    await r.drain()
+    [card] = shown(await tg.topic_messages(DESK, (await desk_item(database)).thread_id or 0))
+    assert f"处理人：客服1号（Zhou · {AGENT}）" in card["text"]  # the alias customers see, and who it is
+    assert "⏳ 待主管确认：批准 ¥50.00（客服1号 提出）" in card["text"]
+    assert tokens(card)[:2] == [f"dk.{CASE}.confirm", f"dk.{CASE}.release"]
+
+
 async def test_a_settled_case_comes_off_the_desk_and_its_card_shows_the_outcome(
         database: Database, bot: Bot, tg: EmulatorClient) -> None:
     await file_case(database)
