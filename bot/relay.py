@@ -25,9 +25,10 @@ Failures (the `Sender` maps its library's exceptions to bot.sending's):
 - any other 4xx: this row is given up.
 The agents' desk (a forum group; see dialogs.notify): a row may take several calls — create the item's
 topic, send its card, then the row's own message — each paced like any other, and each answer written
-down at once (a later failure of the row does not make its topic again). A topic found gone ("message thread not found") is
-forgotten and the row composed again, which makes a new topic with a new card first. The customer's
-and the owner's names on a card come from getChat, asked once and kept for an hour.
+down at once (a later failure of the row does not make its topic again). A topic found gone ("message
+thread not found") is forgotten and the row composed again, which makes a new topic with a new card
+first. The customer's and the owner's names on a card come from getChat, asked once and kept for an
+hour.
 A wait that fits in the row's lease is waited out here; a longer one releases the row to the outbox
 (`defer` until the wait ends), which also holds back the chat's later rows.
 
