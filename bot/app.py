@@ -17,6 +17,7 @@ from bot.aiogram_adapter.sender import AiogramSender
 from bot.api import PlatformApi, add_api_routes
 from bot.config import AppConfig
 from bot.demo import AGENTS, CUSTOMERS, DESK_TITLE, demo_orders
+from bot.desk_sweeper import DeskSweeper
 from bot.evidence import EvidenceIntake
 from bot.metrics import Metrics
 from bot.platform import build_gateway, build_order_lookup
@@ -73,6 +74,7 @@ class Running:
     api: PlatformApi
     webhook_url: str = ""
     web_url: str = ""  # where the platform API, /healthz and /metrics answer
+    desk_sweeper: DeskSweeper | None = None  # the desk's idle clock (runs only with a [desk] chat_id)
 
 
 @contextlib.asynccontextmanager
@@ -97,6 +99,7 @@ async def running_bot(config: AppConfig, token: str, api_base: str) -> AsyncIter
     relay = Relay(database.uow, AiogramSender(runner.bot), config.relay, config.core, send_timeout=8)
     sweeper = TimerSweeper(database.uow, service.workflow)
     refunds = RefundWorker(database.uow, service.workflow, gateway)
+    desk_sweeper = DeskSweeper(database.uow, service.desk)
     metrics = Metrics()
     metrics.count_updates_from(lambda: runner.handled)
     metrics.count_send_errors_from(lambda: relay.stats.errors)
@@ -104,12 +107,12 @@ async def running_bot(config: AppConfig, token: str, api_base: str) -> AsyncIter
                       max_clock_skew=config.platform.max_clock_skew_seconds, metrics=metrics)
     stop_workers = asyncio.Event()
     workers = [asyncio.create_task(relay.run(stop_workers)), asyncio.create_task(sweeper.run(stop_workers)),
-               asyncio.create_task(refunds.run(stop_workers))]
+               asyncio.create_task(refunds.run(stop_workers)), asyncio.create_task(desk_sweeper.run(stop_workers))]
     housekeeping = [asyncio.create_task(forget_old_claims(service)),
                     asyncio.create_task(checkpoint_often(database)),
                     asyncio.create_task(every_hour(api.forget_old_nonces, "replay ledger"))]
     try:
-        yield Running(runner, database, service, api_base, relay, sweeper, refunds, api)
+        yield Running(runner, database, service, api_base, relay, sweeper, refunds, api, desk_sweeper=desk_sweeper)
     finally:
         stop_workers.set()  # they finish the call in flight and release what they hold
         _, pending = await asyncio.wait(workers, timeout=10)

@@ -351,7 +351,8 @@ async def test_an_idle_owner_is_reminded_then_the_case_returns_to_the_queue(desk
     case_no = await on_the_desk(c)
     topic = await desk.topic(case_no)
     await desk.agent.send("/take", topic)
-    sweeper = DeskSweeper(desk.bot.running.database.uow, desk.bot.running.service.desk)
+    sweeper = desk.bot.running.desk_sweeper  # the bot's own (it runs every 30 s on the real clock)
+    assert isinstance(sweeper, DeskSweeper)
     now = datetime.now(UTC)
     assert await sweeper.run_once(now + timedelta(minutes=5)) == 0
     assert await sweeper.run_once(now + timedelta(minutes=11)) == 1
