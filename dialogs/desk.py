@@ -54,7 +54,7 @@ C = CaseStatus
 DESK_CARD = "desk_card"  # payload {"key"}: (re)render the item's card in its topic
 DESK_COPY = "desk_copy"  # payload {"key", "direction", "from_chat_id", "message_id", "text" (plain text)}
 DESK_EDIT = "desk_edit"  # payload {"key", "direction", "from_chat_id", "message_id", "text"}
-DESK_TEXT = "desk_text"  # payload {"key", "text_key", "params"}: a bot message in the item's topic
+DESK_TEXT = "desk_text"  # payload {"key", "text_key", "params", "buttons"?}: a bot message in the item's topic
 CUSTOMER_TEXT = "customer_text"  # payload {"text_key", "params", "locale"}: a bot message to the customer
 TO_DESK, TO_CUSTOMER = "to_desk", "to_customer"
 
@@ -74,6 +74,11 @@ _KEY = re.compile(r"^(R\d{8}-\d{4,}|chat:-?\d+)$", re.IGNORECASE)
 _QUEUE_SHOWN = 30
 _QUEUE_BUTTONS = 8
 _TOAST_MAX = 190
+_LABEL_MAX = 40  # characters of a canned reason on its button
+
+
+def _clip(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def desk_token(key: str, action: str) -> str:
@@ -208,6 +213,13 @@ class DeskService:
             turn.answers += 1
             await self._desk_text(uow, turn.topic_item.key, text_key, params, turn.now,
                                   dedupe or f"desk:answer:u{ev.update_id}:{turn.answers}")
+
+    @staticmethod
+    def _said_in_topic_of(turn: _Turn, item: DeskItem) -> bool:
+        """A command typed in the item's own topic, where the desk's message about it says enough."""
+        ev = turn.event
+        return (ev.kind is EventKind.COMMAND and not ev.private and turn.topic_item is not None
+                and turn.topic_item.key == item.key)
 
     async def _refuse(self, uow: UnitOfWork, turn: _Turn, action: str, key: str | None, why: Refusal) -> None:
         ev = turn.event
@@ -353,7 +365,7 @@ class DeskService:
         elif action == "confirm":
             await self._confirm(uow, turn, item, pending)
         elif action == "reject" and not args:
-            await self._answer(uow, turn, "desk.reject_how")
+            await self._reason_picker(uow, turn, item)
         elif action == "reject" or action.startswith("rj."):
             await self._reject(uow, turn, item, action, args)
         elif action == "ask":
@@ -375,8 +387,7 @@ class DeskService:
         if item.case_no is not None:
             case = await uow.cases.get(item.case_no)
             if case is not None and case.status is C.SUBMITTED:
-                await self.workflow.move(uow, case.case_no, "start_review", actor=self.actor(ev), at=now,
-                                         note="taken on the desk")
+                await self.workflow.move(uow, case.case_no, "start_review", actor=self.actor(ev), at=now)
         locale = await self._flag(uow, item, item.key)
         stamp = f"u{ev.update_id}"
         await self._customer_text(uow, item, "desk.customer_joined", {"alias": self.desk.alias(ev.user_id, locale)},
@@ -384,7 +395,8 @@ class DeskService:
         await self._desk_text(uow, item.key, "desk.took", {"agent": self.label(ev.user_id, ev.user_name)}, now,
                               f"desk:{item.key}:took:{stamp}")
         await self._card(uow, item.key, now, stamp)
-        await self._answer(uow, turn, "desk.you_took", {"case": item.key}, dedupe=f"desk:{item.key}:took-answer:{stamp}")
+        if not self._said_in_topic_of(turn, item):  # there "X took over" says it already
+            await self._answer(uow, turn, "desk.you_took", {"case": item.key})
 
     async def _end_takeover(self, uow: UnitOfWork, item: DeskItem, now: datetime, text_key: str | None,
                             stamp: str) -> None:
@@ -410,7 +422,7 @@ class DeskService:
                               {"agent": self.label(ev.user_id, ev.user_name), "case": item.key}, now,
                               f"desk:{item.key}:released:{stamp}")
         await self._card(uow, item.key, now, stamp)
-        if ev.kind is EventKind.BUTTON or ev.private or turn.topic_item is None:
+        if not self._said_in_topic_of(turn, item):
             await self._answer(uow, turn, "desk.you_released", {"case": item.key})
 
     async def _close(self, uow: UnitOfWork, turn: _Turn, item: DeskItem) -> None:
@@ -421,7 +433,7 @@ class DeskService:
         await self._desk_text(uow, item.key, "desk.closed", {"agent": self.label(ev.user_id, ev.user_name),
                                                               "case": item.key}, now, f"desk:{item.key}:closed:{stamp}")
         await self._card(uow, item.key, now, stamp)
-        if ev.kind is EventKind.BUTTON or ev.private or turn.topic_item is None:
+        if not self._said_in_topic_of(turn, item):
             await self._answer(uow, turn, "desk.closed_answer", {"case": item.key})
 
     async def _note(self, uow: UnitOfWork, turn: _Turn, item: DeskItem, text: str) -> None:
@@ -488,7 +500,7 @@ class DeskService:
                                    "threshold": money(self.desk.confirm_above)}, now,
                                   f"desk:{item.key}:approval:{stamp}")
             await self._card(uow, item.key, now, stamp)
-            if ev.kind is EventKind.BUTTON or ev.private or turn.topic_item is None:
+            if not self._said_in_topic_of(turn, item):
                 await self._answer(uow, turn, "desk.approval_waiting", {"amount": money(amount)})
             return
         await self._approve(uow, turn, item, case, amount, requester=None)
@@ -509,9 +521,9 @@ class DeskService:
     async def _approve(self, uow: UnitOfWork, turn: _Turn, item: DeskItem, case: Case, amount: Decimal,
                        requester: int | None) -> None:
         ev, now, stamp = turn.event, turn.now, f"u{turn.event.update_id}"
-        note = f"approved {money(amount)} on the desk"
-        if requester is not None:
-            note += f" (requested by agent:{requester}, confirmed by {self.actor(ev)})"
+        # The case's history (on the desk card) in the desk's language.
+        note = (self.t("desk.note_approved", amount=money(amount)) if requester is None else
+                self.t("desk.note_confirmed", amount=money(amount), requester=self.label(requester)))
         try:
             if case.status is C.SUBMITTED:
                 await self.workflow.move(uow, case.case_no, "start_review", actor=self.actor(ev), at=now)
@@ -530,7 +542,7 @@ class DeskService:
             await self._desk_text(uow, item.key, "desk.approved_confirmed",
                                   {"agent": agent, "amount": money(amount), "case": item.key,
                                    "requester": self.label(requester)}, now, f"desk:{item.key}:approved:{stamp}")
-        if ev.kind is EventKind.BUTTON or ev.private or turn.topic_item is None:
+        if not self._said_in_topic_of(turn, item):
             await self._answer(uow, turn, "desk.done", {"case": item.key})
 
     async def _decided(self, uow: UnitOfWork, turn: _Turn, item: DeskItem, action: str, detail: str) -> None:
@@ -541,6 +553,31 @@ class DeskService:
         await uow.desk.close(item.key, at=now)
         await uow.desk.audit(actor_id=ev.user_id, key=item.key, action=action, allowed=True, at=now, detail=detail)
         await self._card(uow, item.key, now, stamp)
+
+    async def _reason_picker(self, uow: UnitOfWork, turn: _Turn, item: DeskItem) -> None:
+        """Reject without a reason: the canned reasons as buttons (in the topic, or right here in a
+        private chat or General), or type one."""
+        ev = turn.event
+        case = await self._case(uow, turn, item)
+        if case is None:
+            return
+        if case.status not in DECIDABLE:
+            await self._cannot(uow, turn, case, "/reject")
+            return
+        reasons = [(_clip(c.en if self.t.locale == "en" else c.zh_CN, _LABEL_MAX), desk_token(item.key, f"rj.{c.key}"))
+                   for c in self.desk.canned if len(desk_token(item.key, f"rj.{c.key}").encode()) <= 64]
+        rows = [[[label, token]] for label, token in reasons]  # one reason a row
+        params = {"case": item.key}
+        if not ev.private and (ev.kind is EventKind.BUTTON or turn.topic_item is not None):
+            bucket = int(turn.now.timestamp() // 600)  # one picker per item in 10 minutes is enough
+            await self._queue(uow, DESK_TEXT, self.desk.chat_id, f"desk:{item.key}:reasons:{bucket}",
+                              {"key": item.key, "text_key": "desk.pick_reason", "params": params, "buttons": rows},
+                              turn.now)
+            if ev.kind is EventKind.BUTTON:
+                turn.toast = self.t("desk.reject_how")[:_TOAST_MAX]
+            return
+        turn.replies.append(Reply(self.t("desk.pick_reason", **params),
+                                  tuple((Button(label, token),) for label, token in reasons)))
 
     async def _reject(self, uow: UnitOfWork, turn: _Turn, item: DeskItem, action: str, args: str) -> None:
         ev, now, stamp = turn.event, turn.now, f"u{turn.event.update_id}"
@@ -569,7 +606,7 @@ class DeskService:
         await self._desk_text(uow, item.key, "desk.rejected", {"agent": self.label(ev.user_id, ev.user_name),
                                                                 "case": item.key, "reason": shown}, now,
                               f"desk:{item.key}:rejected:{stamp}")
-        if ev.kind is EventKind.BUTTON or ev.private or turn.topic_item is None:
+        if not self._said_in_topic_of(turn, item):
             await self._answer(uow, turn, "desk.done", {"case": item.key})
 
     async def _ask(self, uow: UnitOfWork, turn: _Turn, item: DeskItem, text: str) -> None:
@@ -593,7 +630,7 @@ class DeskService:
         await self._desk_text(uow, item.key, "desk.asked", {"agent": self.label(ev.user_id, ev.user_name),
                                                              "text": text}, now, f"desk:{item.key}:asked:{stamp}")
         await self._card(uow, item.key, now, stamp)
-        if ev.kind is EventKind.BUTTON or ev.private or turn.topic_item is None:
+        if not self._said_in_topic_of(turn, item):
             await self._answer(uow, turn, "desk.done", {"case": item.key})
 
     # -- messages in the topics -----------------------------------------------------------------

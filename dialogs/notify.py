@@ -18,7 +18,8 @@ Kinds (see dialogs.cases and dialogs.sla for who queues them):
     its "text" (plain text messages), else in one copyMessages call;
   - desk_edit {"key", "direction", "from_chat_id", "message_id", "text"}: edit the copy (its text, or
     its caption); a quoted batch is redrawn with the edit;
-  - desk_text {"key", "text_key", "params"}: a bot message in the item's topic, in the desk's locale;
+  - desk_text {"key", "text_key", "params", "buttons"?}: a bot message in the item's topic, in the desk's
+    locale (buttons: rows of [label, callback data]);
   - customer_text {"text_key", "params", "locale"} (chat_id = the customer): a bot message to them.
   A row for a topic that is not there (never made, or deleted) first brings the card, in a new topic:
   the relay delivers that `prelude` notice, then composes the row again.
@@ -193,8 +194,12 @@ async def compose(uow: UnitOfWork, delivery: Delivery, settings: CoreSettings,
         status = C(payload["to"])
         note = str(payload.get("note") or "")
         order = await uow.orders.get(case.order_no)
+        amount = case.amount
+        if status in (C.REFUNDING, C.REFUNDED, C.REFUND_FAILED):  # what is paid: a partial approval pays less
+            attempts = await uow.refunds.for_case(case.case_no)
+            amount = attempts[-1].amount if attempts else amount
         text = t(f"news.{status.value}", case_no=case.case_no, note=note or t("news.no_note"),
-                 amount=money(case.amount),
+                 amount=money(amount),
                  channel=t(f"channel.{order.payment_channel.value}") if order else "",
                  due=case.credit_due.isoformat() if case.credit_due else "",
                  days=settings.sla.needs_info_close_days)
@@ -278,7 +283,9 @@ async def _compose_desk_text(uow: UnitOfWork, delivery: Delivery, settings: Core
         return await desk_card_notice(uow, item, delivery.chat_id, settings, names, prelude=True)
     payload = delivery.payload
     text = Texts(settings.i18n.default_locale)(str(payload["text_key"]), **dict(payload.get("params") or {}))
-    return Notice(delivery.chat_id, text, desk_key=item.key, thread_id=item.thread_id)
+    # Optional buttons: rows of [label, callback data] (e.g. the canned reasons of a rejection).
+    buttons = tuple(tuple(Button(str(label), str(token)) for label, token in row) for row in payload.get("buttons") or ())
+    return Notice(delivery.chat_id, text, buttons, desk_key=item.key, thread_id=item.thread_id)
 
 
 def _source(payload: Mapping[str, Any]) -> Copy:

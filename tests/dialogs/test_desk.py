@@ -252,7 +252,8 @@ async def test_take_owns_the_item_starts_the_review_and_tells_the_customer_by_al
 
 
 async def test_a_second_take_is_told_who_has_it(service: RefundService, database: Database, case: str) -> None:
-    await take(service, AGENT)
+    await service.handle(cmd(AGENT, "take"))  # typed in the topic: "小王 took over" there says it all
+    assert await texts_queued(database) == ["desk.took"]
     shown = await take(service, AGENT2)
     assert shown.toast == ZH("desk.taken_by", case=CASE, owner="小王")
     assert (await item_of(database)).owner_id == AGENT
@@ -421,6 +422,10 @@ async def test_above_the_line_an_approval_needs_a_second_person_who_is_a_supervi
     await service.handle(cmd(SUPER, "confirm"))
     assert await status_of(database) is CaseStatus.REFUNDING
     assert "desk.approved_confirmed" in await texts_queued(database)
+    async with database.uow() as uow:
+        history = await uow.desk.history(CASE)
+    assert (history[-2].to_status, history[-2].actor, history[-2].note) == (
+        "approved", f"agent:{SUPER}", ZH("desk.note_confirmed", amount="¥100.00", requester="小王"))
     assert [(a, x, ok) for a, x, ok in await audit(database)] == [
         (AGENT, "approve_request", True), (AGENT, "confirm", False), (AGENT2, "confirm", False),
         (SUPER, "approve", True)]
@@ -445,6 +450,11 @@ async def test_reject_with_a_canned_reason_tells_the_customer_in_their_language(
         service: RefundService, database: Database, case: str) -> None:
     shown = await service.handle(press(AGENT, "reject"))
     assert shown.toast == ZH("desk.reject_how") and await status_of(database) is CaseStatus.IN_REVIEW
+    [(_, _, picker)] = await outbox(database, "desk_text")
+    assert picker["text_key"] == "desk.pick_reason"
+    assert [row[0][1] for row in picker["buttons"]] == [desk_token(CASE, f"rj.{c.key}") for c in DESK_SETTINGS.canned]
+    private = await service.handle(cmd(AGENT, "reject", CASE, chat=AGENT))  # the same choice, right there
+    assert [b.token for row in private.replies[0].buttons for b in row] == [row[0][1] for row in picker["buttons"]]
     await service.handle(press(AGENT, "rj.redeemed"))
     assert await status_of(database) is CaseStatus.REJECTED
     [news] = [p for _, _, p in await outbox(database, "case_news")]
