@@ -348,6 +348,9 @@ class DeskService:
         if item.closed_at is not None and action != "note":
             await self._answer(uow, turn, "desk.item_closed", {"case": key})
             return
+        if action != "note":
+            await self._lock(uow, item)
+            item = await uow.desk.get(key) or item  # as it is now that nobody else can move it
         if item.owner_id == ev.user_id:
             await uow.desk.touch(key, at=turn.now)
         if action == "take":
@@ -370,6 +373,15 @@ class DeskService:
             await self._reject(uow, turn, item, action, args)
         elif action == "ask":
             await self._ask(uow, turn, item, args)
+
+    @staticmethod
+    async def _lock(uow: UnitOfWork, item: DeskItem) -> None:
+        """Lock what an action may change in the order every writer takes it: the customer's
+        conversation (the customer's own updates start there), then the case, then the item. Two
+        writers never wait for each other crosswise (no deadlock on PostgreSQL)."""
+        await uow.conversations.load(item.chat_id)
+        if item.case_no is not None:
+            await uow.cases.get(item.case_no, for_update=True)
 
     async def _take(self, uow: UnitOfWork, turn: _Turn, item: DeskItem) -> None:
         ev, now = turn.event, turn.now
@@ -739,6 +751,10 @@ class DeskService:
     async def nudge(self, uow: UnitOfWork, key: str, now: datetime) -> str:
         """Remind a quiet owner once, hand the item back to the queue after idle_release_minutes.
         Returns "reminded", "released" or "" (nothing due: the owner spoke up meanwhile)."""
+        seen = await uow.desk.get(key)
+        if seen is None or seen.owner_id is None:
+            return ""
+        await uow.conversations.load(seen.chat_id)  # the lock order of DeskService._lock
         item = await uow.desk.get(key, for_update=True)
         if item is None or item.owner_id is None or item.closed_at is not None or item.owner_active_at is None:
             return ""
