@@ -238,10 +238,11 @@ async def stage_sandbox(base_url: str, config: AppConfig) -> AppConfig:
         if config.desk.chat_id:
             return config
         group = await tg.create_group(DESK_TITLE, is_forum=True, members=[
-            {"user_id": a.user_id, "status": "administrator" if a.supervisor else "member"} for a in AGENTS])
+            {"user_id": a.user_id, "status": "member"} for a in AGENTS])
     desk = config.desk.model_copy(update={
         "chat_id": int(group["chat"]["id"]),
         "agents": tuple(a.user_id for a in AGENTS if not a.supervisor),
         "supervisors": tuple(a.user_id for a in AGENTS if a.supervisor),
+        "aliases": {a.user_id: a.alias for a in AGENTS},
     })
     return config.model_copy(update={"desk": desk})

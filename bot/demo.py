@@ -29,13 +29,14 @@ CUSTOMERS = (
 class DemoAgent:
     user_id: int
     first_name: str
+    alias: str  # what customers see
     supervisor: bool = False
 
 
 # The agents' forum group of the sandbox: one agent, one supervisor (who confirms big approvals).
 AGENTS = (
-    DemoAgent(20001, "客服小李"),
-    DemoAgent(20002, "主管老王", supervisor=True),
+    DemoAgent(20001, "客服小李", "客服小李"),
+    DemoAgent(20002, "主管老王", "客服主管老王", supervisor=True),
 )
 DESK_TITLE = "退款客服台 (agents)"
 
