@@ -430,6 +430,16 @@ async def test_an_edited_customer_message_updates_its_copy(desk: Desk, customer)
     [copy] = [m for m in messages if "ABCD-1234" in (m.get("text") or "")]
     assert copy["edits"] == 1  # the same message, edited
 
+    # And the other way: the owner corrects what the customer got.
+    answer = await desk.agent.send("请稍等，预计10分钟", topic)
+    await eventually(c, has("预计10分钟"))
+    fixed = await desk.control.post("edit_text", user_id=AGENT, message_id=answer["message_id"],
+                                    text="请稍等，预计5分钟", chat_id=DESK)
+    await desk.control.wait(fixed["update_id"])
+    got = await eventually(c, has("预计5分钟"))
+    [theirs] = [m for m in got if "预计" in (m.get("text") or "")]
+    assert theirs["edits"] == 1
+
 
 async def test_agent_without_a_case_puts_a_request_on_the_desk_that_an_agent_takes_and_closes(desk: Desk, customer):
     c = await customer(XIAOMING)
@@ -449,3 +459,14 @@ async def test_agent_without_a_case_puts_a_request_on_the_desk_that_an_agent_tak
     await desk.agent.send("/close", topic)
     await eventually(c, customer_saw(ZH("desk.customer_closed", alias="小王")))
     assert (await desk.item(key)).closed_at is not None
+
+
+async def test_a_typed_rejection_reaches_the_customer_in_the_agents_words(desk: Desk, customer):
+    c = await customer(XIAOMING)
+    case_no = await on_the_desk(c)
+    topic = await desk.topic(case_no)
+    await desk.agent2.send("/reject 截图中的订单号与本单不符", topic)
+    news = await eventually(c, has("截图中的订单号与本单不符"))
+    assert ZH("btn_appeal") in buttons(news)
+    assert (await stored(desk.bot, case_no)).status is CaseStatus.REJECTED
+    assert (await desk.item(case_no)).closed_at is not None
