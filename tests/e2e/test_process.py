@@ -102,6 +102,12 @@ async def test_run_without_a_token_starts_the_emulator_with_demo_orders_and_says
             said = [m["text"] for m in await client.bot_messages(10001)]
             assert any("王者荣耀点券卡" in s for s in said)
             directory = await client.directory()  # what the web page shows: customers and the agents' desk
+            # The page's Reset: chats cleared, the bot's data wiped and the demo orders back.
+            await client.demo_reset()
+            assert await client.bot_messages(10001) == []
+            sent = await client.send_text(10001, "KM20261101000002")
+            await client.wait_confirmed(sent["update_id"], timeout=20)
+            assert any("KM20261101000002" in m["text"] for m in await client.bot_messages(10001))
         page = re.search(r"Open (http://\S+) in a browser", banner)
         assert page is not None
         async with aiohttp.ClientSession() as http, http.get(page.group(1)) as resp:
