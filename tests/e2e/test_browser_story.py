@@ -12,9 +12,9 @@ REFUNDBOT_REQUIRE_BROWSER=1 (CI), where that is a failure (see tests/sandbox/tes
 from __future__ import annotations
 
 import asyncio
+import os
 import queue
 import re
-import os
 import shutil
 import threading
 from collections.abc import Callable, Coroutine, Iterator
