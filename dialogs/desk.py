@@ -274,6 +274,16 @@ class DeskService:
         await uow.conversations.save(conv)
         return conv.locale
 
+    @staticmethod
+    async def _record(uow: UnitOfWork, actor_id: int, item: DeskItem, action: str, at: datetime,
+                      detail: str = "") -> None:
+        """An agent's action that moves no case: the desk's audit row and, for a case, an event in its
+        history (who, when, what). Decisions are case events through the workflow already."""
+        await uow.desk.audit(actor_id=actor_id, key=item.key, action=action, allowed=True, at=at, detail=detail)
+        if item.case_no is not None:
+            await uow.cases.log(item.case_no, actor=f"agent:{actor_id}", at=at,
+                                note=f"{action}: {detail}" if detail else action)
+
     # -- commands -------------------------------------------------------------------------------
     async def _command(self, uow: UnitOfWork, turn: _Turn, name: str, args: str) -> None:
         ev = turn.event
@@ -395,7 +405,7 @@ class DeskService:
             await self._answer(uow, turn, "desk.taken_by", {"case": item.key,
                                                             "owner": self.label(owner) if owner else "?"})
             return
-        await uow.desk.audit(actor_id=ev.user_id, key=item.key, action="take", allowed=True, at=now)
+        await self._record(uow, ev.user_id, item, "take", now)
         if item.case_no is not None:
             case = await uow.cases.get(item.case_no)
             if case is not None and case.status is C.SUBMITTED:
@@ -428,8 +438,7 @@ class DeskService:
             await self._answer(uow, turn, "desk.not_taken", {"case": item.key})
             return
         await self._end_takeover(uow, item, now, "desk.customer_released", stamp)
-        await uow.desk.audit(actor_id=ev.user_id, key=item.key, action="release", allowed=True, at=now,
-                             detail=f"owner was {item.owner_id}")
+        await self._record(uow, ev.user_id, item, "release", now, f"owner was {item.owner_id}")
         await self._desk_text(uow, item.key, "desk.released",
                               {"agent": self.label(ev.user_id, ev.user_name), "case": item.key}, now,
                               f"desk:{item.key}:released:{stamp}")
@@ -441,7 +450,7 @@ class DeskService:
         ev, now, stamp = turn.event, turn.now, f"u{turn.event.update_id}"
         await self._end_takeover(uow, item, now, "desk.customer_closed", stamp)
         await uow.desk.close(item.key, at=now)
-        await uow.desk.audit(actor_id=ev.user_id, key=item.key, action="close", allowed=True, at=now)
+        await self._record(uow, ev.user_id, item, "close", now)
         await self._desk_text(uow, item.key, "desk.closed", {"agent": self.label(ev.user_id, ev.user_name),
                                                               "case": item.key}, now, f"desk:{item.key}:closed:{stamp}")
         await self._card(uow, item.key, now, stamp)
@@ -453,8 +462,8 @@ class DeskService:
         if not text:
             await self._answer(uow, turn, "desk.note_how")
             return
-        # Private: an audit row, never a case event the customer's side could show.
-        await uow.desk.audit(actor_id=ev.user_id, key=item.key, action="note", allowed=True, at=now, detail=text)
+        # Private: in the audit log and the case's history (agents and auditors), never sent to the customer.
+        await self._record(uow, ev.user_id, item, "note", now, text)
         await self._card(uow, item.key, now, f"u{ev.update_id}")
         if ev.private or turn.topic_item is None or turn.topic_item.key != item.key:
             await self._answer(uow, turn, "desk.noted", {"case": item.key})
@@ -503,8 +512,7 @@ class DeskService:
             if case.status is C.SUBMITTED:  # someone is on it: the customer sees "in review"
                 await self.workflow.move(uow, case.case_no, "start_review", actor=self.actor(ev), at=now)
             await uow.desk.request_approval(case.case_no, amount=amount, agent_id=ev.user_id, at=now)
-            await uow.desk.audit(actor_id=ev.user_id, key=item.key, action="approve_request", allowed=True, at=now,
-                                 detail=str(amount))
+            await self._record(uow, ev.user_id, item, "approve_request", now, str(amount))
             stamp = f"u{ev.update_id}"
             agent = self.label(ev.user_id, ev.user_name)
             await self._desk_text(uow, item.key, "desk.approval_requested",
@@ -763,8 +771,8 @@ class DeskService:
         agent = self.label(item.owner_id)
         if quiet >= timedelta(minutes=self.desk.idle_release_minutes):
             await self._end_takeover(uow, item, now, "desk.customer_released", f"idle:{stamp}")
-            await uow.desk.audit(actor_id=item.owner_id, key=key, action="idle_release", allowed=True, at=now,
-                                 detail=f"quiet for {int(quiet.total_seconds() // 60)} min")
+            await self._record(uow, item.owner_id, item, "idle_release", now,
+                               f"quiet for {int(quiet.total_seconds() // 60)} min")
             await self._desk_text(uow, key, "desk.idle_released",
                                   {"agent": agent, "case": key, "minutes": str(self.desk.idle_release_minutes)},
                                   now, f"desk:{key}:idle-released:{stamp}")

@@ -111,6 +111,10 @@ def _history_lines(history: Sequence[CaseEventRecord], desk: DeskSettings, t: Te
     lines = [t("dk.card.history")]
     for event in history:
         note = clip(" ".join(event.note.split()), NOTE_MAX)
+        if event.from_status == event.to_status:  # a desk action that moved nothing (take, note...)
+            lines.append(t("dk.card.event_action", at=when(event.at, timezone)[5:], note=note,
+                           actor=_actor(event.actor, desk, t)))
+            continue
         lines.append(t("dk.card.event" if event.from_status else "dk.card.event_first",
                        at=when(event.at, timezone)[5:],  # MM-DD HH:MM
                        before=t(f"status.{event.from_status}", default=event.from_status or ""),

@@ -72,6 +72,11 @@ class CaseRepository(Protocol):
         case for the same order and reason. Lifecycle rules are checked by the caller."""
         ...
 
+    async def log(self, case_no: str, *, actor: str, at: datetime, note: str) -> None:
+        """An event in the case's history that does not move it (from and to are its status): a desk
+        action such as a takeover or a private note. Raises KeyError for an unknown case."""
+        ...
+
     async def set_due(self, case_no: str, *, review_due: date | None = None, credit_due: date | None = None) -> None:
         """Move the review and/or credit deadline (None leaves that one as it is)."""
         ...

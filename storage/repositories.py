@@ -380,6 +380,15 @@ class SqlaCaseRepository(SessionRepository):
         assert found is not None
         return found
 
+    async def log(self, case_no: str, *, actor: str, at: datetime, note: str) -> None:
+        row = (await self._session.execute(
+            select(CaseRow.id, CaseRow.status).where(CaseRow.case_no == case_no))).first()
+        if row is None:
+            raise KeyError(case_no)
+        await execute_core(self._session, _INSERT_CASE_EVENT, {
+            "case_id": row.id, "at": at, "actor": actor, "from_status": row.status, "to_status": row.status,
+            "note": note[:2000]})
+
     async def _update(self, case_no: str, **values: Any) -> None:
         result = await self._session.execute(
             update(CaseRow).where(CaseRow.case_no == case_no).values(**values)

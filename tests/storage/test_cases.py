@@ -182,3 +182,19 @@ async def test_list_for_user_is_newest_first_and_limited(database: Database, ord
         everything = await uow.cases.list_for_user(424242)
     assert [case.case_no for case in listed] == ["R20261124-0003", "R20261124-0002"]
     assert len(everything) == 3
+
+
+async def test_a_logged_desk_action_joins_the_history_without_moving_the_case(database: Database) -> None:
+    async with database.uow() as uow:
+        await uow.orders.upsert(make_order("L1001"))
+        await uow.cases.add(make_case("R20261124-0007", "L1001"))
+        await uow.cases.log("R20261124-0007", actor="agent:20001", at=T0, note="take")
+        await uow.commit()
+    async with database.uow() as uow:
+        case = await uow.cases.get("R20261124-0007")
+        history = await uow.desk.history("R20261124-0007")
+        with pytest.raises(KeyError):
+            await uow.cases.log("R20990101-0001", actor="agent:1", at=T0, note="x")
+    assert case is not None and case.status is CaseStatus.SUBMITTED and case.version == 1
+    assert [(e.actor, e.from_status, e.to_status, e.note) for e in history][-1] == (
+        "agent:20001", "submitted", "submitted", "take")
