@@ -21,9 +21,9 @@ from dialogs.cases import CaseWorkflow
 from dialogs.domain import DeskItem, EvidenceItem, MessageLink, OutboxMessage, Verdict
 from dialogs.settings import AutoApproveSettings, CoreSettings, DeskSettings
 from dialogs.workdays import WorkingCalendar
-from sandbox import Emulator, EmulatorClient, EmulatorState
+from sandbox import Emulator, EmulatorClient
 from storage.uow import Database
-from tests.sandbox.conftest import make_bot, png_bytes
+from tests.sandbox.conftest import png_bytes
 from tests.storage.factories import make_case, make_order
 
 DESK = -1001000000777
@@ -35,12 +35,6 @@ FAST = RelayConfig(per_chat_per_second=20, global_per_second=500, idle_poll_seco
 
 
 @pytest.fixture
-async def emu() -> AsyncIterator[Emulator]:
-    async with Emulator(port=0, state=EmulatorState(update_id_base=1)) as emulator:
-        yield emulator
-
-
-@pytest.fixture
 async def tg(emu: Emulator) -> AsyncIterator[EmulatorClient]:
     async with emu.client() as client:
         await client.create_user(CUSTOMER, "张三", language_code="zh-hans")
@@ -49,15 +43,6 @@ async def tg(emu: Emulator) -> AsyncIterator[EmulatorClient]:
         await client.create_group("客服台", chat_id=DESK, creator_id=ADMIN,
                                   members=[{"user_id": AGENT, "status": "member"}])
         yield client
-
-
-@pytest.fixture
-async def bot(emu: Emulator) -> AsyncIterator[Bot]:
-    b = make_bot(emu)
-    try:
-        yield b
-    finally:
-        await b.session.close()
 
 
 def relay(database: Database, bot: Bot, config: RelayConfig = FAST, settings: CoreSettings = SETTINGS) -> Relay:

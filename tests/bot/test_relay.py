@@ -21,7 +21,7 @@ from dialogs.cases import CaseWorkflow
 from dialogs.domain import OutboxMessage
 from dialogs.settings import CoreSettings
 from dialogs.workdays import WorkingCalendar
-from sandbox import Emulator, EmulatorClient, EmulatorState
+from sandbox import Emulator, EmulatorClient
 from storage.uow import Database
 from tests.sandbox.conftest import make_bot
 from tests.storage.factories import make_case, make_order
@@ -32,24 +32,9 @@ FAST = RelayConfig(per_chat_per_second=20, global_per_second=500, idle_poll_seco
 
 
 @pytest.fixture
-async def emu() -> AsyncIterator[Emulator]:
-    async with Emulator(port=0, state=EmulatorState(update_id_base=1)) as emulator:
-        yield emulator
-
-
-@pytest.fixture
 async def tg(emu: Emulator) -> AsyncIterator[EmulatorClient]:
     async with emu.client() as client:
         yield client
-
-
-@pytest.fixture
-async def bot(emu: Emulator) -> AsyncIterator[Bot]:
-    b = make_bot(emu)
-    try:
-        yield b
-    finally:
-        await b.session.close()
 
 
 def relay(database: Database, bot: Bot, config: RelayConfig = FAST, **kw: Any) -> Relay:
