@@ -49,7 +49,8 @@ from dialogs.domain import (
 )
 from dialogs.settings import CoreSettings, DeskSettings
 from sandbox.client import EmulatorClient
-from scripts.bench_relay import TOKEN, free_port, wait_emulator
+from scripts.bench_dialog import free_port, wait_emulator
+from scripts.bench_relay import TOKEN
 from storage import migrate
 from storage.uow import Database
 

@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import socket
 import sys
 import tempfile
 import time
@@ -47,28 +46,12 @@ from dialogs.domain import (
 from dialogs.settings import CoreSettings
 from dialogs.workdays import WorkingCalendar
 from sandbox.client import EmulatorClient
+from scripts.bench_dialog import free_port, wait_emulator
 from storage import migrate
 from storage.uow import Database
 
 TOKEN = "7000000001:bench-token"
 CHAT_BASE = 3_000_000
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-async def wait_emulator(base: str) -> None:
-    for _ in range(200):
-        try:
-            async with EmulatorClient(base) as client:
-                await client.state()
-                return
-        except Exception:  # noqa: BLE001 - not listening yet
-            await asyncio.sleep(0.1)
-    raise TimeoutError("emulator did not start")
 
 
 async def seed(database: Database, tg: EmulatorClient, count: int) -> None:
