@@ -19,7 +19,7 @@ from dialogs.domain import Case, CaseStatus, DeskItem, Order
 from dialogs.io import Button
 from dialogs.ports import CaseEventRecord
 from dialogs.settings import DeskSettings
-from dialogs.sla import AWAITING_CREDIT, AWAITING_REVIEW
+from dialogs.sla import deadline_line
 from dialogs.texts import Texts, money, when
 
 C = CaseStatus
@@ -124,14 +124,6 @@ def _history_lines(history: Sequence[CaseEventRecord], desk: DeskSettings, t: Te
     return lines
 
 
-def _deadline(case: Case, t: Texts) -> str:
-    if case.status in AWAITING_REVIEW:
-        return t("dk.card.review_due", due=case.review_due.isoformat())
-    if case.status in AWAITING_CREDIT and case.credit_due is not None:
-        return t("dk.card.credit_due", due=case.credit_due.isoformat())
-    return ""
-
-
 def _owner_line(item: DeskItem, names: Mapping[int, str] | None, desk: DeskSettings, t: Texts) -> str:
     if item.closed_at is not None:
         return ""
@@ -159,7 +151,7 @@ def card_text(facts: CardFacts, desk: DeskSettings, t: Texts, timezone: str) -> 
         lines.append(t("dk.card.verdict", verdict=t(f"verdict_short.{case.verdict.value}"), rule=case.rule_id))
         lines.append(t("dk.card.evidence", count=len(case.evidence)) if case.evidence
                      else t("dk.card.no_evidence"))
-        if deadline := _deadline(case, t):
+        if deadline := deadline_line(case, t, "dk.card.review_due", "dk.card.credit_due"):
             lines.append(deadline)
     if owner := _owner_line(item, names, desk, t):
         lines.append(owner)

@@ -45,7 +45,7 @@ from dialogs.domain import Case, CaseStatus, Delivery, DeskItem, Order, OutboxMe
 from dialogs.io import Button
 from dialogs.ports import UnitOfWork
 from dialogs.settings import CoreSettings
-from dialogs.sla import AWAITING_CREDIT, AWAITING_REVIEW
+from dialogs.sla import deadline_line
 from dialogs.texts import Texts, money
 
 C = CaseStatus
@@ -140,14 +140,6 @@ def card_buttons(case: Case, t: Texts) -> Buttons:
         rows.append(tuple(Button(f"{n}⭐", card_token(case.case_no, f"rate{n}"))
                           for n in range(1, 6)))
     return tuple(rows)
-
-
-def deadline_line(case: Case, t: Texts) -> str:
-    if case.status in AWAITING_REVIEW:
-        return t("card.review_due", due=case.review_due.isoformat())
-    if case.status in AWAITING_CREDIT and case.credit_due is not None:
-        return t("card.credit_due", due=case.credit_due.isoformat())
-    return ""
 
 
 def card_text(case: Case, order: Order | None, t: Texts) -> str:

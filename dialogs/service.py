@@ -22,9 +22,10 @@ from dialogs.desk import TAKEOVER, DeskService
 from dialogs.domain import OPEN_STATUSES, Conversation, Order, OutboxMessage
 from dialogs.io import Event, EventKind, Outcome, Reply
 from dialogs.lifecycle import ForbiddenTransition
-from dialogs.notify import RATEABLE, card_buttons, card_text, deadline_line
+from dialogs.notify import RATEABLE, card_buttons, card_text
 from dialogs.ports import ConcurrentUpdate, OrderLookup, OrderSourceUnavailable, UnitOfWork, UnitOfWorkFactory
 from dialogs.settings import CoreSettings
+from dialogs.sla import deadline_line
 from dialogs.steps import Step
 from dialogs.texts import LOCALES, Texts, pick_locale
 

@@ -17,6 +17,7 @@ from zoneinfo import ZoneInfo
 from dialogs.domain import Case, CaseStatus, Order, OutboxMessage, Timer, TimerKind
 from dialogs.ports import ConcurrentUpdate, UnitOfWork
 from dialogs.settings import CoreSettings
+from dialogs.texts import Texts
 from dialogs.workdays import WorkingCalendar
 
 if TYPE_CHECKING:
@@ -41,6 +42,24 @@ def clocks(status: CaseStatus) -> frozenset[TimerKind]:
     if status is C.NEEDS_INFO:
         return INFO_TIMERS
     return frozenset()
+
+
+def next_deadline(case: Case) -> tuple[str, date] | None:
+    """("review" | "credit", the day) of the promise the case waits on now; None when it waits on nobody
+    (or on the customer). The customer's card and the desk card both show it."""
+    if case.status in AWAITING_REVIEW:
+        return "review", case.review_due
+    if case.status in AWAITING_CREDIT and case.credit_due is not None:
+        return "credit", case.credit_due
+    return None
+
+
+def deadline_line(case: Case, t: Texts, review: str = "card.review_due", credit: str = "card.credit_due") -> str:
+    """The next promised date in the words of the customer's card (default) or the desk card's."""
+    deadline = next_deadline(case)
+    if deadline is None:
+        return ""
+    return t(review if deadline[0] == "review" else credit, due=deadline[1].isoformat())
 
 
 def local_day(moment: datetime, settings: CoreSettings) -> date:
