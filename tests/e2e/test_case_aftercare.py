@@ -197,3 +197,28 @@ async def test_status_shows_the_same_card_with_its_buttons(bot, customer):
     case_no = await file_case(c, ZH)
     shown = await c.say("/status")
     assert card_of(shown, case_no) is not None and ZH("btn_withdraw") in buttons(shown)
+
+
+async def test_a_sticker_while_adding_material_gets_a_hint_and_changes_nothing(bot, customer):
+    c = await customer(XIAOMING)
+    case_no = await file_case(c, ZH)
+    await move(bot, case_no, "start_review", "ask_info", note="请补充截图")
+    await eventually(c, lambda m: ZH("btn_add_info") in buttons(m))
+    await c.press(ZH("btn_add_info"))
+    shown = await c.other("sticker")
+    assert texts(shown) == ZH("hint.adding_info")
+    case = await stored(bot, case_no)
+    assert case.status is CaseStatus.NEEDS_INFO and len(case.evidence) == 1
+
+
+async def test_a_forged_second_rating_is_refused_and_the_first_stays(bot, customer):
+    c = await customer(XIAOMING)
+    case_no = await file_case(c, ZH)
+    await move(bot, case_no, "start_review", "approve")
+    await move(bot, case_no, "confirm_refund")
+    news = await eventually(c, lambda m: "5⭐" in buttons(m))
+    await c.press("2⭐")
+    await c.press(ZH("btn_skip_comment"))
+    await c.press_data(news[-1]["message_id"], f"c.{case_no}.rate5")
+    assert await c.toast() == ZH("case_moved_on", case_no=case_no, status=ZH("status.refunded"))
+    assert (await stored(bot, case_no)).rating == 2
