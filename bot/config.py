@@ -79,6 +79,17 @@ class RelayConfig(_Section):
     max_backoff_seconds: float = Field(300, gt=0)
 
 
+class RedisConfig(_Section):
+    """Optional Redis shared by the bot's workers, so that together they keep Telegram's sending limits."""
+
+    url: str = ""  # e.g. redis://127.0.0.1:6379/0; empty: off (each worker paces itself alone)
+    key_prefix: str = "refundbot:rate"  # keys: <prefix>:global, <prefix>:chat:<id>, <prefix>:group:<id>
+    timeout_seconds: float = Field(0.1, gt=0)  # a slower answer counts as Redis away
+    # With Redis away each worker sends at most global_per_second / expected_workers.
+    expected_workers: int = Field(1, ge=1)
+    retry_seconds: float = Field(5, gt=0)  # Redis away: how long before it is tried again
+
+
 class PlatformConfig(_Section):
     """The shop platform: where refunds are paid and orders read, and the secret its calls are signed with."""
 
@@ -108,6 +119,7 @@ class AppConfig(_Section):
     auto_approve: AutoApproveSettings = AutoApproveSettings()
     desk: DeskSettings = DeskSettings()
     relay: RelayConfig = RelayConfig()
+    redis: RedisConfig = RedisConfig()
     platform: PlatformConfig = PlatformConfig()
 
     @property

@@ -35,8 +35,17 @@ A wait that fits in the row's lease is waited out here; a longer one releases th
 At least once: a row is confirmed only after Telegram took it, so a crash between the two sends it
 again (after the lease); a row confirmed is never claimed again. A stop (`stop` set) lets sends in
 flight finish and be confirmed and releases the rows not yet sent, so another relay can take them at
-once. Two relays on one database never hold the same row; they do not share their pacing, so give each
-its share of the global rate.
+once. Two relays on one database never hold the same row.
+
+Several workers: alone, each relay keeps the limits by itself, so N of them together may send N times
+too fast. With a shared limiter (`limiter`, bot.ratelimit: Redis, `[redis]` in the config) every call
+also takes its slot in shared windows — global, the chat's, the group's minute — asked for at the same
+point of the wait as the local global slot (in the turnstile); the local per-chat and per-group windows
+still apply too. When the limiter cannot answer, the relay paces itself with its share of the global
+rate (global_per_second / expected_workers): first a pause of one global window (so that no second
+counts both the shared sends before and its own after), then its own windows, until the limiter answers
+again; for a while after that (retry time + one window) it keeps its share too, as the other workers
+may not have come back yet.
 """
 
 from __future__ import annotations
@@ -56,6 +65,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
 from bot.config import RelayConfig
+from bot.ratelimit import Busy, Grant, Limit, SharedLimiter
 from bot.sending import (
     Blocked,
     MessageGone,
@@ -156,6 +166,25 @@ class Window:
         """Nothing within the last span: forgetting this window changes nothing."""
         return not self.slots or max(slot.at for slot in self.slots) <= now - self.span
 
+    def shared(self, key: str) -> Limit:
+        """The same window in a shared limiter, under `key`."""
+        return Limit(key, self.limit, self.span, self.gap)
+
+
+class _SharedSlot(Slot):
+    """A call's booking in the shared limiter: its answer moves it on there too (see Slot)."""
+
+    __slots__ = ("grant", "on_answer")
+
+    def __init__(self, at: float, grant: Grant, on_answer: Callable[[Grant], None]) -> None:
+        super().__init__(at)
+        self.grant = grant
+        self.on_answer = on_answer
+
+    def answered(self, at: float) -> None:
+        super().answered(at)
+        self.on_answer(self.grant)
+
 
 @dataclass
 class RelayStats:
@@ -170,12 +199,14 @@ class RelayStats:
     blocked_chats: int = 0
     throttled: int = 0  # 429s received
     global_holds: int = 0  # floods detected: every chat held
+    shared_fallbacks: int = 0  # times the shared limiter stopped answering and the relay paced alone
     errors: Counter[str] = field(default_factory=Counter)  # failed calls by code: 429, 403, 5xx, network...
 
     def as_dict(self) -> dict[str, Any]:
         return {"claimed": self.claimed, "sent": self.sent, "edited": self.edited, "skipped": self.skipped,
                 "deferred": self.deferred, "given_up": self.given_up, "blocked_chats": self.blocked_chats,
-                "throttled": self.throttled, "global_holds": self.global_holds, "errors": dict(self.errors)}
+                "throttled": self.throttled, "global_holds": self.global_holds,
+                "shared_fallbacks": self.shared_fallbacks, "errors": dict(self.errors)}
 
 
 @dataclass
@@ -196,6 +227,7 @@ class _Item:
 class _Target:
     chat_id: int
     windows: list[Window]
+    shared: tuple[Limit, ...] = ()  # the chat's windows and the global one, in the shared limiter
     queue: deque[_Item] = field(default_factory=deque)
     busy: bool = False
     hold_until: float = 0.0
@@ -219,7 +251,8 @@ class Relay:
                  owner: str | None = None, headroom: float = 0.01, send_timeout: float = 15.0,
                  backoff_base: float = 1.0, compose_attempts: int = 8,
                  wall_clock: Callable[[], datetime] = utc_now,
-                 monotonic: Callable[[], float] = time.monotonic) -> None:
+                 monotonic: Callable[[], float] = time.monotonic,
+                 limiter: SharedLimiter | None = None) -> None:
         self.uow = uow
         self.sender = sender
         self.config = config
@@ -237,6 +270,16 @@ class Relay:
         self.stats = RelayStats()
         self._global = Window.per_second(config.global_per_second, headroom, smooth=0.5)
         self._global_hold = 0.0
+        # Shared pacing (None: this relay paces alone, with the whole global rate).
+        self.limiter = limiter
+        self._share: Window | None = None  # this worker's share of the global rate, while it paces alone
+        if limiter is not None:
+            share = config.global_per_second / max(1, limiter.expected_workers)
+            self._share = Window.per_second(share, headroom, smooth=0.5)
+        self._shared_up = True  # the limiter answered last time
+        self._alone_from = 0.0  # fallen back: the first send alone waits until then
+        self._alone_until = 0.0  # back on the limiter: the share is kept until then too
+        self._shared_answers: set[asyncio.Task[None]] = set()
         self._targets: dict[int, _Target] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self._pending = 0  # items claimed and not yet done with
@@ -340,7 +383,13 @@ class Relay:
         chat_id = item.delivery.chat_id or 0
         target = self._targets.get(chat_id)
         if target is None:
-            target = self._targets[chat_id] = _Target(chat_id, self._windows_for(chat_id))
+            windows = self._windows_for(chat_id)
+            shared: tuple[Limit, ...] = ()
+            if self.limiter is not None:
+                names = [f"chat:{chat_id}", f"group:{chat_id}"]
+                shared = (self._global.shared("global"),
+                          *(window.shared(name) for window, name in zip(windows, names, strict=False)))
+            target = self._targets[chat_id] = _Target(chat_id, windows, shared)
         target.queue.append(item)
         self._pending += 1
         if not target.busy:
@@ -570,14 +619,75 @@ class Relay:
                     now = self.monotonic()
                     if now < max(target.hold_until, self._global_hold):
                         break  # a 429 came meanwhile: wait for the hold outside the turnstile
-                    slot = self._global.free_at(now)
+                    slot = self._global_free_at(now)
+                    grant: Grant | None = None
+                    if slot <= now and self.limiter is not None:
+                        was_up = self._shared_up
+                        answer = await self._ask_shared(target)
+                        now = self.monotonic()
+                        if isinstance(answer, Busy) and answer.key != "global":
+                            # The chat's own shared window (another worker sent to it): wait outside.
+                            target.hold_until = max(target.hold_until, now + answer.wait)
+                            break
+                        if isinstance(answer, Busy):
+                            slot = now + answer.wait
+                        elif answer is None and was_up:
+                            continue  # just fell back: from now on this relay's share decides
+                        else:
+                            grant = answer
                     if slot > deadline:
                         raise _Release(slot, "no global slot within the lease")
                     if slot <= now:
-                        return [self._global.book(now)] + [window.book(now) for window in target.windows]
+                        return self._book(target, now, grant)
                     await self._sleep(slot - now)
             finally:
                 self._turnstile.release()
+
+    def _alone(self, now: float) -> bool:
+        """Pacing by this relay's share of the global rate: the shared limiter does not answer, or has
+        only just come back."""
+        return self._share is not None and (not self._shared_up or now < self._alone_until)
+
+    def _global_free_at(self, now: float) -> float:
+        at = self._global.free_at(now)
+        if self._share is not None and self._alone(now):
+            at = max(at, self._share.free_at(now), self._alone_from if not self._shared_up else now)
+        return at
+
+    async def _ask_shared(self, target: _Target) -> Grant | Busy | None:
+        """The shared limiter's answer for the target's call; notes when it stops or starts answering."""
+        assert self.limiter is not None
+        answer = await self.limiter.acquire(target.shared)
+        now = self.monotonic()
+        if answer is None and self._shared_up:
+            self._shared_up = False
+            self.stats.shared_fallbacks += 1
+            # Sends granted before (by any worker) fall out of every window before this relay sends alone.
+            self._alone_from = now + self._global.span
+            log.info("relay: the shared rate limiter is not answering: pacing alone at %g/s",
+                        self.config.global_per_second / max(1, self.limiter.expected_workers))
+        elif answer is not None and not self._shared_up:
+            self._shared_up = True
+            # The other workers may still be pacing alone, unseen by the limiter: keep to the share until
+            # they have all tried again.
+            self._alone_until = now + self.limiter.retry_seconds + self._global.span
+            log.info("relay: the shared rate limiter answers again")
+        return answer
+
+    def _book(self, target: _Target, now: float, grant: Grant | None) -> list[Slot]:
+        slots = [self._global.book(now)] + [window.book(now) for window in target.windows]
+        if self._share is not None:
+            slots.append(self._share.book(now))  # always: it must know this relay's sends when alone
+        if grant is not None:
+            slots.append(_SharedSlot(now, grant, self._shared_answered))
+        return slots
+
+    def _shared_answered(self, grant: Grant) -> None:
+        if self.limiter is None:
+            return
+        task = asyncio.create_task(self.limiter.answered(grant))
+        self._shared_answers.add(task)
+        task.add_done_callback(self._shared_answers.discard)
 
     async def _sleep(self, seconds: float) -> None:
         if self._closing.is_set():
@@ -739,6 +849,8 @@ class Relay:
                 task.cancel()
         if tasks:
             await asyncio.gather(*tasks, return_exceptions=True)
+        if self._shared_answers:  # each bounded by the limiter's timeout
+            await asyncio.gather(*self._shared_answers, return_exceptions=True)
         self._closing.clear()
         if not graceful:  # the leases bring the rows back
             self._pending = 0

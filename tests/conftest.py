@@ -4,6 +4,10 @@ PostgreSQL: uniquely named throw-away databases (refundbot_test_<pid>_<random>_<
 at REFUNDBOT_TEST_POSTGRES (default postgresql://postgres@127.0.0.1:5432/test, used only as the
 maintenance connection), dropped when done. Unreachable -> skipped with the reason, unless
 REFUNDBOT_REQUIRE_POSTGRES=1 (CI): then failed.
+
+Redis (the shared send-rate limits): the server at REFUNDBOT_TEST_REDIS (default
+redis://127.0.0.1:6379/0); tests keep to keys under a prefix of their own. Unreachable -> skipped with
+the reason, unless REFUNDBOT_REQUIRE_REDIS=1 (CI): then failed.
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ from storage.uow import Database
 T = TypeVar("T")
 
 POSTGRES_ADMIN_URL = os.environ.get("REFUNDBOT_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test")
+REDIS_URL = os.environ.get("REFUNDBOT_TEST_REDIS", "redis://127.0.0.1:6379/0")
 
 
 def _run_in_thread(coro_factory: Callable[[], Coroutine[Any, Any, T]]) -> T:
@@ -93,6 +98,29 @@ def postgres_databases() -> PostgresDatabases:
             pytest.fail(message, pytrace=False)
         pytest.skip(message)
     return databases
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> str:
+    """The URL of a reachable Redis server (see the module's docstring)."""
+
+    async def ping() -> None:
+        from redis.asyncio import Redis
+
+        client = Redis.from_url(REDIS_URL, socket_timeout=2, socket_connect_timeout=2)
+        try:
+            await client.ping()
+        finally:
+            await client.aclose()
+
+    try:
+        _run_in_thread(ping)
+    except Exception as exc:  # noqa: BLE001 - any failure means "no usable server"
+        message = f"Redis not reachable at {REDIS_URL}: {exc!r}"
+        if os.environ.get("REFUNDBOT_REQUIRE_REDIS") == "1":
+            pytest.fail(message, pytrace=False)
+        pytest.skip(message)
+    return REDIS_URL
 
 
 @pytest.fixture(params=[pytest.param("sqlite"), pytest.param("postgres", marks=pytest.mark.postgres)])
