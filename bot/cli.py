@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-import logging
 import signal
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
@@ -13,6 +13,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from bot.config import AppConfig, load_config
+from bot.logs import configure_logging
 
 app = typer.Typer(help="refundbot: a Telegram refund agent for card-union (卡盟) platforms.",
                   no_args_is_help=True, add_completion=False)
@@ -26,6 +27,18 @@ ConfigOption = Annotated[
     Path | None,
     typer.Option("--config", "-c", help="TOML settings (default ./config.toml, else built-in defaults).",
                  exists=True, dir_okay=False),
+]
+
+
+class LogFormat(StrEnum):
+    text = "text"
+    json = "json"
+
+
+LogFormatOption = Annotated[
+    LogFormat | None,
+    typer.Option("--log-format", case_sensitive=False,
+                 help="text lines, or one JSON object per line for a log collector (default: \\[log] format in the config)."),
 ]
 
 
@@ -49,25 +62,28 @@ def _run_until_signal(make_coro) -> None:  # type: ignore[no-untyped-def]
 
 
 @app.command()
-def run(config: ConfigOption = None, verbose: bool = typer.Option(False, "--verbose", "-v")) -> None:
+def run(config: ConfigOption = None, verbose: bool = typer.Option(False, "--verbose", "-v"),
+        log_format: LogFormatOption = None) -> None:
     """Run the bot: on Telegram with a token, else on the built-in emulator with demo orders."""
-    _run(_config(config), verbose)
+    _run(_config(config), verbose, log_format)
 
 
 @app.command()
-def sandbox(config: ConfigOption = None, verbose: bool = typer.Option(False, "--verbose", "-v")) -> None:
+def sandbox(config: ConfigOption = None, verbose: bool = typer.Option(False, "--verbose", "-v"),
+            log_format: LogFormatOption = None) -> None:
     """Try refundbot without Telegram, whatever the config says about a token: the emulator, demo orders
     and a web page with a customer and the agents' desk side by side."""
     settings = _config(config)
-    _run(settings.model_copy(update={"telegram": settings.telegram.model_copy(update={"token": ""})}), verbose)
+    _run(settings.model_copy(update={"telegram": settings.telegram.model_copy(update={"token": ""})}), verbose,
+         log_format)
 
 
-def _run(settings: AppConfig, verbose: bool) -> None:
+def _run(settings: AppConfig, verbose: bool, log_format: LogFormat | None = None) -> None:
     from bot.app import StartupError
     from bot.app import run as run_app
 
-    logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    configure_logging(log_format.value if log_format else settings.log.format,
+                      "DEBUG" if verbose else settings.log.level, order_pattern=settings.orders.number_pattern)
     try:
         _run_until_signal(lambda stop: run_app(settings, stop))
     except StartupError as exc:

@@ -8,7 +8,7 @@ import tomllib
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from dialogs.settings import (
     AutoApproveSettings,
@@ -107,6 +107,24 @@ class PlatformConfig(_Section):
     timeout_seconds: float = Field(10, gt=0)
 
 
+class LogConfig(_Section):
+    """How `refundbot run` logs to standard error: "text" lines for people, "json" (one object per line,
+    with the case and update_id) for a log collector. `refundbot run --log-format` overrides format."""
+
+    format: Literal["text", "json"] = "text"
+    level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
+
+    @field_validator("format", mode="before")
+    @classmethod
+    def _lower(cls, value: object) -> object:
+        return value.strip().lower() if isinstance(value, str) else value
+
+    @field_validator("level", mode="before")
+    @classmethod
+    def _upper(cls, value: object) -> object:
+        return value.strip().upper() if isinstance(value, str) else value
+
+
 class AppConfig(_Section):
     telegram: TelegramConfig = TelegramConfig()
     database: DatabaseConfig = DatabaseConfig()
@@ -121,6 +139,7 @@ class AppConfig(_Section):
     relay: RelayConfig = RelayConfig()
     redis: RedisConfig = RedisConfig()
     platform: PlatformConfig = PlatformConfig()
+    log: LogConfig = LogConfig()
 
     @property
     def core(self) -> CoreSettings:
