@@ -5,6 +5,9 @@
     GET  /api/v1/cases/{case_no}    status, events, deadlines, refunds     (signed)
     GET  /api/v1/openapi.json       the OpenAPI 3.1 document (bot/openapi.json)
     GET  /healthz                   200 {"ok": true} when the database answers, else 503
+    GET  /livez                     200 {"ok": true} while the event loop answers (no database)
+    GET  /readyz                    200 {"ok": true} when the database answers within ready_timeout (1 s)
+                                    and the process is not draining, else 503 {"ok": false, "error": why}
     GET  /metrics                   Prometheus text format (bot.metrics)
 
 Signatures: see bot.platform (HMAC-SHA256 over timestamp + "." + body, or + "." + raw path for GET).
@@ -72,9 +75,13 @@ class PlatformApi:
 
     def __init__(self, uow_factory: UnitOfWorkFactory, workflow: CaseWorkflow, *, secret: str,
                  max_clock_skew: float = 300, metrics: Metrics | None = None,
-                 clock: Callable[[], float] = time.time, health_timeout: float = 5.0) -> None:
+                 clock: Callable[[], float] = time.time, health_timeout: float = 5.0,
+                 ready_timeout: float = 1.0) -> None:
         self.uow_factory, self.workflow, self.secret = uow_factory, workflow, secret
         self.max_skew, self.clock, self.health_timeout = max_clock_skew, clock, health_timeout
+        self.ready_timeout = ready_timeout
+        self.draining = False  # set by begin_drain(): /readyz answers 503 from then on
+        self._not_ready: str | None = None  # the last reason /readyz gave, to log changes only
         self.metrics = metrics if metrics is not None else Metrics()
         self._openapi = OPENAPI_PATH.read_bytes()
         if not secret:
@@ -82,13 +89,15 @@ class PlatformApi:
 
     # -- mounting ------------------------------------------------------------------------------
     def add_routes(self, app: web.Application, *, healthz: bool = True, metrics: bool = True) -> None:
-        """Mount the API (and /healthz with a database round trip, /metrics) on `app`."""
+        """Mount the API (and the probes /healthz, /livez, /readyz, and /metrics) on `app`."""
         app.router.add_post(f"{PREFIX}/callbacks/refund", self._counted("refund", self.refund_callback))
         app.router.add_post(f"{PREFIX}/callbacks/order", self._counted("order", self.order_callback))
         app.router.add_get(f"{PREFIX}/cases/{{case_no}}", self._counted("case", self.get_case))
         app.router.add_get(f"{PREFIX}/openapi.json", self.openapi)
         if healthz:
             app.router.add_get("/healthz", self.healthz)
+            app.router.add_get("/livez", self.livez)
+            app.router.add_get("/readyz", self.readyz)
         if metrics:
             app.router.add_get("/metrics", self.metrics_page)
 
@@ -181,14 +190,50 @@ class PlatformApi:
     async def openapi(self, request: web.Request) -> web.Response:
         return web.Response(body=self._openapi, content_type="application/json")
 
+    async def _database_answers(self, timeout: float) -> None:
+        async with asyncio.timeout(timeout), self.uow_factory() as uow:
+            await uow.cases.get("")  # one indexed read: the database answers
+
     async def healthz(self, request: web.Request) -> web.Response:
         try:
-            async with asyncio.timeout(self.health_timeout), self.uow_factory() as uow:
-                await uow.cases.get("")  # one indexed read: the database answers
+            await self._database_answers(self.health_timeout)
         except Exception:
             log.warning("health check: database unreachable", exc_info=True)
             return web.json_response({"ok": False, "error": "database unreachable"}, status=503)
         return web.json_response({"ok": True})
+
+    async def livez(self, request: web.Request) -> web.Response:
+        """Liveness: answering at all means the event loop runs. Nothing else is checked, so a database
+        outage makes the process unready (/readyz), never restarted."""
+        return web.json_response({"ok": True})
+
+    async def readyz(self, request: web.Request) -> web.Response:
+        """Readiness: not draining, and the database answers a trivial read within ready_timeout."""
+        reason: str | None = "draining" if self.draining else None
+        error: Exception | None = None
+        if reason is None:
+            try:
+                await self._database_answers(self.ready_timeout)
+            except TimeoutError:
+                reason = f"database did not answer within {self.ready_timeout:g} s"
+            except Exception as exc:  # noqa: BLE001 - any failure means "not ready"; logged below
+                reason, error = "database unreachable", exc
+        if reason != self._not_ready:  # probes come every few seconds: log the changes, not each answer
+            if reason is None:
+                log.info("ready again")
+            elif reason != "draining":  # begin_drain said so already
+                log.warning("not ready: %s", reason, exc_info=error)
+            self._not_ready = reason
+        if reason is not None:
+            return web.json_response({"ok": False, "error": reason}, status=503)
+        return web.json_response({"ok": True})
+
+    def begin_drain(self) -> None:
+        """The process is stopping (SIGTERM): /readyz answers 503 from now on, so a load balancer sends
+        no new work here, while everything else (webhook, callbacks, /livez) keeps answering."""
+        if not self.draining:
+            log.info("draining: /readyz answers 503 from now on")
+        self.draining = True
 
     @web.middleware
     async def metrics_page(self, request: web.Request) -> web.Response:
