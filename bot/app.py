@@ -12,18 +12,18 @@ from datetime import UTC, datetime
 
 from aiohttp import web
 
-from bot.aiogram_adapter import AiogramRunner
-from bot.aiogram_adapter.sender import AiogramSender
 from bot.api import PlatformApi, add_api_routes
 from bot.config import AppConfig
 from bot.demo import AGENTS, CUSTOMERS, DESK_TITLE, demo_orders
 from bot.desk_sweeper import DeskSweeper
 from bot.evidence import EvidenceIntake
 from bot.metrics import Metrics
-from bot.platform import build_gateway, build_order_lookup
+from bot.platform import HttpGateway, ManualGateway, build_gateway, build_order_lookup
 from bot.refunds import RefundWorker
 from bot.relay import Relay
 from bot.scheduler import TimerSweeper
+from bot.sending import Sender
+from bot.transport import Runner
 from dialogs.service import RefundService
 from storage import migrate
 from storage.maintenance import wipe
@@ -63,8 +63,102 @@ async def seed_demo_orders(database: Database, now: datetime | None = None) -> i
 
 
 @dataclass
+class Core:
+    """Everything of refundbot but the Telegram library: the database and the service on it."""
+
+    database: Database
+    service: RefundService
+    intake: EvidenceIntake
+
+
+@contextlib.asynccontextmanager
+async def opened_core(config: AppConfig) -> AsyncIterator[tuple[Core, ManualGateway | HttpGateway]]:
+    """Open the database and build the service (and the platform gateway the refund worker uses)."""
+    try:
+        gateway = build_gateway(config.platform)
+        order_lookup = build_order_lookup(config.platform)
+    except ValueError as exc:
+        raise StartupError(str(exc)) from exc
+    try:
+        database = await open_database(config)
+    except BaseException:
+        await gateway.close()
+        if order_lookup is not None:
+            await order_lookup.close()
+        raise
+    service = RefundService(
+        database.uow, config.core,
+        flood_limit=config.telegram.flood_max_updates, flood_window=config.telegram.flood_window_seconds,
+        gateway=config.platform.gateway, orders=order_lookup,
+    )
+    try:
+        yield Core(database, service, EvidenceIntake(config.storage.evidence_dir, config.policy)), gateway
+    finally:
+        await gateway.close()
+        if order_lookup is not None:
+            await order_lookup.close()
+        await database.dispose()
+
+
+@dataclass
+class Workers:
+    """What runs beside the updates: the notification relay, the deadline sweeper, the refund worker,
+    the desk's idle clock, and the platform API they answer to."""
+
+    relay: Relay
+    sweeper: TimerSweeper
+    refunds: RefundWorker
+    desk_sweeper: DeskSweeper
+    api: PlatformApi
+
+
+@contextlib.asynccontextmanager
+async def running_workers(core: Core, gateway: ManualGateway | HttpGateway, config: AppConfig, sender: Sender,
+                          handled: Callable[[], int]) -> AsyncIterator[Workers]:
+    """Start the background workers on `sender` (the adapter's Bot); stop them on exit: they finish
+    the call in flight and release what they hold."""
+    database, service = core.database, core.service
+    # A send gives up well inside the 10 s the workers get to stop (then the row goes back to the outbox).
+    relay = Relay(database.uow, sender, config.relay, config.core, send_timeout=8)
+    sweeper = TimerSweeper(database.uow, service.workflow)
+    refunds = RefundWorker(database.uow, service.workflow, gateway)
+    desk_sweeper = DeskSweeper(database.uow, service.desk)
+    metrics = Metrics()
+    metrics.count_updates_from(handled)
+    metrics.count_send_errors_from(lambda: relay.stats.errors)
+    api = PlatformApi(database.uow, service.workflow, secret=config.platform.secret,
+                      max_clock_skew=config.platform.max_clock_skew_seconds, metrics=metrics)
+    stop_workers = asyncio.Event()
+    workers = [asyncio.create_task(relay.run(stop_workers)), asyncio.create_task(sweeper.run(stop_workers)),
+               asyncio.create_task(refunds.run(stop_workers)), asyncio.create_task(desk_sweeper.run(stop_workers))]
+    housekeeping = [asyncio.create_task(forget_old_claims(service)),
+                    asyncio.create_task(checkpoint_often(database)),
+                    asyncio.create_task(every_hour(api.forget_old_nonces, "replay ledger"))]
+    try:
+        yield Workers(relay, sweeper, refunds, desk_sweeper, api)
+    finally:
+        stop_workers.set()
+        _, pending = await asyncio.wait(workers, timeout=10)
+        for task in [*pending, *housekeeping]:
+            task.cancel()
+        await asyncio.gather(*pending, *housekeeping, return_exceptions=True)
+
+
+def make_runner(config: AppConfig, token: str, api_base: str, core: Core) -> Runner:
+    """The adapter [telegram] framework names (imported only then: each costs import time)."""
+    args = (token, api_base, core.service, core.intake, config.i18n.default_locale, config.telegram.poll_timeout)
+    if config.telegram.framework == "ptb":
+        from bot.ptb_adapter import PtbRunner
+
+        return PtbRunner(*args)
+    from bot.aiogram_adapter import AiogramRunner
+
+    return AiogramRunner(*args)
+
+
+@dataclass
 class Running:
-    runner: AiogramRunner
+    runner: Runner
     database: Database
     service: RefundService
     api_base: str
@@ -81,49 +175,15 @@ class Running:
 async def running_bot(config: AppConfig, token: str, api_base: str) -> AsyncIterator[Running]:
     """Open the database, build the service, the adapter and the background workers (notification
     relay, deadline sweeper, refund worker); stop and close them on exit."""
-    try:
-        gateway = build_gateway(config.platform)
-        order_lookup = build_order_lookup(config.platform)
-    except ValueError as exc:
-        raise StartupError(str(exc)) from exc
-    database = await open_database(config)
-    service = RefundService(
-        database.uow, config.core,
-        flood_limit=config.telegram.flood_max_updates, flood_window=config.telegram.flood_window_seconds,
-        gateway=config.platform.gateway, orders=order_lookup,
-    )
-    intake = EvidenceIntake(config.storage.evidence_dir, config.policy)
-    runner = AiogramRunner(token, api_base, service, intake, config.i18n.default_locale,
-                           config.telegram.poll_timeout)
-    # A send gives up well inside the 10 s the workers get to stop (then the row goes back to the outbox).
-    relay = Relay(database.uow, AiogramSender(runner.bot), config.relay, config.core, send_timeout=8)
-    sweeper = TimerSweeper(database.uow, service.workflow)
-    refunds = RefundWorker(database.uow, service.workflow, gateway)
-    desk_sweeper = DeskSweeper(database.uow, service.desk)
-    metrics = Metrics()
-    metrics.count_updates_from(lambda: runner.handled)
-    metrics.count_send_errors_from(lambda: relay.stats.errors)
-    api = PlatformApi(database.uow, service.workflow, secret=config.platform.secret,
-                      max_clock_skew=config.platform.max_clock_skew_seconds, metrics=metrics)
-    stop_workers = asyncio.Event()
-    workers = [asyncio.create_task(relay.run(stop_workers)), asyncio.create_task(sweeper.run(stop_workers)),
-               asyncio.create_task(refunds.run(stop_workers)), asyncio.create_task(desk_sweeper.run(stop_workers))]
-    housekeeping = [asyncio.create_task(forget_old_claims(service)),
-                    asyncio.create_task(checkpoint_often(database)),
-                    asyncio.create_task(every_hour(api.forget_old_nonces, "replay ledger"))]
-    try:
-        yield Running(runner, database, service, api_base, relay, sweeper, refunds, api, desk_sweeper=desk_sweeper)
-    finally:
-        stop_workers.set()  # they finish the call in flight and release what they hold
-        _, pending = await asyncio.wait(workers, timeout=10)
-        for task in [*pending, *housekeeping]:
-            task.cancel()
-        await asyncio.gather(*pending, *housekeeping, return_exceptions=True)
-        await runner.close()
-        await gateway.close()
-        if order_lookup is not None:
-            await order_lookup.close()
-        await database.dispose()
+    async with opened_core(config) as (core, gateway):
+        runner = make_runner(config, token, api_base, core)
+        try:
+            await runner.start()
+            async with running_workers(core, gateway, config, runner.sender, lambda: runner.handled) as w:
+                yield Running(runner, core.database, core.service, api_base, w.relay, w.sweeper, w.refunds,
+                              w.api, desk_sweeper=w.desk_sweeper)
+        finally:
+            await runner.close()
 
 
 async def checkpoint_often(database: Database, every: float = 1.0) -> None:

@@ -44,7 +44,7 @@ class TelegramConfig(_Section):
     webhook_path: str = "/telegram/webhook"
     listen_host: str = "127.0.0.1"
     listen_port: int = Field(8080, ge=0, le=65535)
-    framework: Literal["aiogram"] = "aiogram"
+    framework: Literal["aiogram", "ptb"] = "aiogram"  # ptb: python-telegram-bot
     poll_timeout: int = Field(25, ge=0, le=50)
     flood_max_updates: int = Field(30, ge=1)
     flood_window_seconds: float = Field(10, gt=0)

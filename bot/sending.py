@@ -1,9 +1,11 @@
-"""What the notification relay needs from a Telegram library: send or edit one message, copy messages,
-send an album, open a forum topic, read a chat's name; and failures in Telegram's terms rather than a
-library's.
+"""What refundbot needs from a Telegram library: send or edit one message, copy messages, send an
+album, open a forum topic, read a chat's name (the notification relay); answer a button press, take a
+keyboard off, download a file (the replies to an update, bot.inbound); and failures in Telegram's terms
+rather than a library's.
 
-An implementation makes exactly one Bot API call per method call and never retries: the relay owns
-retries, pacing and holds. The aiogram one is bot.aiogram_adapter.sender.AiogramSender.
+An implementation makes exactly one Bot API call per method call and never retries: the relay and
+bot.inbound own retries, pacing and holds. There is one per adapter:
+bot.aiogram_adapter.sender.AiogramSender and bot.ptb_adapter.sender.PtbSender.
 """
 
 from __future__ import annotations
@@ -150,6 +152,19 @@ class Sender(Protocol):
         """The files as one album (sendMediaGroup; one file: sendPhoto / sendDocument), the caption on the
         first. `mode`: "photo" or "document" (by file id) or "upload" (the stored files, as photos).
         Returns the messages' ids."""
+        ...
+
+    async def answer_callback(self, callback_id: str, text: str | None = None) -> None:
+        """answerCallbackQuery, with `text` as a toast."""
+        ...
+
+    async def edit_markup(self, chat_id: int, message_id: int) -> None:
+        """editMessageReplyMarkup without a keyboard: the buttons come off, the text stays."""
+        ...
+
+    async def download(self, file_id: str, cap: int) -> bytes:
+        """getFile and the file's bytes, at most `cap` + 1 of them (raises bot.evidence.TooLarge when
+        Telegram already says the file is bigger than `cap`)."""
         ...
 
     async def chat_name(self, chat_id: int, *, member_of: int | None = None) -> str:

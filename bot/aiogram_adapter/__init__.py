@@ -2,5 +2,6 @@
 
 from bot.aiogram_adapter.router import build_router
 from bot.aiogram_adapter.runner import AiogramRunner
+from bot.aiogram_adapter.sender import AiogramSender
 
-__all__ = ["AiogramRunner", "build_router"]
+__all__ = ["AiogramRunner", "AiogramSender", "build_router"]

@@ -1,5 +1,5 @@
-"""The relay's `Sender` on aiogram: one Bot API call per attempt, aiogram's exceptions mapped to the
-neutral ones in bot.sending (the relay decides about retries, holds and blocked chats)."""
+"""The `Sender` on aiogram: one Bot API call per method, aiogram's exceptions mapped to the neutral ones
+in bot.sending (the relay and bot.inbound decide about retries, holds and blocked chats)."""
 
 from __future__ import annotations
 
@@ -19,6 +19,19 @@ from aiogram.exceptions import (
     TelegramRetryAfter,
     TelegramServerError,
 )
+from aiogram.methods import (
+    AnswerCallbackQuery,
+    CopyMessage,
+    CopyMessages,
+    CreateForumTopic,
+    EditMessageCaption,
+    EditMessageReplyMarkup,
+    EditMessageText,
+    GetFile,
+    SendMediaGroup,
+    SendMessage,
+)
+from aiogram.methods.base import Response
 from aiogram.types import (
     FSInputFile,
     InlineKeyboardButton,
@@ -28,6 +41,7 @@ from aiogram.types import (
     ReplyParameters,
 )
 
+from bot.evidence import TooLarge
 from bot.sending import (
     Blocked,
     Buttons,
@@ -43,6 +57,15 @@ from bot.sending import (
 from dialogs.notify import AlbumItem
 
 T = TypeVar("T")
+
+# aiogram parses every answer as `Response[<return type>]`. pydantic keeps those generic classes
+# only weakly, so between garbage collections each one is rebuilt (milliseconds of schema building,
+# measured at ~10% of the bot's CPU under load). Holding them keeps pydantic's cache warm.
+RESPONSE_TYPES = [
+    Response[method.__returning__]  # type: ignore[name-defined]
+    for method in (SendMessage, EditMessageText, EditMessageReplyMarkup, EditMessageCaption, AnswerCallbackQuery,
+                   GetFile, CopyMessage, CopyMessages, CreateForumTopic, SendMediaGroup)
+]
 
 # Telegram's wording when an edit has nothing to edit (deleted, too old, not the bot's, wrong id).
 GONE = ("message to edit not found", "message can't be edited", "message_id_invalid", "message not found")
@@ -131,6 +154,23 @@ class AiogramSender:
         sent = await self._call(lambda: self.bot.send_media_group(
             chat_id, media, message_thread_id=thread_id, request_timeout=timeout))  # type: ignore[arg-type]
         return [m.message_id for m in sent]
+
+    async def answer_callback(self, callback_id: str, text: str | None = None) -> None:
+        await self._call(lambda: self.bot.answer_callback_query(callback_id, text=text,
+                                                                request_timeout=self.request_timeout))
+
+    async def edit_markup(self, chat_id: int, message_id: int) -> None:
+        await self._edit(lambda: self.bot.edit_message_reply_markup(
+            chat_id=chat_id, message_id=message_id, reply_markup=None, request_timeout=self.request_timeout))
+
+    async def download(self, file_id: str, cap: int) -> bytes:
+        file = await self._call(lambda: self.bot.get_file(file_id, request_timeout=self.request_timeout))
+        if file.file_size is not None and file.file_size > cap:
+            raise TooLarge()
+        assert file.file_path is not None
+        buffer = await self._call(lambda: self.bot.download_file(file.file_path or "", timeout=self.request_timeout * 3))
+        assert buffer is not None
+        return buffer.read(cap + 1)
 
     async def chat_name(self, chat_id: int, *, member_of: int | None = None) -> str:
         if member_of is not None:

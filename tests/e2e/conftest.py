@@ -1,5 +1,6 @@
-"""End-to-end harness: the real bot (aiogram adapter, SQLite or PostgreSQL) against the emulator over
-HTTP, customers played through the emulator's control API."""
+"""End-to-end harness: the real bot (on aiogram and on python-telegram-bot: every test here runs on
+both, see `framework`; SQLite or PostgreSQL) against the emulator over HTTP, customers played through
+the emulator's control API."""
 
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ from bot.config import AppConfig
 from sandbox.server import Emulator
 
 TOKEN = "7000000001:e2e-token"
+FRAMEWORKS = ("aiogram", "ptb")
 CASE_NO = re.compile(r"R\d{8}-\d{4}")
 
 
@@ -29,9 +31,10 @@ def png_bytes(color: str = "red", size: tuple[int, int] = (64, 48)) -> bytes:
     return buffer.getvalue()
 
 
-def make_config(tmp_path: Path, database_url: str | None = None, **telegram: Any) -> AppConfig:
+def make_config(tmp_path: Path, database_url: str | None = None, framework: str = "aiogram",
+                **telegram: Any) -> AppConfig:
     return AppConfig.model_validate({
-        "telegram": {"token": TOKEN, "poll_timeout": 1, "listen_port": 0, **telegram},
+        "telegram": {"token": TOKEN, "poll_timeout": 1, "listen_port": 0, "framework": framework, **telegram},
         "database": {"url": database_url or f"sqlite:///{tmp_path}/refundbot.db"},
         "storage": {"evidence_dir": str(tmp_path / "evidence")},
     })
@@ -156,6 +159,17 @@ class BotHandle:
         await asyncio.wait_for(self.task, 10)
 
 
+@pytest.fixture(params=FRAMEWORKS)
+def framework(request: pytest.FixtureRequest) -> str:
+    """The library the bot runs on. Every end-to-end test uses it (through `start_bot` or by hand), so
+    each scenario runs on both; tests/test_framework_parity.py fails a scenario that runs on one only."""
+    return str(request.param)
+
+
+def on_framework(config: AppConfig, framework: str) -> AppConfig:
+    return config.model_copy(update={"telegram": config.telegram.model_copy(update={"framework": framework})})
+
+
 @pytest.fixture
 async def emulator() -> AsyncIterator[Emulator]:
     async with Emulator(host="127.0.0.1", port=0) as emu:
@@ -169,13 +183,13 @@ async def control(emulator: Emulator) -> AsyncIterator[Control]:
 
 
 @pytest.fixture
-async def start_bot(emulator: Emulator, tmp_path: Path):  # type: ignore[no-untyped-def]
-    """Start the real bot on the emulator; stops every bot it started at teardown."""
+async def start_bot(emulator: Emulator, tmp_path: Path, framework: str):  # type: ignore[no-untyped-def]
+    """Start the real bot on the emulator, on `framework`; stops every bot it started at teardown."""
     handles: list[BotHandle] = []
     stacks: list[Any] = []
 
     async def start(config: AppConfig | None = None, demo: bool = True) -> BotHandle:
-        config = config or make_config(tmp_path)
+        config = on_framework(config or make_config(tmp_path), framework)
         context = running_bot(config, TOKEN, emulator.base_url)
         running = await context.__aenter__()
         stacks.append(context)

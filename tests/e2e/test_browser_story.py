@@ -63,11 +63,11 @@ class Sandbox:
 
 
 @pytest.fixture
-def sandbox(tmp_path: Path) -> Iterator[Sandbox]:
+def sandbox(tmp_path: Path, framework: str) -> Iterator[Sandbox]:
     """What `refundbot sandbox` runs (bot.app.run without a token), on a temporary SQLite database, with
     the emulator and the platform API on free ports."""
     config = AppConfig.model_validate({
-        "telegram": {"poll_timeout": 1, "listen_port": 0},
+        "telegram": {"poll_timeout": 1, "listen_port": 0, "framework": framework},
         "database": {"url": f"sqlite:///{tmp_path}/refundbot.db"},
         "storage": {"evidence_dir": str(tmp_path / "evidence")},
         "sandbox": {"port": 0},

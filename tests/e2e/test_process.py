@@ -21,10 +21,11 @@ ZH = Texts("zh_CN")
 pytestmark = pytest.mark.slow
 
 
-def write_config(tmp_path: Path, api_base: str, **database: object) -> Path:
+def write_config(tmp_path: Path, api_base: str, framework: str, **database: object) -> Path:
     path = tmp_path / "config.toml"
     db = {"url": f"sqlite:///{tmp_path}/refundbot.db", **database}
-    lines = ["[telegram]", f'token = "{TOKEN}"', f'api_base = "{api_base}"', "poll_timeout = 1", "",
+    lines = ["[telegram]", f'token = "{TOKEN}"', f'api_base = "{api_base}"', "poll_timeout = 1",
+             f'framework = "{framework}"', "",
              "[database]"] + [f"{k} = {str(v).lower() if isinstance(v, bool) else repr(v)}" for k, v in db.items()] + [
              "", "[storage]", f'evidence_dir = "{tmp_path / "evidence"}"']
     path.write_text("\n".join(lines).replace("'", '"') + "\n", encoding="utf-8")
@@ -38,11 +39,11 @@ async def spawn(*args: str) -> asyncio.subprocess.Process:
 
 
 async def test_bot_killed_after_evidence_upload_continues_at_the_same_step_with_the_evidence(
-        emulator, customer, tmp_path):
+        emulator, customer, tmp_path, framework):
     database = await open_database(make_config(tmp_path))
     await seed_demo_orders(database)
     await database.dispose()
-    config = write_config(tmp_path, emulator.base_url)
+    config = write_config(tmp_path, emulator.base_url, framework)
 
     process = await spawn("run", "--config", str(config))
     try:
@@ -69,8 +70,8 @@ async def test_bot_killed_after_evidence_upload_continues_at_the_same_step_with_
     assert len(list((tmp_path / "evidence").rglob("*.png"))) == 1
 
 
-async def test_bot_refuses_to_start_on_an_old_schema_without_auto_upgrade(tmp_path):
-    config = write_config(tmp_path, "http://127.0.0.1:9", auto_upgrade=False)
+async def test_bot_refuses_to_start_on_an_old_schema_without_auto_upgrade(tmp_path, framework):
+    config = write_config(tmp_path, "http://127.0.0.1:9", framework, auto_upgrade=False)
     process = await spawn("run", "--config", str(config))
     out, _ = await asyncio.wait_for(process.communicate(), 60)
     assert process.returncode == 1
@@ -80,10 +81,10 @@ async def test_bot_refuses_to_start_on_an_old_schema_without_auto_upgrade(tmp_pa
     assert process.returncode == 0, out.decode()
 
 
-async def test_run_without_a_token_starts_the_emulator_with_demo_orders_and_says_how_to_talk(tmp_path):
+async def test_run_without_a_token_starts_the_emulator_with_demo_orders_and_says_how_to_talk(tmp_path, framework):
     config = tmp_path / "config.toml"
     config.write_text(f'[database]\nurl = "sqlite:///{tmp_path}/db.sqlite"\n[sandbox]\nport = 0\n'
-                      f'[telegram]\nlisten_port = 0\n'
+                      f'[telegram]\nlisten_port = 0\nframework = "{framework}"\n'
                       f'[storage]\nevidence_dir = "{tmp_path}/ev"\n', encoding="utf-8")
     process = await spawn("run", "--config", str(config))
     try:

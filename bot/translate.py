@@ -1,10 +1,14 @@
-"""aiogram types -> the core's transport-neutral `Event`."""
+"""A Telegram message or callback query -> the core's transport-neutral `Event`.
+
+aiogram's and python-telegram-bot's types mirror the Bot API field for field (`chat.id`, `from_user`,
+`photo`, `is_topic_message`...), so one translation reads both; the only difference it minds is that
+aiogram gives `edit_date` as a Unix time and PTB as a datetime. Each adapter passes its own objects.
+"""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
-
-from aiogram.types import CallbackQuery, Message
+from typing import Any
 
 from dialogs.io import Event, EventKind, FileRef
 
@@ -20,31 +24,32 @@ _CONTENT = ("sticker", "voice", "video", "video_note", "audio", "animation", "lo
             "dice", "poll", "game", "story", "paid_media", "checklist")
 
 
-def _thread(message: Message) -> int | None:
+def _when(value: datetime | int | None) -> datetime | None:
+    if value is None or isinstance(value, datetime):
+        return value
+    return datetime.fromtimestamp(value, UTC) if value else None
+
+
+def _thread(message: Any) -> int | None:
     """The forum topic the message is in (a reply in General carries a thread id but is in no topic)."""
-    return message.message_thread_id if message.is_topic_message else None
+    return message.message_thread_id if getattr(message, "is_topic_message", None) else None
 
 
-def _reply_to(message: Message) -> int | None:
+def _reply_to(message: Any) -> int | None:
     replied = message.reply_to_message
     if replied is None or replied.forum_topic_created is not None:  # a topic's messages "reply" to its opening
         return None
-    return replied.message_id
+    return int(replied.message_id)
 
 
-def _at(message: Message, edited: bool) -> datetime:
-    if edited and message.edit_date:
-        return datetime.fromtimestamp(message.edit_date, UTC)
-    return message.date or _now()
-
-
-def from_message(message: Message, update_id: int, *, edited: bool = False) -> Event:
+def from_message(message: Any, update_id: int, *, edited: bool = False) -> Event:
     user = message.from_user
+    at = (_when(message.edit_date) if edited else None) or _when(message.date) or _now()
     base = {
         "update_id": update_id,
         "chat_id": message.chat.id,
         "user_id": user.id if user else message.chat.id,
-        "at": _at(message, edited),
+        "at": at,
         "language_code": user.language_code if user else None,
         "user_name": user.full_name if user else "",
         "message_id": message.message_id,
@@ -74,20 +79,22 @@ def from_message(message: Message, update_id: int, *, edited: bool = False) -> E
     return Event(kind=_kind(message), **base)
 
 
-def _kind(message: Message) -> EventKind:
+def _kind(message: Any) -> EventKind:
     if message.photo:
         return EventKind.PHOTO
     if message.document:
         return EventKind.DOCUMENT
-    if any(getattr(message, name, None) is not None for name in _CONTENT):
+    if any(getattr(message, name, None) for name in _CONTENT):
         return EventKind.OTHER
     return EventKind.SERVICE
 
 
-def from_callback(query: CallbackQuery, update_id: int) -> Event:
+def from_callback(query: Any, update_id: int) -> Event:
+    """A button press. `query.message` may be missing (an inline message) or inaccessible (too old):
+    then the press counts as in the presser's private chat, without a message to edit."""
     message = query.message
+    accessible = message is not None and type(message).__name__ != "InaccessibleMessage"  # same name in both
     chat_id = message.chat.id if message is not None else query.from_user.id
-    private = message is None or message.chat.type == "private"
     return Event(
         update_id=update_id,
         chat_id=chat_id,
@@ -99,6 +106,6 @@ def from_callback(query: CallbackQuery, update_id: int) -> Event:
         user_name=query.from_user.full_name,
         message_id=message.message_id if message is not None else None,
         callback_id=query.id,
-        private=private,
-        thread_id=_thread(message) if isinstance(message, Message) else None,
+        private=message is None or message.chat.type == "private",
+        thread_id=_thread(message) if accessible else None,
     )

@@ -1,0 +1,97 @@
+"""One incoming update after translation, for either adapter: inspect an uploaded file, let the core
+handle the event, render its `Outcome` through the adapter's `Sender`.
+
+The replies are the answer to this update and go straight out (the customer is waiting); everything
+else the core has to say leaves through the outbox and its relay. A reply waits out a short 429 and
+retries a 5xx a few times; what still fails is logged and dropped: the update is committed, and a
+redelivery would be a duplicate that renders nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import replace
+from typing import TypeVar
+
+from bot.evidence import EvidenceIntake
+from bot.sending import Blocked, MessageGone, NotModified, RetryAfter, Sender, SendError, Transient
+from dialogs.io import Event, EventKind, Outcome, Reply
+from dialogs.service import RefundService
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+# A reply waits out a 429 this long at most; longer holds are the relay's business.
+MAX_INLINE_RETRY_AFTER = 30
+ATTEMPTS = 4
+
+
+class Inbound:
+    def __init__(self, service: RefundService, intake: EvidenceIntake, sender: Sender) -> None:
+        self.service, self.intake, self.sender = service, intake, sender
+
+    async def handle(self, event: Event) -> None:
+        if event.edited:
+            # An edit never answers anything; its copy in a desk topic (or at the customer's) is edited
+            # through the outbox.
+            await self.service.handle(event)
+            return
+        if event.private and event.file is not None:
+            event = await self._inspect(event)
+        outcome = await self.service.handle(event)
+        if not outcome.duplicate:
+            await render(self.sender, event, outcome)
+
+    async def _inspect(self, event: Event) -> Event:
+        assert event.file is not None
+        inspection = await self.intake.inspect(event.file, event.kind is EventKind.PHOTO, self.sender.download)
+        return replace(event, file=replace(event.file, inspection=inspection))
+
+
+async def render(sender: Sender, event: Event, outcome: Outcome) -> None:
+    if event.callback_id is not None:
+        callback_id = event.callback_id
+        await attempt(lambda: sender.answer_callback(callback_id, outcome.toast))
+    for reply in outcome.replies:
+        if reply.edit:
+            await _edit(sender, event, reply)
+        else:
+            await attempt(lambda r=reply: sender.send(event.chat_id, r.text, r.buttons))  # type: ignore[misc]
+
+
+async def _edit(sender: Sender, event: Event, reply: Reply) -> None:
+    message_id = event.message_id
+    if message_id is None:
+        return
+    if reply.text:
+        await attempt(lambda: sender.edit(event.chat_id, message_id, reply.text, reply.buttons))
+    else:
+        await attempt(lambda: sender.edit_markup(event.chat_id, message_id))
+
+
+async def attempt(make: Callable[[], Awaitable[T]]) -> T | None:
+    """One reply call: wait out short 429s, back off on 5xx and network errors, drop the rest."""
+    for n in range(ATTEMPTS):
+        try:
+            return await make()
+        except RetryAfter as exc:
+            if exc.seconds > MAX_INLINE_RETRY_AFTER:
+                log.warning("reply dropped: retry_after %ss is too long to wait inline", exc.seconds)
+                return None
+            await asyncio.sleep(exc.seconds)
+        except Transient as exc:
+            log.warning("Bot API error (%s), attempt %d", exc.code, n + 1)
+            await asyncio.sleep(0.2 * 2**n)
+        except Blocked:
+            log.info("chat blocked the bot; reply not delivered")
+            return None
+        except (NotModified, MessageGone) as exc:
+            # A double press, or a message too old to edit: nothing the customer needs to see.
+            log.debug("edit skipped: %s", exc.description)
+            return None
+        except SendError as exc:
+            log.warning("reply refused by Telegram (%s): %s", exc.code, exc.description)
+            return None
+    return None

@@ -1,0 +1,205 @@
+"""The `Sender` on python-telegram-bot: one Bot API call per method, PTB's exceptions mapped to the
+neutral ones in bot.sending (the relay and bot.inbound decide about retries, holds and blocked chats)."""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Awaitable, Callable, Sequence
+from datetime import timedelta
+from pathlib import Path
+from typing import TypeVar
+
+from telegram import (
+    Bot,
+    InlineKeyboardButton,
+    InlineKeyboardMarkup,
+    InputMediaDocument,
+    InputMediaPhoto,
+    ReplyParameters,
+)
+from telegram.error import (
+    BadRequest,
+    ChatMigrated,
+    Forbidden,
+    NetworkError,
+    TelegramError,
+)
+from telegram.error import (
+    RetryAfter as PtbRetryAfter,
+)
+from telegram.warnings import PTBDeprecationWarning
+
+from bot.evidence import TooLarge
+from bot.sending import (
+    Blocked,
+    Buttons,
+    MessageGone,
+    NotModified,
+    NotText,
+    Rejected,
+    RetryAfter,
+    TopicGone,
+    Transient,
+    WrongFile,
+)
+from dialogs.notify import AlbumItem
+
+T = TypeVar("T")
+
+# Telegram's wording when an edit has nothing to edit (deleted, too old, not the bot's, wrong id).
+GONE = ("message to edit not found", "message can't be edited", "message_id_invalid", "message not found")
+# ... when a forum topic is deleted, or closed to the bot.
+TOPIC_GONE = ("message thread not found", "topic_deleted", "topic_closed", "topic_id_invalid")
+# ... when a file id cannot be sent this way (another kind of file, another bot's id).
+WRONG_FILE = ("can't use file of type", "type of file mismatch", "wrong file identifier",
+              "wrong remote file identifier", "file_reference")
+
+
+def inline_keyboard(buttons: Buttons) -> InlineKeyboardMarkup | None:
+    if not buttons:
+        return None
+    return InlineKeyboardMarkup([[InlineKeyboardButton(b.text, callback_data=b.token) for b in row]
+                                 for row in buttons])
+
+
+class PtbSender:
+    """`request_timeout` bounds one call (seconds); a call that takes longer is `Transient`."""
+
+    def __init__(self, bot: Bot, request_timeout: int = 10) -> None:
+        self.bot = bot
+        self.request_timeout = request_timeout
+
+    async def send(self, chat_id: int, text: str, buttons: Buttons = (), *, thread_id: int | None = None,
+                   reply_to: int | None = None) -> int:
+        reply = ReplyParameters(message_id=reply_to, allow_sending_without_reply=True) if reply_to else None
+        message = await self._call(lambda: self.bot.send_message(
+            chat_id, text, message_thread_id=thread_id, reply_parameters=reply,
+            reply_markup=inline_keyboard(buttons), read_timeout=self.request_timeout))
+        return message.message_id
+
+    async def edit(self, chat_id: int, message_id: int, text: str, buttons: Buttons = ()) -> int:
+        await self._edit(lambda: self.bot.edit_message_text(
+            text, chat_id=chat_id, message_id=message_id, reply_markup=inline_keyboard(buttons),
+            read_timeout=self.request_timeout))
+        return message_id
+
+    async def edit_caption(self, chat_id: int, message_id: int, caption: str, buttons: Buttons = ()) -> int:
+        await self._edit(lambda: self.bot.edit_message_caption(
+            chat_id=chat_id, message_id=message_id, caption=caption, reply_markup=inline_keyboard(buttons),
+            read_timeout=self.request_timeout))
+        return message_id
+
+    async def edit_markup(self, chat_id: int, message_id: int) -> None:
+        await self._edit(lambda: self.bot.edit_message_reply_markup(
+            chat_id=chat_id, message_id=message_id, reply_markup=None, read_timeout=self.request_timeout))
+
+    async def answer_callback(self, callback_id: str, text: str | None = None) -> None:
+        await self._call(lambda: self.bot.answer_callback_query(callback_id, text=text,
+                                                                read_timeout=self.request_timeout))
+
+    async def download(self, file_id: str, cap: int) -> bytes:
+        file = await self._call(lambda: self.bot.get_file(file_id, read_timeout=self.request_timeout))
+        if file.file_size is not None and file.file_size > cap:
+            raise TooLarge()
+        data = await self._call(lambda: file.download_as_bytearray(read_timeout=self.request_timeout * 3))
+        return bytes(data[: cap + 1])
+
+    async def create_topic(self, chat_id: int, name: str) -> int:
+        topic = await self._call(lambda: self.bot.create_forum_topic(chat_id, name,
+                                                                     read_timeout=self.request_timeout))
+        return topic.message_thread_id
+
+    async def copy(self, chat_id: int, from_chat_id: int, message_id: int, *, thread_id: int | None = None) -> int:
+        copied = await self._call(lambda: self.bot.copy_message(
+            chat_id, from_chat_id, message_id, message_thread_id=thread_id, read_timeout=self.request_timeout))
+        return copied.message_id
+
+    async def copy_many(self, chat_id: int, from_chat_id: int, message_ids: Sequence[int], *,
+                        thread_id: int | None = None) -> list[int]:
+        copied = await self._call(lambda: self.bot.copy_messages(
+            chat_id, from_chat_id, list(message_ids), message_thread_id=thread_id,
+            read_timeout=self.request_timeout))
+        return [m.message_id for m in copied]
+
+    async def send_album(self, chat_id: int, items: Sequence[AlbumItem], mode: str, *, caption: str = "",
+                         thread_id: int | None = None) -> list[int]:
+        files: list[str | Path]
+        if mode == "upload":
+            files = [Path(item.path) for item in items if item.path and Path(item.path).is_file()]
+        else:
+            files = [item.file_id for item in items]
+        if not files:
+            raise Rejected("none of the album's files is at hand", "400")
+        text = caption or None
+        as_document = mode == "document"
+        timeout = self.request_timeout * (3 if mode == "upload" else 1)
+        if len(files) == 1:
+            if as_document:
+                one = await self._call(lambda: self.bot.send_document(
+                    chat_id, files[0], caption=text, message_thread_id=thread_id, read_timeout=timeout,
+                    write_timeout=timeout))
+            else:
+                one = await self._call(lambda: self.bot.send_photo(
+                    chat_id, files[0], caption=text, message_thread_id=thread_id, read_timeout=timeout,
+                    write_timeout=timeout))
+            return [one.message_id]
+        media = [InputMediaDocument(f, caption=text if n == 0 else None) if as_document
+                 else InputMediaPhoto(f, caption=text if n == 0 else None)
+                 for n, f in enumerate(files[:10])]
+        sent = await self._call(lambda: self.bot.send_media_group(
+            chat_id, media, message_thread_id=thread_id, read_timeout=timeout, write_timeout=timeout))
+        return [m.message_id for m in sent]
+
+    async def chat_name(self, chat_id: int, *, member_of: int | None = None) -> str:
+        if member_of is not None:
+            member = await self._call(lambda: self.bot.get_chat_member(member_of, chat_id,
+                                                                       read_timeout=self.request_timeout))
+            return member.user.full_name
+        chat = await self._call(lambda: self.bot.get_chat(chat_id, read_timeout=self.request_timeout))
+        if chat.title:
+            return chat.title
+        return " ".join(part for part in (chat.first_name, chat.last_name) if part) or (chat.username or "")
+
+    async def _edit(self, make: Callable[[], Awaitable[object]]) -> None:
+        try:
+            await self._call(make)
+        except Rejected as exc:
+            lowered = exc.description.lower()
+            if "message is not modified" in lowered:
+                raise NotModified(exc.description) from exc
+            if "there is no text in the message" in lowered:
+                raise NotText(exc.description) from exc
+            if any(phrase in lowered for phrase in GONE):
+                raise MessageGone(exc.description) from exc
+            raise
+
+    @staticmethod
+    async def _call(make: Callable[[], Awaitable[T]]) -> T:
+        try:
+            return await make()
+        except PtbRetryAfter as exc:
+            with warnings.catch_warnings():  # an int now, a timedelta in PTB 23: either is read right
+                warnings.simplefilter("ignore", PTBDeprecationWarning)
+                wait = exc.retry_after
+            raise RetryAfter(wait.total_seconds() if isinstance(wait, timedelta) else float(wait), exc.message) from exc
+        except Forbidden as exc:
+            raise Blocked(exc.message) from exc
+        except ChatMigrated as exc:  # the group became a supergroup: a new chat id
+            raise Rejected(f"{exc.message} (migrate_to_chat_id={exc.new_chat_id})", "400") from exc
+        except BadRequest as exc:  # a NetworkError in PTB's hierarchy: caught first
+            lowered = exc.message.lower()
+            if any(phrase in lowered for phrase in TOPIC_GONE):
+                raise TopicGone(exc.message) from exc
+            if any(phrase in lowered for phrase in WRONG_FILE):
+                raise WrongFile(exc.message) from exc
+            raise Rejected(exc.message, "400") from exc
+        except NetworkError as exc:
+            # PTB raises every other HTTP status as a NetworkError whose message ends in "(<status>)".
+            if "(413)" in exc.message:
+                raise Rejected(exc.message, "413") from exc
+            if any(f"({code}" in exc.message for code in ("500", "502", "503", "504")) or \
+                    "Bad Gateway" in exc.message:
+                raise Transient(exc.message, "5xx") from exc
+            raise Transient(exc.message, "network") from exc
+        except TelegramError as exc:  # 401, 404, 409: the bot's setup, not this message
+            raise Transient(exc.message, "api") from exc
