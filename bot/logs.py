@@ -79,8 +79,10 @@ TELEGRAM_GROUP_ID = r"-100\d{7,13}"
 _KEYWORD = (r"(?:卡密|卡号|密码|口令|(?<![A-Za-z])(?:card[\s_-]?(?:code|secret|key|number|no|password|pin)s?"
             r"|password|passwd|pwd|pin|secret|token)(?![A-Za-z]))")
 _RULES: tuple[tuple[re.Pattern[str], str], ...] = (
-    # 卡密: ABCD…, password=…, {'card_code': '…'}: whatever follows an explicit separator.
-    (re.compile(rf"""({_KEYWORD}码?["']?\s*[:：=]\s*["']?)[^\s,，;；。、"'\x00]+""", re.IGNORECASE), rf"\1{REDACTED}"),
+    # After an explicit separator: a quoted value ({'card_code': '…'}), one written right after it
+    # (password=…, 卡密：…), or one with a digit in it (卡密: ABCD1234) — not prose ("secret: every …").
+    (re.compile(rf"""({_KEYWORD}码?["']?\s*[:：=](?:\s*["']|(?=\S)|\s*(?=[^\s,，;；。、"'\x00]*\d)))"""
+                rf"""[^\s,，;；。、"'\x00]+""", re.IGNORECASE), rf"\1{REDACTED}"),
     # 卡密ABCD1234…, card code 1234…, pin is 1234: a following token with a digit in it.
     (re.compile(rf"({_KEYWORD}码?\s*(?:is\s+|是|为)?\s*)(?=[A-Za-z0-9_-]*\d)[A-Za-z0-9][A-Za-z0-9_-]{{3,}}",
                 re.IGNORECASE), rf"\1{REDACTED}"),

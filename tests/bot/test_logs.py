@@ -111,6 +111,7 @@ def test_chinese_mobile_numbers_are_redacted_in_every_usual_form(phone: str) -> 
     (f"卡密{CARD_CODE}", "卡密<redacted>"),
     ("card code 55667788", "card code <redacted>"),
     ("password=hunter two", "password=<redacted> two"),
+    ("password: hunter2", "password: <redacted>"),
     ("pin is 4321", "pin is <redacted>"),
     ("{'card_secret': 'qwerty'}", "{'card_secret': '<redacted>'}"),
     ("code ABCD-1234-EFGH-5678 arrived", "code <redacted> arrived"),
@@ -124,7 +125,7 @@ def test_card_codes_and_secrets_are_redacted(text: str, shown: str) -> None:
 @pytest.mark.parametrize("text", [
     f"order {ORDER} and order {ORDER.lower()}", f"卡密 {ORDER}", f"case {CASE}, refund {CASE}-1",
     "desk chat -1001234567890", "卡密无效 (card_invalid)", "the card code is invalid", "user 10001 paid 30.00",
-    "review due 2026-11-27T18:00:00+08:00",
+    "review due 2026-11-27T18:00:00+08:00", "no [platform] secret: every signed platform request will be refused",
 ])
 def test_order_case_and_group_numbers_and_ordinary_words_stay_readable(text: str) -> None:
     assert Redactor()(text) == text
