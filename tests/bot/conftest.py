@@ -1,4 +1,5 @@
-"""The emulator and an aiogram Bot on it, for the relay's and the desk delivery's tests."""
+"""The emulator, an aiogram Bot on it, and a `Sender` on each framework, for the relay's and the desk
+delivery's tests (what reaches Telegram must be the same whichever library sends it)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,10 @@ from collections.abc import AsyncIterator
 import pytest
 from aiogram import Bot
 
+from bot.aiogram_adapter.sender import AiogramSender
+from bot.ptb_adapter.runner import build_application
+from bot.ptb_adapter.sender import PtbSender
+from bot.sending import Sender
 from sandbox import Emulator, EmulatorState
 from tests.sandbox.conftest import make_bot
 
@@ -24,3 +29,20 @@ async def bot(emu: Emulator) -> AsyncIterator[Bot]:
         yield b
     finally:
         await b.session.close()
+
+
+@pytest.fixture(params=["aiogram", "ptb"])
+async def sender(request: pytest.FixtureRequest, emu: Emulator) -> AsyncIterator[Sender]:
+    if request.param == "aiogram":
+        b = make_bot(emu)
+        try:
+            yield AiogramSender(b)
+        finally:
+            await b.session.close()
+        return
+    application = build_application(emu.token, emu.base_url)
+    await application.bot.initialize()
+    try:
+        yield PtbSender(application.bot)
+    finally:
+        await application.bot.shutdown()

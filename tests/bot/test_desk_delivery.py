@@ -1,7 +1,8 @@
 """The agents' desk, delivery side: escalated cases become forum topics with a card and the evidence,
 the card follows the case, a deleted topic comes back, messages are copied both ways (bursts batched
 within the group's limit), edits follow, and the desk's texts are rendered. Against the emulator over
-HTTP (aiogram sender) and a real database (SQLite and PostgreSQL)."""
+HTTP (through aiogram's and python-telegram-bot's senders: the same topic traffic from both) and a real
+database (SQLite and PostgreSQL)."""
 
 from __future__ import annotations
 
@@ -12,11 +13,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from aiogram import Bot
 
-from bot.aiogram_adapter.sender import AiogramSender
 from bot.config import RelayConfig
 from bot.relay import Relay
+from bot.sending import Sender
 from dialogs.cases import CaseWorkflow
 from dialogs.domain import DeskItem, EvidenceItem, MessageLink, OutboxMessage, Verdict
 from dialogs.settings import AutoApproveSettings, CoreSettings, DeskSettings
@@ -45,8 +45,9 @@ async def tg(emu: Emulator) -> AsyncIterator[EmulatorClient]:
         yield client
 
 
-def relay(database: Database, bot: Bot, config: RelayConfig = FAST, settings: CoreSettings = SETTINGS) -> Relay:
-    return Relay(database.uow, AiogramSender(bot), config, settings)
+def relay(database: Database, sender: Sender, config: RelayConfig = FAST,
+          settings: CoreSettings = SETTINGS) -> Relay:
+    return Relay(database.uow, sender, config, settings)
 
 
 def workflow(settings: CoreSettings = SETTINGS) -> CaseWorkflow:
@@ -145,10 +146,10 @@ def tokens(message: dict[str, Any]) -> list[str]:
 # -- escalation and the card --------------------------------------------------------------------------
 
 async def test_an_escalated_case_gets_a_topic_with_its_card_then_its_evidence_as_an_album(
-        database: Database, bot: Bot, emu: Emulator, tg: EmulatorClient, tmp_path: Path) -> None:
+        database: Database, sender: Sender, emu: Emulator, tg: EmulatorClient, tmp_path: Path) -> None:
     evidence = await customer_photos(emu, tg, 3, tmp_path)
     await file_case(database, evidence)
-    r = relay(database, bot)
+    r = relay(database, sender)
     await r.drain()
     [topic] = await tg.topics(DESK)
     assert topic["name"] == f"{CASE} · 卡密无效 · ¥50.00"
@@ -168,9 +169,9 @@ async def test_an_escalated_case_gets_a_topic_with_its_card_then_its_evidence_as
 
 
 async def test_the_card_is_edited_in_place_as_the_case_moves_and_waiting_redraws_are_skipped(
-        database: Database, bot: Bot, emu: Emulator, tg: EmulatorClient) -> None:
+        database: Database, sender: Sender, emu: Emulator, tg: EmulatorClient) -> None:
     await file_case(database)
-    r = relay(database, bot)
+    r = relay(database, sender)
     await r.drain()
     card_id = (await desk_item(database)).card_message_id
     await move(database, "start_review", "ask_info", "provide_info")  # three card rows for the desk
@@ -183,9 +184,9 @@ async def test_the_card_is_edited_in_place_as_the_case_moves_and_waiting_redraws
 
 
 async def test_the_card_names_the_owner_and_shows_an_approval_waiting_for_a_supervisor(
-        database: Database, bot: Bot, tg: EmulatorClient) -> None:
+        database: Database, sender: Sender, tg: EmulatorClient) -> None:
     await file_case(database)
-    r = relay(database, bot)
+    r = relay(database, sender)
     await r.drain()
     async with database.uow() as uow:  # what the desk's action side does on Take and on a big approval
         assert await uow.desk.take(CASE, AGENT, at=datetime.now(UTC)) == AGENT
@@ -201,9 +202,9 @@ async def test_the_card_names_the_owner_and_shows_an_approval_waiting_for_a_supe
 
 
 async def test_a_settled_case_comes_off_the_desk_and_its_card_shows_the_outcome(
-        database: Database, bot: Bot, tg: EmulatorClient) -> None:
+        database: Database, sender: Sender, tg: EmulatorClient) -> None:
     await file_case(database)
-    r = relay(database, bot)
+    r = relay(database, sender)
     await r.drain()
     await move(database, "start_review")
     async with database.uow() as uow:
@@ -217,9 +218,9 @@ async def test_a_settled_case_comes_off_the_desk_and_its_card_shows_the_outcome(
 
 
 async def test_an_appeal_puts_a_rejected_case_back_on_the_desk_in_its_topic(
-        database: Database, bot: Bot, tg: EmulatorClient) -> None:
+        database: Database, sender: Sender, tg: EmulatorClient) -> None:
     await file_case(database)
-    r = relay(database, bot)
+    r = relay(database, sender)
     await r.drain()
     await move(database, "start_review", "reject")
     assert (await desk_item(database)).closed_at is not None
@@ -232,7 +233,7 @@ async def test_an_appeal_puts_a_rejected_case_back_on_the_desk_in_its_topic(
 
 
 async def test_no_desk_or_an_auto_approved_case_queues_nothing_for_agents(
-        database: Database, bot: Bot, tg: EmulatorClient) -> None:
+        database: Database, sender: Sender, tg: EmulatorClient) -> None:
     await file_case(database, settings=CoreSettings())  # no desk configured
     auto = SETTINGS.model_copy(update={"auto_approve": AutoApproveSettings(enabled=True)})
     async with database.uow() as uow:
@@ -242,18 +243,18 @@ async def test_no_desk_or_an_auto_approved_case_queues_nothing_for_agents(
         await workflow(auto).filed(uow, case, await uow.orders.get("A2"))
         await uow.commit()
         assert await uow.desk.get(CASE) is None and await uow.desk.get("R20261124-0002") is None
-    await relay(database, bot).drain()
+    await relay(database, sender).drain()
     assert await tg.topics(DESK) == []
 
 
 async def test_a_request_without_a_case_gets_a_topic_named_for_the_customer(
-        database: Database, bot: Bot, tg: EmulatorClient) -> None:
+        database: Database, sender: Sender, tg: EmulatorClient) -> None:
     key = f"chat:{CUSTOMER}"
     async with database.uow() as uow:
         await uow.desk.open(DeskItem(key=key, chat_id=CUSTOMER, user_id=CUSTOMER, opened_at=datetime.now(UTC)))
         await uow.commit()
     await queue(database, "desk_card", DESK, "req-card", key=key)
-    await relay(database, bot).drain()
+    await relay(database, sender).drain()
     [topic] = await tg.topics(DESK)
     assert topic["name"] == "客服请求 · 张三"
     [card] = shown(await tg.topic_messages(DESK, topic["message_thread_id"]))
@@ -263,10 +264,10 @@ async def test_a_request_without_a_case_gets_a_topic_named_for_the_customer(
 # -- a deleted topic ----------------------------------------------------------------------------------
 
 async def test_a_deleted_topic_is_made_again_on_the_next_event_and_the_customer_notices_nothing(
-        database: Database, bot: Bot, emu: Emulator, tg: EmulatorClient, tmp_path: Path) -> None:
+        database: Database, sender: Sender, emu: Emulator, tg: EmulatorClient, tmp_path: Path) -> None:
     evidence = await customer_photos(emu, tg, 2, tmp_path)
     await file_case(database, evidence)
-    r = relay(database, bot)
+    r = relay(database, sender)
     await r.drain()
     old = await desk_item(database)
     customer_before = len(await tg.bot_messages(CUSTOMER))
@@ -285,9 +286,9 @@ async def test_a_deleted_topic_is_made_again_on_the_next_event_and_the_customer_
 
 
 async def test_a_copy_into_a_deleted_topic_brings_a_new_topic_and_card_first(
-        database: Database, bot: Bot, tg: EmulatorClient) -> None:
+        database: Database, sender: Sender, tg: EmulatorClient) -> None:
     await file_case(database)
-    r = relay(database, bot)
+    r = relay(database, sender)
     await r.drain()
     await tg.delete_topic(DESK, ADMIN, (await desk_item(database)).thread_id or 0)
     sent = await tg.send_text(CUSTOMER, "还在吗？")
@@ -302,9 +303,9 @@ async def test_a_copy_into_a_deleted_topic_brings_a_new_topic_and_card_first(
 # -- copies both ways -------------------------------------------------------------------------------------
 
 async def test_a_customers_text_photo_and_document_are_copied_into_the_topic_and_linked(
-        database: Database, bot: Bot, tg: EmulatorClient) -> None:
+        database: Database, sender: Sender, tg: EmulatorClient) -> None:
     await file_case(database)
-    r = relay(database, bot)
+    r = relay(database, sender)
     await r.drain()
     thread = (await desk_item(database)).thread_id or 0
     sources = [(await tg.send_text(CUSTOMER, "卡密还是无效"))["message_id"],
@@ -322,9 +323,9 @@ async def test_a_customers_text_photo_and_document_are_copied_into_the_topic_and
 
 
 async def test_an_agents_text_photo_and_document_in_the_topic_reach_the_customer_and_are_linked(
-        database: Database, bot: Bot, tg: EmulatorClient) -> None:
+        database: Database, sender: Sender, tg: EmulatorClient) -> None:
     await file_case(database)
-    r = relay(database, bot)
+    r = relay(database, sender)
     await r.drain()
     thread = (await desk_item(database)).thread_id
     sources = [(await tg.send_text(AGENT, "您好，我是客服", chat_id=DESK, message_thread_id=thread))["message_id"],
@@ -343,12 +344,12 @@ async def test_an_agents_text_photo_and_document_in_the_topic_reach_the_customer
 
 
 async def test_a_burst_of_30_customer_messages_goes_as_one_copy_call_within_the_group_limit(
-        database: Database, bot: Bot, emu: Emulator, tg: EmulatorClient) -> None:
+        database: Database, sender: Sender, emu: Emulator, tg: EmulatorClient) -> None:
     await file_case(database)
     # Telegram's group limit, scaled down so that a burst sent one by one would be held for a minute:
     # the emulator answers 429 past 4 messages a minute and the relay keeps to 4.
     await tg.set_limits(per_group_per_min=4, reset_counters=True)
-    r = relay(database, bot, FAST.model_copy(update={"per_group_per_minute": 4}))
+    r = relay(database, sender, FAST.model_copy(update={"per_group_per_minute": 4}))
     await r.drain()  # the topic and its card
     sources = [(await (tg.send_photo(CUSTOMER, png_bytes(), caption="图") if n == 8  # photos go along
                        else tg.send_text(CUSTOMER, f"第{n}条")))["message_id"] for n in range(1, 31)]
@@ -363,10 +364,10 @@ async def test_a_burst_of_30_customer_messages_goes_as_one_copy_call_within_the_
 
 
 async def test_a_burst_of_known_texts_is_quoted_in_one_message_and_an_edit_redraws_it(
-        database: Database, bot: Bot, emu: Emulator, tg: EmulatorClient) -> None:
+        database: Database, sender: Sender, emu: Emulator, tg: EmulatorClient) -> None:
     await file_case(database)
     await tg.set_limits(per_group_per_min=4, reset_counters=True)
-    r = relay(database, bot, FAST.model_copy(update={"per_group_per_minute": 4}))
+    r = relay(database, sender, FAST.model_copy(update={"per_group_per_minute": 4}))
     await r.drain()
     texts = [f"消息{n}" for n in range(1, 31)]
     sources = [(await tg.send_text(CUSTOMER, text))["message_id"] for text in texts]
@@ -387,9 +388,9 @@ async def test_a_burst_of_known_texts_is_quoted_in_one_message_and_an_edit_redra
 # -- edits, albums of other files, texts ----------------------------------------------------------------------
 
 async def test_an_edited_message_updates_its_copy_text_or_caption(
-        database: Database, bot: Bot, tg: EmulatorClient) -> None:
+        database: Database, sender: Sender, tg: EmulatorClient) -> None:
     await file_case(database)
-    r = relay(database, bot)
+    r = relay(database, sender)
     await r.drain()
     text = (await tg.send_text(CUSTOMER, "订单号错了"))["message_id"]
     photo = (await tg.send_photo(CUSTOMER, png_bytes(), caption="旧说明"))["message_id"]
@@ -406,17 +407,17 @@ async def test_an_edited_message_updates_its_copy_text_or_caption(
     assert await backlog(database) == 0
 
 
-async def test_an_edit_of_a_message_never_copied_is_dropped(database: Database, bot: Bot, emu: Emulator) -> None:
+async def test_an_edit_of_a_message_never_copied_is_dropped(database: Database, sender: Sender, emu: Emulator) -> None:
     await queue(database, "desk_edit", DESK, "edit-x", key=CASE, direction="to_desk", from_chat_id=CUSTOMER,
                 message_id=999, text="x")
-    r = relay(database, bot)
+    r = relay(database, sender)
     await r.drain()
     assert r.stats.skipped == 1 and not [c for c in emu.state.calls if c.method.startswith("edit")]
     assert await backlog(database) == 0
 
 
 async def test_evidence_sent_as_documents_goes_as_a_document_album(
-        database: Database, bot: Bot, emu: Emulator, tg: EmulatorClient) -> None:
+        database: Database, sender: Sender, emu: Emulator, tg: EmulatorClient) -> None:
     files = []
     for n in range(2):
         sent = await tg.send_document(CUSTOMER, png_bytes(), filename=f"s{n}.png", mime_type="image/png")
@@ -425,32 +426,32 @@ async def test_evidence_sent_as_documents_goes_as_a_document_album(
         files.append(EvidenceItem(file_unique_id=f"d{n}", file_id=message.file_id, path="", sha256="0" * 64,
                                   mime_type="image/png", width=200, height=100, size=1))
     await file_case(database, tuple(files))
-    await relay(database, bot).drain()
+    await relay(database, sender).drain()
     _, *album = shown(await tg.topic_messages(DESK, (await desk_item(database)).thread_id or 0))
     assert [m["kind"] for m in album] == ["document", "document"]
     assert [c.status for c in calls(emu, "sendMediaGroup")] == [400, 200]  # as photos, then as documents
 
 
 async def test_evidence_whose_file_ids_do_not_work_is_uploaded_from_the_stored_files(
-        database: Database, bot: Bot, tg: EmulatorClient, tmp_path: Path) -> None:
+        database: Database, sender: Sender, tg: EmulatorClient, tmp_path: Path) -> None:
     path = tmp_path / "shot.png"
     path.write_bytes(png_bytes())
     stale = EvidenceItem(file_unique_id="x", file_id="another-bots-file-id", path=str(path), sha256="0" * 64,
                          mime_type="image/png", width=200, height=100, size=1)
     await file_case(database, (stale,))
-    await relay(database, bot).drain()
+    await relay(database, sender).drain()
     _, photo = shown(await tg.topic_messages(DESK, (await desk_item(database)).thread_id or 0))
     assert photo["kind"] == "photo" and photo["caption"] == f"📎 {CASE} 的证据（共 1 个）"
 
 
 async def test_desk_texts_and_customer_texts_are_rendered_from_the_catalogs(
-        database: Database, bot: Bot, tg: EmulatorClient) -> None:
+        database: Database, sender: Sender, tg: EmulatorClient) -> None:
     await file_case(database)
     await queue(database, "desk_text", DESK, "dt", key=CASE, text_key="dk.card.review_due",
                 params={"due": "2026-11-27"})
     await queue(database, "customer_text", CUSTOMER, "ct", text_key="card.title", params={"case_no": CASE},
                 locale="en")
-    await relay(database, bot).drain()
+    await relay(database, sender).drain()
     _, note = shown(await tg.topic_messages(DESK, (await desk_item(database)).thread_id or 0))
     assert note["text"] == "审核截止：2026-11-27"  # the desk's locale: [i18n] default_locale
     assert (await tg.bot_messages(CUSTOMER))[-1]["text"] == f"📋 Refund case {CASE}"
