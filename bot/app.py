@@ -220,15 +220,11 @@ async def serve(running: Running, config: AppConfig, stop: asyncio.Event) -> Non
     # p99 at half load in scripts/bench_dialog.py was 44-81 ms, with these 29-41 ms.
     gc.freeze()
     gc.set_threshold(50_000, 20, 100)
-    app = web.Application()
-    add_api_routes(app, running.api)
-    if tg.mode == "webhook":
+
+    def webhook(app: web.Application) -> None:
         running.runner.add_webhook_route(app, tg.webhook_path, tg.webhook_secret)
-    app_runner = web.AppRunner(app, access_log=None)
-    await app_runner.setup()
-    await web.TCPSite(app_runner, tg.listen_host, tg.listen_port).start()
-    running.web_url = f"http://{tg.listen_host}:{bound_port(app_runner)}"
-    log.info("platform API, /healthz and /metrics on %s", running.web_url)
+
+    app_runner, running.web_url = await start_web(running.api, config, webhook if tg.mode == "webhook" else None)
     try:
         if tg.mode == "polling":
             await running.runner.run_polling(stop)
@@ -240,6 +236,22 @@ async def serve(running: Running, config: AppConfig, stop: asyncio.Event) -> Non
         await stop.wait()
     finally:
         await app_runner.cleanup()
+
+
+async def start_web(api: PlatformApi, config: AppConfig,
+                    more: Callable[[web.Application], None] | None = None) -> tuple[web.AppRunner, str]:
+    """The bot's web app on [telegram] listen_host/listen_port: the platform API, /healthz, /livez,
+    /readyz and /metrics (and whatever `more` adds: Telegram's webhook route). Returns it and its URL."""
+    app = web.Application()
+    add_api_routes(app, api)
+    if more is not None:
+        more(app)
+    app_runner = web.AppRunner(app, access_log=None)
+    await app_runner.setup()
+    await web.TCPSite(app_runner, config.telegram.listen_host, config.telegram.listen_port).start()
+    url = f"http://{config.telegram.listen_host}:{bound_port(app_runner)}"
+    log.info("platform API, /healthz and /metrics on %s", url)
+    return app_runner, url
 
 
 def bound_port(app_runner: web.AppRunner) -> int:

@@ -13,7 +13,7 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import replace
-from typing import TypeVar
+from typing import Protocol, TypeVar
 
 from bot.evidence import EvidenceIntake
 from bot.sending import Blocked, MessageGone, NotModified, RetryAfter, Sender, SendError, Transient
@@ -26,6 +26,13 @@ T = TypeVar("T")
 # A reply waits out a 429 this long at most; longer holds are the relay's business.
 MAX_INLINE_RETRY_AFTER = 30
 ATTEMPTS = 4
+
+
+class EventSink(Protocol):
+    """What an adapter's handlers hand their translated events to: an `Inbound`, or an embedded
+    refundbot (bot.embed) that builds its `Inbound` when the operator's bot starts."""
+
+    async def handle(self, event: Event) -> None: ...
 
 
 class Inbound:

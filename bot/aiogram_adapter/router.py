@@ -5,11 +5,11 @@ from __future__ import annotations
 from aiogram import Router
 from aiogram.types import CallbackQuery, Message, Update
 
-from bot.inbound import Inbound
+from bot.inbound import EventSink
 from bot.translate import from_callback, from_message
 
 
-def build_router(inbound: Inbound) -> Router:
+def build_router(inbound: EventSink) -> Router:
     """Every message, edit and button press that reaches this router goes to the core: include it after
     the operator's own routers (aiogram offers an update to the next router only while none handled it)."""
     router = Router(name="refundbot")

@@ -19,11 +19,11 @@ from telegram.ext import (
     filters,
 )
 
-from bot.inbound import Inbound
+from bot.inbound import EventSink
 from bot.translate import from_callback, from_message
 
 
-def build_handlers(inbound: Inbound) -> list[BaseHandler[Any, Any, Any]]:
+def build_handlers(inbound: EventSink) -> list[BaseHandler[Any, Any, Any]]:
     """Every message, edit and button press these handlers see goes to the core. In a group of its own
     after the operator's: the operator's handlers that answered an update end it with
     `raise ApplicationHandlerStop` (PTB's way), the rest falls through to refundbot."""

@@ -89,9 +89,19 @@ class Customer:
                                 language_code=self.language_code)
         return self
 
+    # > 0 for a bot whose polling confirms an update before handling it (aiogram's and PTB's own, in an
+    # operator's bot): then an answer is awaited until one appears and nothing more comes for `settle` s.
+    settle: float = 0
+
     async def _after(self, sent: dict[str, Any]) -> list[dict[str, Any]]:
         self.last_update = sent["update_id"]
         await self.control.wait(sent["update_id"])
+        if self.settle:
+            deadline = asyncio.get_running_loop().time() + 15
+            while not await self.control.messages(self.user_id, after=self.seen):
+                assert asyncio.get_running_loop().time() < deadline, f"no answer; the bot said {self.transcript[-3:]}"
+                await asyncio.sleep(0.05)
+            await asyncio.sleep(self.settle)
         return await self.read()
 
     async def read(self) -> list[dict[str, Any]]:
