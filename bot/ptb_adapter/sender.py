@@ -46,6 +46,10 @@ from dialogs.notify import AlbumItem
 
 T = TypeVar("T")
 
+# PTB 22 warns, on every 429 it raises, that RetryAfter.retry_after becomes a timedelta in PTB 23;
+# `_call` reads either.
+warnings.filterwarnings("ignore", message=".*retry_after.*", category=PTBDeprecationWarning)
+
 # Telegram's wording when an edit has nothing to edit (deleted, too old, not the bot's, wrong id).
 GONE = ("message to edit not found", "message can't be edited", "message_id_invalid", "message not found")
 # ... when a forum topic is deleted, or closed to the bot.
@@ -178,9 +182,7 @@ class PtbSender:
         try:
             return await make()
         except PtbRetryAfter as exc:
-            with warnings.catch_warnings():  # an int now, a timedelta in PTB 23: either is read right
-                warnings.simplefilter("ignore", PTBDeprecationWarning)
-                wait = exc.retry_after
+            wait = exc.retry_after
             raise RetryAfter(wait.total_seconds() if isinstance(wait, timedelta) else float(wait), exc.message) from exc
         except Forbidden as exc:
             raise Blocked(exc.message) from exc
