@@ -235,6 +235,10 @@ async def serve(running: Running, config: AppConfig, stop: asyncio.Event) -> Non
         log.info("webhook registered as %s", url)
         await stop.wait()
     finally:
+        # Graceful stop: /readyz says 503 at once (a load balancer stops sending), the listening socket
+        # closes (Telegram's next connection goes to another worker), requests in flight finish and are
+        # answered; then running_bot stops the workers, which stop claiming and release what they hold.
+        running.api.begin_drain()
         await app_runner.cleanup()
 
 
@@ -248,7 +252,8 @@ async def start_web(api: PlatformApi, config: AppConfig,
         more(app)
     app_runner = web.AppRunner(app, access_log=None)
     await app_runner.setup()
-    await web.TCPSite(app_runner, config.telegram.listen_host, config.telegram.listen_port).start()
+    await web.TCPSite(app_runner, config.telegram.listen_host, config.telegram.listen_port,
+                      reuse_port=config.telegram.reuse_port or None).start()
     url = f"http://{config.telegram.listen_host}:{bound_port(app_runner)}"
     log.info("platform API, /healthz and /metrics on %s", url)
     return app_runner, url

@@ -63,9 +63,61 @@ def _run_until_signal(make_coro) -> None:  # type: ignore[no-untyped-def]
 
 @app.command()
 def run(config: ConfigOption = None, verbose: bool = typer.Option(False, "--verbose", "-v"),
-        log_format: LogFormatOption = None) -> None:
+        log_format: LogFormatOption = None,
+        workers: int = typer.Option(1, "--workers", "-w", min=1, max=64,
+                                    help="Worker processes on one webhook port (webhook mode, PostgreSQL)."),
+        reuse_port: bool = typer.Option(False, "--reuse-port",
+                                        help="Share listen_port with other refundbot processes (SO_REUSEPORT).")) -> None:
     """Run the bot: on Telegram with a token, else on the built-in emulator with demo orders."""
-    _run(_config(config), verbose, log_format)
+    settings = _config(config)
+    if reuse_port:
+        settings = settings.model_copy(update={"telegram": settings.telegram.model_copy(update={"reuse_port": True})})
+    if workers == 1:
+        _run(settings, verbose, log_format)
+        return
+    problem = _workers_problem(settings)
+    if problem:
+        console.print(f"[red]--workers {workers}:[/red] {problem}")
+        raise typer.Exit(2)
+    argv = ["run", "--reuse-port", *(["--config", str(config)] if config else []), *(["-v"] if verbose else []),
+            *(["--log-format", log_format.value] if log_format else [])]
+    _supervise(settings, argv, workers, verbose, log_format)
+
+
+def _workers_problem(settings: AppConfig) -> str:
+    if not settings.telegram.token:
+        return "several workers need a Telegram token (the sandbox runs one process)."
+    if settings.telegram.mode != "webhook":
+        return 'several workers need [telegram] mode = "webhook" (Telegram gives long polling to one client only).'
+    if not settings.database.url.startswith(("postgresql", "postgres")):
+        return "several workers need PostgreSQL ([database] url = \"postgresql://...\"); SQLite is for one process."
+    return ""
+
+
+def _supervise(settings: AppConfig, argv: list[str], workers: int, verbose: bool,
+               log_format: LogFormat | None) -> None:
+    from bot.app import StartupError, open_database
+    from bot.workers import Supervisor
+
+    configure_logging(log_format.value if log_format else settings.log.format,
+                      "DEBUG" if verbose else settings.log.level, order_pattern=settings.orders.number_pattern)
+
+    async def main(stop: asyncio.Event) -> int:
+        database = await open_database(settings)  # migrations once, before N processes would race them
+        await database.dispose()
+        return await Supervisor(argv, workers).run(stop)
+
+    codes: list[int] = []
+    try:
+        _run_until_signal(lambda stop: _record(main(stop), codes))
+    except StartupError as exc:
+        console.print(f"[red]refundbot cannot start:[/red] {exc}")
+        raise typer.Exit(1) from exc
+    raise typer.Exit(codes[0] if codes else 1)
+
+
+async def _record(work, codes: list[int]) -> None:  # type: ignore[no-untyped-def]
+    codes.append(await work)
 
 
 @app.command()

@@ -44,6 +44,9 @@ class TelegramConfig(_Section):
     webhook_path: str = "/telegram/webhook"
     listen_host: str = "127.0.0.1"
     listen_port: int = Field(8080, ge=0, le=65535)
+    # Several processes on one listen_port (SO_REUSEPORT; Linux spreads connections over them): set by
+    # `refundbot run --workers N` for its workers, or by you when a process manager starts N of them.
+    reuse_port: bool = False
     framework: Literal["aiogram", "ptb"] = "aiogram"  # ptb: python-telegram-bot
     poll_timeout: int = Field(25, ge=0, le=50)
     flood_max_updates: int = Field(30, ge=1)

@@ -16,6 +16,7 @@ from dataclasses import replace
 from typing import Protocol, TypeVar
 
 from bot.evidence import EvidenceIntake
+from bot.logs import log_context
 from bot.sending import Blocked, MessageGone, NotModified, RetryAfter, Sender, SendError, Transient
 from dialogs.io import Event, EventKind, Outcome, Reply
 from dialogs.service import RefundService
@@ -40,6 +41,10 @@ class Inbound:
         self.service, self.intake, self.sender = service, intake, sender
 
     async def handle(self, event: Event) -> None:
+        with log_context(update_id=event.update_id, chat=event.chat_id):
+            await self._handle(event)
+
+    async def _handle(self, event: Event) -> None:
         if event.edited:
             # An edit never answers anything; its copy in a desk topic (or at the customer's) is edited
             # through the outbox.
