@@ -69,7 +69,7 @@ class Cluster:
 
     def config(self, port: int) -> Path:
         path = self.directory / f"refundbot-{port}.toml"
-        redis = f'\n[redis]\nurl = "{self.redis_url}"\nworkers_hint = {self.workers}\n' if self.redis_url else ""
+        redis = f'\n[redis]\nurl = "{self.redis_url}"\nexpected_workers = {self.workers}\n' if self.redis_url else ""
         path.write_text(f"""
 [telegram]
 token = "{TOKEN}"
