@@ -91,7 +91,7 @@ format = "json"
 """, encoding="utf-8")
         return path
 
-    async def _spawn(self, *args: str) -> asyncio.subprocess.Process:
+    async def spawn(self, *args: str) -> asyncio.subprocess.Process:
         log_file = self.directory / f"worker-{len(self.log_files)}.log"
         self.log_files.append(log_file)
         out = log_file.open("wb")
@@ -106,10 +106,10 @@ format = "json"
         if self.separate_ports:
             self.ports = [free_port() for _ in range(self.workers)]
             for port in self.ports:
-                await self._spawn("--config", str(self.config(port)))
+                await self.spawn("--config", str(self.config(port)))
         else:
             self.ports = [free_port()]
-            await self._spawn("--workers", str(self.workers), "--config", str(self.config(self.ports[0])))
+            await self.spawn("--workers", str(self.workers), "--config", str(self.config(self.ports[0])))
         await self.ready()
         return self
 
@@ -142,7 +142,7 @@ format = "json"
             return False
 
     def worker_pids(self) -> list[int]:
-        if self.separate_ports:
+        if self.separate_ports or self.workers == 1:  # `--workers 1` runs the worker in the process itself
             return [p.pid for p in self.processes if p.returncode is None]
         return children(self.processes[0].pid)
 

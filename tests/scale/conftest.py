@@ -25,7 +25,7 @@ def pg_url(postgres_databases: PostgresDatabases) -> Iterator[str]:
 
 @pytest.fixture
 async def cluster(emulator, pg_url: str, tmp_path: Path) -> AsyncIterator[Callable[..., Any]]:  # noqa: F811
-    """Start workers on the seeded database; every cluster started is stopped at teardown (and must stop
+    """Seed the database, then start workers on it; every cluster started is stopped at teardown (and must stop
     cleanly)."""
     database = await open_database(make_config(tmp_path, pg_url))
     await seed_demo_orders(database)
