@@ -22,7 +22,9 @@ somewhere between the request and the answer, so counting it at the answer keeps
 Redis away (refused, reset, slower than `timeout` — 100 ms by default — or any error): `acquire`
 returns None, the caller paces itself alone with `expected_workers` as its share of the global rate;
 one warning is logged, and Redis is tried again only after `retry_seconds` (no per-send timeouts
-meanwhile). The first answer after that switches back, with an info line.
+meanwhile), or when the caller insists (`retry`: the relay does once, before its first send alone, so
+that one slow answer does not make it pace alone unseen by the others). The first answer after that
+switches back, with an info line.
 
 Cluster: the keys of one call must hash to one slot; put a hash tag in the prefix ("{refundbot}:rate").
 """
@@ -141,9 +143,10 @@ class SharedLimiter(Protocol):
     expected_workers: int  # how many workers share the global rate when the limiter cannot answer
     retry_seconds: float  # how long after a failure the limiter is asked again
 
-    async def acquire(self, limits: Sequence[Limit]) -> Grant | Busy | None:
+    async def acquire(self, limits: Sequence[Limit], *, retry: bool = False) -> Grant | Busy | None:
         """Book one call in every window of `limits`, or say how long until they would take it; None:
-        no shared answer now (pace alone, with a 1/expected_workers share of the global rate)."""
+        no shared answer now (pace alone, with a 1/expected_workers share of the global rate). After a
+        failure the limiter is not asked again for retry_seconds, unless `retry`."""
         ...
 
     async def answered(self, grant: Grant) -> None:
@@ -209,10 +212,10 @@ class RedisLimiter:
             args += [str(max(1, limit.limit)), repr(float(limit.span)), repr(float(limit.gap))]
         return keys, args
 
-    async def acquire(self, limits: Sequence[Limit]) -> Grant | Busy | None:
+    async def acquire(self, limits: Sequence[Limit], *, retry: bool = False) -> Grant | Busy | None:
         if not limits:
             return Grant("", ())
-        if not self._up and self.monotonic() < self._retry_at:
+        if not self._up and not retry and self.monotonic() < self._retry_at:
             return None
         member = f"{self._member_prefix}:{next(self._members)}"
         keys, args = self._args(member, limits)

@@ -42,10 +42,11 @@ too fast. With a shared limiter (`limiter`, bot.ratelimit: Redis, `[redis]` in t
 also takes its slot in shared windows — global, the chat's, the group's minute — asked for at the same
 point of the wait as the local global slot (in the turnstile); the local per-chat and per-group windows
 still apply too. When the limiter cannot answer, the relay paces itself with its share of the global
-rate (global_per_second / expected_workers): first a pause of one global window (so that no second
-counts both the shared sends before and its own after), then its own windows, until the limiter answers
-again; for a while after that (retry time + one window) it keeps its share too, as the other workers
-may not have come back yet.
+rate (global_per_second / expected_workers): it asks once more a moment later (a single slow answer
+must not make it send unseen by the workers still using the limiter), then pauses one global window (so
+that no second counts both the shared sends before and its own after), then keeps its own windows until
+the limiter answers again; for a while after that (retry time + one window) it keeps its share too, as
+the other workers may not have come back yet.
 """
 
 from __future__ import annotations
@@ -98,6 +99,8 @@ ALBUM_MODES = ("photo", "document", "upload")
 NAMES_KEPT = 10_000  # display names remembered for desk cards
 NAME_TTL = 3600.0  # seconds before a name is asked for again
 NAME_TIMEOUT = 5.0
+# The shared limiter did not answer: it is asked once more after this long before the relay paces alone.
+SHARED_CONFIRM_DELAY = 0.25
 
 
 def utc_now() -> datetime:
@@ -276,9 +279,11 @@ class Relay:
         if limiter is not None:
             share = config.global_per_second / max(1, limiter.expected_workers)
             self._share = Window.per_second(share, headroom, smooth=0.5)
-        self._shared_up = True  # the limiter answered last time
-        self._alone_from = 0.0  # fallen back: the first send alone waits until then
-        self._alone_until = 0.0  # back on the limiter: the share is kept until then too
+        # "shared": the limiter answers; "confirming": it did not, and is asked once more at _alone_from;
+        # "alone": it did not twice, the relay paces by its share (from _alone_from on).
+        self._shared_state = "shared"
+        self._alone_from = 0.0
+        self._alone_until = 0.0  # back on the limiter after pacing alone: the share is kept until then too
         self._shared_answers: set[asyncio.Task[None]] = set()
         self._targets: dict[int, _Target] = {}
         self._tasks: set[asyncio.Task[None]] = set()
@@ -622,7 +627,7 @@ class Relay:
                     slot = self._global_free_at(now)
                     grant: Grant | None = None
                     if slot <= now and self.limiter is not None:
-                        was_up = self._shared_up
+                        was_alone = self._shared_state == "alone"
                         answer = await self._ask_shared(target)
                         now = self.monotonic()
                         if isinstance(answer, Busy) and answer.key != "global":
@@ -631,8 +636,8 @@ class Relay:
                             break
                         if isinstance(answer, Busy):
                             slot = now + answer.wait
-                        elif answer is None and was_up:
-                            continue  # just fell back: from now on this relay's share decides
+                        elif answer is None and not was_alone:
+                            continue  # not answering: wait (see _ask_shared), then ask again or go alone
                         else:
                             grant = answer
                     if slot > deadline:
@@ -646,32 +651,41 @@ class Relay:
     def _alone(self, now: float) -> bool:
         """Pacing by this relay's share of the global rate: the shared limiter does not answer, or has
         only just come back."""
-        return self._share is not None and (not self._shared_up or now < self._alone_until)
+        return self._share is not None and (self._shared_state != "shared" or now < self._alone_until)
 
     def _global_free_at(self, now: float) -> float:
         at = self._global.free_at(now)
         if self._share is not None and self._alone(now):
-            at = max(at, self._share.free_at(now), self._alone_from if not self._shared_up else now)
+            at = max(at, self._share.free_at(now), self._alone_from if self._shared_state != "shared" else now)
         return at
 
     async def _ask_shared(self, target: _Target) -> Grant | Busy | None:
-        """The shared limiter's answer for the target's call; notes when it stops or starts answering."""
+        """The shared limiter's answer for the target's call; notes when it stops or starts answering.
+
+        Not answering: asked once more SHARED_CONFIRM_DELAY later (one slow answer, while the other
+        workers still use it, must not make this relay send unseen by them); not answering again: the
+        relay paces alone, but only one global window after that second try, by when every send the
+        limiter granted (to any worker) has left every window."""
         assert self.limiter is not None
-        answer = await self.limiter.acquire(target.shared)
+        state = self._shared_state
+        answer = await self.limiter.acquire(target.shared, retry=state == "confirming")
         now = self.monotonic()
-        if answer is None and self._shared_up:
-            self._shared_up = False
+        if answer is None and state == "shared":
+            self._shared_state = "confirming"
             self.stats.shared_fallbacks += 1
-            # Sends granted before (by any worker) fall out of every window before this relay sends alone.
+            self._alone_from = now + SHARED_CONFIRM_DELAY
+        elif answer is None and state == "confirming":
+            self._shared_state = "alone"
             self._alone_from = now + self._global.span
             log.info("relay: the shared rate limiter is not answering: pacing alone at %g/s",
-                        self.config.global_per_second / max(1, self.limiter.expected_workers))
-        elif answer is not None and not self._shared_up:
-            self._shared_up = True
-            # The other workers may still be pacing alone, unseen by the limiter: keep to the share until
-            # they have all tried again.
-            self._alone_until = now + self.limiter.retry_seconds + self._global.span
-            log.info("relay: the shared rate limiter answers again")
+                     self.config.global_per_second / max(1, self.limiter.expected_workers))
+        elif answer is not None and state != "shared":
+            self._shared_state = "shared"
+            if state == "alone":
+                # The other workers may still be pacing alone, unseen by the limiter: keep to the share
+                # until they have all tried again.
+                self._alone_until = now + self.limiter.retry_seconds + self._global.span
+                log.info("relay: the shared rate limiter answers again")
         return answer
 
     def _book(self, target: _Target, now: float, grant: Grant | None) -> list[Slot]:
