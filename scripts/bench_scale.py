@@ -1,0 +1,132 @@
+"""Load benchmark: PostgreSQL-backed webhook workers (1, 2 and 4 by default) against the emulator,
+thousands of simulated customers filing a whole refund case (7 updates each). Prints, per worker count,
+updates/s and p50/p99 latency, the scaling ratio against one worker, and checks that nothing was lost
+or done twice (cases, update claims, answers per chat).
+
+    .venv/bin/python scripts/bench_scale.py --customers 2000 --concurrency 64 --workers 1,2,4
+
+Each worker count gets a fresh database and a fresh emulator process. Nothing is pinned: the workers,
+the emulator, this driver and PostgreSQL share the machine's cores (2 here), so the ratio is what a
+second worker adds on the same machine, not on a machine of its own.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import secrets
+import statistics
+import sys
+import tempfile
+import time
+from collections import Counter
+from pathlib import Path
+
+import asyncpg
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path[:0] = [str(ROOT), str(ROOT / "scripts")]
+
+from bench_dialog import QUIET_EMULATOR, STEPS, USER_BASE, drive, free_port, pct, seed, start, wait_emulator
+
+from sandbox.client import EmulatorClient
+from tests.scale.cluster import Cluster
+
+ADMIN = "postgresql://postgres@127.0.0.1:5432/test"
+
+
+async def admin(sql: str) -> None:
+    connection = await asyncpg.connect(ADMIN.replace("postgresql://", "postgres://"))
+    try:
+        await connection.execute(sql)
+    finally:
+        await connection.close()
+
+
+async def count(url: str, sql: str) -> int:
+    connection = await asyncpg.connect(url.replace("postgresql://", "postgres://"))
+    try:
+        return int(await connection.fetchval(sql))
+    finally:
+        await connection.close()
+
+
+async def verify(url: str, base: str, customers: range) -> dict[str, object]:
+    """Nothing lost, nothing twice: one case per customer, each update claimed once, and every chat got
+    the same messages (a doubled answer or notification would make one chat differ)."""
+    users = f"BETWEEN {USER_BASE + customers.start} AND {USER_BASE + customers.stop - 1}"
+    cases = await count(url, f"SELECT count(*) FROM cases WHERE chat_id {users}")
+    claims = await count(url, f"SELECT count(*) FROM processed_updates WHERE chat_id {users}")
+    unsent = await count(url, "SELECT count(*) FROM outbox WHERE sent_at IS NULL AND dead_at IS NULL")
+    per_chat: Counter[int] = Counter()
+    async with EmulatorClient(base) as client:
+        for i in customers:
+            per_chat[len(await client.bot_messages(USER_BASE + i))] += 1
+    return {"cases": cases, "claims": claims, "unsent": unsent, "messages_per_chat": dict(per_chat),
+            "ok": cases == len(customers) and claims == len(customers) * STEPS and len(per_chat) == 1}
+
+
+async def one_count(workers: int, args: argparse.Namespace, tmp: Path, offset: int) -> dict[str, object]:
+    name = f"refundbot_bench_{secrets.token_hex(3)}"
+    await admin(f'CREATE DATABASE "{name}" TEMPLATE template0')
+    url = f"postgresql://postgres@127.0.0.1:5432/{name}"
+    customers = range(offset, offset + args.customers)
+    warmup = range(offset + args.customers, offset + args.customers + 20)
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    emulator = await start([sys.executable, "-c", QUIET_EMULATOR, "--port", str(port)])
+    cluster = None
+    try:
+        await wait_emulator(base)
+        await seed(url, range(customers.start, warmup.stop))
+        directory = tmp / f"w{workers}"
+        directory.mkdir()
+        redis = {"redis_url": args.redis} if args.redis else {}
+        cluster = await Cluster(base, url, workers, directory, **redis).start()
+        # A warm-up the clock does not see: first connections, caches, the JIT-less interpreter's imports.
+        await drive(base, warmup, 20, echo=False)
+        throughput, latencies, _ = await drive(base, customers, args.concurrency, echo=False)
+        await asyncio.sleep(2)  # the relay's last status cards
+        checked = await verify(url, base, customers)
+        return {"workers": workers, "updates_s": throughput, "p50": pct(latencies, 50), "p99": pct(latencies, 99),
+                "mean": statistics.fmean(latencies) * 1000, **checked}
+    finally:
+        if cluster is not None:
+            codes = await cluster.stop()
+            if any(codes):
+                print(cluster.logs())
+        emulator.terminate()
+        await emulator.wait()
+        await admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--customers", type=int, default=2000, help="customers per worker count (7 updates each)")
+    parser.add_argument("--concurrency", type=int, default=64, help="customers in flight at once")
+    parser.add_argument("--workers", default="1,2,4", help="worker counts to measure, comma separated")
+    parser.add_argument("--redis", default="", help="a Redis URL for the shared send-rate limits (default: none)")
+    args = parser.parse_args()
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for n, workers in enumerate(int(w) for w in args.workers.split(",")):
+            started = time.perf_counter()
+            row = await one_count(workers, args, Path(tmp), offset=n * 100_000)
+            rows.append(row)
+            print(f"{workers} worker(s): {row['updates_s']:.0f} updates/s, p50 {row['p50']:.1f} ms, "
+                  f"p99 {row['p99']:.1f} ms; cases {row['cases']}, claims {row['claims']}, unsent {row['unsent']}, "
+                  f"messages per chat {row['messages_per_chat']} -> {'OK' if row['ok'] else 'LOST OR DOUBLED'} "
+                  f"({time.perf_counter() - started:.0f} s)", flush=True)
+    base = rows[0]["updates_s"]
+    print(f"\n{args.customers} customers x {STEPS} updates, {args.concurrency} in flight, PostgreSQL, webhook")
+    print("| workers | updates/s | p50 ms | p99 ms | vs 1 worker | nothing lost or doubled |")
+    print("| --- | --- | --- | --- | --- | --- |")
+    for row in rows:
+        print(f"| {row['workers']} | {row['updates_s']:.0f} | {row['p50']:.1f} | {row['p99']:.1f} | "
+              f"{row['updates_s'] / base:.2f}x | {'yes' if row['ok'] else 'NO'} |")
+    if not all(row["ok"] for row in rows):
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
