@@ -19,6 +19,7 @@ from bot.desk_sweeper import DeskSweeper
 from bot.evidence import EvidenceIntake
 from bot.metrics import Metrics
 from bot.platform import HttpGateway, ManualGateway, build_gateway, build_order_lookup
+from bot.ratelimit import RedisLimiter
 from bot.refunds import RefundWorker
 from bot.relay import Relay
 from bot.scheduler import TimerSweeper
@@ -119,7 +120,8 @@ async def running_workers(core: Core, gateway: ManualGateway | HttpGateway, conf
     the call in flight and release what they hold."""
     database, service = core.database, core.service
     # A send gives up well inside the 10 s the workers get to stop (then the row goes back to the outbox).
-    relay = Relay(database.uow, sender, config.relay, config.core, send_timeout=8)
+    limiter = RedisLimiter.from_config(config.redis)  # None without [redis] url: each worker paces alone
+    relay = Relay(database.uow, sender, config.relay, config.core, send_timeout=8, limiter=limiter)
     sweeper = TimerSweeper(database.uow, service.workflow)
     refunds = RefundWorker(database.uow, service.workflow, gateway)
     desk_sweeper = DeskSweeper(database.uow, service.desk)
@@ -142,6 +144,8 @@ async def running_workers(core: Core, gateway: ManualGateway | HttpGateway, conf
         for task in [*pending, *housekeeping]:
             task.cancel()
         await asyncio.gather(*pending, *housekeeping, return_exceptions=True)
+        if limiter is not None:
+            await limiter.close()
 
 
 def make_runner(config: AppConfig, token: str, api_base: str, core: Core) -> Runner:

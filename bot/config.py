@@ -28,6 +28,7 @@ ENV_OVERRIDES = {
     "REFUNDBOT_WEBHOOK_SECRET": ("telegram", "webhook_secret"),
     "REFUNDBOT_DATABASE_URL": ("database", "url"),
     "REFUNDBOT_PLATFORM_SECRET": ("platform", "secret"),
+    "REFUNDBOT_REDIS_URL": ("redis", "url"),  # may carry a password
 }
 
 
