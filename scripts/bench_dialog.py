@@ -1,7 +1,10 @@
-"""Benchmark: N simulated customers file a whole refund case through the emulator; in the same run, a
-bare aiogram echo bot answers the same mix of updates. Prints updates/s, p50/p99 latency and the ratio.
+"""Benchmark: N simulated customers file a whole refund case through the emulator, with refundbot on
+aiogram and on python-telegram-bot (PTB); in the same run, a bare echo bot on each framework answers the
+same mix of updates. Prints updates/s, p50/p99 latency and, per framework, the ratio refundbot / that
+framework's own echo bot, then a summary of all four.
 
     .venv/bin/python scripts/bench_dialog.py --customers 200 --concurrency 20
+    .venv/bin/python scripts/bench_dialog.py --frameworks ptb --profile /tmp/profile.txt
 
 Each process is separate (emulator, bot, this driver), as in production. Latency is the time from a
 customer's update entering the emulator to the bot's answering message appearing there. The second
@@ -15,6 +18,7 @@ import asyncio
 import gc
 import io
 import os
+import shutil
 import signal
 import socket
 import statistics
@@ -37,9 +41,12 @@ from sandbox.client import EmulatorClient
 
 TOKEN = "7000000001:bench-token"
 USER_BASE = 500000
-ECHO_BOT = '''
+# The bare echo bots, one per framework, with the same behaviour: every message is answered with its
+# text and an inline "ok" button; a press is answered, then "pressed" is sent with the button.
+# argv: the emulator's base URL, the token.
+AIOGRAM_ECHO = '''
 import asyncio, sys
-from aiogram import Bot, Dispatcher, F
+from aiogram import Bot, Dispatcher
 from aiogram.client.session.aiohttp import AiohttpSession
 from aiogram.client.telegram import TelegramAPIServer
 from aiogram.types import CallbackQuery, InlineKeyboardButton, InlineKeyboardMarkup, Message
@@ -62,6 +69,39 @@ async def main() -> None:
 
 asyncio.run(main())
 '''
+
+# concurrent_updates(256): aiogram's dispatcher runs every update as a task of its own with no limit
+# (handle_as_tasks=True, tasks_concurrency_limit=None); PTB's default would handle one update at a
+# time. 256 is PTB's own figure for `concurrent_updates(True)` and the limit refundbot's PTB runner
+# uses (ChatSerialProcessor(256)), and with --concurrency 20 it is never reached: in effect unlimited,
+# as on aiogram. Plain PTB processing (no per-chat ordering) like aiogram's; the driver has one update
+# per chat in flight anyway.
+PTB_ECHO = '''
+import sys
+from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update
+from telegram.ext import ApplicationBuilder, CallbackQueryHandler, ContextTypes, MessageHandler, filters
+
+KB = InlineKeyboardMarkup([[InlineKeyboardButton("ok", callback_data="ok")]])
+
+async def echo(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    message = update.message
+    await context.bot.send_message(message.chat_id, message.text or "got it", reply_markup=KB)
+
+async def pressed(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    query = update.callback_query
+    await query.answer()
+    await context.bot.send_message(query.message.chat.id, "pressed", reply_markup=KB)
+
+base, token = sys.argv[1].rstrip("/"), sys.argv[2]
+app = (ApplicationBuilder().token(token).base_url(f"{base}/bot").base_file_url(f"{base}/file/bot")
+       .concurrent_updates(256).build())
+app.add_handler(MessageHandler(filters.UpdateType.MESSAGE, echo))
+app.add_handler(CallbackQueryHandler(pressed))
+app.run_polling(timeout=1, allowed_updates=["message", "callback_query"])
+'''
+
+ECHO_BOTS = {"aiogram": AIOGRAM_ECHO, "ptb": PTB_ECHO}
+FRAMEWORKS = tuple(ECHO_BOTS)
 
 
 QUIET_EMULATOR = (
@@ -97,12 +137,12 @@ def order_no(i: int) -> str:
     return f"KM20261199{i:06d}"
 
 
-async def seed(url: str, customers: int) -> None:
+async def seed(url: str, customers: range) -> None:
     config = AppConfig.model_validate({"database": {"url": url}})
     database = await open_database(config)
     now = datetime.now(UTC)
     async with database.uow() as uow:
-        for i in range(customers):
+        for i in customers:
             await uow.orders.upsert(Order(
                 order_no=order_no(i), buyer_phone="13800000000", buyer_telegram_id=USER_BASE + i,
                 product_name="王者荣耀点券卡 100元", product_kind=ProductKind.CARD_CODE, amount=Decimal(100),
@@ -234,7 +274,9 @@ async def wait_emulator(base: str) -> None:
     raise TimeoutError("emulator did not start")
 
 
-async def run_bot(name: str, make_cmd, args: argparse.Namespace, offset: int) -> dict[str, float]:  # type: ignore[no-untyped-def]
+async def run_bot(make_cmd, args: argparse.Namespace, echo: bool, offset: int = 0) -> dict:  # type: ignore[no-untyped-def]
+    """One bot against a fresh emulator of its own: a closed-loop pass of `args.customers` customers,
+    then an open-loop pass of as many others at half the rate the first one reached."""
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     # The emulator keeps every message of the run in memory; its collector's full passes grow with
@@ -246,9 +288,9 @@ async def run_bot(name: str, make_cmd, args: argparse.Namespace, offset: int) ->
         async with EmulatorClient(base) as client:
             await wait_ready(client)
         n = args.customers
-        full_rate, full_lat, _ = await drive(base, range(offset, offset + n), args.concurrency, name == "echo")
+        full_rate, full_lat, _ = await drive(base, range(offset, offset + n), args.concurrency, echo)
         half_rate, half_lat, half_steps = await drive(base, range(offset + n, offset + 2 * n), args.concurrency,
-                                          name == "echo", rate=full_rate / 2)
+                                                      echo, rate=full_rate / 2)
         return {"updates_s": full_rate, "p50": pct(full_lat, 50), "p99": pct(full_lat, 99),
                 "half_rate": half_rate, "half_p50": pct(half_lat, 50), "half_p99": pct(half_lat, 99),
                 "half_steps": {k: pct(v, 99) for k, v in sorted(half_steps.items())}}
@@ -258,57 +300,113 @@ async def run_bot(name: str, make_cmd, args: argparse.Namespace, offset: int) ->
             await process.wait()
 
 
+def profile_path(path: str, framework: str) -> str:
+    """--profile /tmp/p.txt records refundbot on PTB into /tmp/p-ptb.txt, on aiogram into /tmp/p-aiogram.txt."""
+    p = Path(path)
+    return str(p.with_name(f"{p.stem}-{framework}{p.suffix}"))
+
+
+async def bench_framework(framework: str, args: argparse.Namespace, tmp: Path, index: int) -> dict[str, dict]:
+    """refundbot on `framework`, then that framework's bare echo bot."""
+    if args.database:  # one database for every refundbot of the run: each files its cases for other orders
+        db, offset = args.database, index * 2 * args.customers
+    else:
+        db, offset = f"sqlite:///{tmp}/bench-{framework}.db", 0
+    await seed(db, range(offset, offset + 2 * args.customers))
+    echo_script = tmp / f"echo_{framework}.py"
+    echo_script.write_text(ECHO_BOTS[framework], encoding="utf-8")
+
+    def refundbot(base: str) -> list[str]:
+        config = tmp / f"config-{framework}.toml"
+        config.write_text(
+            f'[telegram]\ntoken = "{TOKEN}"\napi_base = "{base}"\nframework = "{framework}"\npoll_timeout = 1\n'
+            f'flood_max_updates = 1000\n[database]\nurl = "{db}"\n[storage]\nevidence_dir = "{tmp}/evidence-{framework}"\n',
+            encoding="utf-8")
+        command = [sys.executable, "-m", "bot", "run", "--config", str(config)]
+        if args.profile:  # py-spy's flat profile of the bot process, for finding where time goes
+            command = ["py-spy", "record", "--format", "raw", "-o", profile_path(args.profile, framework), "--"] + command
+        return command
+
+    def echo(base: str) -> list[str]:
+        return [sys.executable, str(echo_script), base, TOKEN]
+
+    results = {}
+    for name, make_cmd in (("refundbot", refundbot), ("echo", echo)):
+        results[name] = r = await run_bot(make_cmd, args, echo=name == "echo", offset=offset)
+        print(f"  {framework} {name}: {r['updates_s']:.1f} updates/s, half-load p99 {r['half_p99']:.1f} ms",
+              file=sys.stderr, flush=True)
+    return results
+
+
+STEP_NAMES = ("start", "reason", "continue", "describe", "photo", "done", "submit")
+
+
+def report(framework: str, results: dict[str, dict]) -> None:
+    print(f"\n{framework}")
+    print(f"{'bot':<10} {'updates/s':>10} {'p50 ms':>8} {'p99 ms':>8} | half load: {'upd/s':>7} "
+          f"{'p50 ms':>8} {'p99 ms':>8}")
+    for name, r in results.items():
+        print(f"{name:<10} {r['updates_s']:>10.1f} {r['p50']:>8.1f} {r['p99']:>8.1f} | "
+              f"{'':>11}{r['half_rate']:>7.1f} {r['half_p50']:>8.1f} {r['half_p99']:>8.1f}")
+    for name, r in results.items():
+        print(f"{name} p99 by step at half load (ms): " + ", ".join(
+            f"{STEP_NAMES[k - 1]} {v:.0f}" for k, v in r["half_steps"].items()))
+    ratio = results["refundbot"]["updates_s"] / results["echo"]["updates_s"]
+    print(f"ratio refundbot / echo on {framework}: {ratio:.2f}x (goal >= 0.5x); refundbot p99 at half load: "
+          f"{results['refundbot']['half_p99']:.1f} ms (goal <= 50 ms)")
+
+
+def summary(runs: dict[str, dict[str, dict]]) -> None:
+    print(f"\n{'framework':<10} {'refundbot upd/s':>16} {'echo upd/s':>11} {'ratio':>6} | half-load p99 ms: "
+          f"{'refundbot':>9} {'echo':>6}")
+    for framework, results in runs.items():
+        bot, echo = results["refundbot"], results["echo"]
+        print(f"{framework:<10} {bot['updates_s']:>16.1f} {echo['updates_s']:>11.1f} "
+              f"{bot['updates_s'] / echo['updates_s']:>5.2f}x | {'':>17}{bot['half_p99']:>9.1f} {echo['half_p99']:>6.1f}")
+    if {"aiogram", "ptb"} <= runs.keys():
+        print("ptb / aiogram, updates/s: refundbot {:.2f}x, echo {:.2f}x".format(
+            *(runs["ptb"][name]["updates_s"] / runs["aiogram"][name]["updates_s"] for name in ("refundbot", "echo"))))
+
+
+def frameworks_arg(value: str) -> list[str]:
+    chosen = [f.strip() for f in value.split(",") if f.strip()]
+    unknown = [f for f in chosen if f not in FRAMEWORKS]
+    if unknown or not chosen:
+        raise argparse.ArgumentTypeError(f"choose from {','.join(FRAMEWORKS)}, comma-separated")
+    return list(dict.fromkeys(chosen))
+
+
 async def main() -> None:
     gc.set_threshold(100_000, 50, 1000)  # the driver's own pauses are not the bot's latency either
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--customers", type=int, default=200, help="customers per pass (7 updates each)")
     parser.add_argument("--concurrency", type=int, default=20, help="customers in flight at once")
+    parser.add_argument("--frameworks", type=frameworks_arg, default=list(FRAMEWORKS),
+                        help="which frameworks to measure, refundbot and echo bot on each (default: aiogram,ptb)")
     parser.add_argument("--no-pin", action="store_true", help="do not give the bot a core of its own")
-    parser.add_argument("--database", help="an EMPTY database URL to use instead of a temporary SQLite file")
-    parser.add_argument("--profile", help="record the refundbot process with py-spy into this file")
+    parser.add_argument("--database", help="an EMPTY database URL to use instead of temporary SQLite files")
+    parser.add_argument("--profile", help="record each refundbot process with py-spy (raw format) into this "
+                                          "file, with the framework added to its name: p.txt -> p-ptb.txt")
     args = parser.parse_args()
+    if args.profile and shutil.which("py-spy") is None:
+        parser.error("--profile needs py-spy on PATH (.venv/bin/pip install py-spy; PATH=$PWD/.venv/bin:$PATH)")
     global PIN
     PIN = PIN and not args.no_pin
     if PIN:
         os.sched_setaffinity(0, {TELEGRAM_CPU})
 
     with tempfile.TemporaryDirectory() as tmp:
-        db = args.database or f"sqlite:///{tmp}/bench.db"
-        await seed(db, 2 * args.customers)
-        script = Path(tmp) / "echo_bot.py"
-        script.write_text(ECHO_BOT, encoding="utf-8")
-
-        def refundbot(base: str) -> list[str]:
-            config = Path(tmp) / "config.toml"
-            config.write_text(
-                f'[telegram]\ntoken = "{TOKEN}"\napi_base = "{base}"\npoll_timeout = 1\nflood_max_updates = 1000\n'
-                f'[database]\nurl = "{db}"\n[storage]\nevidence_dir = "{tmp}/evidence"\n', encoding="utf-8")
-            command = [sys.executable, "-m", "bot", "run", "--config", str(config)]
-            if args.profile:  # py-spy's flat profile of the bot process, for finding where time goes
-                command = ["py-spy", "record", "--format", "raw", "-o", args.profile, "--"] + command
-            return command
-
-        def echo(base: str) -> list[str]:
-            return [sys.executable, str(script), base, TOKEN]
-
-        results = {"refundbot": await run_bot("refundbot", refundbot, args, offset=0),
-                   "echo": await run_bot("echo", echo, args, offset=0)}
+        runs = {framework: await bench_framework(framework, args, Path(tmp), index)
+                for index, framework in enumerate(args.frameworks)}
 
     print(f"\n{args.customers} customers x {STEPS} updates per pass, {args.concurrency} in flight, "
           f"{'PostgreSQL' if args.database and args.database.startswith('postgres') else 'SQLite'}, "
           f"{os.cpu_count()} cores{', bot pinned to its own core' if PIN else ''}")
-    print(f"{'bot':<10} {'updates/s':>10} {'p50 ms':>8} {'p99 ms':>8} | half load: {'upd/s':>7} "
-          f"{'p50 ms':>8} {'p99 ms':>8}")
-    for name, r in results.items():
-        print(f"{name:<10} {r['updates_s']:>10.1f} {r['p50']:>8.1f} {r['p99']:>8.1f} | "
-              f"{'':>11}{r['half_rate']:>7.1f} {r['half_p50']:>8.1f} {r['half_p99']:>8.1f}")
-    steps = ("start", "reason", "continue", "describe", "photo", "done", "submit")
-    for name, r in results.items():
-        print(f"{name} p99 by step at half load (ms): " + ", ".join(
-            f"{steps[k - 1]} {v:.0f}" for k, v in r["half_steps"].items()))
-    ratio = results["refundbot"]["updates_s"] / results["echo"]["updates_s"]
-    print(f"ratio refundbot / echo: {ratio:.2f}x (goal >= 0.5x); refundbot p99 at half load: "
-          f"{results['refundbot']['half_p99']:.1f} ms (goal <= 50 ms)")
+    for framework, results in runs.items():
+        report(framework, results)
+    summary(runs)
+    if args.profile:
+        print("profiles: " + ", ".join(profile_path(args.profile, f) for f in runs))
 
 
 if __name__ == "__main__":
