@@ -1,5 +1,5 @@
-"""The notification relay against the real emulator over HTTP (aiogram sender) and a real database
-(SQLite and PostgreSQL): cards edited in place, Telegram's limits and failures, crashes and restarts,
+"""The notification relay against the real emulator over HTTP (through aiogram's and python-telegram-bot's
+senders) and a real database (SQLite and PostgreSQL): cards edited in place, Telegram's limits and failures, crashes and restarts,
 two relays on one database."""
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from aiogram import Bot
 from bot.aiogram_adapter.sender import AiogramSender
 from bot.config import RelayConfig
 from bot.relay import Relay, Window
+from bot.sending import Sender
 from dialogs.cases import CaseWorkflow
 from dialogs.domain import OutboxMessage
 from dialogs.settings import CoreSettings
@@ -37,8 +38,8 @@ async def tg(emu: Emulator) -> AsyncIterator[EmulatorClient]:
         yield client
 
 
-def relay(database: Database, bot: Bot, config: RelayConfig = FAST, **kw: Any) -> Relay:
-    return Relay(database.uow, AiogramSender(bot), config, SETTINGS, **kw)
+def relay(database: Database, sender: Sender, config: RelayConfig = FAST, **kw: Any) -> Relay:
+    return Relay(database.uow, sender, config, SETTINGS, **kw)
 
 
 async def file_cases(database: Database, tg: EmulatorClient, chats: Iterable[int]) -> list[str]:
@@ -109,9 +110,9 @@ def test_a_group_window_counts_a_minute() -> None:
 # -- status cards -----------------------------------------------------------------------------------------
 
 async def test_a_filed_case_gets_a_card_and_the_next_move_edits_it_in_place(
-        database: Database, bot: Bot, emu: Emulator, tg: EmulatorClient) -> None:
+        database: Database, sender: Sender, emu: Emulator, tg: EmulatorClient) -> None:
     [case_no] = await file_cases(database, tg, [501])
-    r = relay(database, bot)
+    r = relay(database, sender)
     await r.drain()
     [card] = bot_messages(emu, 501)
     assert case_no in card["text"] and await card_id(database, case_no) == card["message_id"]
@@ -125,9 +126,9 @@ async def test_a_filed_case_gets_a_card_and_the_next_move_edits_it_in_place(
 
 
 async def test_a_deleted_card_is_sent_anew_and_its_new_id_stored(
-        database: Database, bot: Bot, emu: Emulator, tg: EmulatorClient) -> None:
+        database: Database, sender: Sender, bot: Bot, emu: Emulator, tg: EmulatorClient) -> None:
     [case_no] = await file_cases(database, tg, [502])
-    r = relay(database, bot)
+    r = relay(database, sender)
     await r.drain()
     old = await card_id(database, case_no)
     assert old is not None
@@ -139,11 +140,11 @@ async def test_a_deleted_card_is_sent_anew_and_its_new_id_stored(
     assert r.stats.errors["gone"] == 1 and await backlog(database) == 0
 
 
-async def test_news_follow_their_card_in_order(database: Database, bot: Bot, emu: Emulator,
+async def test_news_follow_their_card_in_order(database: Database, sender: Sender, emu: Emulator,
                                                tg: EmulatorClient) -> None:
     [case_no] = await file_cases(database, tg, [503])
     await move(database, case_no, "start_review", "ask_info")  # card v2, card v3 and news of v3
-    await relay(database, bot).drain()
+    await relay(database, sender).drain()
     messages = bot_messages(emu, 503)
     assert len(messages) == 2 and messages[0]["message_id"] == await card_id(database, case_no)
     # Each card is rendered from the case as it is when sent: the first already shows needs_info, so
@@ -153,13 +154,13 @@ async def test_news_follow_their_card_in_order(database: Database, bot: Bot, emu
     assert messages[0]["edits"] == 0
 
 
-async def test_a_row_with_nothing_to_say_is_confirmed_without_a_call(database: Database, bot: Bot,
+async def test_a_row_with_nothing_to_say_is_confirmed_without_a_call(database: Database, sender: Sender,
                                                                     emu: Emulator) -> None:
     async with database.uow() as uow:
         await uow.outbox.add(OutboxMessage(kind="case_card", chat_id=504, dedupe_key="gone-case",
                                            payload={"case_no": "R20990101-0001"}, created_at=datetime.now(UTC)))
         await uow.commit()
-    r = relay(database, bot)
+    r = relay(database, sender)
     assert await r.drain() == 1
     assert await backlog(database) == 0 and r.stats.skipped == 1 and calls(emu) == []
 
@@ -167,10 +168,10 @@ async def test_a_row_with_nothing_to_say_is_confirmed_without_a_call(database: D
 # -- Telegram's limits and failures ------------------------------------------------------------------
 
 async def test_a_429_holds_that_chat_until_retry_after_and_loses_nothing(
-        database: Database, bot: Bot, emu: Emulator, tg: EmulatorClient) -> None:
+        database: Database, sender: Sender, emu: Emulator, tg: EmulatorClient) -> None:
     await file_cases(database, tg, [511, 512])
     await tg.add_fault("sendMessage", 429, chat_id=511, retry_after=1)
-    r = relay(database, bot)
+    r = relay(database, sender)
     await r.drain(until_empty=True)
     [throttled, delivered] = calls(emu, 511)
     assert (throttled.status, delivered.status) == (429, 200)
@@ -180,13 +181,13 @@ async def test_a_429_holds_that_chat_until_retry_after_and_loses_nothing(
     assert r.stats.throttled == 1 and r.stats.global_holds == 0
 
 
-async def test_429s_from_several_chats_hold_every_chat(database: Database, bot: Bot, emu: Emulator,
+async def test_429s_from_several_chats_hold_every_chat(database: Database, sender: Sender, emu: Emulator,
                                                        tg: EmulatorClient) -> None:
     chats = list(range(521, 531))
     await file_cases(database, tg, chats)
     for chat_id in (521, 522):
         await tg.add_fault("sendMessage", 429, chat_id=chat_id, retry_after=1)
-    r = relay(database, bot, RelayConfig(global_per_second=20, idle_poll_seconds=0.05))
+    r = relay(database, sender, RelayConfig(global_per_second=20, idle_poll_seconds=0.05))
     await r.drain(until_empty=True)
     assert r.stats.global_holds == 1
     second_429 = sorted(c.at for c in calls(emu, status=429))[1]
@@ -195,11 +196,11 @@ async def test_429s_from_several_chats_hold_every_chat(database: Database, bot: 
     assert all(len(bot_messages(emu, c)) == 1 for c in chats) and await backlog(database) == 0
 
 
-async def test_a_5xx_backs_off_then_delivers(database: Database, bot: Bot, emu: Emulator,
+async def test_a_5xx_backs_off_then_delivers(database: Database, sender: Sender, emu: Emulator,
                                              tg: EmulatorClient) -> None:
     await file_cases(database, tg, [541])
     await tg.add_fault("sendMessage", 502, chat_id=541, count=2)
-    r = relay(database, bot, backoff_base=0.25)
+    r = relay(database, sender, backoff_base=0.25)
     await r.drain(until_empty=True)
     first, second, third = calls(emu, 541)
     assert (first.status, second.status, third.status) == (502, 502, 200)
@@ -208,11 +209,11 @@ async def test_a_5xx_backs_off_then_delivers(database: Database, bot: Bot, emu: 
 
 
 async def test_a_blocked_chat_is_recorded_and_its_rows_given_up_unsent(
-        database: Database, bot: Bot, emu: Emulator, tg: EmulatorClient) -> None:
+        database: Database, sender: Sender, emu: Emulator, tg: EmulatorClient) -> None:
     [case_no, _] = await file_cases(database, tg, [551, 552])
     await move(database, case_no, "start_review", "ask_info")  # 3 more rows for chat 551
     await tg.block_bot(551)
-    r = relay(database, bot)
+    r = relay(database, sender)
     await r.drain()
     assert [c.status for c in calls(emu, 551)] == [403]  # one try, then nothing more
     assert len(bot_messages(emu, 552)) == 1 and await backlog(database) == 0
@@ -222,25 +223,25 @@ async def test_a_blocked_chat_is_recorded_and_its_rows_given_up_unsent(
 
 
 async def test_a_rejected_message_is_given_up_and_the_chat_goes_on(
-        database: Database, bot: Bot, emu: Emulator, tg: EmulatorClient) -> None:
+        database: Database, sender: Sender, emu: Emulator, tg: EmulatorClient) -> None:
     [case_no] = await file_cases(database, tg, [561])
     await move(database, case_no, "start_review")
     await tg.add_fault("sendMessage", 400, chat_id=561, description="Bad Request: can't parse entities")
-    r = relay(database, bot)
+    r = relay(database, sender)
     await r.drain()
     # The first card was refused; the second one had no card to edit, so it was sent new.
     assert [c.status for c in calls(emu, 561)] == [400, 200]
     assert r.stats.given_up == 1 and await backlog(database) == 0
 
 
-async def test_with_limits_on_many_chats_get_no_429(database: Database, bot: Bot, emu: Emulator,
+async def test_with_limits_on_many_chats_get_no_429(database: Database, sender: Sender, emu: Emulator,
                                                     tg: EmulatorClient) -> None:
     chats = list(range(600, 660))
     cases = await file_cases(database, tg, chats)
     for case_no in cases[:5]:
         await move(database, case_no, "auto_approve")  # 2 more rows (card, news) to 5 of the chats
     await tg.set_limits(per_chat_per_s=1, global_per_s=50, reset_counters=True)
-    r = relay(database, bot, RelayConfig(global_per_second=50, idle_poll_seconds=0.05))
+    r = relay(database, sender, RelayConfig(global_per_second=50, idle_poll_seconds=0.05))
     started = time.monotonic()
     await r.drain(until_empty=True)
     elapsed = time.monotonic() - started
@@ -252,7 +253,7 @@ async def test_with_limits_on_many_chats_get_no_429(database: Database, bot: Bot
 
 @pytest.mark.slow
 @pytest.mark.parametrize("backend", ["sqlite"], indirect=True)  # pacing does not depend on the database
-async def test_a_group_gets_its_per_minute_share_and_no_429(database: Database, bot: Bot, emu: Emulator,
+async def test_a_group_gets_its_per_minute_share_and_no_429(database: Database, sender: Sender, emu: Emulator,
                                                           tg: EmulatorClient) -> None:
     # Supervisors' alerts into one group, with the emulator counting Telegram's per-group minute: the
     # relay sends the group's allowance at once and the rest when the minute has passed.
@@ -265,7 +266,7 @@ async def test_a_group_gets_its_per_minute_share_and_no_429(database: Database, 
                 payload={"case_no": cases[0], "deadline": "review", "due": "2026-11-27", "new_due": f"2026-12-0{n + 1}"}))
         await uow.commit()
     await tg.set_limits(per_group_per_min=3, reset_counters=True)
-    r = relay(database, bot, RelayConfig(per_group_per_minute=3, idle_poll_seconds=0.05))
+    r = relay(database, sender, RelayConfig(per_group_per_minute=3, idle_poll_seconds=0.05))
     started = time.monotonic()
     await r.drain(timeout=90, until_empty=True)
     elapsed = time.monotonic() - started
@@ -278,12 +279,12 @@ async def test_a_group_gets_its_per_minute_share_and_no_429(database: Database, 
 # -- crashes, restarts, two relays ---------------------------------------------------------------------
 
 async def test_a_relay_cancelled_mid_batch_loses_nothing_and_resends_nothing_confirmed(
-        database: Database, bot: Bot, emu: Emulator, tg: EmulatorClient) -> None:
+        database: Database, sender: Sender, emu: Emulator, tg: EmulatorClient) -> None:
     chats = [701, 702, 703]
     await file_cases(database, tg, chats)
     await tg.add_fault("sendMessage", 0, chat_id=703, delay=0.5)  # still in flight when the relay dies
     config = RelayConfig(global_per_second=500, per_chat_per_second=20, idle_poll_seconds=0.05, lease_seconds=1)
-    first = relay(database, bot, config)
+    first = relay(database, sender, config)
     task = asyncio.create_task(first.run(asyncio.Event()))
     while first.stats.sent < 2:  # 701 and 702 sent and confirmed, 703 waiting for its answer
         await asyncio.sleep(0.01)
@@ -291,18 +292,18 @@ async def test_a_relay_cancelled_mid_batch_loses_nothing_and_resends_nothing_con
     with pytest.raises(asyncio.CancelledError):
         await task
     assert await backlog(database) == 1
-    second = relay(database, bot, config)
+    second = relay(database, sender, config)
     await second.drain(until_empty=True, timeout=10)  # 703 comes back when the first relay's lease ends
     assert [len(bot_messages(emu, c)) for c in chats[:2]] == [1, 1]
     assert len(bot_messages(emu, 703)) >= 1 and await backlog(database) == 0
     assert second.stats.sent == 1
 
 
-async def test_a_stopped_relay_releases_what_it_has_not_sent(database: Database, bot: Bot, emu: Emulator,
+async def test_a_stopped_relay_releases_what_it_has_not_sent(database: Database, sender: Sender, emu: Emulator,
                                                              tg: EmulatorClient) -> None:
     await file_cases(database, tg, [711, 712])
     await tg.add_fault("sendMessage", 429, chat_id=711, retry_after=30)  # held well inside the lease
-    first = relay(database, bot)
+    first = relay(database, sender)
     stop = asyncio.Event()
     task = asyncio.create_task(first.run(stop))
     while first.stats.sent < 1 or first.stats.throttled < 1:
@@ -312,7 +313,7 @@ async def test_a_stopped_relay_releases_what_it_has_not_sent(database: Database,
     assert first.stats.deferred == 1
     # The held row went back to the outbox at once (not after the lease): another relay may take it.
     # (Its 30 s hold was this relay's knowledge; the next one meets Telegram afresh.)
-    second = relay(database, bot)
+    second = relay(database, sender)
     assert await second.drain() == 1
     assert len(bot_messages(emu, 711)) == 1 and await backlog(database) == 0
 
@@ -326,7 +327,7 @@ async def test_two_relays_on_one_database_deliver_every_row_exactly_once(
     other_database = Database.from_url(migrated_database_url)
     bots = [make_bot(emu), make_bot(emu)]
     config = RelayConfig(per_chat_per_second=20, global_per_second=500, idle_poll_seconds=0.05, batch_size=10)
-    relays = [relay(database, bots[0], config), relay(other_database, bots[1], config)]
+    relays = [relay(database, AiogramSender(bots[0]), config), relay(other_database, AiogramSender(bots[1]), config)]
     stop = asyncio.Event()
     tasks = [asyncio.create_task(r.run(stop)) for r in relays]
     try:
@@ -370,7 +371,7 @@ asyncio.run(main())
 
 @pytest.mark.slow
 async def test_a_relay_process_killed_mid_batch_loses_nothing_and_resends_nothing_confirmed(
-        database: Database, migrated_database_url: str, bot: Bot, emu: Emulator, tg: EmulatorClient) -> None:
+        database: Database, migrated_database_url: str, sender: Sender, emu: Emulator, tg: EmulatorClient) -> None:
     import signal
     import sys
 
@@ -392,7 +393,7 @@ async def test_a_relay_process_killed_mid_batch_loses_nothing_and_resends_nothin
     async with database.uow() as uow:
         confirmed = set(await uow.session.scalars(select(OutboxRow.chat_id).where(OutboxRow.sent_at.is_not(None))))
     assert 0 < len(confirmed) < len(chats)
-    restarted = relay(database, bot, RelayConfig(global_per_second=500, per_chat_per_second=20,
+    restarted = relay(database, sender, RelayConfig(global_per_second=500, per_chat_per_second=20,
                                                   idle_poll_seconds=0.05, lease_seconds=1))
     await restarted.drain(until_empty=True, timeout=15)
     per_chat = Counter(int(c.params["chat_id"]) for c in calls(emu, status=200))
