@@ -79,6 +79,8 @@ TELEGRAM_GROUP_ID = r"-100\d{7,13}"
 _KEYWORD = (r"(?:卡密|卡号|密码|口令|(?<![A-Za-z])(?:card[\s_-]?(?:code|secret|key|number|no|password|pin)s?"
             r"|password|passwd|pwd|pin|secret|token)(?![A-Za-z]))")
 _RULES: tuple[tuple[re.Pattern[str], str], ...] = (
+    # A Telegram bot token (123456789:AA…, in a Bot API URL or anywhere): it is the bot's password.
+    (re.compile(r"(?<!\d)\d{6,}:[A-Za-z0-9_-]{20,}"), REDACTED),
     # After an explicit separator: a quoted value ({'card_code': '…'}), one written right after it
     # (password=…, 卡密：…), or one with a digit in it (卡密: ABCD1234) — not prose ("secret: every …").
     (re.compile(rf"""({_KEYWORD}码?["']?\s*[:：=](?:\s*["']|(?=\S)|\s*(?=[^\s,，;；。、"'\x00]*\d)))"""
@@ -256,4 +258,8 @@ def configure_logging(fmt: LogFormat = "text", level: int | str = "INFO", *, ord
     for old in [h for h in root.handlers if getattr(h, _OURS, False)]:
         root.removeHandler(old)
     root.addHandler(handler)
+    # PTB's HTTP client logs every Bot API request (its URL carries the token) at INFO: at hundreds a
+    # second that is most of the log and a measurable share of the CPU; its warnings still come through.
+    for chatty in ("httpx", "httpcore"):
+        logging.getLogger(chatty).setLevel(logging.WARNING)
     return handler

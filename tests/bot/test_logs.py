@@ -117,6 +117,9 @@ def test_chinese_mobile_numbers_are_redacted_in_every_usual_form(phone: str) -> 
     ("code ABCD-1234-EFGH-5678 arrived", "code <redacted> arrived"),
     ("got 123456789012345678 from the shop", "got <redacted> from the shop"),  # a pure-digit card secret
     (f"pasted {CARD_CODE.lower()}", "pasted <redacted>"),
+    # A bot token, e.g. in the URL an HTTP client logs: letters-only stretches of it must go too.
+    ("POST https://api.telegram.org/bot123456789:AAHdqTcvCH_vGWJxf-eofSAsaKaPALDsaw/sendMessage",
+     "POST https://api.telegram.org/bot<redacted>/sendMessage"),
 ])
 def test_card_codes_and_secrets_are_redacted(text: str, shown: str) -> None:
     assert Redactor()(text) == shown
@@ -170,3 +173,12 @@ def test_configure_logging_replaces_its_own_handler_and_leaves_others_alone(root
     assert json.loads(json_lines.getvalue())["msg"] == f"order {ORDER}"
     with pytest.raises(ValueError):
         configure_logging("xml", stream=io.StringIO())  # type: ignore[arg-type]
+
+
+def test_the_http_clients_request_lines_are_not_logged_at_info() -> None:
+    """PTB's httpx logs each Bot API request with the token in its URL: kept out of the bot's log."""
+    stream = io.StringIO()
+    configure_logging("text", "INFO", stream=stream)
+    logging.getLogger("httpx").info("HTTP Request: POST https://api.telegram.org/bot123456789:AAH/sendMessage")
+    logging.getLogger("httpx").warning("connection pool full")
+    assert "sendMessage" not in stream.getvalue() and "connection pool full" in stream.getvalue()
