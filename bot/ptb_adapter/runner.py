@@ -14,6 +14,7 @@ from telegram.ext import Application, ApplicationBuilder, ContextTypes
 from bot.evidence import EvidenceIntake
 from bot.inbound import Inbound
 from bot.ptb_adapter.handlers import ChatSerialProcessor, build_handlers
+from bot.ptb_adapter.request import AiohttpRequest
 from bot.ptb_adapter.sender import PtbSender
 from bot.transport import ALLOWED_UPDATES, MalformedUpdate, Runner
 from dialogs.service import RefundService
@@ -24,7 +25,9 @@ log = logging.getLogger(__name__)
 def build_application(token: str, api_base: str = "", concurrent_updates: int = 256) -> Application[Any, Any, Any, Any, Any, Any]:
     """A PTB Application on `api_base` (the emulator, or a local Bot API server; "" is Telegram), handling
     up to `concurrent_updates` chats at once, each chat's updates in order."""
-    builder = ApplicationBuilder().token(token).updater(None)
+    # aiohttp under PTB: its default httpx client cost ~6x the CPU per call (bot/ptb_adapter/request.py).
+    builder = ApplicationBuilder().token(token).updater(None).request(AiohttpRequest())
+    builder = builder.get_updates_request(AiohttpRequest(connection_limit=1, read_timeout=60))
     if api_base:
         base = api_base.rstrip("/")
         builder = builder.base_url(f"{base}/bot").base_file_url(f"{base}/file/bot")
