@@ -82,7 +82,8 @@ async def one_count(workers: int, args: argparse.Namespace, tmp: Path, offset: i
         directory = tmp / f"w{workers}"
         directory.mkdir()
         redis = {"redis_url": args.redis} if args.redis else {}
-        cluster = await Cluster(base, url, workers, directory, **redis).start()
+        cluster = Cluster(base, url, workers, directory, **redis)
+        await cluster.start()
         # A warm-up the clock does not see: first connections, caches, the JIT-less interpreter's imports.
         await drive(base, warmup, 20, echo=False)
         throughput, latencies, _ = await drive(base, customers, args.concurrency, echo=False)

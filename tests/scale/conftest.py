@@ -33,9 +33,9 @@ async def cluster(emulator, pg_url: str, tmp_path: Path) -> AsyncIterator[Callab
     started: list[Cluster] = []
 
     async def start(workers: int = 2, **options: Any) -> Cluster:
-        made = await Cluster(emulator.base_url, pg_url, workers, tmp_path, **options).start()
-        started.append(made)
-        return made
+        made = Cluster(emulator.base_url, pg_url, workers, tmp_path, **options)
+        started.append(made)  # before start(): one that never got ready is stopped too
+        return await made.start()
 
     yield start
     for made in started:
