@@ -11,6 +11,7 @@ bot.aiogram_adapter.sender.AiogramSender and bot.ptb_adapter.sender.PtbSender.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Protocol
 
 from dialogs.io import Button
@@ -116,6 +117,50 @@ class Rejected(SendError):
     @property
     def code(self) -> str:
         return self._code
+
+
+# Telegram's wording when an edit has nothing to edit (deleted, too old, not the bot's, wrong id).
+GONE = ("message to edit not found", "message can't be edited", "message_id_invalid", "message not found")
+# ... when a forum topic is deleted, or closed to the bot.
+TOPIC_GONE = ("message thread not found", "topic_deleted", "topic_closed", "topic_id_invalid")
+# ... when a file id cannot be sent this way (another kind of file, another bot's id).
+WRONG_FILE = ("can't use file of type", "type of file mismatch", "wrong file identifier",
+              "wrong remote file identifier", "file_reference")
+
+
+def bad_request(description: str) -> SendError:
+    """A 400, by Telegram's description: a topic gone, a file id that does not fit, or plainly refused."""
+    lowered = description.lower()
+    if any(phrase in lowered for phrase in TOPIC_GONE):
+        return TopicGone(description)
+    if any(phrase in lowered for phrase in WRONG_FILE):
+        return WrongFile(description)
+    return Rejected(description, "400")
+
+
+def edit_refused(exc: Rejected) -> SendError:
+    """What a refused edit means: already so, not a text message, or no message to edit."""
+    lowered = exc.description.lower()
+    if "message is not modified" in lowered:
+        return NotModified(exc.description)
+    if "there is no text in the message" in lowered:
+        return NotText(exc.description)
+    if any(phrase in lowered for phrase in GONE):
+        return MessageGone(exc.description)
+    return exc
+
+
+def album_files(items: Sequence[AlbumItem], mode: str) -> list[str | Path]:
+    """What an album sends: the stored files ("upload", those still on disk) or the file ids; at most 10
+    (Telegram's album size)."""
+    files: list[str | Path]
+    if mode == "upload":
+        files = [Path(item.path) for item in items if item.path and Path(item.path).is_file()]
+    else:
+        files = [item.file_id for item in items]
+    if not files:
+        raise Rejected("none of the album's files is at hand", "400")
+    return files[:10]
 
 
 class Sender(Protocol):

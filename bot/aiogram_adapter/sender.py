@@ -45,14 +45,12 @@ from bot.evidence import TooLarge
 from bot.sending import (
     Blocked,
     Buttons,
-    MessageGone,
-    NotModified,
-    NotText,
     Rejected,
     RetryAfter,
-    TopicGone,
     Transient,
-    WrongFile,
+    album_files,
+    bad_request,
+    edit_refused,
 )
 from dialogs.notify import AlbumItem
 
@@ -67,13 +65,6 @@ RESPONSE_TYPES = [
                    GetFile, CopyMessage, CopyMessages, CreateForumTopic, SendMediaGroup)
 ]
 
-# Telegram's wording when an edit has nothing to edit (deleted, too old, not the bot's, wrong id).
-GONE = ("message to edit not found", "message can't be edited", "message_id_invalid", "message not found")
-# ... when a forum topic is deleted, or closed to the bot.
-TOPIC_GONE = ("message thread not found", "topic_deleted", "topic_closed", "topic_id_invalid")
-# ... when a file id cannot be sent this way (another kind of file, another bot's id).
-WRONG_FILE = ("can't use file of type", "type of file mismatch", "wrong file identifier",
-              "wrong remote file identifier", "file_reference")
 
 
 def inline_keyboard(buttons: Buttons) -> InlineKeyboardMarkup | None:
@@ -129,13 +120,7 @@ class AiogramSender:
 
     async def send_album(self, chat_id: int, items: Sequence[AlbumItem], mode: str, *, caption: str = "",
                          thread_id: int | None = None) -> list[int]:
-        files: list[str | FSInputFile]
-        if mode == "upload":
-            files = [FSInputFile(item.path) for item in items if item.path and Path(item.path).is_file()]
-        else:
-            files = [item.file_id for item in items]
-        if not files:
-            raise Rejected("none of the album's files is at hand", "400")
+        files = [FSInputFile(f) if isinstance(f, Path) else f for f in album_files(items, mode)]
         text = caption or None
         as_document = mode == "document"
         timeout = self.request_timeout * (3 if mode == "upload" else 1)
@@ -150,7 +135,7 @@ class AiogramSender:
         media: list[InputMediaPhoto | InputMediaDocument] = [
             InputMediaDocument(media=f, caption=text if n == 0 else None) if as_document
             else InputMediaPhoto(media=f, caption=text if n == 0 else None)
-            for n, f in enumerate(files[:10])]
+            for n, f in enumerate(files)]
         sent = await self._call(lambda: self.bot.send_media_group(
             chat_id, media, message_thread_id=thread_id, request_timeout=timeout))  # type: ignore[arg-type]
         return [m.message_id for m in sent]
@@ -186,14 +171,7 @@ class AiogramSender:
         try:
             await self._call(make)
         except Rejected as exc:
-            lowered = exc.description.lower()
-            if "message is not modified" in lowered:
-                raise NotModified(exc.description) from exc
-            if "there is no text in the message" in lowered:
-                raise NotText(exc.description) from exc
-            if any(phrase in lowered for phrase in GONE):
-                raise MessageGone(exc.description) from exc
-            raise
+            raise edit_refused(exc) from exc
 
     @staticmethod
     async def _call(make: Callable[[], Awaitable[T]]) -> T:
@@ -212,12 +190,7 @@ class AiogramSender:
         except TelegramMigrateToChat as exc:  # the group became a supergroup: a new chat id
             raise Rejected(f"{exc.message} (migrate_to_chat_id={exc.migrate_to_chat_id})", "400") from exc
         except TelegramBadRequest as exc:
-            lowered = exc.message.lower()
-            if any(phrase in lowered for phrase in TOPIC_GONE):
-                raise TopicGone(exc.message) from exc
-            if any(phrase in lowered for phrase in WRONG_FILE):
-                raise WrongFile(exc.message) from exc
-            raise Rejected(exc.message, "400") from exc
+            raise bad_request(exc.message) from exc
         except TelegramAPIError as exc:  # 401, 404, 409: the bot's setup, not this message
             raise Transient(exc.message, "api") from exc
         except AiogramError as exc:  # e.g. an answer that is not JSON (a proxy's error page)

@@ -6,7 +6,6 @@ from __future__ import annotations
 import warnings
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import timedelta
-from pathlib import Path
 from typing import TypeVar
 
 from telegram import (
@@ -33,14 +32,12 @@ from bot.evidence import TooLarge
 from bot.sending import (
     Blocked,
     Buttons,
-    MessageGone,
-    NotModified,
-    NotText,
     Rejected,
     RetryAfter,
-    TopicGone,
     Transient,
-    WrongFile,
+    album_files,
+    bad_request,
+    edit_refused,
 )
 from dialogs.notify import AlbumItem
 
@@ -50,13 +47,6 @@ T = TypeVar("T")
 # `_call` reads either.
 warnings.filterwarnings("ignore", message=".*retry_after.*", category=PTBDeprecationWarning)
 
-# Telegram's wording when an edit has nothing to edit (deleted, too old, not the bot's, wrong id).
-GONE = ("message to edit not found", "message can't be edited", "message_id_invalid", "message not found")
-# ... when a forum topic is deleted, or closed to the bot.
-TOPIC_GONE = ("message thread not found", "topic_deleted", "topic_closed", "topic_id_invalid")
-# ... when a file id cannot be sent this way (another kind of file, another bot's id).
-WRONG_FILE = ("can't use file of type", "type of file mismatch", "wrong file identifier",
-              "wrong remote file identifier", "file_reference")
 
 
 def inline_keyboard(buttons: Buttons) -> InlineKeyboardMarkup | None:
@@ -127,13 +117,7 @@ class PtbSender:
 
     async def send_album(self, chat_id: int, items: Sequence[AlbumItem], mode: str, *, caption: str = "",
                          thread_id: int | None = None) -> list[int]:
-        files: list[str | Path]
-        if mode == "upload":
-            files = [Path(item.path) for item in items if item.path and Path(item.path).is_file()]
-        else:
-            files = [item.file_id for item in items]
-        if not files:
-            raise Rejected("none of the album's files is at hand", "400")
+        files = album_files(items, mode)
         text = caption or None
         as_document = mode == "document"
         timeout = self.request_timeout * (3 if mode == "upload" else 1)
@@ -149,7 +133,7 @@ class PtbSender:
             return [one.message_id]
         media = [InputMediaDocument(f, caption=text if n == 0 else None) if as_document
                  else InputMediaPhoto(f, caption=text if n == 0 else None)
-                 for n, f in enumerate(files[:10])]
+                 for n, f in enumerate(files)]
         sent = await self._call(lambda: self.bot.send_media_group(
             chat_id, media, message_thread_id=thread_id, read_timeout=timeout, write_timeout=timeout))
         return [m.message_id for m in sent]
@@ -168,14 +152,7 @@ class PtbSender:
         try:
             await self._call(make)
         except Rejected as exc:
-            lowered = exc.description.lower()
-            if "message is not modified" in lowered:
-                raise NotModified(exc.description) from exc
-            if "there is no text in the message" in lowered:
-                raise NotText(exc.description) from exc
-            if any(phrase in lowered for phrase in GONE):
-                raise MessageGone(exc.description) from exc
-            raise
+            raise edit_refused(exc) from exc
 
     @staticmethod
     async def _call(make: Callable[[], Awaitable[T]]) -> T:
@@ -189,12 +166,7 @@ class PtbSender:
         except ChatMigrated as exc:  # the group became a supergroup: a new chat id
             raise Rejected(f"{exc.message} (migrate_to_chat_id={exc.new_chat_id})", "400") from exc
         except BadRequest as exc:  # a NetworkError in PTB's hierarchy: caught first
-            lowered = exc.message.lower()
-            if any(phrase in lowered for phrase in TOPIC_GONE):
-                raise TopicGone(exc.message) from exc
-            if any(phrase in lowered for phrase in WRONG_FILE):
-                raise WrongFile(exc.message) from exc
-            raise Rejected(exc.message, "400") from exc
+            raise bad_request(exc.message) from exc
         except NetworkError as exc:
             # PTB raises every other HTTP status as a NetworkError whose message ends in "(<status>)".
             if "(413)" in exc.message:

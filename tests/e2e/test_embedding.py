@@ -20,8 +20,8 @@ from bot.app import open_database, seed_demo_orders
 from bot.platform import signed_headers
 from dialogs.texts import Texts
 from storage.uow import Database
-from tests.e2e.conftest import CASE_NO, TOKEN, make_config, png_bytes, texts
-from tests.e2e.test_case_aftercare import eventually
+from tests.e2e.conftest import TOKEN, make_config, texts
+from tests.e2e.test_case_aftercare import eventually, file_case
 
 ZH = Texts("zh_CN")
 ROOT = Path(__file__).resolve().parents[2]
@@ -85,15 +85,7 @@ async def test_the_example_shop_bot_keeps_its_command_and_completes_a_refund_thr
         shop = await c.say("/shop")
         assert [m["text"] for m in shop] == ["本店商品：王者荣耀点券卡、话费直充、视频会员。退款请发送 /refund"]
 
-        await c.say("/start order_KM20261101000001")
-        await c.press(ZH("reason.card_invalid"))
-        await c.press(ZH("btn_continue"))
-        await c.say("输入卡密时游戏提示卡号无效，错误码1002")
-        await c.photo(png_bytes())
-        await c.press(ZH("btn_done"))
-        found = CASE_NO.search(texts(await c.press(ZH("btn_submit"))))
-        assert found, c.transcript[-3:]
-        case_no = found.group(0)
+        case_no = await file_case(c, ZH)
 
         body = json.dumps({"event": "credited", "case_no": case_no,
                            "idempotency_key": await refund_key(tmp_path, case_no)}).encode()
