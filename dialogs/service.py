@@ -9,7 +9,6 @@ import asyncio
 import logging
 import re
 import time
-from collections import deque
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import replace
@@ -65,11 +64,17 @@ class ChatLocks:
 
 
 class FloodGuard:
-    """At most `limit` updates per chat in `window` seconds; the first one over gets a polite notice."""
+    """At most `limit` updates per chat in `window` seconds; the first one over gets a polite notice.
+
+    A chat is remembered while it has an update inside the window (swept every 1024 calls), as a plain
+    list of timestamps (~90 bytes for one update, from Python's small-object allocator). It was a
+    `deque` (760 bytes, from the C allocator, held for a window): one per new chat fragmented the
+    worker's heap (scripts/bench_memory.py: RSS growth per conversation over 20,000 chats fell from
+    ~1.15 KB to ~0.76 KB with lists), although the guard's own size stays bounded either way."""
 
     def __init__(self, limit: int, window: float, clock: Callable[[], float] = time.monotonic) -> None:
         self.limit, self.window, self._clock = limit, window, clock
-        self._seen: dict[int, deque[float]] = {}
+        self._seen: dict[int, list[float]] = {}
         self._calls = 0
 
     def check(self, chat_id: int) -> str:
@@ -78,12 +83,22 @@ class FloodGuard:
         self._calls += 1
         if self._calls % 1024 == 0:
             self._sweep(now)
-        stamps = self._seen.setdefault(chat_id, deque())
-        while stamps and now - stamps[0] > self.window:
-            stamps.popleft()
-        stamps.append(now)
+        stamps = self._seen.get(chat_id)
+        if stamps is None:
+            stamps = self._seen[chat_id] = [now]
+        else:
+            expired = 0
+            while expired < len(stamps) and now - stamps[expired] > self.window:
+                expired += 1
+            if expired:
+                del stamps[:expired]
+            stamps.append(now)
         over = len(stamps) - self.limit
         return "ok" if over <= 0 else ("notify" if over == 1 else "drop")
+
+    def __len__(self) -> int:
+        """Chats remembered (for tests and benchmarks)."""
+        return len(self._seen)
 
     def _sweep(self, now: float) -> None:
         for chat_id in [c for c, s in self._seen.items() if not s or now - s[-1] > self.window]:
