@@ -27,7 +27,9 @@ class AiogramRunner(Runner):
         session = AiohttpSession(api=TelegramAPIServer.from_base(api_base)) if api_base else AiohttpSession()
         self.bot = Bot(token, session=session)
         self.sender = AiogramSender(self.bot)
-        self.dispatcher = Dispatcher()
+        # No FSM: refundbot keeps its state in its own database. aiogram's default memory storage would add
+        # a record for every chat it ever saw (~450 B each, never freed: scripts/bench_memory.py).
+        self.dispatcher = Dispatcher(disable_fsm=True)
         # aiogram logs every handled update at INFO: at hundreds a second that is most of the log
         # volume (and CPU); what goes wrong is still logged.
         logging.getLogger("aiogram.event").setLevel(logging.WARNING)

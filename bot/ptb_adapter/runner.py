@@ -31,7 +31,18 @@ def build_application(token: str, api_base: str = "", concurrent_updates: int = 
     if api_base:
         base = api_base.rstrip("/")
         builder = builder.base_url(f"{base}/bot").base_file_url(f"{base}/file/bot")
+    builder = builder.application_class(_Application)
     return builder.concurrent_updates(ChatSerialProcessor(concurrent_updates)).build()
+
+
+class _Application(Application):  # type: ignore[type-arg]
+    """PTB 22 notes every chat and user an update came from, for its persistence, even when there is
+    none, and never forgets them: memory that grows with every new chat (scripts/bench_memory.py).
+    refundbot keeps its state in its own database and gives PTB no persistence."""
+
+    def _mark_for_persistence_update(self, *, update: object | None = None, job: Any = None) -> None:
+        if self.persistence is not None:
+            super()._mark_for_persistence_update(update=update, job=job)
 
 
 class UpdateFailed(Exception):
