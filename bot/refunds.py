@@ -4,9 +4,18 @@ an attempt (gateway answer, platform callback or finance's confirmation) and the
 Crash safety: an attempt is recorded (PENDING, with its idempotency key) in the same transaction
 that puts the case in refunding, before any call. The worker calls the gateway outside any
 transaction and records the answer afterwards; a crash in between leaves the attempt PENDING and the
-next run calls again under the same key, which the platform deduplicates. Two workers on one
-database may both call for one attempt: harmless for the same reason, and only the first answer is
-recorded.
+next run calls again under the same key, which the platform deduplicates.
+
+Several workers on one database (`refundbot run --workers N`: one RefundWorker per process): each
+pass claims a batch of its gateway's PENDING attempts under a lease with the worker's own owner id
+(FOR UPDATE SKIP LOCKED, as the relay and the timer sweeper do), so no two workers call for the same
+attempt while the lease lasts. A call starts only while the lease still covers it (call_timeout and
+a margin to record the answer); the rest of the batch is released for the next pass, and so is
+everything not yet sent when the worker stops. A settled attempt drops its lease; a worker that died
+holding attempts leaves them to the others once its lease runs out. When the gateway is unavailable
+the attempt is released with its backoff as a not-before (claim_until), which every worker respects.
+Should a call outlast its lease all the same, the other worker's call uses the same key: the
+platform pays once and only the first answer is recorded.
 """
 
 from __future__ import annotations
@@ -14,7 +23,10 @@ from __future__ import annotations
 import asyncio
 import csv
 import logging
+import os
+import socket
 import time
+import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, timedelta
@@ -37,6 +49,11 @@ OPEN_ATTEMPT = frozenset({RefundStatus.PENDING, RefundStatus.REQUESTED})
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
+
+
+def owner_id() -> str:
+    """Unique per refund worker: host, process and a random part (claimed_by holds 64 characters)."""
+    return f"refunds:{socket.gethostname()[:32]}:{os.getpid()}:{uuid.uuid4().hex[:12]}"
 
 
 class UnknownAttempt(KeyError):
@@ -119,19 +136,37 @@ async def mark_refunded(uow_factory: UnitOfWorkFactory, workflow: CaseWorkflow, 
 
 
 class RefundWorker:
-    """Hands PENDING attempts of its gateway to it and records the answers (see the module doc)."""
+    """Hands PENDING attempts of its gateway to it and records the answers (see the module doc).
+
+    `lease_seconds`: how long a claimed batch is this worker's. `call_timeout`: the longest one
+    gateway call may take before it counts as unavailable (HttpGateway's own `[platform]
+    timeout_seconds`, 10 s by default, normally ends it first); no call starts unless the lease
+    still covers it and `record_margin` seconds to record the answer.
+    """
 
     def __init__(self, uow_factory: UnitOfWorkFactory, workflow: CaseWorkflow, gateway: RefundGateway, *,
                  clock: Callable[[], datetime] = utcnow, metrics: Metrics | None = None, batch_size: int = 50,
                  retry_base_seconds: float = 5.0, retry_max_seconds: float = 600.0,
-                 monotonic: Callable[[], float] = time.monotonic) -> None:
+                 monotonic: Callable[[], float] = time.monotonic, owner: str | None = None,
+                 lease_seconds: float = 300.0, call_timeout: float = 60.0, record_margin: float = 15.0) -> None:
+        if lease_seconds <= call_timeout + record_margin:
+            raise ValueError(f"lease_seconds ({lease_seconds:g}) must exceed call_timeout + record_margin "
+                             f"({call_timeout + record_margin:g}): no call could start")
         self.uow_factory, self.workflow, self.gateway = uow_factory, workflow, gateway
         self.clock, self.metrics, self.batch_size = clock, metrics, batch_size
         self.retry_base, self.retry_max, self.monotonic = retry_base_seconds, retry_max_seconds, monotonic
-        self._retry: dict[str, tuple[int, float]] = {}  # key -> (failures, not before)
+        self.owner = owner or owner_id()
+        self.lease_seconds, self.call_timeout, self.record_margin = lease_seconds, call_timeout, record_margin
+        # key -> failed calls in a row by this worker (the backoff's exponent). The not-before itself
+        # is in the database (claim_until), so every worker waits it out.
+        self._failures: dict[str, int] = {}
+        self._stop: asyncio.Event | None = None
 
     async def run(self, stop: asyncio.Event, every: float = 2.0) -> None:
-        """Until `stop` is set: a pass over the pending attempts every `every` seconds."""
+        """Until `stop` is set: a pass over the pending attempts every `every` seconds. Once `stop`
+        is set, the call in flight finishes and is recorded, and the attempts claimed but not yet
+        sent are released for the other workers."""
+        self._stop = stop
         while not stop.is_set():
             try:
                 await self.run_once()
@@ -143,27 +178,45 @@ class RefundWorker:
                 pass
 
     async def run_once(self) -> int:
-        """One pass; returns how many attempts got an answer recorded."""
+        """One pass: claim a batch and see it through; returns how many attempts got an answer recorded."""
+        lease_end = self.monotonic() + self.lease_seconds
         async with self.uow_factory() as uow:
-            attempts = await uow.refunds.pending(self.batch_size)
-        now = self.monotonic()
+            attempts = await uow.refunds.claim_pending(gateway=self.gateway.name, owner=self.owner,
+                                                       now=self.clock(), lease_seconds=self.lease_seconds,
+                                                       limit=self.batch_size)
+            await uow.commit()
         answered = 0
-        for attempt in attempts:
-            if attempt.gateway != self.gateway.name:
-                continue  # recorded for another gateway (the config changed): that one's worker pays it
-            failures, not_before = self._retry.get(attempt.idempotency_key, (0, 0.0))
-            if now < not_before:
-                continue
-            if await self._process(attempt, failures):
-                answered += 1
+        left = list(attempts)
+        try:
+            while left:
+                if self._stop is not None and self._stop.is_set():
+                    break  # stopping: the rest goes back to the others
+                if self.monotonic() + self.call_timeout + self.record_margin > lease_end:
+                    break  # a call now could outlast the lease: the rest goes back for the next pass
+                attempt = left.pop(0)
+                if await self._process(attempt):
+                    answered += 1
+        finally:
+            if left:
+                await self._release_unsent(left)
         return answered
 
-    async def _process(self, attempt: RefundAttempt, failures: int) -> bool:
+    async def _release_unsent(self, attempts: list[RefundAttempt]) -> None:
+        try:
+            async with self.uow_factory() as uow:
+                for attempt in attempts:
+                    await uow.refunds.release(attempt.idempotency_key, owner=self.owner)
+                await uow.commit()
+        except Exception:  # the lease runs out all the same; then another worker takes them
+            log.exception("could not release %d refund attempts; they come back when the lease ends", len(attempts))
+
+    async def _process(self, attempt: RefundAttempt) -> bool:
         key = attempt.idempotency_key
         async with self.uow_factory() as uow:
             current = await _attempt(uow, attempt.case_no, key)
             if current is None or current.status is not RefundStatus.PENDING:
-                return False  # settled meanwhile (finance, a callback, another worker)
+                self._failures.pop(key, None)
+                return False  # settled meanwhile (finance, a callback)
             case = await uow.cases.get(attempt.case_no)
             if case is None or case.status is not CaseStatus.REFUNDING:
                 # Nothing may be paid for a case that left refunding; say why on the attempt.
@@ -171,18 +224,27 @@ class RefundWorker:
                 await uow.refunds.set_status(key, RefundStatus.FAILED, at=self.clock(),
                                              note=f"not sent: the case is {status}")
                 await uow.commit()
+                self._failures.pop(key, None)
                 log.warning("refund %s not sent: case %s is %s", key, attempt.case_no, status)
                 return True
             order_no = case.order_no
         try:
-            result = await self.gateway.refund(current, order_no)
-        except GatewayUnavailable as exc:
+            async with asyncio.timeout(self.call_timeout):
+                result = await self.gateway.refund(current, order_no)
+        except (GatewayUnavailable, TimeoutError) as exc:
+            failures = self._failures.get(key, 0)
             delay = min(self.retry_base * 2 ** failures, self.retry_max)
-            self._retry[key] = (failures + 1, self.monotonic() + delay)
-            log.warning("refund %s: %s; trying again in %.0f s with the same key", key, exc, delay)
+            self._failures[key] = failures + 1
+            # The backoff as a not-before that every worker respects (none: claimable at once).
+            until = self.clock() + timedelta(seconds=delay) if delay > 0 else None
+            async with self.uow_factory() as uow:
+                await uow.refunds.release(key, owner=self.owner, until=until)
+                await uow.commit()
+            why = exc if isinstance(exc, GatewayUnavailable) else f"no answer within {self.call_timeout:g} s"
+            log.warning("refund %s: %s; trying again in %.0f s with the same key", key, why, delay)
             self._count("unavailable")
             return False
-        self._retry.pop(key, None)
+        self._failures.pop(key, None)
         self._count(result.status.value)
         await self._record(current, result)
         return True

@@ -199,10 +199,25 @@ class RefundLedger(Protocol):
         ...
 
     async def set_status(self, idempotency_key: str, status: RefundStatus, *, at: datetime,
-                         external_ref: str | None = None, note: str = "") -> None: ...
+                         external_ref: str | None = None, note: str = "") -> None:
+        """Any status but PENDING also ends a worker's hold on the attempt (see claim_pending)."""
+        ...
 
     async def pending(self, limit: int = 100) -> list[RefundAttempt]:
-        """Attempts recorded but not yet sent to the gateway (a crash may have left some)."""
+        """Attempts recorded but not yet sent to the gateway (a crash may have left some), held or not."""
+        ...
+
+    async def claim_pending(self, *, gateway: str, owner: str, now: datetime, lease_seconds: float,
+                            limit: int) -> list[RefundAttempt]:
+        """Take up to `limit` PENDING attempts of `gateway` that nobody holds (or whose hold or
+        not-before ran out by `now`), oldest first, and hold them for `owner` for `lease_seconds`.
+        Two workers on one database never get the same attempt while a lease lasts."""
+        ...
+
+    async def release(self, idempotency_key: str, *, owner: str, until: datetime | None = None) -> bool:
+        """Give up `owner`'s hold on a pending attempt; with `until`, nobody may claim it before
+        then (a backoff). False when `owner` no longer holds it (its lease ran out and another
+        worker took it, or it was settled)."""
         ...
 
 

@@ -278,9 +278,19 @@ class CaseTimerRow(Base):
 
 
 class RefundAttemptRow(Base):
-    """One try at paying a refund back; its idempotency key is what the platform deduplicates on."""
+    """One try at paying a refund back; its idempotency key is what the platform deduplicates on.
+
+    A refund worker holds a pending attempt until claim_until while it calls the gateway; another
+    worker may take it after that. On a pending attempt nobody holds, claim_until is a not-before
+    (the backoff after the gateway was unavailable)."""
 
     __tablename__ = "refund_attempts"
+    # The pending attempts of a gateway, oldest first, for the workers' claim: stays small however
+    # many attempts were ever settled. Partial indexes exist on both SQLite and PostgreSQL.
+    __table_args__ = (
+        Index("ix_refund_attempts_pending_gateway_id", "gateway", "id",
+              sqlite_where=text("status = 'pending'"), postgresql_where=text("status = 'pending'")),
+    )
 
     id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
     case_no: Mapped[str] = mapped_column(String(32), index=True)
@@ -292,6 +302,8 @@ class RefundAttemptRow(Base):
     note: Mapped[str] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    claimed_by: Mapped[str | None] = mapped_column(String(64))
+    claim_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
 class ApiNonceRow(Base):

@@ -2,20 +2,66 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
+from typing import Any, cast
 
-from sqlalchemy import delete, insert, select, update
+from sqlalchemy import (
+    BindParameter,
+    ColumnElement,
+    Table,
+    and_,
+    bindparam,
+    delete,
+    insert,
+    literal,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.exc import IntegrityError
 
 from dialogs.domain import RefundAttempt, RefundStatus
-from storage.models import ApiNonceRow, RefundAttemptRow
-from storage.repositories import SessionRepository, rowcount
+from storage.models import ApiNonceRow, RefundAttemptRow, UTCDateTime
+from storage.repositories import SessionRepository, execute_core, rowcount
 
 
-def _attempt(row: RefundAttemptRow) -> RefundAttempt:
+def _attempt(row: Any) -> RefundAttempt:
+    """A RefundAttemptRow, or a Core row with its columns."""
     return RefundAttempt(case_no=row.case_no, idempotency_key=row.idempotency_key, gateway=row.gateway,
                          amount=row.amount, status=RefundStatus(row.status), created_at=row.created_at,
                          external_ref=row.external_ref, note=row.note)
+
+
+# Prebuilt Core statements for the refund workers' claim (see storage.delivery for the pattern).
+_ATTEMPTS = cast(Table, RefundAttemptRow.__table__)
+# Rendered inline, not as a parameter: the planner then sees the predicate of the partial index
+# ix_refund_attempts_pending_gateway_id (a generic PostgreSQL plan could not use it with `status = $1`).
+_IS_PENDING = _ATTEMPTS.c.status == literal(RefundStatus.PENDING.value, literal_execute=True)
+
+
+# Pending and held by nobody (or by a worker whose lease ran out; or its not-before has passed).
+def _claimable(now: BindParameter[datetime]) -> ColumnElement[bool]:
+    return and_(_IS_PENDING, or_(_ATTEMPTS.c.claim_until.is_(None), _ATTEMPTS.c.claim_until < now))
+
+
+_CLAIM_IDS = (
+    select(_ATTEMPTS.c.id)
+    .where(_ATTEMPTS.c.gateway == bindparam("w_gateway"), _claimable(bindparam("w_now", type_=UTCDateTime())))
+    .order_by(_ATTEMPTS.c.id).limit(bindparam("w_limit")).with_for_update(skip_locked=True)
+)
+_CLAIM = (
+    update(_ATTEMPTS).where(_ATTEMPTS.c.id.in_(bindparam("w_ids", expanding=True)),
+                            _claimable(bindparam("w_now", type_=UTCDateTime())))
+    .values(claimed_by=bindparam("w_owner"), claim_until=bindparam("w_until", type_=UTCDateTime()))
+    .returning(_ATTEMPTS.c.id, _ATTEMPTS.c.case_no, _ATTEMPTS.c.idempotency_key, _ATTEMPTS.c.gateway,
+               _ATTEMPTS.c.amount, _ATTEMPTS.c.status, _ATTEMPTS.c.created_at, _ATTEMPTS.c.external_ref,
+               _ATTEMPTS.c.note)
+)
+_RELEASE = (
+    update(_ATTEMPTS).where(_ATTEMPTS.c.idempotency_key == bindparam("w_key"),
+                            _ATTEMPTS.c.claimed_by == bindparam("w_owner"), _IS_PENDING)
+    .values(claimed_by=None, claim_until=bindparam("w_until", type_=UTCDateTime()))
+)
 
 
 class SqlaRefundLedger(SessionRepository):
@@ -43,6 +89,8 @@ class SqlaRefundLedger(SessionRepository):
     async def set_status(self, idempotency_key: str, status: RefundStatus, *, at: datetime,
                          external_ref: str | None = None, note: str = "") -> None:
         values: dict[str, object] = {"status": status.value, "updated_at": at, "note": note}
+        if status is not RefundStatus.PENDING:  # settled or with the platform: no worker holds it any more
+            values.update(claimed_by=None, claim_until=None)
         if external_ref is not None:
             values["external_ref"] = external_ref
         result = await self._session.execute(
@@ -56,6 +104,27 @@ class SqlaRefundLedger(SessionRepository):
             select(RefundAttemptRow).where(RefundAttemptRow.status == RefundStatus.PENDING.value)
             .order_by(RefundAttemptRow.id).limit(limit).execution_options(populate_existing=True))
         return [_attempt(row) for row in rows]
+
+    async def claim_pending(self, *, gateway: str, owner: str, now: datetime, lease_seconds: float,
+                            limit: int) -> list[RefundAttempt]:
+        # Two statements in one transaction, as the outbox and the timers claim: the SELECT picks
+        # the rows and, on PostgreSQL, locks them (FOR UPDATE SKIP LOCKED passes over rows another
+        # worker is claiming right now; a row it has just committed is re-checked against the WHERE
+        # and dropped), the UPDATE stamps the lease on exactly those. SQLite serialises writers
+        # (BEGIN IMMEDIATE) and ignores FOR UPDATE.
+        ids = list((await execute_core(self._session, _CLAIM_IDS, {
+            "w_gateway": gateway, "w_now": now, "w_limit": limit})).scalars())
+        if not ids:
+            return []
+        result = await execute_core(self._session, _CLAIM, {
+            "w_ids": ids, "w_now": now, "w_owner": owner, "w_until": now + timedelta(seconds=lease_seconds)})
+        rows = sorted(result, key=lambda r: int(r.id))  # RETURNING order is not guaranteed
+        return [_attempt(row) for row in rows]
+
+    async def release(self, idempotency_key: str, *, owner: str, until: datetime | None = None) -> bool:
+        result = await execute_core(self._session, _RELEASE, {"w_key": idempotency_key, "w_owner": owner,
+                                                              "w_until": until})
+        return rowcount(result) > 0
 
 
 class SqlaNonceLedger(SessionRepository):

@@ -1,16 +1,19 @@
 """RefundWorker against a fake platform over real HTTP, finance's mark-refunded and the CSV export, on
-SQLite and PostgreSQL."""
+SQLite and PostgreSQL; workers sharing one database call the platform once per attempt."""
 
 from __future__ import annotations
 
 import asyncio
 import csv
 import io
+from collections import Counter
 from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 
 import pytest
+from aiohttp import web
 from aiohttp.test_utils import TestServer
 from sqlalchemy import select
 
@@ -20,9 +23,10 @@ from dialogs.cases import CaseWorkflow
 from dialogs.domain import CaseStatus, RefundAttempt, RefundStatus
 from dialogs.lifecycle import ForbiddenTransition
 from dialogs.notify import CASE_NEWS
+from dialogs.ports import GatewayResult
 from dialogs.settings import CoreSettings
 from dialogs.workdays import WorkingCalendar
-from storage.models import OutboxRow
+from storage.models import OutboxRow, RefundAttemptRow
 from storage.uow import Database
 from tests.bot.test_platform import SECRET, FakePlatform
 from tests.storage.factories import T0, make_case, make_order
@@ -79,10 +83,57 @@ async def gateway(platform: FakePlatform) -> AsyncIterator[HttpGateway]:
         await gateway.close()
 
 
-def worker(database: Database, gateway: HttpGateway | ManualGateway) -> RefundWorker:
+def worker(database: Database, gateway: HttpGateway | ManualGateway | CountingGateway,
+           **options: object) -> RefundWorker:
     # retry_base 0: an unavailable gateway is tried again on the very next pass
-    return RefundWorker(database.uow, workflow(gateway.name), gateway, clock=lambda: T0 + timedelta(hours=1),
-                        retry_base_seconds=0)
+    settings: dict[str, object] = {"clock": lambda: T0 + timedelta(hours=1), "retry_base_seconds": 0, **options}
+    return RefundWorker(database.uow, workflow(gateway.name), gateway, **settings)  # type: ignore[arg-type]
+
+
+@dataclass
+class Clock:
+    now: datetime = T0 + timedelta(hours=1)
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+@dataclass
+class CountingGateway:
+    """A worker's HttpGateway, counting the calls this worker makes (`on_call` runs before each)."""
+
+    inner: HttpGateway
+    calls: Counter[str] = field(default_factory=Counter)
+    on_call: list[object] = field(default_factory=list)
+    name: str = "http"
+
+    async def refund(self, attempt: RefundAttempt, order_no: str) -> GatewayResult:
+        self.calls[attempt.idempotency_key] += 1
+        for hook in self.on_call:
+            hook()  # type: ignore[operator]
+        return await self.inner.refund(attempt, order_no)
+
+
+class SlowPlatform(FakePlatform):
+    """Answers each refund after `delay` seconds: two workers' passes overlap."""
+
+    delay = 0.02
+
+    async def refund(self, request: web.Request) -> web.Response:
+        await asyncio.sleep(self.delay)
+        return await super().refund(request)
+
+
+async def refunding_cases(database: Database, count: int) -> list[str]:
+    return [await refunding_case(database, case_no=f"R20261124-{n:04d}", order_no=f"A{1000 + n}")
+            for n in range(1, count + 1)]
+
+
+async def lease_of(database: Database, key: str) -> tuple[str | None, datetime | None]:
+    async with database.uow() as uow:
+        row = (await uow.session.execute(select(RefundAttemptRow.claimed_by, RefundAttemptRow.claim_until)
+                                         .where(RefundAttemptRow.idempotency_key == key))).one()
+    return row.claimed_by, row.claim_until
 
 
 async def test_a_paid_refund_moves_the_case_to_refunded_and_tells_the_customer(
@@ -237,3 +288,119 @@ async def test_the_worker_loop_pays_and_stops_when_told(
     await asyncio.wait_for(loop, 2)
     assert platform.payouts == {f"{CASE}-1": 1}
     assert await state(database) == (CaseStatus.REFUNDED, [RefundStatus.SUCCEEDED])
+
+
+# --- several workers on one database -----------------------------------------------------------
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("backend", ["postgres"], indirect=True)
+async def test_two_workers_on_one_postgresql_database_send_each_attempt_exactly_once(
+        migrated_database_url: str) -> None:
+    platform = SlowPlatform()
+    platform.server = TestServer(platform.app())
+    await platform.server.start_server()
+    # Two processes' worth: a connection pool, a gateway (its own HTTP session) and a worker each.
+    databases = [Database.from_url(migrated_database_url) for _ in range(2)]
+    gateways = [CountingGateway(HttpGateway(platform.refund_url, SECRET, timeout=2)) for _ in range(2)]
+    try:
+        keys = [f"{case_no}-1" for case_no in await refunding_cases(databases[0], 20)]
+        workers = [RefundWorker(db.uow, workflow(), gw, batch_size=3, owner=f"worker-{n}")
+                   for n, (db, gw) in enumerate(zip(databases, gateways, strict=True))]
+        stop = asyncio.Event()
+        loops = [asyncio.create_task(w.run(stop, every=0.01)) for w in workers]
+        for _ in range(1000):
+            if len(platform.payouts) == 20:
+                break
+            await asyncio.sleep(0.01)
+        stop.set()
+        await asyncio.wait_for(asyncio.gather(*loops), 5)
+        assert Counter(c["idempotency_key"] for c in platform.calls) == Counter(keys)  # once each, none twice
+        assert platform.payouts == Counter(keys)
+        assert gateways[0].calls + gateways[1].calls == Counter(keys)
+        assert gateways[0].calls and gateways[1].calls  # both took a share
+        for case_no in (k.removesuffix("-1") for k in keys):
+            assert await state(databases[1], case_no) == (CaseStatus.REFUNDED, [RefundStatus.SUCCEEDED])
+    finally:
+        for gw in gateways:
+            await gw.inner.close()
+        for db in databases:
+            await db.dispose()
+        await platform.server.close()
+
+
+async def test_a_failed_call_holds_the_attempt_back_from_every_worker_until_its_backoff_ends(
+        database: Database, platform: FakePlatform, gateway: HttpGateway) -> None:
+    await refunding_case(database)
+    platform.plan = ["pay_then_500", "succeed"]
+    clock = Clock()
+    first = worker(database, gateway, clock=clock, retry_base_seconds=60, owner="a")
+    other = worker(database, gateway, clock=clock, retry_base_seconds=60, owner="b")
+    assert await first.run_once() == 0  # unavailable: backoff 60 s
+    assert await lease_of(database, f"{CASE}-1") == (None, clock.now + timedelta(seconds=60))
+    clock.now += timedelta(seconds=59)
+    assert await other.run_once() == 0 and await first.run_once() == 0
+    assert len(platform.calls) == 1
+    clock.now += timedelta(seconds=2)
+    assert await other.run_once() == 1
+    assert await state(database) == (CaseStatus.REFUNDED, [RefundStatus.SUCCEEDED])
+    assert [c["idempotency_key"] for c in platform.calls] == [f"{CASE}-1"] * 2
+    assert await lease_of(database, f"{CASE}-1") == (None, None)  # settled: no lease left behind
+
+
+async def test_a_dead_workers_attempts_are_sent_by_another_once_its_lease_ends(
+        database: Database, platform: FakePlatform, gateway: HttpGateway) -> None:
+    await refunding_case(database)
+    clock = Clock()
+    async with database.uow() as uow:  # a worker claimed, then its process was killed before the call
+        [held] = await uow.refunds.claim_pending(gateway="http", owner="dead", now=clock.now, lease_seconds=300,
+                                                 limit=10)
+        await uow.commit()
+    survivor = worker(database, gateway, clock=clock, owner="alive")
+    assert await survivor.run_once() == 0 and platform.calls == []
+    clock.now += timedelta(seconds=301)
+    assert await survivor.run_once() == 1
+    assert platform.payouts == {held.idempotency_key: 1}
+    assert await state(database) == (CaseStatus.REFUNDED, [RefundStatus.SUCCEEDED])
+
+
+async def test_a_stopping_worker_releases_what_it_has_not_sent(
+        database: Database, platform: FakePlatform, gateway: HttpGateway) -> None:
+    keys = [f"{case_no}-1" for case_no in await refunding_cases(database, 3)]
+    stop = asyncio.Event()
+    counting = CountingGateway(gateway, on_call=[stop.set])  # told to stop during its first call
+    stopping = worker(database, counting, owner="stopping")
+    await asyncio.wait_for(stopping.run(stop, every=0.01), 5)
+    assert list(counting.calls) == keys[:1]  # the call in flight finished...
+    assert await lease_of(database, keys[1]) == (None, None)  # ...the rest went back at once
+    assert await worker(database, gateway, owner="other").run_once() == 2
+    assert platform.payouts == Counter(keys)
+
+
+async def test_a_pass_starts_no_call_its_lease_could_not_cover(
+        database: Database, platform: FakePlatform, gateway: HttpGateway) -> None:
+    keys = [f"{case_no}-1" for case_no in await refunding_cases(database, 3)]
+    elapsed = [0.0]
+    counting = CountingGateway(gateway, on_call=[lambda: elapsed.__setitem__(0, elapsed[0] + 40)])
+    # lease 100 s, a call may take 30 s plus 10 s to record: calls may start until 60 s into the pass.
+    slow = worker(database, counting, owner="slow", lease_seconds=100, call_timeout=30, record_margin=10,
+                  monotonic=lambda: elapsed[0])
+    assert await slow.run_once() == 2  # at 0 s and 40 s; at 80 s the third could outlast the lease
+    assert list(counting.calls) == keys[:2]
+    assert await lease_of(database, keys[2]) == (None, None)  # released for the next pass, anyone's
+    assert await slow.run_once() == 1 and platform.payouts == Counter(keys)
+
+
+async def test_a_call_that_outlasts_call_timeout_counts_as_unavailable(
+        database: Database, platform: FakePlatform) -> None:
+    await refunding_case(database)
+    platform.plan = ["pay_then_hang", "succeed"]  # answers after 2 s
+    patient = HttpGateway(platform.refund_url, SECRET, timeout=10)
+    try:
+        w = worker(database, patient, call_timeout=0.2, lease_seconds=60, record_margin=1)
+        assert await w.run_once() == 0
+        assert await state(database) == (CaseStatus.REFUNDING, [RefundStatus.PENDING])
+        assert await w.run_once() == 1  # retried under the same key: paid once
+        assert platform.payouts == {f"{CASE}-1": 1}
+    finally:
+        await patient.close()

@@ -105,3 +105,26 @@ async def test_downgrade_to_base_removes_every_table(database_url: str) -> None:
     migrate.downgrade(database_url, "base")
     state = await migrate.check_schema(database_url)
     assert (state.status, state.current) == (SchemaStatus.MISSING, None)
+
+
+async def test_0004_gives_existing_refund_attempts_no_lease_and_downgrades_keeping_them(database_url: str) -> None:
+    await migrate.upgrade_async(database_url, "0003")
+    engine = create_engine(database_url)
+    try:
+        async with engine.begin() as connection:
+            await connection.execute(text(
+                "INSERT INTO refund_attempts (case_no, idempotency_key, gateway, amount, status, note, created_at,"
+                " updated_at) VALUES ('R20261124-0001', 'R20261124-0001-1', 'http', 30.00, 'pending', '',"
+                " '2026-11-24 02:30:00+00:00', '2026-11-24 02:30:00+00:00')"))
+        await migrate.upgrade_async(database_url, "0004")
+        async with engine.connect() as connection:
+            rows = (await connection.execute(text(
+                "SELECT idempotency_key, claimed_by, claim_until FROM refund_attempts"))).all()
+        assert [tuple(r) for r in rows] == [("R20261124-0001-1", None, None)]  # any worker may take it at once
+        migrate.downgrade(database_url, "0003")
+        async with engine.connect() as connection:
+            keys = (await connection.execute(text("SELECT idempotency_key FROM refund_attempts"))).scalars().all()
+        assert keys == ["R20261124-0001-1"]
+        assert await migrate.current_revision_async(database_url) == "0003"
+    finally:
+        await engine.dispose()
