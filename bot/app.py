@@ -123,7 +123,10 @@ async def running_workers(core: Core, gateway: ManualGateway | HttpGateway, conf
     limiter = RedisLimiter.from_config(config.redis)  # None without [redis] url: each worker paces alone
     relay = Relay(database.uow, sender, config.relay, config.core, send_timeout=8, limiter=limiter)
     sweeper = TimerSweeper(database.uow, service.workflow)
-    refunds = RefundWorker(database.uow, service.workflow, gateway)
+    # The worker's own cap on a gateway call sits just past the HTTP client's timeout.
+    call_timeout = config.platform.timeout_seconds + 5
+    refunds = RefundWorker(database.uow, service.workflow, gateway, call_timeout=call_timeout,
+                           lease_seconds=max(300.0, call_timeout + 60))
     desk_sweeper = DeskSweeper(database.uow, service.desk)
     metrics = Metrics()
     metrics.count_updates_from(handled)
