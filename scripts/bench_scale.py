@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import secrets
 import statistics
 import sys
@@ -33,6 +34,26 @@ from sandbox.client import EmulatorClient
 from tests.scale.cluster import Cluster
 
 ADMIN = "postgresql://postgres@127.0.0.1:5432/test"
+TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds(pids: list[int]) -> float:
+    """User + system CPU time of these processes so far."""
+    total = 0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except FileNotFoundError:
+            continue
+        total += int(fields[11]) + int(fields[12])
+    return total / TICKS
+
+
+def machine_busy() -> tuple[float, float]:
+    """(busy, total) jiffies of the whole machine, from /proc/stat."""
+    values = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    idle = values[3] + values[4]
+    return sum(values) - idle, sum(values)
 
 
 async def admin(sql: str) -> None:
@@ -69,7 +90,9 @@ async def verify(url: str, base: str, customers: range) -> dict[str, object]:
 async def one_count(workers: int, args: argparse.Namespace, tmp: Path, offset: int) -> dict[str, object]:
     name = f"refundbot_bench_{secrets.token_hex(3)}"
     await admin(f'CREATE DATABASE "{name}" TEMPLATE template0')
-    url = f"postgresql://postgres@127.0.0.1:5432/{name}"
+    # Over TCP by default, as to a database host of its own; --pg-socket: the local server's Unix socket.
+    url = (f"postgresql://postgres@/{name}?host={args.pg_socket}" if args.pg_socket
+           else f"postgresql://postgres@127.0.0.1:5432/{name}")
     customers = range(offset, offset + args.customers)
     warmup = range(offset + args.customers, offset + args.customers + 20)
     port = free_port()
@@ -86,11 +109,18 @@ async def one_count(workers: int, args: argparse.Namespace, tmp: Path, offset: i
         await cluster.start()
         # A warm-up the clock does not see: first connections, caches, the JIT-less interpreter's imports.
         await drive(base, warmup, 20, echo=False)
+        pids = cluster.worker_pids()
+        cpu_before, busy_before = cpu_seconds(pids), machine_busy()
         throughput, latencies, _ = await drive(base, customers, args.concurrency, echo=False)
+        worker_cpu = cpu_seconds(pids) - cpu_before
+        busy_after = machine_busy()
+        busy = (busy_after[0] - busy_before[0]) / max(1, busy_after[1] - busy_before[1])
+        updates = len(customers) * STEPS
         await asyncio.sleep(2)  # the relay's last status cards
         checked = await verify(url, base, customers)
         return {"workers": workers, "updates_s": throughput, "p50": pct(latencies, 50), "p99": pct(latencies, 99),
-                "mean": statistics.fmean(latencies) * 1000, **checked}
+                "mean": statistics.fmean(latencies) * 1000, "cpu_ms": worker_cpu / updates * 1000,
+                "busy": busy * 100, **checked}
     finally:
         if cluster is not None:
             codes = await cluster.stop()
@@ -107,6 +137,8 @@ async def main() -> None:
     parser.add_argument("--concurrency", type=int, default=64, help="customers in flight at once")
     parser.add_argument("--workers", default="1,2,4", help="worker counts to measure, comma separated")
     parser.add_argument("--redis", default="", help="a Redis URL for the shared send-rate limits (default: none)")
+    parser.add_argument("--pg-socket", default="", metavar="DIR",
+                        help="reach PostgreSQL through its Unix socket in DIR (e.g. /var/run/postgresql), not TCP")
     args = parser.parse_args()
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
@@ -115,16 +147,22 @@ async def main() -> None:
             row = await one_count(workers, args, Path(tmp), offset=n * 100_000)
             rows.append(row)
             print(f"{workers} worker(s): {row['updates_s']:.0f} updates/s, p50 {row['p50']:.1f} ms, "
+                  f"worker CPU {row['cpu_ms']:.2f} ms/update, machine {row['busy']:.0f}% busy, "
                   f"p99 {row['p99']:.1f} ms; cases {row['cases']}, claims {row['claims']}, unsent {row['unsent']}, "
                   f"messages per chat {row['messages_per_chat']} -> {'OK' if row['ok'] else 'LOST OR DOUBLED'} "
                   f"({time.perf_counter() - started:.0f} s)", flush=True)
     base = rows[0]["updates_s"]
-    print(f"\n{args.customers} customers x {STEPS} updates, {args.concurrency} in flight, PostgreSQL, webhook")
-    print("| workers | updates/s | p50 ms | p99 ms | vs 1 worker | nothing lost or doubled |")
-    print("| --- | --- | --- | --- | --- | --- |")
+    print(f"\n{args.customers} customers x {STEPS} updates, {args.concurrency} in flight, PostgreSQL "
+          f"({'Unix socket' if args.pg_socket else 'TCP'}), webhook, {os.cpu_count()} cores")
+    print("| workers | updates/s | p50 ms | p99 ms | vs 1 worker | worker CPU ms/update | machine busy "
+          "| nothing lost or doubled |")
+    print("| --- | --- | --- | --- | --- | --- | --- | --- |")
     for row in rows:
         print(f"| {row['workers']} | {row['updates_s']:.0f} | {row['p50']:.1f} | {row['p99']:.1f} | "
-              f"{row['updates_s'] / base:.2f}x | {'yes' if row['ok'] else 'NO'} |")
+              f"{row['updates_s'] / base:.2f}x | {row['cpu_ms']:.2f} | {row['busy']:.0f}% | "
+              f"{'yes' if row['ok'] else 'NO'} |")
+    print("Worker CPU per update staying flat as workers are added means they do not get in each other's way;"
+          " a machine near 100% busy means the cores, not refundbot, set the ceiling.")
     if not all(row["ok"] for row in rows):
         sys.exit(1)
 
