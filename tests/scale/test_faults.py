@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import os
+import shutil
 import signal
 import time
 from collections.abc import AsyncIterator
@@ -181,6 +182,8 @@ async def test_with_redis_unreachable_workers_fall_back_and_still_deliver(cluste
     assert answers_to(card, case_no) >= 1
 
 
+@pytest.mark.skipif(shutil.which("pg_ctlcluster") is None or not Path("/etc/postgresql").is_dir(),
+                    reason="needs the local PostgreSQL server under pg_ctlcluster (Debian's) to restart it")
 async def test_postgresql_restarted_under_load_loses_and_doubles_nothing(cluster, customer, db: Database):
     """Twelve customers file cases while PostgreSQL restarts: meanwhile the workers answer Telegram 500
     (so it delivers again) and /readyz 503; afterwards they reconnect and every case is there once."""
