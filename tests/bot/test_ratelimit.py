@@ -19,6 +19,7 @@ import pytest
 from aiogram import Bot
 from redis.asyncio import Redis
 
+from bot.aiogram_adapter.sender import AiogramSender
 from bot.config import RedisConfig, RelayConfig
 from bot.ratelimit import Busy, Grant, Limit, RedisLimiter
 from bot.relay import Relay
@@ -292,7 +293,7 @@ async def test_a_relay_asks_for_the_global_and_the_chats_shared_windows_and_repo
         database: Database, bot: Bot, emu: Emulator, tg: EmulatorClient) -> None:
     await file_cases(database, tg, [1301])
     limiter = FakeLimiter()
-    r = relay(database, bot, limiter=limiter)
+    r = relay(database, AiogramSender(bot), limiter=limiter)
     await r.drain()
     assert limiter.asked == [(("global", "chat:1301"), False)]
     assert len(limiter.answered_grants) == 1 and len(calls(emu, status=200)) == 1
@@ -305,7 +306,7 @@ async def test_one_slow_answer_does_not_make_a_relay_pace_alone(database: Databa
     # unseen by the other workers, and does not keep to its share afterwards.
     await file_cases(database, tg, [1311, 1312, 1313])
     limiter = FakeLimiter(None)
-    r = relay(database, bot, limiter=limiter)
+    r = relay(database, AiogramSender(bot), limiter=limiter)
     started = time.monotonic()
     await r.drain()
     assert [retry for _, retry in limiter.asked] == [False, True, False, False]
@@ -318,7 +319,7 @@ async def test_a_chat_busy_in_the_shared_window_waits_without_holding_up_the_oth
         database: Database, bot: Bot, emu: Emulator, tg: EmulatorClient) -> None:
     await file_cases(database, tg, [1321, 1322])
     limiter = FakeLimiter(Busy(0.5, "chat:1321"))  # another worker has just sent to 1321
-    r = relay(database, bot, limiter=limiter)
+    r = relay(database, AiogramSender(bot), limiter=limiter)
     await r.drain()
     first, second = calls(emu, 1321)[0], calls(emu, 1322)[0]
     assert second.at < first.at - 0.3  # 1322 went while 1321 waited
@@ -350,8 +351,8 @@ async def test_two_relays_sharing_redis_keep_the_global_rate_together(
     limiters = [RedisLimiter(redis_url, key_prefix=prefix, timeout=0.5, expected_workers=2) for _ in range(2)]
     other_database = Database.from_url(migrated_database_url)
     bots = [make_bot(emu), make_bot(emu)]
-    relays = [relay(database, bots[0], config, limiter=limiters[0]),
-              relay(other_database, bots[1], config, limiter=limiters[1])]
+    relays = [relay(database, AiogramSender(bots[0]), config, limiter=limiters[0]),
+              relay(other_database, AiogramSender(bots[1]), config, limiter=limiters[1])]
     try:
         await run_relays(relays, database)
     finally:
@@ -376,7 +377,7 @@ async def test_with_redis_unreachable_a_relay_delivers_everything_at_its_share(
     await tg.set_limits(per_chat_per_s=1, global_per_s=10, reset_counters=True)
     limiter = RedisLimiter(f"redis://127.0.0.1:{free_port()}/0", key_prefix="unused", timeout=0.1,
                            expected_workers=2)
-    r = relay(database, bot, RelayConfig(global_per_second=20, idle_poll_seconds=0.05), limiter=limiter)
+    r = relay(database, AiogramSender(bot), RelayConfig(global_per_second=20, idle_poll_seconds=0.05), limiter=limiter)
     try:
         await r.drain(until_empty=True)
     finally:
@@ -403,8 +404,8 @@ async def test_redis_going_away_mid_run_loses_and_doubles_nothing_and_coming_bac
                              retry_seconds=1) for _ in range(2)]
     other_database = Database.from_url(migrated_database_url)
     bots = [make_bot(emu), make_bot(emu)]
-    relays = [relay(database, bots[0], config, limiter=limiters[0]),
-              relay(other_database, bots[1], config, limiter=limiters[1])]
+    relays = [relay(database, AiogramSender(bots[0]), config, limiter=limiters[0]),
+              relay(other_database, AiogramSender(bots[1]), config, limiter=limiters[1])]
 
     async def kill_and_restart() -> int:
         while len(calls(emu, status=200)) < 20:
