@@ -1,4 +1,4 @@
-"""The refundbot command line: orders import with its report, demo orders, db upgrade."""
+"""The refundbot command line: orders import with its report, demo orders, db upgrade, run --workers checks."""
 
 import json
 import urllib.request
@@ -158,3 +158,17 @@ def test_cases_move_decides_like_an_agent_and_refuses_what_the_status_does_not_a
     assert unknown.exit_code == 3
     closed = runner.invoke(app, ["cases", "move", "R20261125-0001", "close_silent", "--config", config])
     assert closed.exit_code == 0 and "closed" in closed.output
+
+
+def test_several_workers_are_refused_without_a_token_webhook_mode_or_postgresql(tmp_path):
+    def run(settings: str) -> str:
+        path = tmp_path / "workers.toml"
+        path.write_text(settings, encoding="utf-8")
+        result = CliRunner().invoke(app, ["run", "--workers", "2", "--config", str(path)])
+        assert result.exit_code == 2, result.output
+        return " ".join(result.output.split())
+
+    assert "need a Telegram token" in run("")
+    assert 'mode = "webhook"' in run('[telegram]\ntoken = "1:x"\n')
+    assert "need PostgreSQL" in run('[telegram]\ntoken = "1:x"\nmode = "webhook"\n'
+                                    f'[database]\nurl = "sqlite:///{tmp_path}/x.db"\n')
