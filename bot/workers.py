@@ -18,17 +18,21 @@ import logging
 import os
 import signal
 import sys
+import time
 from collections.abc import Sequence
 
 log = logging.getLogger(__name__)
 
 RESTART_DELAY = 1.0
+QUICK_DEATH = 10.0  # a worker that dies this soon after starting did not get going at all
+GIVE_UP_AFTER = 5
 
 
 class Supervisor:
-    def __init__(self, argv: Sequence[str], count: int) -> None:
+    def __init__(self, argv: Sequence[str], count: int, restart_delay: float = RESTART_DELAY) -> None:
         self.argv = list(argv)  # the worker's command line, without --workers
         self.count = count
+        self.restart_delay = restart_delay
         self.processes: dict[int, asyncio.subprocess.Process] = {}
         self.restarts = 0
 
@@ -40,16 +44,25 @@ class Supervisor:
         return process
 
     async def _keep(self, index: int, stop: asyncio.Event) -> int:
-        """Run worker `index` until stop; start it again when it dies meanwhile."""
+        """Run worker `index` until stop; start it again when it dies meanwhile. A worker that keeps dying
+        as soon as it starts (a bad config, the database refusing) stops them all instead."""
+        quick_deaths = 0
         while True:
+            started = time.monotonic()
             process = await self._spawn(index)
             code = await process.wait()
             if stop.is_set():
                 return code
+            quick_deaths = quick_deaths + 1 if time.monotonic() - started < QUICK_DEATH else 0
+            if quick_deaths >= GIVE_UP_AFTER:
+                log.error("worker %d died %d times within %.0f s of starting; stopping", index, quick_deaths,
+                          QUICK_DEATH)
+                stop.set()
+                return code or 1
             log.error("worker %d (pid %d) exited with %s; starting it again in %.0f s",
-                      index, process.pid, code, RESTART_DELAY)
+                      index, process.pid, code, self.restart_delay)
             self.restarts += 1
-            await asyncio.sleep(RESTART_DELAY)
+            await asyncio.sleep(self.restart_delay)
             if stop.is_set():
                 return code
 
