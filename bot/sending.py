@@ -10,14 +10,16 @@ bot.aiogram_adapter.sender.AiogramSender and bot.ptb_adapter.sender.PtbSender.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from abc import ABC, abstractmethod
+from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol, TypeVar
 
 from dialogs.io import Button
 from dialogs.notify import AlbumItem
 
 Buttons = tuple[tuple[Button, ...], ...]
+T = TypeVar("T")
 
 
 class SendError(Exception):
@@ -161,6 +163,28 @@ def album_files(items: Sequence[AlbumItem], mode: str) -> list[str | Path]:
     if not files:
         raise Rejected("none of the album's files is at hand", "400")
     return files[:10]
+
+
+def display_name(chat: Any) -> str:
+    """A group's title, or a person's name (or username), from either library's Chat."""
+    if chat.title:
+        return str(chat.title)
+    return " ".join(part for part in (chat.first_name, chat.last_name) if part) or (chat.username or "")
+
+
+class LibrarySender(ABC):
+    """What both adapters' senders share once their library's exceptions are mapped (`_call`)."""
+
+    @staticmethod
+    @abstractmethod
+    async def _call(make: Callable[[], Awaitable[T]]) -> T:
+        """Make one call; raise its failure as one of this module's errors."""
+
+    async def _edit(self, make: Callable[[], Awaitable[object]]) -> None:
+        try:
+            await self._call(make)
+        except Rejected as exc:
+            raise edit_refused(exc) from exc
 
 
 class Sender(Protocol):

@@ -7,10 +7,8 @@ import logging
 import os
 import signal
 import threading
-from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
 from typer.testing import CliRunner
 
 from bot.cli import app
@@ -26,16 +24,6 @@ class _Started(logging.Handler):
     def emit(self, record: logging.LogRecord) -> None:
         if "platform API" in record.getMessage():
             self.event.set()
-
-
-@pytest.fixture
-def root_logger() -> Iterator[logging.Logger]:
-    root = logging.getLogger()
-    handlers, level = list(root.handlers), root.level
-    try:
-        yield root
-    finally:
-        root.handlers[:], root.level = handlers, level  # drop the handler `run` installed
 
 
 def test_run_with_log_format_json_logs_json_lines(tmp_path: Path, root_logger: logging.Logger) -> None:

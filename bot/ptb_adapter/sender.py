@@ -32,12 +32,13 @@ from bot.evidence import TooLarge
 from bot.sending import (
     Blocked,
     Buttons,
+    LibrarySender,
     Rejected,
     RetryAfter,
     Transient,
     album_files,
     bad_request,
-    edit_refused,
+    display_name,
 )
 from dialogs.notify import AlbumItem
 
@@ -56,7 +57,7 @@ def inline_keyboard(buttons: Buttons) -> InlineKeyboardMarkup | None:
                                  for row in buttons])
 
 
-class PtbSender:
+class PtbSender(LibrarySender):
     """`request_timeout` bounds one call (seconds); a call that takes longer is `Transient`."""
 
     def __init__(self, bot: Bot, request_timeout: int = 10) -> None:
@@ -144,15 +145,7 @@ class PtbSender:
                                                                        read_timeout=self.request_timeout))
             return member.user.full_name
         chat = await self._call(lambda: self.bot.get_chat(chat_id, read_timeout=self.request_timeout))
-        if chat.title:
-            return chat.title
-        return " ".join(part for part in (chat.first_name, chat.last_name) if part) or (chat.username or "")
-
-    async def _edit(self, make: Callable[[], Awaitable[object]]) -> None:
-        try:
-            await self._call(make)
-        except Rejected as exc:
-            raise edit_refused(exc) from exc
+        return display_name(chat)
 
     @staticmethod
     async def _call(make: Callable[[], Awaitable[T]]) -> T:

@@ -152,16 +152,6 @@ def test_the_text_format_redacts_too_and_names_the_context() -> None:
     assert line.endswith(f" INFO bot.relay: sent to <phone> [case={CASE} update_id=3]")
 
 
-@pytest.fixture
-def root_logger() -> Iterator[logging.Logger]:
-    root = logging.getLogger()
-    handlers, level = list(root.handlers), root.level
-    try:
-        yield root
-    finally:
-        root.handlers[:], root.level = handlers, level
-
-
 def test_configure_logging_replaces_its_own_handler_and_leaves_others_alone(root_logger: logging.Logger) -> None:
     others = list(root_logger.handlers)
     text, json_lines = io.StringIO(), io.StringIO()
