@@ -34,6 +34,7 @@ from decimal import Decimal
 from typing import TYPE_CHECKING, TextIO
 from zoneinfo import ZoneInfo
 
+from bot.logs import log_context
 from dialogs.cases import CaseWorkflow
 from dialogs.domain import Case, CaseStatus, RefundAttempt, RefundStatus
 from dialogs.lifecycle import ForbiddenTransition
@@ -211,6 +212,10 @@ class RefundWorker:
             log.exception("could not release %d refund attempts; they come back when the lease ends", len(attempts))
 
     async def _process(self, attempt: RefundAttempt) -> bool:
+        with log_context(case=attempt.case_no):
+            return await self._process_in_context(attempt)
+
+    async def _process_in_context(self, attempt: RefundAttempt) -> bool:
         key = attempt.idempotency_key
         async with self.uow_factory() as uow:
             current = await _attempt(uow, attempt.case_no, key)

@@ -66,6 +66,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
 from bot.config import RelayConfig
+from bot.logs import set_log_context
 from bot.ratelimit import Busy, Grant, Limit, SharedLimiter
 from bot.sending import (
     Blocked,
@@ -453,6 +454,8 @@ class Relay:
 
     async def _attempt(self, target: _Target, item: _Item) -> None:
         delivery = item.delivery
+        # What this task logs from here on names the row's case and chat (one task per target).
+        set_log_context(case=delivery.payload.get("case_no"), chat=delivery.chat_id)
         while True:
             if not item.composed:
                 try:

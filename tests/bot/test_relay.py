@@ -5,6 +5,9 @@ two relays on one database."""
 from __future__ import annotations
 
 import asyncio
+import io
+import json
+import logging
 import time
 from collections import Counter
 from collections.abc import AsyncIterator, Iterable
@@ -16,6 +19,7 @@ from aiogram import Bot
 
 from bot.aiogram_adapter.sender import AiogramSender
 from bot.config import RelayConfig
+from bot.logs import JsonFormatter
 from bot.relay import Relay, Window
 from bot.sending import Sender
 from dialogs.cases import CaseWorkflow
@@ -206,6 +210,23 @@ async def test_a_5xx_backs_off_then_delivers(database: Database, sender: Sender,
     assert (first.status, second.status, third.status) == (502, 502, 200)
     assert second.at - first.at >= 0.25 and third.at - second.at >= 0.5  # doubling each time
     assert r.stats.errors["5xx"] == 2 and len(bot_messages(emu, 541)) == 1 and await backlog(database) == 0
+
+
+async def test_the_relays_log_lines_name_the_case_and_the_chat(database: Database, sender: Sender,
+                                                              tg: EmulatorClient) -> None:
+    (case_no,) = await file_cases(database, tg, [542])
+    await tg.add_fault("sendMessage", 502, chat_id=542, count=1)
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(JsonFormatter())
+    logging.getLogger("bot.relay").addHandler(handler)
+    try:
+        await relay(database, sender, backoff_base=0.05).drain(until_empty=True)
+    finally:
+        logging.getLogger("bot.relay").removeHandler(handler)
+    lines = [json.loads(line) for line in stream.getvalue().splitlines()]
+    assert any(line["level"] == "WARNING" and line.get("case") == case_no and line.get("chat") == 542
+               for line in lines), lines
 
 
 async def test_a_blocked_chat_is_recorded_and_its_rows_given_up_unsent(
