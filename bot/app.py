@@ -131,6 +131,7 @@ async def running_workers(core: Core, gateway: ManualGateway | HttpGateway, conf
     metrics = Metrics()
     metrics.count_updates_from(handled)
     metrics.count_send_errors_from(lambda: relay.stats.errors)
+    metrics.count_shared_limit_fallbacks_from(lambda: relay.stats.shared_fallbacks)
     api = PlatformApi(database.uow, service.workflow, secret=config.platform.secret,
                       max_clock_skew=config.platform.max_clock_skew_seconds, metrics=metrics)
     stop_workers = asyncio.Event()

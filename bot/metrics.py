@@ -33,11 +33,12 @@ log = logging.getLogger(__name__)
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
 
-class _UpdatesHandled(Collector):
-    """refundbot_updates_handled_total: what was counted here with `inc()` plus every counter kept
-    elsewhere and registered with `count_from` (e.g. the runner's `handled`), read at scrape time."""
+class _SummedCounter(Collector):
+    """A counter that is what was counted here with `inc()` plus every counter kept elsewhere and
+    registered with `count_from` (e.g. the runner's `handled`), read at scrape time."""
 
-    def __init__(self) -> None:
+    def __init__(self, name: str, documentation: str) -> None:
+        self.name, self.documentation = name, documentation
         self._own = 0
         self._sources: list[Callable[[], int]] = []
 
@@ -51,7 +52,7 @@ class _UpdatesHandled(Collector):
         return self._own + sum(source() for source in self._sources)
 
     def collect(self) -> Iterator[CounterMetricFamily]:
-        yield CounterMetricFamily("refundbot_updates_handled", "Telegram updates handled", value=self.value())
+        yield CounterMetricFamily(self.name, self.documentation, value=self.value())
 
 
 class _Label:
@@ -93,8 +94,12 @@ class Metrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
         r = self.registry
-        self.updates_handled = _UpdatesHandled()
+        self.updates_handled = _SummedCounter("refundbot_updates_handled", "Telegram updates handled")
         r.register(self.updates_handled)
+        self.shared_limit_fallbacks = _SummedCounter(
+            "refundbot_relay_shared_limit_fallbacks",
+            "Times the relay lost the shared (Redis) send-rate limit and paced itself at its share")
+        r.register(self.shared_limit_fallbacks)
         self.send_errors = _SendErrors()
         r.register(self.send_errors)
         self.refund_calls = Counter("refundbot_refund_gateway_calls",
@@ -111,6 +116,10 @@ class Metrics:
     def count_updates_from(self, source: Callable[[], int]) -> None:
         """Add a counter kept elsewhere (e.g. `lambda: runner.handled`) to refundbot_updates_handled_total."""
         self.updates_handled.count_from(source)
+
+    def count_shared_limit_fallbacks_from(self, source: Callable[[], int]) -> None:
+        """e.g. `lambda: relay.stats.shared_fallbacks`."""
+        self.shared_limit_fallbacks.count_from(source)
 
     def count_send_errors_from(self, source: Callable[[], Mapping[str, int]]) -> None:
         """Add failed sends counted elsewhere (code -> count, e.g. `lambda: relay.stats.errors`)."""

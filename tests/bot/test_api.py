@@ -317,6 +317,7 @@ async def test_metrics_read_cases_and_backlog_at_scrape_time_and_count_what_othe
     metrics.updates_handled.inc()
     metrics.count_updates_from(lambda: 41)
     metrics.count_send_errors_from(lambda: {"429": 1, "403": 3})
+    metrics.count_shared_limit_fallbacks_from(lambda: 2)
     async with TestClient(TestServer(app)) as test_client:
         assert (await post(test_client, "/api/v1/callbacks/refund", credited(), secret="guessed")).status == 401
         response = await test_client.get("/metrics")
@@ -328,6 +329,7 @@ async def test_metrics_read_cases_and_backlog_at_scrape_time_and_count_what_othe
     assert 'refundbot_send_errors_total{code="429"} 3.0' in lines
     assert 'refundbot_send_errors_total{code="403"} 3.0' in lines
     assert "refundbot_updates_handled_total 42.0" in lines
+    assert "refundbot_relay_shared_limit_fallbacks_total 2.0" in lines
     assert 'refundbot_platform_requests_total{code="401",endpoint="refund"} 1.0' in lines
     assert any(line.startswith("refundbot_outbox_backlog ") and not line.endswith(" 0.0") for line in lines)
     fresh = Metrics().render().decode()
