@@ -180,11 +180,34 @@ class LibrarySender(ABC):
     async def _call(make: Callable[[], Awaitable[T]]) -> T:
         """Make one call; raise its failure as one of this module's errors."""
 
+    request_timeout: int
+
     async def _edit(self, make: Callable[[], Awaitable[object]]) -> None:
         try:
             await self._call(make)
         except Rejected as exc:
             raise edit_refused(exc) from exc
+
+    async def send_album(self, chat_id: int, items: Sequence[AlbumItem], mode: str, *, caption: str = "",
+                         thread_id: int | None = None) -> list[int]:
+        """One file goes as a photo or document, more as a media group; the caption on the first. An upload
+        gets three times the usual time."""
+        files = album_files(items, mode)
+        timeout = self.request_timeout * (3 if mode == "upload" else 1)
+        as_document, text = mode == "document", caption or None
+        if len(files) == 1:
+            return [await self._send_file(chat_id, files[0], as_document, text, thread_id, timeout)]
+        return await self._send_group(chat_id, files, as_document, text, thread_id, timeout)
+
+    @abstractmethod
+    async def _send_file(self, chat_id: int, file: str | Path, as_document: bool, caption: str | None,
+                         thread_id: int | None, timeout: int) -> int:
+        """sendDocument or sendPhoto of a file id or a stored file; returns the message id."""
+
+    @abstractmethod
+    async def _send_group(self, chat_id: int, files: list[str | Path], as_document: bool, caption: str | None,
+                          thread_id: int | None, timeout: int) -> list[int]:
+        """sendMediaGroup, the caption on the first; returns the message ids."""
 
 
 class Sender(Protocol):

@@ -49,11 +49,9 @@ from bot.sending import (
     Rejected,
     RetryAfter,
     Transient,
-    album_files,
     bad_request,
     display_name,
 )
-from dialogs.notify import AlbumItem
 
 T = TypeVar("T")
 
@@ -119,24 +117,19 @@ class AiogramSender(LibrarySender):
             request_timeout=self.request_timeout))
         return [m.message_id for m in copied]
 
-    async def send_album(self, chat_id: int, items: Sequence[AlbumItem], mode: str, *, caption: str = "",
-                         thread_id: int | None = None) -> list[int]:
-        files = [FSInputFile(f) if isinstance(f, Path) else f for f in album_files(items, mode)]
-        text = caption or None
-        as_document = mode == "document"
-        timeout = self.request_timeout * (3 if mode == "upload" else 1)
-        if len(files) == 1:
-            if as_document:
-                one = await self._call(lambda: self.bot.send_document(
-                    chat_id, files[0], caption=text, message_thread_id=thread_id, request_timeout=timeout))
-            else:
-                one = await self._call(lambda: self.bot.send_photo(
-                    chat_id, files[0], caption=text, message_thread_id=thread_id, request_timeout=timeout))
-            return [one.message_id]
-        media: list[InputMediaPhoto | InputMediaDocument] = [
-            InputMediaDocument(media=f, caption=text if n == 0 else None) if as_document
-            else InputMediaPhoto(media=f, caption=text if n == 0 else None)
-            for n, f in enumerate(files)]
+    async def _send_file(self, chat_id: int, file: str | Path, as_document: bool, caption: str | None,
+                         thread_id: int | None, timeout: int) -> int:
+        media = FSInputFile(file) if isinstance(file, Path) else file
+        send = self.bot.send_document if as_document else self.bot.send_photo
+        one = await self._call(lambda: send(chat_id, media, caption=caption, message_thread_id=thread_id,
+                                            request_timeout=timeout))
+        return one.message_id
+
+    async def _send_group(self, chat_id: int, files: list[str | Path], as_document: bool, caption: str | None,
+                          thread_id: int | None, timeout: int) -> list[int]:
+        kind = InputMediaDocument if as_document else InputMediaPhoto
+        media = [kind(media=FSInputFile(f) if isinstance(f, Path) else f, caption=caption if n == 0 else None)
+                 for n, f in enumerate(files)]
         sent = await self._call(lambda: self.bot.send_media_group(
             chat_id, media, message_thread_id=thread_id, request_timeout=timeout))  # type: ignore[arg-type]
         return [m.message_id for m in sent]

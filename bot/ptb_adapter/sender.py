@@ -6,6 +6,7 @@ from __future__ import annotations
 import warnings
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import timedelta
+from pathlib import Path
 from typing import TypeVar
 
 from telegram import (
@@ -36,11 +37,9 @@ from bot.sending import (
     Rejected,
     RetryAfter,
     Transient,
-    album_files,
     bad_request,
     display_name,
 )
-from dialogs.notify import AlbumItem
 
 T = TypeVar("T")
 
@@ -116,25 +115,17 @@ class PtbSender(LibrarySender):
             read_timeout=self.request_timeout))
         return [m.message_id for m in copied]
 
-    async def send_album(self, chat_id: int, items: Sequence[AlbumItem], mode: str, *, caption: str = "",
-                         thread_id: int | None = None) -> list[int]:
-        files = album_files(items, mode)
-        text = caption or None
-        as_document = mode == "document"
-        timeout = self.request_timeout * (3 if mode == "upload" else 1)
-        if len(files) == 1:
-            if as_document:
-                one = await self._call(lambda: self.bot.send_document(
-                    chat_id, files[0], caption=text, message_thread_id=thread_id, read_timeout=timeout,
-                    write_timeout=timeout))
-            else:
-                one = await self._call(lambda: self.bot.send_photo(
-                    chat_id, files[0], caption=text, message_thread_id=thread_id, read_timeout=timeout,
-                    write_timeout=timeout))
-            return [one.message_id]
-        media = [InputMediaDocument(f, caption=text if n == 0 else None) if as_document
-                 else InputMediaPhoto(f, caption=text if n == 0 else None)
-                 for n, f in enumerate(files)]
+    async def _send_file(self, chat_id: int, file: str | Path, as_document: bool, caption: str | None,
+                         thread_id: int | None, timeout: int) -> int:
+        send = self.bot.send_document if as_document else self.bot.send_photo
+        one = await self._call(lambda: send(chat_id, file, caption=caption, message_thread_id=thread_id,
+                                            read_timeout=timeout, write_timeout=timeout))
+        return one.message_id
+
+    async def _send_group(self, chat_id: int, files: list[str | Path], as_document: bool, caption: str | None,
+                          thread_id: int | None, timeout: int) -> list[int]:
+        kind = InputMediaDocument if as_document else InputMediaPhoto
+        media = [kind(f, caption=caption if n == 0 else None) for n, f in enumerate(files)]
         sent = await self._call(lambda: self.bot.send_media_group(
             chat_id, media, message_thread_id=thread_id, read_timeout=timeout, write_timeout=timeout))
         return [m.message_id for m in sent]
