@@ -29,5 +29,10 @@ async def test_webhook_mode_serves_the_dialog_and_checks_the_secret(start_bot, c
                 assert resp.status == 401
         async with http.post(url, data=b"{not json", headers={"X-Telegram-Bot-Api-Secret-Token": "s3cret-token"}) as r:
             assert r.status == 400
+        # JSON, but not an Update: refused by either library's parser, never retried as a failure (500).
+        for body in ([update], {"message": update["message"]}, {"update_id": 999002, "message": "hello"},
+                     {"update_id": 999003, "message": {"message_id": "x", "chat": 5}}):
+            async with http.post(url, json=body, headers={"X-Telegram-Bot-Api-Secret-Token": "s3cret-token"}) as r:
+                assert r.status == 400, (body, r.status, await r.text())
     # None of the refused posts reached the customer.
     assert await c.read() == []
