@@ -6,29 +6,19 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 
 import pytest
-from aiogram import Bot
 
 from bot.aiogram_adapter.sender import AiogramSender
 from bot.ptb_adapter.runner import build_application
 from bot.ptb_adapter.sender import PtbSender
 from bot.sending import Sender
 from sandbox import Emulator, EmulatorState
-from tests.sandbox.conftest import make_bot
+from tests.sandbox.conftest import bot, make_bot  # noqa: F401 - bot: the aiogram Bot fixture, on this emu
 
 
 @pytest.fixture
 async def emu() -> AsyncIterator[Emulator]:
     async with Emulator(port=0, state=EmulatorState(update_id_base=1)) as emulator:
         yield emulator
-
-
-@pytest.fixture
-async def bot(emu: Emulator) -> AsyncIterator[Bot]:
-    b = make_bot(emu)
-    try:
-        yield b
-    finally:
-        await b.session.close()
 
 
 @pytest.fixture(params=["aiogram", "ptb"])
