@@ -9,7 +9,6 @@ import asyncio
 import json
 import os
 import signal
-import socket
 import sys
 from pathlib import Path
 
@@ -22,18 +21,13 @@ from dialogs.texts import Texts
 from storage.uow import Database
 from tests.e2e.conftest import TOKEN, make_config, texts
 from tests.e2e.test_case_aftercare import eventually, file_case
+from tests.scale.cluster import free_port
 
 ZH = Texts("zh_CN")
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = {"aiogram": ROOT / "docs/examples/aiogram_shop_bot.py", "ptb": ROOT / "docs/examples/ptb_shop_bot.py"}
 SECRET = "shop-platform-secret"
 pytestmark = pytest.mark.slow
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def write_config(tmp_path: Path, api_base: str, port: int) -> Path:
