@@ -253,7 +253,8 @@ class BotApi:
                 raise ApiError(404, "Not Found")
             limited = name.lower() in RATE_LIMITED_METHODS
             rule = state.take_fault(name, params.raw.get("chat_id"))
-            if rule is not None:
+            late = rule is not None and rule.answer_late
+            if rule is not None and not late:
                 if rule.delay:
                     await asyncio.sleep(rule.delay)
                 if rule.error_code:
@@ -264,6 +265,11 @@ class BotApi:
                 self._check_flood(params)
                 state.limits.accepted += 1
             result = await entry[1](params)
+            if late:
+                assert rule is not None
+                await asyncio.sleep(rule.delay)
+                if rule.error_code:
+                    raise fault_error(rule)
             status, body = 200, {"ok": True, "result": result}
         except ApiError as exc:
             status, body = exc.error_code, exc.to_api()

@@ -331,10 +331,10 @@ class EmulatorClient:
 
     async def add_fault(self, method: str, error_code: int, count: int = 1, chat_id: int | None = None,
                         retry_after: int | None = None, description: str | None = None,
-                        delay: float | None = None) -> dict[str, Any]:
+                        delay: float | None = None, answer_late: bool | None = None) -> dict[str, Any]:
         return await self._dict("POST", "faults", json=_drop_none({
             "method": method, "error_code": error_code, "count": count, "chat_id": chat_id,
-            "retry_after": retry_after, "description": description, "delay": delay}))
+            "retry_after": retry_after, "description": description, "delay": delay, "answer_late": answer_late}))
 
     async def faults(self) -> list[dict[str, Any]]:
         return await self._list("GET", "faults")

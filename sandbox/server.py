@@ -477,7 +477,7 @@ async def c_faults_add(request: web.Request) -> web.Response:
     retry = body.get("retry_after")
     rule = request.app[STATE_KEY].add_fault(
         method, code, _int(body, "count", 1), body.get("chat_id"), int(retry) if retry is not None else None,
-        _opt_str(body, "description"), _float(body, "delay", 0.0))
+        _opt_str(body, "description"), _float(body, "delay", 0.0), bool(body.get("answer_late", False)))
     return _ok({"fault_id": rule.id})
 
 

@@ -307,6 +307,9 @@ class FaultRule:
     retry_after: int | None = None
     description: str | None = None
     delay: float = 0.0
+    # The call takes effect, then its answer waits `delay` seconds: a client that gave up on it
+    # (timeout) does not know it went through — what Telegram does under load.
+    answer_late: bool = False
 
     def matches(self, method: str, chat_id: Any) -> bool:
         if self.method not in ("*", method.lower()):
@@ -1278,10 +1281,11 @@ class EmulatorState:
                 if c.seq > after and (method is None or c.method.lower() == method.lower())]
 
     def add_fault(self, method: str, error_code: int, count: int = 1, chat_id: Any = None,
-                  retry_after: int | None = None, description: str | None = None, delay: float = 0.0) -> FaultRule:
+                  retry_after: int | None = None, description: str | None = None, delay: float = 0.0,
+                  answer_late: bool = False) -> FaultRule:
         self._fault_seq += 1
         rule = FaultRule(self._fault_seq, method.lower(), error_code, count,
-                         None if chat_id is None else str(chat_id), retry_after, description, delay)
+                         None if chat_id is None else str(chat_id), retry_after, description, delay, answer_late)
         self.faults.append(rule)
         return rule
 

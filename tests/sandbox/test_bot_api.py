@@ -13,6 +13,7 @@ from aiogram.exceptions import (
     TelegramBadRequest,
     TelegramConflictError,
     TelegramForbiddenError,
+    TelegramNetworkError,
     TelegramRetryAfter,
     TelegramServerError,
 )
@@ -377,3 +378,11 @@ async def test_reset_forgets_everything_but_the_bot(bot: Bot, tg: EmulatorClient
     state = await tg.state()
     assert state["users"] == [] and state["pending_updates"] == 0
     assert (await bot.get_me()).username == "refund_demo_bot"
+
+
+async def test_an_answer_late_fault_carries_the_call_out_before_the_client_gives_up(bot: Bot, tg: EmulatorClient) -> None:
+    await tg.add_fault("sendMessage", 0, delay=1.0, answer_late=True)
+    with pytest.raises(TelegramNetworkError):
+        await bot.send_message(USER, "went through", request_timeout=0.2)
+    # The client gave up, yet the message is in the chat.
+    assert [m["text"] for m in await tg.messages(USER) if m.get("text") == "went through"] == ["went through"]
