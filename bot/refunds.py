@@ -37,6 +37,7 @@ from zoneinfo import ZoneInfo
 from bot.logs import log_context
 from dialogs.cases import CaseWorkflow
 from dialogs.domain import Case, CaseStatus, RefundAttempt, RefundStatus
+from dialogs.ledger import IN_FLIGHT
 from dialogs.lifecycle import ForbiddenTransition
 from dialogs.ports import GatewayResult, GatewayUnavailable, RefundGateway, UnitOfWork, UnitOfWorkFactory
 
@@ -45,7 +46,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-OPEN_ATTEMPT = frozenset({RefundStatus.PENDING, RefundStatus.REQUESTED})
+OPEN_ATTEMPT = IN_FLIGHT
 
 
 def utcnow() -> datetime:
@@ -118,7 +119,7 @@ async def settle(uow: UnitOfWork, workflow: CaseWorkflow, case_no: str, *, succe
         return Settled(case, attempt, changed=False)
     if attempt.status not in OPEN_ATTEMPT:
         raise AttemptSettled(f"attempt {attempt.idempotency_key} is already {attempt.status.value}")
-    moved = await workflow.move(uow, case_no, trigger, actor=actor, at=at, note=case_note)
+    moved = await workflow.move(uow, case_no, trigger, actor=actor, at=at, note=case_note, settling=True)
     await uow.refunds.set_status(attempt.idempotency_key, target, at=at, external_ref=external_ref, note=note)
     return Settled(moved, replace(attempt, status=target, external_ref=external_ref or attempt.external_ref,
                                   note=note), changed=True)

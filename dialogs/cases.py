@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 
-from dialogs import sla
+from dialogs import ledger, sla
 from dialogs.domain import (
     Case,
     CaseStatus,
@@ -18,10 +18,9 @@ from dialogs.domain import (
     OutboxMessage,
     ProductKind,
     Reason,
-    RefundAttempt,
-    RefundStatus,
     Verdict,
 )
+from dialogs.ledger import AttemptInFlight, NothingToRefund
 from dialogs.lifecycle import next_status
 from dialogs.notify import CASE_CARD, CASE_NEWS, DESK_CARD, album_rows
 from dialogs.ports import UnitOfWork
@@ -41,9 +40,11 @@ NEWS_STATUSES = frozenset({C.NEEDS_INFO, C.REJECTED, C.REJECTED_FINAL, C.REFUNDI
 ESCALATE = frozenset({C.SUBMITTED, C.IN_REVIEW, C.APPEALED, C.REFUND_FAILED})
 SETTLED = frozenset({C.REFUNDING, C.REFUNDED, C.REJECTED, C.REJECTED_FINAL, C.WITHDRAWN, C.CLOSED})
 
+# Moves that settle money: only `settle` (bot.refunds) fires them while an attempt is in flight, with
+# the gateway's (or a person's) answer for that attempt.
+SETTLING = frozenset({"confirm_refund", "fail_refund"})
 
-class NothingToRefund(Exception):
-    """The order's paid amount is already refunded in full (or the case claims nothing)."""
+__all__ = ["AttemptInFlight", "CaseWorkflow", "NothingToRefund"]
 
 
 @dataclass(frozen=True)
@@ -62,6 +63,8 @@ class CaseWorkflow:
         await self._notify(uow, case, None, case.created_at)
         await sla.on_enter(uow, case, case.created_at, self.settings, self.calendar, order)
         rule = self.auto_approval_rule(case, order)
+        if rule is not None and await ledger.refundable(uow, case, lock=True) <= 0:
+            rule = None  # the order has nothing left to refund: a person looks
         if rule is None:
             await self._desk(uow, case, case.created_at)
             return case
@@ -91,31 +94,50 @@ class CaseWorkflow:
         return case.rule_id if confirmed.get(case.reason, False) else None
 
     async def move(self, uow: UnitOfWork, case_no: str, trigger: str, *, actor: str, at: datetime,
-                   note: str = "", amount: Decimal | None = None) -> Case:
-        """Apply `trigger`. Raises KeyError for an unknown case and ForbiddenTransition for a move
-        the lifecycle does not allow; in both cases nothing was written. `amount`: a refund started
-        by this move pays at most that much (a partial approval)."""
+                   note: str = "", amount: Decimal | None = None, exact: bool = False,
+                   settling: bool = False) -> Case:
+        """Apply `trigger`. Raises KeyError for an unknown case, ForbiddenTransition for a move the
+        lifecycle does not allow, AttemptInFlight for a refund move while an attempt's outcome is
+        unknown (only `settling`, with that outcome, may end it), and NothingToRefund /
+        ExceedsRefundable when the order's ledger has no room; in all of them nothing was written.
+        `amount`: a refund started by this move pays at most that much (a partial approval; `exact`:
+        exactly that much or refuse)."""
         # Locked before the rule check: two moves of one case (a customer and an agent, two agents)
         # are checked one after the other, never both against the same old status.
         case = await uow.cases.get(case_no, for_update=True)
         if case is None:
             raise KeyError(case_no)
         status = next_status(case.status, trigger)
+        if trigger in SETTLING and not settling:
+            pending = ledger.open_attempt(await uow.refunds.for_case(case_no))
+            if pending is not None:
+                raise AttemptInFlight(pending)
+        if status is C.REFUNDING:  # the attempt first: refused by the ledger, nothing else is written
+            await self._start_refund(uow, case, at, amount, exact)
         moved = await uow.cases.set_status(case_no, status, actor=actor, at=at, note=note)
         await self._notify(uow, moved, case.status, at, note)
         await self._desk(uow, moved, at)
         order = await uow.orders.get(moved.order_no)
         await sla.on_enter(uow, moved, at, self.settings, self.calendar, order)
-        if status is C.REFUNDING:
-            await self._start_refund(uow, moved, order, at, amount)
         return moved
 
     async def approve(self, uow: UnitOfWork, case_no: str, *, actor: str, at: datetime, note: str = "",
                       amount: Decimal | None = None) -> Case:
         """An agent's (or arbiter's) approval: the money goes back on its way at once. `amount`: a
-        partial refund (never more than the full one); None: the full refund."""
+        partial refund, exactly that much or refused (ExceedsRefundable); None: all the case may still
+        get. Nothing is written when the ledger refuses (checked before the approval is recorded)."""
+        case = await uow.cases.get(case_no, for_update=True)
+        if case is None:
+            raise KeyError(case_no)
+        next_status(case.status, "approve")  # ForbiddenTransition before anything else
+        room = await ledger.refundable(uow, case, lock=True)
+        if room <= 0:
+            raise NothingToRefund(case_no)
+        if amount is not None and amount > room:
+            raise ledger.ExceedsRefundable(amount, room)
         await self.move(uow, case_no, "approve", actor=actor, at=at, note=note)
-        return await self.move(uow, case_no, "start_refund", actor="system", at=at, amount=amount)
+        return await self.move(uow, case_no, "start_refund", actor="system", at=at, amount=amount,
+                               exact=amount is not None)
 
     async def _notify(self, uow: UnitOfWork, case: Case, previous: CaseStatus | None, at: datetime,
                       note: str = "") -> None:
@@ -154,21 +176,12 @@ class CaseWorkflow:
             for row in album_rows(case, desk_chat, at, f"n{len(case.evidence)}"):
                 await uow.outbox.add(row)
 
-    async def _start_refund(self, uow: UnitOfWork, case: Case, order: Order | None, at: datetime,
-                            requested: Decimal | None = None) -> None:
-        """Record the refund attempt the gateway worker will carry out. The amount never exceeds
-        what was paid less what earlier attempts already refunded, nor `requested` (a partial approval;
-        a retry asks for what the attempt before it asked for)."""
-        attempts = await uow.refunds.for_case(case.case_no)
-        refunded = sum((a.amount for a in attempts if a.status is RefundStatus.SUCCEEDED), Decimal(0))
-        paid = order.amount if order is not None else case.amount
-        amount = min(case.amount, paid) - refunded
-        if requested is None and attempts:  # a retry pays what the failed attempt was to pay
-            requested = attempts[-1].amount
-        if requested is not None:
-            amount = min(amount, requested)
-        if amount <= 0:
-            raise NothingToRefund(case.case_no)
-        await uow.refunds.add(RefundAttempt(
-            case_no=case.case_no, idempotency_key=f"{case.case_no}-{len(attempts) + 1}", gateway=self.gateway,
-            amount=amount, status=RefundStatus.PENDING, created_at=at))
+    async def _start_refund(self, uow: UnitOfWork, case: Case, at: datetime, requested: Decimal | None,
+                            exact: bool) -> None:
+        """Record the refund attempt the gateway worker will carry out (the ledger decides how much).
+        A retry without an amount asks for what the failed attempt before it asked for."""
+        if requested is None:
+            attempts = await uow.refunds.for_case(case.case_no)
+            if attempts:
+                requested = attempts[-1].amount
+        await ledger.reserve(uow, case, gateway=self.gateway, at=at, requested=requested, exact=exact)

@@ -32,7 +32,9 @@ from datetime import datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from dialogs.cases import CaseWorkflow, NothingToRefund
+from dialogs import ledger
+from dialogs.cases import CaseWorkflow
+from dialogs.ledger import AttemptInFlight, NothingToRefund
 from dialogs.domain import (
     OPEN_STATUSES,
     Case,
@@ -41,7 +43,6 @@ from dialogs.domain import (
     DeskItem,
     MessageLink,
     OutboxMessage,
-    RefundStatus,
 )
 from dialogs.io import Button, Event, EventKind, Outcome, Reply
 from dialogs.ports import UnitOfWork
@@ -126,11 +127,6 @@ def refusal(settings: DeskSettings, actor_id: int, action: str, item: DeskItem |
             and not settings.is_supervisor(actor_id)):
         return Refusal("desk.refused_owned", {"case": item.key})
     return None
-
-
-def refundable(case: Case, paid: Decimal | None, refunded: Decimal) -> Decimal:
-    """The most a (partial) approval may pay: the claim, never more than paid, less what was refunded."""
-    return min(case.amount, paid if paid is not None else case.amount) - refunded
 
 
 def parse_amount(text: str) -> Decimal | None:
@@ -348,6 +344,11 @@ class DeskService:
         if item is None:
             await self._answer(uow, turn, "desk.unknown_item", {"case": key})
             return
+        if action != "note":
+            # The owner and two-person rules are checked on the item as it is under the case's lock:
+            # an agent taking the case at this moment is either seen here or waits for this action.
+            await self._lock(uow, item)
+            item = await uow.desk.get(key) or item
         pending = await uow.desk.pending_approval(item.case_no) if action == "confirm" and item.case_no else None
         why = refusal(self.desk, ev.user_id, action, item, pending)
         if why is not None:
@@ -358,9 +359,6 @@ class DeskService:
         if item.closed_at is not None and action != "note":
             await self._answer(uow, turn, "desk.item_closed", {"case": key})
             return
-        if action != "note":
-            await self._lock(uow, item)
-            item = await uow.desk.get(key) or item  # as it is now that nobody else can move it
         if item.owner_id == ev.user_id:
             await uow.desk.touch(key, at=turn.now)
         if action == "take":
@@ -484,10 +482,8 @@ class DeskService:
                                                        "status": self.t(f"status.{case.status.value}")})
 
     async def _max_refund(self, uow: UnitOfWork, case: Case) -> Decimal:
-        order = await uow.orders.get(case.order_no)
-        attempts = await uow.refunds.for_case(case.case_no)
-        refunded = sum((a.amount for a in attempts if a.status is RefundStatus.SUCCEEDED), Decimal(0))
-        return refundable(case, order.amount if order else None, refunded)
+        """What the order's ledger leaves this case, under the order's lock (after the case's)."""
+        return await ledger.refundable(uow, case, lock=True)
 
     async def _approve_command(self, uow: UnitOfWork, turn: _Turn, item: DeskItem, args: str) -> None:
         ev, now = turn.event, turn.now
@@ -548,8 +544,11 @@ class DeskService:
             if case.status is C.SUBMITTED:
                 await self.workflow.move(uow, case.case_no, "start_review", actor=self.actor(ev), at=now)
             await self.workflow.approve(uow, case.case_no, actor=self.actor(ev), at=now, note=note, amount=amount)
-        except NothingToRefund:
+        except (NothingToRefund, AttemptInFlight):
             await self._answer(uow, turn, "desk.nothing_to_refund", {"case": item.key})
+            return
+        except ledger.ExceedsRefundable as exc:
+            await self._answer(uow, turn, "desk.amount_over", {"max": money(exc.available)})
             return
         await uow.desk.clear_approval(case.case_no)
         await self._decided(uow, turn, item, "approve", str(amount))

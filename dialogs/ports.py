@@ -44,6 +44,11 @@ class OrderSourceUnavailable(Exception):
 
 
 class OrderStore(OrderLookup, Protocol):
+    async def lock(self, order_no: str) -> Order | None:
+        """The order, locked until the unit of work ends (row lock on PostgreSQL; SQLite's writer
+        transactions are serial already): the money rules of one order are checked one at a time."""
+        ...
+
     async def upsert(self, order: Order) -> bool:
         """Insert or replace by order_no; True when inserted, False when updated."""
         ...
@@ -61,6 +66,10 @@ class CaseRepository(Protocol):
         ...
 
     async def find_open(self, order_no: str, reason: Reason) -> Case | None: ...
+
+    async def for_order(self, order_no: str) -> list[Case]:
+        """Every case of an order, oldest first (without their evidence)."""
+        ...
 
     async def list_for_user(self, user_id: int, limit: int = 20) -> list[Case]: ...
 
@@ -196,6 +205,10 @@ class RefundLedger(Protocol):
 
     async def for_case(self, case_no: str) -> list[RefundAttempt]:
         """Oldest first."""
+        ...
+
+    async def for_order(self, order_no: str) -> list[RefundAttempt]:
+        """The attempts of every case of an order, oldest first."""
         ...
 
     async def set_status(self, idempotency_key: str, status: RefundStatus, *, at: datetime,

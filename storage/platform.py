@@ -21,7 +21,7 @@ from sqlalchemy import (
 from sqlalchemy.exc import IntegrityError
 
 from dialogs.domain import RefundAttempt, RefundStatus
-from storage.models import ApiNonceRow, RefundAttemptRow, UTCDateTime
+from storage.models import ApiNonceRow, CaseRow, RefundAttemptRow, UTCDateTime
 from storage.repositories import SessionRepository, execute_core, rowcount
 
 
@@ -83,6 +83,13 @@ class SqlaRefundLedger(SessionRepository):
     async def for_case(self, case_no: str) -> list[RefundAttempt]:
         rows = await self._session.scalars(
             select(RefundAttemptRow).where(RefundAttemptRow.case_no == case_no).order_by(RefundAttemptRow.id)
+            .execution_options(populate_existing=True))
+        return [_attempt(row) for row in rows]
+
+    async def for_order(self, order_no: str) -> list[RefundAttempt]:
+        of_order = select(CaseRow.case_no).where(CaseRow.order_no == order_no)
+        rows = await self._session.scalars(
+            select(RefundAttemptRow).where(RefundAttemptRow.case_no.in_(of_order)).order_by(RefundAttemptRow.id)
             .execution_options(populate_existing=True))
         return [_attempt(row) for row in rows]
 

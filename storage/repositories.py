@@ -86,6 +86,7 @@ class SessionRepository:
 
 _ORDERS = cast(Table, OrderRow.__table__)
 _GET_ORDER = select(_ORDERS).where(_ORDERS.c.order_no == bindparam("order_no"))
+_LOCK_ORDER = _GET_ORDER.with_for_update()
 _CONVERSATIONS = cast(Table, ConversationRow.__table__)
 _LOAD_CONVERSATION = (
     select(_CONVERSATIONS).where(_CONVERSATIONS.c.chat_id == bindparam("chat_id")).with_for_update()
@@ -177,6 +178,10 @@ def order_from_row(row: Any) -> Order:
 class SqlaOrderStore(SessionRepository):
     async def get(self, order_no: str) -> Order | None:
         row = (await execute_core(self._session, _GET_ORDER, {"order_no": order_no})).first()
+        return None if row is None else order_from_row(row)
+
+    async def lock(self, order_no: str) -> Order | None:
+        row = (await execute_core(self._session, _LOCK_ORDER, {"order_no": order_no})).first()
         return None if row is None else order_from_row(row)
 
     async def upsert(self, order: Order) -> bool:
@@ -329,6 +334,12 @@ class SqlaCaseRepository(SessionRepository):
             return None
         evidence = await self._evidence_of([row.case_no])
         return case_from_row(row, evidence.get(row.case_no, ()))
+
+    async def for_order(self, order_no: str) -> list[Case]:
+        rows = (await self._session.scalars(
+            select(CaseRow).where(CaseRow.order_no == order_no).order_by(CaseRow.created_at, CaseRow.id)
+            .execution_options(populate_existing=True))).all()
+        return [case_from_row(row, ()) for row in rows]
 
     async def list_for_user(self, user_id: int, limit: int = 20) -> list[Case]:
         rows = (

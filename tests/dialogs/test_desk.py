@@ -23,9 +23,9 @@ from dialogs.desk import (
     desk_token,
     parse_amount,
     parse_token,
-    refundable,
     refusal,
 )
+from dialogs.ledger import ExceedsRefundable
 from dialogs.domain import CaseStatus, DeskItem, Reason, RefundStatus
 from dialogs.io import Event, EventKind, Outcome
 from dialogs.service import RefundService
@@ -89,10 +89,6 @@ def test_amounts_are_positive_with_at_most_two_decimals_and_never_above_what_was
     assert parse_amount("1,000.5") == Decimal("1000.5")
     for bad in ("abc", "-5", "30.123", "", "1e3"):
         assert parse_amount(bad) is None, bad
-    case = make_case(amount=Decimal(120))
-    assert refundable(case, Decimal(100), Decimal(0)) == Decimal(100)
-    assert refundable(case, Decimal(150), Decimal(20)) == Decimal(100)
-    assert refundable(case, None, Decimal(0)) == Decimal(120)
 
 
 def test_every_desk_text_exists_in_both_catalogs_with_the_same_placeholders() -> None:
@@ -615,10 +611,12 @@ async def test_a_partial_approval_pays_the_amount_and_its_retry_the_same(databas
         assert [a.amount for a in attempts] == [Decimal("30.00"), Decimal("30.00")]
 
 
-async def test_an_approval_never_pays_more_than_the_full_refund(database: Database) -> None:
+async def test_an_approval_above_the_full_refund_is_refused_and_writes_nothing(database: Database) -> None:
     async with database.uow() as uow:
         await uow.orders.upsert(make_order("A1001"))
         await uow.cases.add(make_case(CASE, "A1001", status=CaseStatus.IN_REVIEW))
-        await WORKFLOW.approve(uow, CASE, actor="agent:1", at=T0, amount=Decimal(900))
-        [attempt] = await uow.refunds.for_case(CASE)
-        assert attempt.amount == Decimal(100)
+        with pytest.raises(ExceedsRefundable) as refused:
+            await WORKFLOW.approve(uow, CASE, actor="agent:1", at=T0, amount=Decimal(900))
+        assert refused.value.available == Decimal(100)
+        assert await uow.refunds.for_case(CASE) == []
+        assert (await uow.cases.get(CASE)).status is CaseStatus.IN_REVIEW

@@ -15,6 +15,7 @@ from sqlalchemy import select
 
 from bot.scheduler import TimerSweeper
 from dialogs import sla
+from bot.refunds import settle
 from dialogs.cases import CaseWorkflow
 from dialogs.domain import (
     Case,
@@ -126,9 +127,14 @@ async def file(database: Database, case: Case, order: Order, workflow: CaseWorkf
 
 
 async def moves(database: Database, case_no: str, *steps: tuple[str, datetime]) -> Case:
+    """fail_refund: the gateway's answer for the open attempt (a case never fails with money in flight)."""
     async with database.uow() as uow:
         for trigger, at in steps:
-            case = await SLA.move(uow, case_no, trigger, actor="agent:42", at=at, note=trigger)
+            if trigger == "fail_refund":
+                case = (await settle(uow, SLA, case_no, succeeded=False, actor="gateway", at=at,
+                                     case_note=trigger)).case
+            else:
+                case = await SLA.move(uow, case_no, trigger, actor="agent:42", at=at, note=trigger)
         await uow.commit()
     return case
 
