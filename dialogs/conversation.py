@@ -16,7 +16,7 @@ from typing import Any
 
 from transitions.extensions.asyncio import AsyncMachine
 
-from dialogs import policy, sla
+from dialogs import ledger, policy, sla
 from dialogs.case_actions import CASE_ACTION_BUTTONS, CASE_ACTION_TRANSITIONS, CaseActions
 from dialogs.cases import CaseWorkflow
 from dialogs.coaching import is_concrete
@@ -51,12 +51,18 @@ TRANSITIONS: list[dict[str, Any]] = [
      "unless": "lookups_allowed", "after": "say_cooling_down"},
     {"trigger": "submit_order", "source": [S.IDLE, S.AWAITING_ORDER], "dest": None,
      "unless": "well_formed_order", "after": "say_malformed_order"},
+    {"trigger": "submit_order", "source": [S.IDLE, S.AWAITING_ORDER], "dest": S.IDLE,
+     "prepare": ["load_order", "load_claims"], "conditions": ["order_bound_to_user", "order_closed_to_claims"],
+     "after": "say_order_closed"},
     {"trigger": "submit_order", "source": [S.IDLE, S.AWAITING_ORDER], "dest": S.CHOOSING_REASON,
      "prepare": "load_order", "conditions": "order_bound_to_user", "after": "offer_reasons"},
     {"trigger": "submit_order", "source": [S.IDLE, S.AWAITING_ORDER], "dest": S.AWAITING_PHONE,
      "after": "ask_phone"},
     {"trigger": "submit_phone", "source": S.AWAITING_PHONE, "dest": None,
      "unless": "four_digits", "after": "say_phone_format"},
+    {"trigger": "submit_phone", "source": S.AWAITING_PHONE, "dest": S.IDLE,
+     "prepare": ["load_pending_order", "load_claims"], "conditions": ["phone_matches", "order_closed_to_claims"],
+     "after": "say_order_closed"},
     {"trigger": "submit_phone", "source": S.AWAITING_PHONE, "dest": S.CHOOSING_REASON,
      "prepare": "load_pending_order", "conditions": "phone_matches", "after": "offer_reasons"},
     {"trigger": "submit_phone", "source": S.AWAITING_PHONE, "dest": S.AWAITING_ORDER,
@@ -64,7 +70,7 @@ TRANSITIONS: list[dict[str, Any]] = [
     {"trigger": "choose_reason", "source": S.CHOOSING_REASON, "dest": None,
      "prepare": "take_reason", "unless": "reason_fits", "after": "refuse_button"},
     {"trigger": "choose_reason", "source": S.CHOOSING_REASON, "dest": S.IDLE,
-     "prepare": "load_existing_case", "conditions": "has_open_case", "after": "show_existing_case"},
+     "prepare": "load_claims", "conditions": "order_closed_to_claims", "after": "say_order_closed"},
     {"trigger": "choose_reason", "source": S.CHOOSING_REASON, "dest": S.REVIEWING_VERDICT,
      "after": "show_verdict"},
     {"trigger": "proceed", "source": S.REVIEWING_VERDICT, "dest": S.DESCRIBING,
@@ -83,7 +89,7 @@ TRANSITIONS: list[dict[str, Any]] = [
     {"trigger": "finish_evidence", "source": S.COLLECTING_EVIDENCE, "dest": None,
      "after": "say_evidence_required"},
     {"trigger": "confirm", "source": S.CONFIRMING, "dest": S.IDLE,
-     "prepare": "load_existing_case", "conditions": "has_open_case", "after": "show_existing_case"},
+     "prepare": "lock_claims", "conditions": "order_closed_to_claims", "after": "say_order_closed"},
     {"trigger": "confirm", "source": S.CONFIRMING, "dest": S.IDLE, "after": "file_case"},
     *CASE_ACTION_TRANSITIONS,
 ]
@@ -147,6 +153,7 @@ class Dialog(CaseActions):
         self.replies: list[Reply] = []
         self.order: Order | None = None
         self.existing: Case | None = None
+        self.balance: ledger.Balance | None = None  # the order's refund ledger, once read
         self.evidence_count = 0
         self.filed: Case | None = None
         self.outbox: list[OutboxMessage] = []
@@ -216,7 +223,8 @@ class Dialog(CaseActions):
         self.say("order_malformed", example=self.settings.orders.number_example)
 
     async def load_order(self) -> None:
-        self.order = await self.uow.orders.get(self.order_text())
+        if self.order is None or self.order.order_no != self.order_text():
+            self.order = await self.uow.orders.get(self.order_text())
 
     async def order_bound_to_user(self) -> bool:
         return self.order is not None and self.order.buyer_telegram_id == self.event.user_id
@@ -235,7 +243,9 @@ class Dialog(CaseActions):
         self.say("phone_format")
 
     async def load_pending_order(self) -> None:
-        self.order = await self.uow.orders.get(self.data.get("pending_order", ""))
+        wanted = self.data.get("pending_order", "")
+        if self.order is None or self.order.order_no != wanted:
+            self.order = await self.uow.orders.get(wanted)
 
     async def phone_matches(self) -> bool:
         return self.order is not None and self.order.buyer_phone[-4:] == self.event.text.strip()
@@ -254,6 +264,10 @@ class Dialog(CaseActions):
         assert order is not None
         self.data.pop("pending_order", None)
         self.data["order_no"] = order.order_no
+        balance = self.balance or await ledger.order_balance(self.uow, order.order_no, fallback_paid=order.amount)
+        if balance.remaining < balance.paid:  # part went back (or is on its way): only the rest can be claimed
+            self.say("order_partly_refunded", refunded=money(balance.paid - balance.remaining),
+                     remaining=money(balance.remaining))
         nonce = self.new_nonce()
         reasons = policy.reasons_for(order.product_kind)
         rows = tuple(
@@ -291,22 +305,34 @@ class Dialog(CaseActions):
     def chosen_reason(self) -> Reason:
         return Reason(self.data["reason"])
 
-    async def load_existing_case(self) -> None:
-        if "reason" in self.data and "order_no" in self.data:
-            self.existing = await self.uow.cases.find_open(self.data["order_no"], self.chosen_reason())
+    async def load_claims(self, lock: bool = False) -> None:
+        """The order's open case (any reason) and refund ledger: one open case per order, and never a
+        claim on money already refunded or on its way."""
+        order_no = self.order.order_no if self.order is not None else self.data.get("order_no", "")
+        if not order_no or (self.balance is not None and not lock):
+            return
+        self.balance = await ledger.order_balance(self.uow, order_no, lock=lock,
+                                                  fallback_paid=self.order.amount if self.order else ledger.ZERO)
+        open_cases = [c for c in await self.uow.cases.for_order(order_no) if c.status in OPEN_STATUSES]
+        self.existing = open_cases[-1] if open_cases else None
 
-    async def has_open_case(self) -> bool:
-        return self.existing is not None and self.existing.status in OPEN_STATUSES
+    async def lock_claims(self) -> None:
+        await self.draft_order()
+        await self.load_claims(lock=True)  # the ledger is read again under the order's lock before filing
 
-    async def show_existing_case(self) -> None:
+    async def order_closed_to_claims(self) -> bool:
+        return self.existing is not None or (self.balance is not None and self.balance.remaining <= 0)
+
+    async def say_order_closed(self) -> None:
         case = self.existing
-        assert case is not None
-        self.say(
-            "case_exists",
-            case_no=case.case_no,
-            status=self.t(f"status.{case.status.value}"),
-            due=case.review_due.isoformat(),
-        )
+        if case is None:
+            assert self.balance is not None
+            self.say("order_fully_refunded", refunded=money(self.balance.paid - self.balance.remaining))
+        elif case.user_id != self.event.user_id:
+            self.say("order_case_elsewhere")  # someone else's case: not even its number
+        else:
+            self.say("case_exists", case_no=case.case_no, status=self.t(f"status.{case.status.value}"),
+                     due=case.review_due.isoformat())
         self.clear_draft()
 
     async def show_verdict(self) -> None:
@@ -315,7 +341,9 @@ class Dialog(CaseActions):
         decision = policy.decide(order, self.chosen_reason(), self.now, self.settings.policy)
         self.data["verdict"] = decision.verdict.value
         self.data["rule_id"] = decision.rule_id
-        self.data["amount"] = str(order.amount)
+        await self.load_claims()
+        assert self.balance is not None
+        self.data["amount"] = str(self.balance.remaining)  # the claim: what the order has left
         self.new_nonce()
         why = self.t(f"rule.{decision.rule_id}", hours=self.settings.policy.card_claim_window_hours)
         note = ""
@@ -425,7 +453,7 @@ class Dialog(CaseActions):
             buttons,
             order_no=order.order_no,
             product=order.product_name,
-            amount=money(order.amount),
+            amount=money(Decimal(self.data["amount"])),
             reason=self.t(f"reason.{self.chosen_reason().value}"),
             verdict=self.t(f"verdict_short.{self.data['verdict']}"),
             rule=self.data["rule_id"],
@@ -447,7 +475,7 @@ class Dialog(CaseActions):
             verdict=Verdict(self.data["verdict"]),
             rule_id=self.data["rule_id"],
             description=self.data["description"],
-            amount=Decimal(self.data["amount"]),
+            amount=min(Decimal(self.data["amount"]), self.balance.remaining if self.balance else ledger.ZERO),
             locale=self.conv.locale,
             status=CaseStatus.SUBMITTED,
             created_at=self.now,

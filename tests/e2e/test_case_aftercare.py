@@ -10,6 +10,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
+from bot.refunds import settle
 from dialogs.domain import Case, CaseStatus
 from dialogs.texts import Texts
 from tests.e2e.conftest import CASE_NO, BotHandle, Customer, buttons, png_bytes, texts
@@ -55,6 +56,9 @@ async def move(bot: BotHandle, case_no: str, *triggers: str, note: str = "") -> 
         for trigger in triggers:
             if trigger == "approve":
                 case = await workflow.approve(uow, case_no, actor="agent:7", at=datetime.now(UTC), note=note)
+            elif trigger in ("confirm_refund", "fail_refund"):  # the gateway's answer for the open attempt
+                case = (await settle(uow, workflow, case_no, succeeded=trigger == "confirm_refund", actor="gateway",
+                                     at=datetime.now(UTC), case_note=note)).case
             else:
                 case = await workflow.move(uow, case_no, trigger, actor="agent:7", at=datetime.now(UTC), note=note)
         await uow.commit()

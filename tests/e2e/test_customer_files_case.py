@@ -120,15 +120,16 @@ async def test_vague_description_is_coached_then_concrete_one_accepted(bot, cust
     assert "截图" in texts(shown)
 
 
-async def test_second_try_for_the_same_order_and_reason_shows_the_existing_case(bot, customer):
+async def test_second_try_for_an_order_with_an_open_case_shows_that_case_whatever_the_reason(bot, customer):
     c = await customer(XIAOMING, "en")
     t = EN
-    first = texts(await file_case(c, t, "KM20261101000006", "topup_not_credited", "eligible",
-                                  "TOPUP_NOT_CREDITED", 0, "en"))
+    first = texts(await file_case(c, t, "KM20261101000007", "topup_duplicate", "review",
+                                  "PLATFORM_FAULT_CHECK", 1, "en"))
     case_no = CASE_NO.search(first).group(0)
-    await c.say("/start order_KM20261101000006")
-    shown = await c.press(t("reason.topup_not_credited"))
-    assert case_no in texts(shown) and "already have an open refund case" in texts(shown)
+    for reason_of_the_new_try in ("topup_duplicate", "topup_not_credited"):
+        shown = await c.say("/start order_KM20261101000007")  # shown as soon as the order is named
+        assert case_no in texts(shown) and "already has an open refund case" in texts(shown), reason_of_the_new_try
+        assert t(f"reason.{reason_of_the_new_try}") not in buttons(shown)
 
 
 async def test_required_screenshots_cannot_be_skipped(bot, customer):
