@@ -34,7 +34,6 @@ from typing import Any
 
 from dialogs import ledger
 from dialogs.cases import CaseWorkflow
-from dialogs.ledger import AttemptInFlight, NothingToRefund
 from dialogs.domain import (
     OPEN_STATUSES,
     Case,
@@ -45,6 +44,7 @@ from dialogs.domain import (
     OutboxMessage,
 )
 from dialogs.io import Button, Event, EventKind, Outcome, Reply
+from dialogs.ledger import AttemptInFlight, NothingToRefund
 from dialogs.ports import UnitOfWork
 from dialogs.settings import CoreSettings, DeskSettings
 from dialogs.texts import Texts, money

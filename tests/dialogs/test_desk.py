@@ -25,9 +25,9 @@ from dialogs.desk import (
     parse_token,
     refusal,
 )
-from dialogs.ledger import ExceedsRefundable
 from dialogs.domain import CaseStatus, DeskItem, Reason, RefundStatus
 from dialogs.io import Event, EventKind, Outcome
+from dialogs.ledger import ExceedsRefundable
 from dialogs.service import RefundService
 from dialogs.settings import CoreSettings, DeskSettings
 from dialogs.texts import Texts, catalog

@@ -13,9 +13,9 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
+from bot.refunds import settle
 from bot.scheduler import TimerSweeper
 from dialogs import sla
-from bot.refunds import settle
 from dialogs.cases import CaseWorkflow
 from dialogs.domain import (
     Case,
