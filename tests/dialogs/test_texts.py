@@ -36,3 +36,14 @@ def test_telegram_language_codes_pick_a_catalog():
     assert pick_locale(None, "en") == "en"
     assert set(LOCALES) == {"zh_CN", "en"}
     assert Texts("fr").locale == "zh_CN"
+
+
+def test_money_words_say_exactly_what_happened() -> None:
+    """approved → refund started → credited: no text claims the money is back before it is."""
+    zh, en = Texts("zh_CN"), Texts("en")
+    params = {"case_no": "R1", "amount": "¥50.00", "channel": "支付宝", "due": "2026-12-09"}
+    for key in ("news.approved", "news.refunding"):
+        assert not any(word in zh(key, **params) for word in ("已原路退回", "已退回", "已到账", "已退款")), key
+        assert not any(word in en(key, **params) for word in ("has been refunded", "credited back", "is back")), key
+    assert "发起退款" in zh("news.refunding", **params) and "started" in en("news.refunding", **params)
+    assert "到账" in zh("news.refunded", **params) and "credited" in en("news.refunded", **params)
