@@ -170,5 +170,5 @@ def test_several_workers_are_refused_without_a_token_webhook_mode_or_postgresql(
 
     assert "need a Telegram token" in run("")
     assert 'mode = "webhook"' in run('[telegram]\ntoken = "1:x"\n')
-    assert "need PostgreSQL" in run('[telegram]\ntoken = "1:x"\nmode = "webhook"\n'
+    assert "need PostgreSQL" in run('[telegram]\ntoken = "1:x"\nmode = "webhook"\nwebhook_secret = "s"\n'
                                     f'[database]\nurl = "sqlite:///{tmp_path}/x.db"\n')
