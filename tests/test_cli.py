@@ -184,7 +184,7 @@ def _run_process(tmp_path, settings: str, *args: str, **env: str):
     path.write_text(settings, encoding="utf-8")
     environ = {k: v for k, v in os.environ.items() if not k.startswith("REFUNDBOT_")}
     return subprocess.run([sys.executable, "-m", "bot", "run", "--config", str(path), *args],
-                          capture_output=True, text=True, timeout=60, env={**environ, **env, "COLUMNS": "80"})
+                          capture_output=True, text=True, timeout=60, check=False, env={**environ, **env, "COLUMNS": "80"})
 
 
 WEBHOOK = ('[telegram]\ntoken = "1:x"\nmode = "webhook"\nframework = "{framework}"\n'

@@ -63,9 +63,8 @@ async def test_webhook_answers_400_never_500_to_bodies_that_are_not_updates(
         start_bot, customer, tmp_path, body: bytes):
     handle = await start_bot(make_config(tmp_path, mode="webhook", webhook_secret="s3cret-token", listen_port=0))
     c = await customer()
-    async with aiohttp.ClientSession() as http:
-        async with http.post(handle.running.webhook_url, data=body, headers={
-                "X-Telegram-Bot-Api-Secret-Token": "s3cret-token", "Content-Type": "application/json"}) as r:
-            assert r.status == 400, await r.text()
+    headers = {"X-Telegram-Bot-Api-Secret-Token": "s3cret-token", "Content-Type": "application/json"}
+    async with aiohttp.ClientSession() as http, http.post(handle.running.webhook_url, data=body, headers=headers) as r:
+        assert r.status == 400, await r.text()
     assert await c.read() == []
     assert "KM20261101000001" in texts(await c.say("/start order_KM20261101000001"))  # still serving
