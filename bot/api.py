@@ -13,13 +13,13 @@
 Signatures: see bot.platform (HMAC-SHA256 over timestamp + "." + body, or + "." + raw path for GET).
 Refusals, each with a JSON body {"error": ...} and nothing changed: 401 bad or missing signature or
 a timestamp outside ±max_clock_skew; 409 an exact replay (same signature) or a move the case's
-lifecycle forbids; 400 a malformed body; 404 an unknown case or refund attempt.
+lifecycle forbids; 400 a malformed body (JSON nested deeper than bot.bodies.MAX_JSON_DEPTH included);
+413 a body over MAX_BODY_BYTES; 404 an unknown case or refund attempt.
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -31,6 +31,7 @@ from typing import Any, Literal
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from bot import bodies
 from bot.metrics import CONTENT_TYPE, Metrics
 from bot.platform import OrderLookupError, SignatureError, order_from_json, verify
 from bot.refunds import AmountMismatch, AttemptSettled, NothingInFlight, UnknownAttempt, settle
@@ -44,6 +45,7 @@ log = logging.getLogger(__name__)
 OPENAPI_PATH = Path(__file__).with_name("openapi.json")
 PREFIX = "/api/v1"
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+MAX_BODY_BYTES = 1 << 20  # an order or a refund callback is a few hundred bytes
 
 
 class Refused(Exception):
@@ -123,11 +125,18 @@ class PlatformApi:
             raise Refused(401, str(exc)) from None
 
     @staticmethod
+    async def _body(request: web.Request) -> bytes:
+        try:
+            return await bodies.read_at_most(request.content, MAX_BODY_BYTES, request.content_length)
+        except bodies.BodyTooLarge as exc:
+            raise Refused(413, f"body {exc}") from None
+
+    @staticmethod
     def _json(body: bytes) -> Any:
         try:
-            return json.loads(body, parse_float=Decimal)
-        except (ValueError, UnicodeDecodeError):
-            raise Refused(400, "malformed body: not JSON") from None
+            return bodies.loads(body, parse_float=Decimal)
+        except ValueError as exc:  # UnicodeDecodeError and JSON nested too deep included
+            raise Refused(400, f"malformed body: not JSON ({exc})") from None
 
     async def _fresh(self, uow: UnitOfWork, signature: str) -> None:
         if not await uow.nonces.remember(signature, _utc(self.clock())):
@@ -135,7 +144,7 @@ class PlatformApi:
 
     # -- callbacks -----------------------------------------------------------------------------
     async def refund_callback(self, request: web.Request) -> web.Response:
-        body = await request.read()
+        body = await self._body(request)
         signature = self._check(request, body)
         try:
             callback = RefundCallback.model_validate(self._json(body))
@@ -161,7 +170,7 @@ class PlatformApi:
                                   "changed": done.changed})
 
     async def order_callback(self, request: web.Request) -> web.Response:
-        body = await request.read()
+        body = await self._body(request)
         signature = self._check(request, body)
         try:
             order = order_from_json(self._json(body))

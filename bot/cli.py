@@ -9,10 +9,12 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from pydantic import ValidationError
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-from bot.config import AppConfig, load_config
+from bot.config import AppConfig, describe_errors, load_config
 from bot.logs import configure_logging
 
 app = typer.Typer(help="refundbot: a Telegram refund agent for card-union (卡盟) platforms.",
@@ -46,7 +48,9 @@ def _config(path: Path | None) -> AppConfig:
     try:
         return load_config(path)
     except Exception as exc:
-        console.print(f"[red]Cannot read the configuration:[/red] {exc}")
+        why = describe_errors(exc) if isinstance(exc, ValidationError) else str(exc)
+        for line in why.splitlines():
+            console.print(f"[red]Cannot read the configuration:[/red] {escape(line)}", soft_wrap=True)
         raise typer.Exit(2) from exc
 
 

@@ -4,11 +4,12 @@ overrides for secrets. The wiring is the only reader; everything else receives t
 from __future__ import annotations
 
 import os
+import re
 import tomllib
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from dialogs.settings import (
     AutoApproveSettings,
@@ -21,6 +22,11 @@ from dialogs.settings import (
 )
 
 DEFAULT_PATH = Path("config.toml")
+
+MAX_ANSWER_BYTES = 1 << 20  # [platform] max_answer_bytes by default
+
+# Telegram's rule for setWebhook's secret_token.
+WEBHOOK_SECRET = re.compile(r"[A-Za-z0-9_-]{1,256}")
 
 # Secrets may come from the environment so they stay out of files under version control.
 ENV_OVERRIDES = {
@@ -52,6 +58,22 @@ class TelegramConfig(_Section):
     poll_timeout: int = Field(25, ge=0, le=50)
     flood_max_updates: int = Field(30, ge=1)
     flood_window_seconds: float = Field(10, gt=0)
+
+    @field_validator("webhook_secret")
+    @classmethod
+    def _telegram_accepts_the_secret(cls, value: str) -> str:
+        if value and not WEBHOOK_SECRET.fullmatch(value):
+            raise ValueError("Telegram accepts only 1-256 characters of A-Z, a-z, 0-9, _ and - "
+                             "as a webhook secret token")
+        return value
+
+    @model_validator(mode="after")
+    def _webhook_needs_a_secret(self) -> TelegramConfig:
+        # Without it anyone who finds the URL can post updates "from" any user, an agent's id included.
+        if self.mode == "webhook" and not self.webhook_secret:
+            raise ValueError('mode = "webhook" needs [telegram] webhook_secret (or REFUNDBOT_WEBHOOK_SECRET): '
+                             "without it anyone could post updates in any user's name")
+        return self
 
 
 class DatabaseConfig(_Section):
@@ -109,6 +131,8 @@ class PlatformConfig(_Section):
     # Signed requests older (or newer) than this are refused as replays.
     max_clock_skew_seconds: int = Field(300, ge=1)
     timeout_seconds: float = Field(10, gt=0)
+    # The largest answer read from the platform; a larger one is an error, like an unreachable platform.
+    max_answer_bytes: int = Field(MAX_ANSWER_BYTES, ge=1024)
 
 
 class LogConfig(_Section):
@@ -149,6 +173,17 @@ class AppConfig(_Section):
     def core(self) -> CoreSettings:
         return CoreSettings(orders=self.orders, policy=self.policy, i18n=self.i18n, sla=self.sla,
                             auto_approve=self.auto_approve, desk=self.desk)
+
+
+def describe_errors(exc: ValidationError) -> str:
+    """A ValidationError as one line per bad setting ("[telegram] mode: ..."), without echoing the values
+    (they may be secrets)."""
+    lines = []
+    for error in exc.errors():
+        section, *rest = [str(part) for part in error["loc"]] or ["(config)"]
+        where = f"[{section}] {'.'.join(rest)}".strip()
+        lines.append(f"{where}: {error['msg'].removeprefix('Value error, ')}")
+    return "\n".join(lines)
 
 
 def load_config(path: str | Path | None = None, environ: dict[str, str] | None = None) -> AppConfig:

@@ -17,6 +17,10 @@ The platform's refund endpoint (`[platform] refund_url`, used by HttpGateway) re
 and answers 2xx with {"status": "accepted" | "succeeded" | "failed", "reference"?, "amount"?,
 "reason"?}. The idempotency key is the platform's duplicate guard: the same key must never pay twice,
 and refundbot re-sends an attempt under the same key whenever it does not know the outcome.
+
+Every call to the platform follows no redirect (a signed body must not travel to another host, nor its
+answer be trusted: a 3xx is an error) and reads at most `max_answer_bytes` of the answer; either is
+treated like an unreachable platform.
 """
 
 from __future__ import annotations
@@ -34,7 +38,8 @@ from urllib.parse import quote
 import aiohttp
 from yarl import URL
 
-from bot.config import PlatformConfig
+from bot import bodies
+from bot.config import MAX_ANSWER_BYTES, PlatformConfig
 from dialogs.domain import Order, RefundAttempt, RefundStatus
 from dialogs.ports import GatewayResult, GatewayUnavailable, OrderSourceUnavailable
 from storage.importer import parse_order
@@ -103,17 +108,41 @@ _RETRYABLE = frozenset({401, 403, 404, 408, 409, 425, 429})  # misconfiguration 
 _REFUSED = frozenset({400, 422})  # the platform looked at the request and refused it
 
 
+class PlatformCallFailed(Exception):
+    """No answer worth reading: network error, timeout, a redirect, an answer over the size cap."""
+
+
 class _PlatformClient:
     """What both calls to the platform share: a URL and the secret they are signed with (both
-    required), a timeout and one HTTP session, opened on first use."""
+    required), a timeout, a cap on the answer's size and one HTTP session, opened on first use."""
 
-    def __init__(self, url: str, secret: str, timeout: float, clock: Clock, what: str, url_setting: str) -> None:
+    def __init__(self, url: str, secret: str, timeout: float, clock: Clock, what: str, url_setting: str,
+                 max_answer_bytes: int) -> None:
         if not url:
             raise ValueError(f"[platform] {what} needs [platform] {url_setting}")
         if not secret:
             raise ValueError(f"[platform] {what} needs [platform] secret (or REFUNDBOT_PLATFORM_SECRET)")
         self._secret, self._timeout, self._clock = secret, timeout, clock
+        self._max_answer_bytes = max_answer_bytes
         self._session: aiohttp.ClientSession | None = None
+
+    async def _call(self, method: str, url: str | URL, headers: dict[str, str],
+                    data: bytes | None = None) -> tuple[int, bytes]:
+        """(status, body) of one signed call; PlatformCallFailed when there is no answer to trust."""
+        try:
+            async with self._http().request(method, url, data=data, headers=headers, allow_redirects=False,
+                                            timeout=aiohttp.ClientTimeout(total=self._timeout)) as resp:
+                if 300 <= resp.status < 400:
+                    raise PlatformCallFailed(f"the platform answered a redirect (HTTP {resp.status}, Location "
+                                             f"{resp.headers.get('Location', '')[:200]!r}); redirects are not followed")
+                try:
+                    return resp.status, await bodies.read_at_most(resp.content, self._max_answer_bytes,
+                                                                  resp.content_length)
+                except bodies.BodyTooLarge as exc:
+                    resp.close()  # drop the connection: the rest of the answer is never read
+                    raise PlatformCallFailed(f"the platform's answer is {exc} ([platform] max_answer_bytes)") from None
+        except (TimeoutError, aiohttp.ClientError) as exc:
+            raise PlatformCallFailed(f"{type(exc).__name__}: {exc}") from exc
 
     def _http(self) -> aiohttp.ClientSession:
         if self._session is None or self._session.closed:
@@ -131,7 +160,7 @@ class HttpGateway(_PlatformClient):
     - 2xx {"status": "accepted"}: the platform has it; the case waits for the refund callback.
     - 2xx {"status": "succeeded" | "failed"}: settled now.
     - 400 / 422: refused (the attempt fails and the case goes to refund_failed for a person).
-    - network errors, timeouts, 5xx and the other 4xx: GatewayUnavailable, sent again later with
+    - network errors, timeouts, redirects, over-large answers, 5xx and the other 4xx: GatewayUnavailable, sent again later with
       the same key (a retry never pays twice).
     - a 2xx we cannot trust (not JSON, unknown status, another key, an amount other than the
       attempt's, in particular more): never taken as paid or failed; the attempt is parked as
@@ -140,8 +169,9 @@ class HttpGateway(_PlatformClient):
 
     name = "http"
 
-    def __init__(self, url: str, secret: str, timeout: float = 10, *, clock: Clock = time.time) -> None:
-        super().__init__(url, secret, timeout, clock, 'gateway = "http"', "refund_url")
+    def __init__(self, url: str, secret: str, timeout: float = 10, *, clock: Clock = time.time,
+                 max_answer_bytes: int = MAX_ANSWER_BYTES) -> None:
+        super().__init__(url, secret, timeout, clock, 'gateway = "http"', "refund_url", max_answer_bytes)
         self.url = url
 
     async def refund(self, attempt: RefundAttempt, order_no: str) -> GatewayResult:
@@ -151,11 +181,9 @@ class HttpGateway(_PlatformClient):
         headers = {"Content-Type": "application/json", "Idempotency-Key": key,
                    **signed_headers(self._secret, body, self._clock())}
         try:
-            async with self._http().post(self.url, data=body, headers=headers,
-                                         timeout=aiohttp.ClientTimeout(total=self._timeout)) as resp:
-                status, raw = resp.status, await resp.read()
-        except (TimeoutError, aiohttp.ClientError) as exc:
-            raise GatewayUnavailable(f"refund {key}: {type(exc).__name__}: {exc}") from exc
+            status, raw = await self._call("POST", self.url, headers, body)
+        except PlatformCallFailed as exc:
+            raise GatewayUnavailable(f"refund {key}: {exc}") from exc
         text = raw[:300].decode("utf-8", "replace")
         if status in _REFUSED:
             return GatewayResult(RefundStatus.FAILED, reason=f"the platform refused the refund (HTTP {status}): {text}")
@@ -173,7 +201,7 @@ class HttpGateway(_PlatformClient):
             return GatewayResult(RefundStatus.REQUESTED, reason=f"unclear answer from the platform ({why}): {text}")
 
         try:
-            answer = json.loads(raw, parse_float=Decimal)
+            answer = bodies.loads(raw, parse_float=Decimal)
         except ValueError:
             return unclear("not JSON")
         if not isinstance(answer, dict):
@@ -214,27 +242,26 @@ class HttpOrderLookup(_PlatformClient):
     200 with an order object in the import format → the Order; 404 → None; anything else →
     OrderLookupError."""
 
-    def __init__(self, base_url: str, secret: str, timeout: float = 10, *, clock: Clock = time.time) -> None:
-        super().__init__(base_url, secret, timeout, clock, 'orders = "http"', "orders_url")
+    def __init__(self, base_url: str, secret: str, timeout: float = 10, *, clock: Clock = time.time,
+                 max_answer_bytes: int = MAX_ANSWER_BYTES) -> None:
+        super().__init__(base_url, secret, timeout, clock, 'orders = "http"', "orders_url", max_answer_bytes)
         self.base_url = base_url.rstrip("/")
 
     async def get(self, order_no: str) -> Order | None:
         url = URL(f"{self.base_url}/{quote(order_no, safe='')}", encoded=True)
         headers = signed_headers(self._secret, url.raw_path_qs.encode(), self._clock())
         try:
-            async with self._http().get(url, headers=headers,
-                                        timeout=aiohttp.ClientTimeout(total=self._timeout)) as resp:
-                status, raw = resp.status, await resp.read()
-        except (TimeoutError, aiohttp.ClientError) as exc:
-            raise OrderLookupError(f"order {order_no}: {type(exc).__name__}: {exc}") from exc
+            status, raw = await self._call("GET", url, headers)
+        except PlatformCallFailed as exc:
+            raise OrderLookupError(f"order {order_no}: {exc}") from exc
         if status == 404:
             return None
         if status != 200:
             raise OrderLookupError(f"order {order_no}: HTTP {status}: {raw[:200].decode('utf-8', 'replace')}")
         try:
-            fields = json.loads(raw, parse_float=Decimal)
+            fields = bodies.loads(raw, parse_float=Decimal)
         except ValueError as exc:
-            raise OrderLookupError(f"order {order_no}: not JSON") from exc
+            raise OrderLookupError(f"order {order_no}: not JSON ({exc})") from exc
         order = order_from_json(fields)
         if order.order_no != order_no:
             raise OrderLookupError(f"asked for order {order_no}, the platform answered {order.order_no}")
@@ -258,12 +285,14 @@ def order_from_json(fields: Any) -> Order:
 def build_gateway(config: PlatformConfig) -> ManualGateway | HttpGateway:
     """`[platform] gateway`: "manual" (default) or "http" (needs refund_url and secret)."""
     if config.gateway == "http":
-        return HttpGateway(config.refund_url, config.secret, config.timeout_seconds)
+        return HttpGateway(config.refund_url, config.secret, config.timeout_seconds,
+                           max_answer_bytes=config.max_answer_bytes)
     return ManualGateway()
 
 
 def build_order_lookup(config: PlatformConfig) -> HttpOrderLookup | None:
     """`[platform] orders`: None for "local" (the orders table), HttpOrderLookup for "http"."""
     if config.orders == "http":
-        return HttpOrderLookup(config.orders_url, config.secret, config.timeout_seconds)
+        return HttpOrderLookup(config.orders_url, config.secret, config.timeout_seconds,
+                               max_answer_bytes=config.max_answer_bytes)
     return None

@@ -17,6 +17,7 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 
+from bot import bodies
 from bot.polling import ConfirmingPoller, Fetched
 from bot.sending import Sender
 from dialogs.texts import Texts
@@ -26,6 +27,8 @@ log = logging.getLogger(__name__)
 COMMANDS = ("refund", "status", "cancel", "agent", "lang", "help")
 ALLOWED_UPDATES = ["message", "edited_message", "callback_query"]
 SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
+# Telegram's updates are a few kilobytes (4096 characters of text at most, with entities and a keyboard).
+MAX_UPDATE_BYTES = 1 << 20
 
 
 def chat_key(raw: dict[str, Any]) -> int:
@@ -137,15 +140,22 @@ class Runner(ABC):
         return self._fetch_backoff
 
     def add_webhook_route(self, app: web.Application, path: str, secret: str) -> None:
-        """Telegram's POSTs on `path` of the bot's web app (which also serves the platform API)."""
+        """Telegram's POSTs on `path` of the bot's web app (which also serves the platform API). Anything
+        that is not an update (bad JSON, nested too deep, too large) is answered 400, never 500: Telegram
+        would deliver it again and again."""
+        if not secret:  # the configuration refuses this already; a config built past it must not get through
+            raise ValueError("a webhook needs a secret token ([telegram] webhook_secret)")
 
         async def receive(request: web.Request) -> web.Response:
             given = request.headers.get(SECRET_HEADER, "")
-            if secret and not hmac.compare_digest(given.encode(), secret.encode()):
+            if not hmac.compare_digest(given.encode(), secret.encode()):
                 return web.Response(status=401, text="bad secret token")
             try:
-                raw = await request.json()
-            except ValueError:
+                raw = bodies.loads(await bodies.read_at_most(request.content, MAX_UPDATE_BYTES,
+                                                             request.content_length))
+            except bodies.BodyTooLarge:
+                return web.Response(status=400, text="update too large")
+            except ValueError:  # UnicodeDecodeError included
                 raw = None
             if not isinstance(raw, dict) or not isinstance(raw.get("update_id"), int):
                 return web.Response(status=400, text="malformed update")

@@ -3,6 +3,7 @@
 import json
 import urllib.request
 
+import pytest
 from typer.testing import CliRunner
 
 from bot.cli import app
@@ -170,5 +171,40 @@ def test_several_workers_are_refused_without_a_token_webhook_mode_or_postgresql(
 
     assert "need a Telegram token" in run("")
     assert 'mode = "webhook"' in run('[telegram]\ntoken = "1:x"\n')
-    assert "need PostgreSQL" in run('[telegram]\ntoken = "1:x"\nmode = "webhook"\n'
+    assert "need PostgreSQL" in run('[telegram]\ntoken = "1:x"\nmode = "webhook"\nwebhook_secret = "s"\n'
                                     f'[database]\nurl = "sqlite:///{tmp_path}/x.db"\n')
+
+
+def _run_process(tmp_path, settings: str, *args: str, **env: str):
+    import os
+    import subprocess
+    import sys
+
+    path = tmp_path / "webhook.toml"
+    path.write_text(settings, encoding="utf-8")
+    environ = {k: v for k, v in os.environ.items() if not k.startswith("REFUNDBOT_")}
+    return subprocess.run([sys.executable, "-m", "bot", "run", "--config", str(path), *args],
+                          capture_output=True, text=True, timeout=60, check=False, env={**environ, **env, "COLUMNS": "80"})
+
+
+WEBHOOK = ('[telegram]\ntoken = "1:x"\nmode = "webhook"\nframework = "{framework}"\n'
+           '[database]\nurl = "postgresql://refundbot@127.0.0.1/refundbot"\n')
+
+
+@pytest.mark.parametrize("workers", [[], ["--workers", "2"]], ids=["one_process", "workers"])
+@pytest.mark.parametrize("framework", ["aiogram", "ptb"])
+def test_webhook_mode_without_a_secret_refuses_to_start_with_a_one_line_reason(tmp_path, framework, workers):
+    done = _run_process(tmp_path, WEBHOOK.format(framework=framework), *workers)
+    assert done.returncode != 0
+    lines = (done.stdout + done.stderr).strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in lines[0], lines
+    assert "webhook_secret" in lines[0] and "REFUNDBOT_WEBHOOK_SECRET" in lines[0]
+
+
+@pytest.mark.parametrize("secret", ["has space", "x" * 257, "秘密", "a+b"])
+def test_a_webhook_secret_telegram_would_refuse_is_named_with_the_rule(tmp_path, secret):
+    done = _run_process(tmp_path, WEBHOOK.format(framework="aiogram"), REFUNDBOT_WEBHOOK_SECRET=secret)
+    assert done.returncode != 0
+    lines = (done.stdout + done.stderr).strip().splitlines()
+    assert len(lines) == 1 and "[telegram] webhook_secret" in lines[0] and "A-Z, a-z, 0-9, _ and -" in lines[0]
+    assert secret not in lines[0]  # the configuration's values are never echoed: they may be secrets

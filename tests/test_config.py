@@ -57,3 +57,42 @@ def test_a_bad_setting_is_refused_with_its_name(tmp_path):
     with pytest.raises(ValidationError) as err:
         load_config(bad)
     assert "mode" in str(err.value) and "number_pattern" in str(err.value)
+
+
+WEBHOOK = '[telegram]\ntoken = "1:abc"\nmode = "webhook"\n'
+
+
+def test_webhook_mode_without_a_secret_is_refused_by_the_configuration(tmp_path):
+    # Every way of starting refundbot (run, run --workers, the embedding API) takes a validated AppConfig.
+    path = tmp_path / "webhook.toml"
+    path.write_text(WEBHOOK, encoding="utf-8")
+    with pytest.raises(ValidationError, match="webhook_secret"):
+        load_config(path, environ={})
+    with pytest.raises(ValidationError, match="webhook_secret"):
+        AppConfig.model_validate({"telegram": {"mode": "webhook"}})
+
+
+def test_the_webhook_secret_may_come_from_the_environment(tmp_path):
+    path = tmp_path / "webhook.toml"
+    path.write_text(WEBHOOK, encoding="utf-8")
+    secret = "Az09_-" * 42 + "abcd"  # 256 characters, all of them Telegram's
+    assert load_config(path, environ={"REFUNDBOT_WEBHOOK_SECRET": secret}).telegram.webhook_secret == secret
+
+
+@pytest.mark.parametrize("secret", ["has space", "x" * 257, "秘密", "a+b/c="])
+def test_a_secret_telegram_would_refuse_is_refused_in_either_mode(secret):
+    for mode in ("polling", "webhook"):
+        with pytest.raises(ValidationError, match="A-Z, a-z, 0-9, _ and -"):
+            AppConfig.model_validate({"telegram": {"mode": mode, "webhook_secret": secret}})
+
+
+def test_configuration_errors_are_described_one_line_each_without_their_values():
+    from bot.config import describe_errors
+
+    with pytest.raises(ValidationError) as err:
+        AppConfig.model_validate({"telegram": {"token": "1:very-secret", "mode": "webhook"},
+                                  "platform": {"max_answer_bytes": 1}})
+    lines = describe_errors(err.value).splitlines()
+    assert len(lines) == 2 and "very-secret" not in " ".join(lines)
+    assert lines[0].startswith("[telegram]") and "webhook_secret" in lines[0]
+    assert lines[1].startswith("[platform] max_answer_bytes:")

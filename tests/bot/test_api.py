@@ -179,6 +179,30 @@ async def test_a_malformed_callback_is_refused_with_a_json_error_and_changes_not
     assert await snapshot(database) == before
 
 
+DEEP_LISTS = b"[" * 100_000 + b"]" * 100_000  # json.loads alone raises RecursionError on it
+DEEP_OBJECTS = b'{"a":' * 100_000 + b"1" + b"}" * 100_000
+
+
+@SQLITE_ONLY
+@pytest.mark.parametrize("path", ["/api/v1/callbacks/refund", "/api/v1/callbacks/order"])
+@pytest.mark.parametrize("payload", [DEEP_LISTS, DEEP_OBJECTS, b'{"event": ' + b"[" * 200 + b"]" * 200 + b"}"],
+                         ids=["lists", "objects", "deeper_than_any_real_body"])
+async def test_deeply_nested_json_is_refused_400_with_a_json_error_not_500(
+        database: Database, refunding: str, client: TestClient[Any, Any], path: str, payload: bytes) -> None:
+    before = await snapshot(database)
+    assert "malformed" in await refused(await post(client, path, payload), 400)
+    assert await snapshot(database) == before
+
+
+@SQLITE_ONLY
+async def test_an_over_large_body_is_refused_413_with_a_json_error_not_500(
+        database: Database, refunding: str, client: TestClient[Any, Any]) -> None:
+    before = await snapshot(database)
+    payload = json.dumps(credited(reason="x" * (2 << 20))).encode()
+    assert "larger than" in await refused(await post(client, "/api/v1/callbacks/refund", payload), 413)
+    assert await snapshot(database) == before
+
+
 @pytest.mark.parametrize(("payload", "status"), [
     (credited(case_no="R20990101-0001"), 404),
     (credited(idempotency_key=f"{CASE}-7"), 404),

@@ -297,3 +297,157 @@ def test_configuration_picks_the_gateway_and_the_order_source() -> None:
     assert isinstance(lookup, HttpOrderLookup) and lookup.base_url == "http://127.0.0.1/o"
     with pytest.raises(ValueError, match="secret"):
         build_gateway(PlatformConfig(gateway="http", refund_url="http://127.0.0.1/r"))
+
+
+# --- what the platform may not make us do -----------------------------------------------------
+
+
+@dataclass
+class Elsewhere:
+    """Another host a redirect points at: it must never see a signed request."""
+
+    requests: list[tuple[str, bytes]] = field(default_factory=list)
+
+    async def anything(self, request: web.Request) -> web.Response:
+        self.requests.append((request.method, await request.read()))
+        return web.json_response({"status": "succeeded", **ORDER})
+
+
+@pytest.fixture
+async def redirecting() -> AsyncIterator[tuple[Elsewhere, str]]:
+    """(the other host, a base URL whose every path answers ?status= redirect to the same path there)."""
+    elsewhere = Elsewhere()
+    other_app = web.Application()
+    other_app.router.add_route("*", "/{tail:.*}", elsewhere.anything)
+
+    async def redirect(request: web.Request) -> web.Response:
+        target = other.make_url(request.path)
+        return web.Response(status=int(request.match_info["status"]), headers={"Location": str(target)})
+
+    app = web.Application()
+    app.router.add_route("*", "/{status}/{tail:.*}", redirect)
+    async with TestServer(other_app) as other, TestServer(app) as server:
+        yield elsewhere, str(server.make_url("/"))
+
+
+@pytest.mark.parametrize("status", [301, 302, 307, 308])
+async def test_a_refund_call_follows_no_redirect_and_the_signed_body_stays_home(
+        redirecting: tuple[Elsewhere, str], status: int) -> None:
+    elsewhere, base = redirecting
+    gateway = HttpGateway(f"{base}{status}/refunds", SECRET, timeout=2)
+    try:
+        with pytest.raises(GatewayUnavailable, match="redirect"):
+            await gateway.refund(attempt(), "KM1")
+    finally:
+        await gateway.close()
+    assert elsewhere.requests == []
+
+
+@pytest.mark.parametrize("status", [302, 307])
+async def test_an_order_lookup_follows_no_redirect(redirecting: tuple[Elsewhere, str], status: int) -> None:
+    elsewhere, base = redirecting
+    lookup = HttpOrderLookup(f"{base}{status}/orders", SECRET, timeout=2)
+    try:
+        with pytest.raises(OrderLookupError, match="redirect"):
+            await lookup.get(ORDER["order_no"])
+    finally:
+        await lookup.close()
+    assert elsewhere.requests == []
+
+
+HUGE = 200 << 20
+
+
+@dataclass
+class Firehose:
+    """Answers every call with 200 MB, streamed (no Content-Length), counting what it got to send."""
+
+    sent: int = 0
+    done: asyncio.Event = field(default_factory=asyncio.Event)
+
+    async def answer(self, request: web.Request) -> web.StreamResponse:
+        response = web.StreamResponse()
+        await response.prepare(request)
+        chunk = b" " * (64 << 10)
+        try:
+            while self.sent < HUGE:
+                await response.write(chunk)
+                self.sent += len(chunk)
+        except (ConnectionError, asyncio.CancelledError):
+            pass  # the client hung up: what we want
+        finally:
+            self.done.set()
+        return response
+
+
+@pytest.fixture
+async def firehose() -> AsyncIterator[tuple[Firehose, str]]:
+    hose = Firehose()
+    app = web.Application()
+    app.router.add_route("*", "/{tail:.*}", hose.answer)
+    async with TestServer(app) as server:
+        yield hose, str(server.make_url("/"))
+
+
+@pytest.mark.parametrize("client", ["gateway", "lookup"])
+async def test_an_over_large_answer_is_cut_off_early_and_counts_as_unavailable(
+        firehose: tuple[Firehose, str], client: str) -> None:
+    hose, base = firehose
+    platform_client: HttpGateway | HttpOrderLookup
+    if client == "gateway":
+        platform_client = HttpGateway(f"{base}refunds", SECRET, timeout=30, max_answer_bytes=1 << 20)
+        call = platform_client.refund(attempt(), "KM1")
+        failure: type[Exception] = GatewayUnavailable
+    else:
+        platform_client = HttpOrderLookup(f"{base}orders", SECRET, timeout=30, max_answer_bytes=1 << 20)
+        call = platform_client.get(ORDER["order_no"])
+        failure = OrderLookupError
+    try:
+        with pytest.raises(failure, match="max_answer_bytes"):
+            await call
+    finally:
+        await platform_client.close()
+    await asyncio.wait_for(hose.done.wait(), 10)
+    # Socket buffers take a few MB the client never reads; the rest of the 200 MB is never sent.
+    assert hose.sent < 32 << 20, hose.sent
+
+
+async def test_an_answer_declaring_a_length_over_the_cap_is_not_read_at_all(platform: FakePlatform) -> None:
+    platform.orders["BIG"] = {**ORDER, "order_no": "BIG", "product_name": "x" * 5000}
+    lookup = HttpOrderLookup(platform.orders_url, SECRET, timeout=2, max_answer_bytes=1024)
+    try:
+        with pytest.raises(OrderLookupError, match="larger than 1024 bytes"):
+            await lookup.get("BIG")
+    finally:
+        await lookup.close()
+
+
+async def test_deeply_nested_json_from_the_platform_is_not_an_order_and_not_a_crash() -> None:
+    async def deep(request: web.Request) -> web.Response:
+        return web.Response(body=b"[" * 100_000 + b"]" * 100_000, content_type="application/json")
+
+    app = web.Application()
+    app.router.add_get("/orders/{order_no}", deep)
+    app.router.add_post("/refunds", deep)
+    async with TestServer(app) as server:
+        lookup = HttpOrderLookup(str(server.make_url("/orders")), SECRET, timeout=2)
+        gateway = HttpGateway(str(server.make_url("/refunds")), SECRET, timeout=2)
+        try:
+            with pytest.raises(OrderLookupError, match="not JSON"):
+                await lookup.get(ORDER["order_no"])
+            result = await gateway.refund(attempt(), "KM1")
+        finally:
+            await lookup.close()
+            await gateway.close()
+    assert result.status is RefundStatus.REQUESTED and "not JSON" in (result.reason or "")
+
+
+def test_configuration_passes_the_answer_cap_to_both_clients() -> None:
+    from bot.config import PlatformConfig
+    from bot.platform import build_gateway, build_order_lookup
+
+    http = PlatformConfig(gateway="http", refund_url="http://127.0.0.1/r", orders="http",
+                          orders_url="http://127.0.0.1/o/", secret=SECRET, max_answer_bytes=4096)
+    gateway, lookup = build_gateway(http), build_order_lookup(http)
+    assert isinstance(gateway, HttpGateway) and isinstance(lookup, HttpOrderLookup)
+    assert gateway._max_answer_bytes == lookup._max_answer_bytes == 4096
