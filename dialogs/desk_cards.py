@@ -17,6 +17,7 @@ from decimal import Decimal
 
 from dialogs.domain import Case, CaseStatus, DeskItem, Order
 from dialogs.io import Button
+from dialogs.ledger import Balance
 from dialogs.ports import CaseEventRecord
 from dialogs.settings import DeskSettings
 from dialogs.sla import deadline_line
@@ -50,6 +51,8 @@ class CardFacts:
     history: Sequence[CaseEventRecord] = ()
     pending: tuple[Decimal, int] | None = None  # (amount, requesting agent) of an approval awaiting a confirm
     names: Mapping[int, str] | None = None  # display names by Telegram id, as far as known
+    balance: Balance | None = None  # the order's refund ledger
+    siblings: Sequence[tuple[Case, Decimal]] = ()  # the order's other cases, each with what it refunded
 
 
 def clip(text: str, limit: int) -> str:
@@ -107,6 +110,20 @@ def _order_lines(case: Case, order: Order | None, t: Texts, timezone: str) -> li
     return lines
 
 
+def _ledger_lines(facts: CardFacts, t: Texts) -> list[str]:
+    """The order's money beyond this case: what went back or is on its way, what is left, and the
+    order's other cases — so no agent approves twice what one order paid once."""
+    balance = facts.balance
+    if balance is None or (balance.remaining == balance.paid and not facts.siblings):
+        return []
+    lines = [t("dk.card.ledger", refunded=money(balance.refunded), in_flight=money(balance.in_flight),
+               remaining=money(balance.remaining))]
+    lines += [t("dk.card.sibling", case_no=other.case_no, reason=t(f"reason.{other.reason.value}"),
+                status=t(f"status.{other.status.value}"), refunded=money(refunded))
+              for other, refunded in facts.siblings[-5:]]
+    return lines
+
+
 def _history_lines(history: Sequence[CaseEventRecord], desk: DeskSettings, t: Texts, timezone: str) -> list[str]:
     lines = [t("dk.card.history")]
     for event in history:
@@ -146,6 +163,7 @@ def card_text(facts: CardFacts, desk: DeskSettings, t: Texts, timezone: str) -> 
         lines.append(t("dk.card.customer", name=customer_label(item, names), user_id=case.user_id,
                        language=t(f"dk.language.{case.locale}", default=case.locale)))
         lines.append(t("dk.card.reason", reason=t(f"reason.{case.reason.value}"), amount=money(case.amount)))
+        lines += _ledger_lines(facts, t)
         if case.description.strip():
             lines.append(t("dk.card.description", description=clip(case.description.strip(), DESCRIPTION_MAX)))
         lines.append(t("dk.card.verdict", verdict=t(f"verdict_short.{case.verdict.value}"), rule=case.rule_id))

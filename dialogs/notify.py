@@ -30,8 +30,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime
+from decimal import Decimal
 from typing import Any
 
+from dialogs import ledger
 from dialogs.desk_cards import (
     CardFacts,
     album_caption,
@@ -41,7 +43,7 @@ from dialogs.desk_cards import (
 )
 from dialogs.desk_cards import card_buttons as desk_card_buttons
 from dialogs.desk_cards import card_text as desk_card_text
-from dialogs.domain import Case, CaseStatus, Delivery, DeskItem, Order, OutboxMessage
+from dialogs.domain import Case, CaseStatus, Delivery, DeskItem, Order, OutboxMessage, RefundStatus
 from dialogs.io import Button
 from dialogs.ports import UnitOfWork
 from dialogs.settings import CoreSettings
@@ -213,8 +215,14 @@ async def _card_facts(uow: UnitOfWork, item: DeskItem, names: Mapping[int, str])
     case = await uow.cases.get(item.case_no) if item.case_no else None
     if case is None:
         return CardFacts(item, names=names)
-    return CardFacts(item, case, await uow.orders.get(case.order_no), await uow.desk.history(case.case_no),
-                     await uow.desk.pending_approval(case.case_no), names)
+    attempts = await uow.refunds.for_order(case.order_no)
+    order = await uow.orders.get(case.order_no)
+    siblings = [(other, sum((a.amount for a in attempts if a.case_no == other.case_no
+                             and a.status is RefundStatus.SUCCEEDED), Decimal("0.00")))
+                for other in await uow.cases.for_order(case.order_no) if other.case_no != case.case_no]
+    return CardFacts(item, case, order, await uow.desk.history(case.case_no),
+                     await uow.desk.pending_approval(case.case_no), names,
+                     ledger.balance(order.amount if order else case.amount, attempts), siblings)
 
 
 async def desk_card_notice(uow: UnitOfWork, item: DeskItem, chat_id: int, settings: CoreSettings,

@@ -20,7 +20,8 @@ from dialogs.desk_cards import (
     quote_batch,
     topic_name,
 )
-from dialogs.domain import Case, CaseStatus, DeskItem
+from dialogs.domain import Case, CaseStatus, DeskItem, Reason
+from dialogs.ledger import Balance
 from dialogs.ports import CaseEventRecord
 from dialogs.settings import DeskSettings
 from dialogs.texts import Texts, catalog
@@ -148,3 +149,23 @@ def test_every_desk_card_text_exists(locale: str) -> None:
     assert used <= set(catalog(locale))
     for prefix in prefixes:
         assert any(key.startswith(prefix) for key in catalog(locale)), prefix
+
+
+def test_the_card_shows_the_orders_other_cases_and_what_is_left_to_refund() -> None:
+
+
+    earlier = case(case_no="R20261120-0003", reason=Reason.CARD_USED, status=C.REFUNDED)
+    facts = CardFacts(item(), case(amount=Decimal("30.00")), make_order(amount=Decimal("50.00")), HISTORY,
+                      balance=Balance(Decimal("50.00"), Decimal("20.00"), Decimal("0.00")),
+                      siblings=((earlier, Decimal("20.00")),))
+    zh = card_text(facts, DESK, ZH, TZ)
+    assert "本订单已退 ¥20.00 · 退款中 ¥0.00 · 可退余额 ¥30.00" in zh
+    assert "R20261120-0003" in zh and "已退 ¥20.00" in zh
+    assert "left ¥30.00" in card_text(facts, DESK, EN, TZ)
+
+
+def test_a_card_of_an_untouched_order_adds_no_ledger_lines() -> None:
+
+
+    facts = CardFacts(item(), case(), make_order(), HISTORY, balance=Balance(Decimal("50.00"), Decimal(0), Decimal(0)))
+    assert "可退余额" not in card_text(facts, DESK, ZH, TZ)
