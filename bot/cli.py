@@ -16,6 +16,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from bot.config import AppConfig, describe_errors, load_config
 from bot.logs import configure_logging
+from dialogs.domain import CaseStatus
 
 app = typer.Typer(help="refundbot: a Telegram refund agent for card-union (卡盟) platforms.",
                   no_args_is_help=True, add_completion=False)
@@ -238,6 +239,10 @@ app.add_typer(cases_app, name="cases")
 
 EXIT_UNKNOWN_CASE = 3
 EXIT_FORBIDDEN = 4
+# What a desk decision leaves a case in when it went through (the desk refused otherwise).
+_DECIDED = {"approve": {CaseStatus.REFUNDING, CaseStatus.REFUNDED}, "confirm": {CaseStatus.REFUNDING, CaseStatus.REFUNDED},
+            "reject": {CaseStatus.REJECTED, CaseStatus.REJECTED_FINAL}, "reject_final": {CaseStatus.REJECTED_FINAL},
+            "ask_info": {CaseStatus.NEEDS_INFO}}
 
 
 def _workflow(settings: AppConfig):  # type: ignore[no-untyped-def]
@@ -290,47 +295,122 @@ def cases_mark_refunded(
 def cases_move(
     case_no: Annotated[str, typer.Argument(metavar="CASE", help="Case number, e.g. R20261124-0001.")],
     trigger: Annotated[str, typer.Argument(metavar="ACTION", help=(
-        "start_review, ask_info, approve (the refund starts at once), reject, reject_final, retry_refund, "
-        "hand_to_human, fail_refund, close_silent."))],
+        "start_review, ask_info, approve (the refund starts at once, or waits for a supervisor's confirm above "
+        "[desk] confirm_above), confirm (a supervisor's second signature), reject, reject_final, retry_refund, "
+        "hand_to_human, fail_refund (only when no refund attempt is in flight), close_silent."))],
+    by: Annotated[str, typer.Option("--by", help=(
+        "Who decides: an agent's Telegram id or alias from [desk] (any name when the desk has no staff). "
+        "Kept in the case history."))],
     note: Annotated[str, typer.Option("--note", help="Shown to the customer with the news (why, what is needed).")] = "",
-    actor: Annotated[str, typer.Option("--actor", help="Who decides (kept in the case history).")] = "operator",
+    amount: Annotated[str | None, typer.Option("--amount", help="approve: refund only this much (CNY).")] = None,
     config: ConfigOption = None,
 ) -> None:
-    """Move a case as a support agent would (until the agent desk does it inside Telegram): the case
-    event, the customer's status card and news, deadlines and the refund follow as for any move.
+    """Move a case as a support agent would, under the desk's rules (owner, two people above
+    confirm_above): the case event, the customer's status card and news, the desk card, deadlines and
+    the refund follow as for any move.
 
-    Exit codes: 0 moved, 2 unknown action, 3 no such case, 4 the case's status does not allow it."""
+    Exit codes: 0 moved (or waiting for a supervisor), 2 unknown action or person, 3 no such case,
+    4 refused (the case's status, the desk's rules or the order's refund ledger do not allow it)."""
     from datetime import UTC, datetime
+    from decimal import Decimal, InvalidOperation
 
     from bot.app import open_database
+    from dialogs import staff
+    from dialogs.desk import DeskService
+    from dialogs.ledger import AttemptInFlight, ExceedsRefundable, NothingToRefund
     from dialogs.lifecycle import TRIGGERS, ForbiddenTransition
 
-    if trigger not in TRIGGERS or trigger in ("withdraw", "appeal", "provide_info", "confirm_refund"):
+    if trigger != "confirm" and (trigger not in TRIGGERS or trigger in (
+            "withdraw", "appeal", "provide_info", "confirm_refund", "auto_approve", "start_refund")):
         console.print(f"[red]Unknown action {trigger!r}[/red] (customers withdraw, appeal and add material "
-                      "themselves; finance uses mark-refunded).")
+                      "themselves; finance uses mark-refunded and mark-failed).")
         raise typer.Exit(2)
     settings = _config(config)
+    try:
+        person = staff.identify(settings.core.desk, by)
+        wanted = Decimal(amount) if amount is not None else None
+    except (staff.UnknownPerson, InvalidOperation) as exc:
+        console.print(f"[red]{exc or 'not an amount: ' + str(amount)}[/red]")
+        raise typer.Exit(2) from None
     workflow = _workflow(settings)
+    desk = DeskService(settings.core, workflow) if settings.core.desk.chat_id else None
 
     async def go() -> int:
         database = await open_database(settings)
         try:
             async with database.uow() as uow:
                 at = datetime.now(UTC)
-                if trigger == "approve":
-                    case = await workflow.approve(uow, case_no, actor=actor, at=at, note=note)
+                if trigger in staff.DESK_COMMANDS:
+                    done = await staff.decide(uow, workflow, desk, case_no, trigger, person=person, at=at,
+                                              note=note, amount=wanted)
+                    status, waiting, said = done.status, done.waiting, done.said
                 else:
-                    case = await workflow.move(uow, case_no, trigger, actor=actor, at=at, note=note)
+                    status = (await workflow.move(uow, case_no, trigger, actor=person.actor, at=at, note=note)).status
+                    waiting, said = False, ()
                 await uow.commit()
         except KeyError:
             console.print(f"[red]No case {case_no}.[/red]")
             return EXIT_UNKNOWN_CASE
-        except ForbiddenTransition as exc:
+        except (ForbiddenTransition, AttemptInFlight, NothingToRefund, ExceedsRefundable,
+                staff.NeedsSecondPerson) as exc:
             console.print(f"[red]Not allowed:[/red] {exc}.")
             return EXIT_FORBIDDEN
         finally:
             await database.dispose()
-        console.print(f"{case_no} is now {case.status.value}; the customer will be told.")
+        for line in said:
+            console.print(line, markup=False)
+        if trigger == "approve" and waiting and status is not CaseStatus.REFUNDING:
+            console.print(f"{case_no} waits for a supervisor: refundbot cases move {case_no} confirm --by <supervisor>.")
+            return 0
+        if trigger in staff.DESK_COMMANDS and status not in _DECIDED[trigger]:
+            return EXIT_FORBIDDEN  # the desk refused (it said why above)
+        console.print(f"{case_no} is now {status.value}; the customer will be told.")
+        return 0
+
+    code = asyncio.run(go())
+    if code:
+        raise typer.Exit(code)
+
+
+@cases_app.command("mark-failed")
+def cases_mark_failed(
+    case_no: Annotated[str, typer.Argument(metavar="CASE", help="Case number, e.g. R20261124-0001.")],
+    by: Annotated[str, typer.Option("--by", help="Who states that the payout failed (kept in the case history).")],
+    note: Annotated[str, typer.Option("--note", help="Why it failed, shown to the customer with the news.")] = "",
+    config: ConfigOption = None,
+) -> None:
+    """The payout of the case's open refund attempt failed (finance or the payment channel says so): the
+    attempt is failed and the case goes to refund_failed, ready for a retry under a new key. Use it
+    only once the outcome is known: an attempt the channel may still pay must not be failed.
+
+    Exit codes: 0 done (or already failed), 3 no such case, 4 the case is not waiting for money."""
+    from bot.app import open_database
+    from bot.refunds import AttemptSettled, NothingInFlight, mark_settled
+    from dialogs import staff
+    from dialogs.lifecycle import ForbiddenTransition
+
+    settings = _config(config)
+    try:
+        person = staff.identify(settings.core.desk, by)
+    except staff.UnknownPerson as exc:
+        console.print(f"[red]{exc}[/red]")
+        raise typer.Exit(2) from None
+
+    async def go() -> int:
+        database = await open_database(settings)
+        try:
+            done = await mark_settled(database.uow, _workflow(settings), case_no, succeeded=False,
+                                      actor=person.actor, note=note)
+        except KeyError:
+            console.print(f"[red]No case {case_no}.[/red]")
+            return EXIT_UNKNOWN_CASE
+        except (ForbiddenTransition, AttemptSettled, NothingInFlight) as exc:
+            console.print(f"[red]Cannot mark {case_no} failed:[/red] {exc}.")
+            return EXIT_FORBIDDEN
+        finally:
+            await database.dispose()
+        verb = "was already" if not done.changed else "is now"
+        console.print(f"{case_no} {verb} refund_failed (attempt {done.attempt.idempotency_key}).")
         return 0
 
     code = asyncio.run(go())
@@ -355,7 +435,6 @@ def cases_export(
 
     from bot.app import open_database
     from bot.refunds import export_cases, local_range
-    from dialogs.domain import CaseStatus
 
     settings = _config(config)
     try:

@@ -125,16 +125,21 @@ async def settle(uow: UnitOfWork, workflow: CaseWorkflow, case_no: str, *, succe
                                   note=note), changed=True)
 
 
-async def mark_refunded(uow_factory: UnitOfWorkFactory, workflow: CaseWorkflow, case_no: str, *,
-                        actor: str = "finance", note: str = "", at: datetime | None = None) -> Settled:
-    """Finance paid the money back (ManualGateway, or by hand): the case's open attempt succeeded and
-    the case is refunded. `note` is shown to the customer with the news. Raises KeyError for an
-    unknown case and ForbiddenTransition when the case is not refunding."""
+async def mark_settled(uow_factory: UnitOfWorkFactory, workflow: CaseWorkflow, case_no: str, *,
+                       succeeded: bool, actor: str, note: str = "", at: datetime | None = None) -> Settled:
+    """A person states the outcome of the case's open attempt (finance paid it by hand, or the channel
+    said it failed). `note` is shown to the customer with the news. Raises as `settle`."""
     async with uow_factory() as uow:
-        done = await settle(uow, workflow, case_no, succeeded=True, actor=actor, at=at or utcnow(),
+        done = await settle(uow, workflow, case_no, succeeded=succeeded, actor=actor, at=at or utcnow(),
                             note=note or f"confirmed by {actor}", case_note=note)
         await uow.commit()
     return done
+
+
+async def mark_refunded(uow_factory: UnitOfWorkFactory, workflow: CaseWorkflow, case_no: str, *,
+                        actor: str = "finance", note: str = "", at: datetime | None = None) -> Settled:
+    """Finance paid the money back (ManualGateway, or by hand): the case is refunded."""
+    return await mark_settled(uow_factory, workflow, case_no, succeeded=True, actor=actor, note=note, at=at)
 
 
 class RefundWorker:

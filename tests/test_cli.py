@@ -148,16 +148,16 @@ def test_cases_move_decides_like_an_agent_and_refuses_what_the_status_does_not_a
     config = _seed_cases(tmp_path)  # R20261125-0001 is in review
     runner = CliRunner()
     asked = runner.invoke(app, ["cases", "move", "R20261125-0001", "ask_info", "--note", "请提供充值记录截图",
-                                "--config", config])
+                                "--by", "小李", "--config", config])
     assert asked.exit_code == 0, asked.output
     assert "R20261125-0001 is now needs_info" in asked.output
-    refused = runner.invoke(app, ["cases", "move", "R20261125-0001", "approve", "--config", config])
+    refused = runner.invoke(app, ["cases", "move", "R20261125-0001", "approve", "--by", "小李", "--config", config])
     assert refused.exit_code == 4 and "needs_info" in refused.output
-    customer_only = runner.invoke(app, ["cases", "move", "R20261125-0001", "withdraw", "--config", config])
+    customer_only = runner.invoke(app, ["cases", "move", "R20261125-0001", "withdraw", "--by", "小李", "--config", config])
     assert customer_only.exit_code == 2
-    unknown = runner.invoke(app, ["cases", "move", "R20990101-0001", "start_review", "--config", config])
+    unknown = runner.invoke(app, ["cases", "move", "R20990101-0001", "start_review", "--by", "小李", "--config", config])
     assert unknown.exit_code == 3
-    closed = runner.invoke(app, ["cases", "move", "R20261125-0001", "close_silent", "--config", config])
+    closed = runner.invoke(app, ["cases", "move", "R20261125-0001", "close_silent", "--by", "小李", "--config", config])
     assert closed.exit_code == 0 and "closed" in closed.output
 
 
