@@ -33,7 +33,7 @@ from dialogs.domain import (
     Verdict,
 )
 from dialogs.io import Button, Event, Reply
-from dialogs.ports import UnitOfWork
+from dialogs.ports import LookupTally, UnitOfWork
 from dialogs.settings import CoreSettings
 from dialogs.steps import Step
 from dialogs.tables import plain_table
@@ -56,10 +56,14 @@ TRANSITIONS: list[dict[str, Any]] = [
      "after": "say_order_closed"},
     {"trigger": "submit_order", "source": [S.IDLE, S.AWAITING_ORDER], "dest": S.CHOOSING_REASON,
      "prepare": "load_order", "conditions": "order_bound_to_user", "after": "offer_reasons"},
+    {"trigger": "submit_order", "source": [S.IDLE, S.AWAITING_ORDER], "dest": None,
+     "prepare": "load_number_tally", "unless": "number_open", "after": "say_cooling_down"},
     {"trigger": "submit_order", "source": [S.IDLE, S.AWAITING_ORDER], "dest": S.AWAITING_PHONE,
      "after": "ask_phone"},
     {"trigger": "submit_phone", "source": S.AWAITING_PHONE, "dest": None,
      "unless": "four_digits", "after": "say_phone_format"},
+    {"trigger": "submit_phone", "source": S.AWAITING_PHONE, "dest": S.AWAITING_ORDER,
+     "prepare": "lock_pending_number", "unless": "number_open", "after": "say_number_paused"},
     {"trigger": "submit_phone", "source": S.AWAITING_PHONE, "dest": S.IDLE,
      "prepare": ["load_pending_order", "load_claims"], "conditions": ["phone_matches", "order_closed_to_claims"],
      "after": "say_order_closed"},
@@ -152,6 +156,7 @@ class Dialog(CaseActions):
         self.now = now
         self.replies: list[Reply] = []
         self.order: Order | None = None
+        self.tally: LookupTally | None = None  # failed digit checks of the number in play, from any chat
         self.existing: Case | None = None
         self.balance: ledger.Balance | None = None  # the order's refund ledger, once read
         self.evidence_count = 0
@@ -201,18 +206,29 @@ class Dialog(CaseActions):
         return [s for s in stamps if self.now - s < window]
 
     def cooldown_until(self) -> datetime | None:
+        """This chat's pause: too many failures here, whatever the numbers."""
         failures = self.recent_failures()
         if len(failures) < self.settings.orders.max_failed_lookups:
             return None
-        until = max(failures) + timedelta(minutes=self.settings.orders.cooldown_minutes)
+        return self._pause_end(max(failures))
+
+    def number_paused_until(self) -> datetime | None:
+        """The pause of the number in play: too many failures on it from any chats together."""
+        tally = self.tally
+        if tally is None or tally.last_failed_at is None or tally.failures < self.settings.orders.max_failed_lookups:
+            return None
+        return self._pause_end(tally.last_failed_at)
+
+    def _pause_end(self, last_failure: datetime) -> datetime | None:
+        until = last_failure + timedelta(minutes=self.settings.orders.cooldown_minutes)
         return until if until > self.now else None
 
     async def lookups_allowed(self) -> bool:
         return self.cooldown_until() is None
 
     async def say_cooling_down(self) -> None:
-        until = self.cooldown_until()
-        assert until is not None
+        # One text for both pauses: a paused number reads the same whether its order exists or not.
+        until = max(u for u in (self.cooldown_until(), self.number_paused_until()) if u is not None)
         minutes = max(1, math.ceil((until - self.now).total_seconds() / 60))
         self.say("cooling_down", minutes=minutes, until=when(until, self.settings.i18n.timezone))
 
@@ -229,6 +245,12 @@ class Dialog(CaseActions):
     async def order_bound_to_user(self) -> bool:
         return self.order is not None and self.order.buyer_telegram_id == self.event.user_id
 
+    async def load_number_tally(self) -> None:
+        self.tally = await self.uow.lookups.get(self.order_text())
+
+    async def number_open(self) -> bool:
+        return self.number_paused_until() is None
+
     async def ask_phone(self) -> None:
         # Asked for any well-formed number not bound to this account, found or not: the answer
         # must not tell a stranger whether an order exists.
@@ -242,22 +264,42 @@ class Dialog(CaseActions):
     async def say_phone_format(self) -> None:
         self.say("phone_format")
 
+    def pending_number(self) -> str:
+        return str(self.data.get("pending_order", ""))
+
+    async def lock_pending_number(self) -> None:
+        # Held until the update commits: chats checking digits for this number take turns, so the
+        # check below and the failure it may record are one step for the limit.
+        self.tally = await self.uow.lookups.lock(self.pending_number(), now=self.now)
+
+    async def say_number_paused(self) -> None:
+        self.data.pop("pending_order", None)
+        await self.say_cooling_down()
+
     async def load_pending_order(self) -> None:
-        wanted = self.data.get("pending_order", "")
+        wanted = self.pending_number()
         if self.order is None or self.order.order_no != wanted:
             self.order = await self.uow.orders.get(wanted)
 
     async def phone_matches(self) -> bool:
-        return self.order is not None and self.order.buyer_phone[-4:] == self.event.text.strip()
+        # Phone digits prove only an unbound order: a bound one opens for its own account alone.
+        order = self.order
+        return (order is not None and order.buyer_telegram_id is None
+                and order.buyer_phone[-4:] == self.event.text.strip())
 
     async def say_not_found(self) -> None:
+        orders = self.settings.orders
         self.data.setdefault("failures", []).append(self.now.isoformat())
+        window = timedelta(minutes=orders.failed_lookup_window_minutes)
+        self.tally = await self.uow.lookups.record(
+            self.pending_number(), at=self.now, window=window,
+            forget_before=self.now - max(window, timedelta(minutes=orders.cooldown_minutes)))
         self.data.pop("pending_order", None)
-        left = self.settings.orders.max_failed_lookups - len(self.recent_failures())
+        left = orders.max_failed_lookups - max(len(self.recent_failures()), self.tally.failures)
         if left <= 0:
             await self.say_cooling_down()
         else:
-            self.say("order_not_found", example=self.settings.orders.number_example, left=left)
+            self.say("order_not_found", example=orders.number_example, left=left)
 
     async def offer_reasons(self) -> None:
         order = self.order

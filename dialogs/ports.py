@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 from types import TracebackType
 from typing import Protocol, Self
@@ -51,6 +51,35 @@ class OrderStore(OrderLookup, Protocol):
 
     async def upsert(self, order: Order) -> bool:
         """Insert or replace by order_no; True when inserted, False when updated."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class LookupTally:
+    """Failed phone-digit checks of one order number as typed, from any chat, existing order or not
+    (so a pause says nothing about whether the order exists)."""
+
+    order_no: str
+    window_start: datetime  # the first failure of the current window
+    failures: int  # within the current window
+    last_failed_at: datetime | None  # None: none yet
+
+
+class LookupFailures(Protocol):
+    """Failed guesses per order number: N chats together get `max_failed_lookups` guesses, not N times as many."""
+
+    async def get(self, order_no: str) -> LookupTally | None:
+        """The number's tally, not locked (None: nothing on record)."""
+        ...
+
+    async def lock(self, order_no: str, *, now: datetime) -> LookupTally:
+        """The number's tally, locked until the unit of work ends (an empty one is created if there is
+        none): two chats checking digits for one number take turns, so neither slips under the limit."""
+        ...
+
+    async def record(self, order_no: str, *, at: datetime, window: timedelta, forget_before: datetime) -> LookupTally:
+        """Count one failure and return the tally: a window older than `window` starts again at 1.
+        Tallies untouched since `forget_before` are dropped on the way (the table stays small)."""
         ...
 
 
@@ -352,6 +381,7 @@ class UnitOfWork(Protocol):
     refunds: RefundLedger
     nonces: NonceLedger
     desk: DeskRepository
+    lookups: LookupFailures
 
     async def __aenter__(self) -> Self: ...
 

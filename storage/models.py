@@ -189,6 +189,18 @@ class CaseCounterRow(Base):
     last: Mapped[int] = mapped_column(Integer)
 
 
+class LookupFailureRow(Base):
+    """Failed phone-digit checks per order number as typed (see dialogs.ports.LookupFailures)."""
+
+    __tablename__ = "lookup_failures"
+
+    order_no: Mapped[str] = mapped_column(String(64), primary_key=True)
+    window_start: Mapped[datetime] = mapped_column(UTCDateTime)
+    failures: Mapped[int] = mapped_column(Integer)
+    last_failed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)  # for pruning
+
+
 class EvidenceRow(Base):
     __tablename__ = "evidence"
     # The unique index leads with draft_id, so it also serves lookups by draft.

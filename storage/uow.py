@@ -18,6 +18,7 @@ from dialogs.ports import (
     ConversationRepository,
     DeskRepository,
     EvidenceRepository,
+    LookupFailures,
     NonceLedger,
     OrderStore,
     Outbox,
@@ -41,6 +42,7 @@ from storage.repositories import (
     SqlaCaseRepository,
     SqlaConversationRepository,
     SqlaEvidenceRepository,
+    SqlaLookupFailures,
     SqlaOrderStore,
     SqlaUpdateLedger,
     utc_now,
@@ -69,6 +71,7 @@ class SqlaUnitOfWork:
     refunds: RefundLedger
     nonces: NonceLedger
     desk: DeskRepository
+    lookups: LookupFailures
 
     def __init__(self, session_factory: Callable[[], AsyncSession], clock: Clock = utc_now,
                  gate: asyncio.Lock | None = None) -> None:
@@ -102,6 +105,7 @@ class SqlaUnitOfWork:
         self.refunds = SqlaRefundLedger(session)
         self.nonces = SqlaNonceLedger(session)
         self.desk = SqlaDeskRepository(session, self._clock)
+        self.lookups = SqlaLookupFailures(session, self._clock)
         return self
 
     async def __aexit__(
