@@ -121,7 +121,7 @@ async def running_workers(core: Core, gateway: ManualGateway | HttpGateway, conf
     database, service = core.database, core.service
     # A send gives up well inside the 10 s the workers get to stop (then the row goes back to the outbox).
     limiter = RedisLimiter.from_config(config.redis)  # None without [redis] url: each worker paces alone
-    relay = Relay(database.uow, sender, config.relay, config.core, send_timeout=8, limiter=limiter)
+    relay = Relay(database.uow, sender, config.relay, config.core, send_timeout=config.relay.send_timeout_seconds, limiter=limiter)
     sweeper = TimerSweeper(database.uow, service.workflow)
     # The worker's own cap on a gateway call sits just past the HTTP client's timeout.
     call_timeout = config.platform.timeout_seconds + 5
