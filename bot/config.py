@@ -62,6 +62,10 @@ class DatabaseConfig(_Section):
 
 class StorageConfig(_Section):
     evidence_dir: str = "data/evidence"
+    # Evidence of a draft never filed is deleted (rows and files) once its last file is this old; files
+    # no row names at all go too. Never anything of a filed case.
+    draft_evidence_days: float = Field(7, gt=0)
+    evidence_sweep_minutes: float = Field(60, gt=0)
 
 
 class SandboxConfig(_Section):
