@@ -8,7 +8,7 @@ import gc
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from aiohttp import web
 
@@ -16,7 +16,7 @@ from bot.api import PlatformApi, add_api_routes
 from bot.config import AppConfig
 from bot.demo import AGENTS, CUSTOMERS, DESK_TITLE, demo_orders
 from bot.desk_sweeper import DeskSweeper
-from bot.evidence import EvidenceIntake
+from bot.evidence import EvidenceIntake, EvidenceSweeper
 from bot.metrics import Metrics
 from bot.platform import HttpGateway, ManualGateway, build_gateway, build_order_lookup
 from bot.ratelimit import RedisLimiter
@@ -121,7 +121,7 @@ async def running_workers(core: Core, gateway: ManualGateway | HttpGateway, conf
     database, service = core.database, core.service
     # A send gives up well inside the 10 s the workers get to stop (then the row goes back to the outbox).
     limiter = RedisLimiter.from_config(config.redis)  # None without [redis] url: each worker paces alone
-    relay = Relay(database.uow, sender, config.relay, config.core, send_timeout=8, limiter=limiter)
+    relay = Relay(database.uow, sender, config.relay, config.core, send_timeout=config.relay.send_timeout_seconds, limiter=limiter)
     sweeper = TimerSweeper(database.uow, service.workflow)
     # The worker's own cap on a gateway call sits just past the HTTP client's timeout.
     call_timeout = config.platform.timeout_seconds + 5
@@ -139,7 +139,10 @@ async def running_workers(core: Core, gateway: ManualGateway | HttpGateway, conf
                asyncio.create_task(refunds.run(stop_workers)), asyncio.create_task(desk_sweeper.run(stop_workers))]
     housekeeping = [asyncio.create_task(forget_old_claims(service)),
                     asyncio.create_task(checkpoint_often(database)),
-                    asyncio.create_task(every_hour(api.forget_old_nonces, "replay ledger"))]
+                    asyncio.create_task(every_hour(api.forget_old_nonces, "replay ledger")),
+                    asyncio.create_task(every_hour(evidence_sweeper(config, database).sweep_count,
+                                                   "orphaned evidence rows and files",
+                                                   every=config.storage.evidence_sweep_minutes * 60))]
     try:
         yield Workers(relay, sweeper, refunds, desk_sweeper, api)
     finally:
@@ -201,6 +204,11 @@ async def checkpoint_often(database: Database, every: float = 1.0) -> None:
         except Exception:
             log.exception("SQLite checkpoint failed")
         await asyncio.sleep(every)
+
+
+def evidence_sweeper(config: AppConfig, database: Database) -> EvidenceSweeper:
+    return EvidenceSweeper(database.uow, config.storage.evidence_dir,
+                           timedelta(days=config.storage.draft_evidence_days))
 
 
 async def forget_old_claims(service: RefundService) -> None:

@@ -84,6 +84,10 @@ class DatabaseConfig(_Section):
 
 class StorageConfig(_Section):
     evidence_dir: str = "data/evidence"
+    # Evidence of a draft never filed is deleted (rows and files) once its last file is this old; files
+    # no row names at all go too. Never anything of a filed case.
+    draft_evidence_days: float = Field(7, gt=0)
+    evidence_sweep_minutes: float = Field(60, gt=0)
 
 
 class SandboxConfig(_Section):
@@ -103,6 +107,9 @@ class RelayConfig(_Section):
     lease_seconds: float = Field(60, gt=0)
     idle_poll_seconds: float = Field(0.5, gt=0)
     max_backoff_seconds: float = Field(300, gt=0)
+    # A call without an answer this long counts as failed for now (5xx-like); a topic being made is
+    # still waited for (bot.relay), never made twice.
+    send_timeout_seconds: float = Field(8, gt=0)
 
 
 class RedisConfig(_Section):

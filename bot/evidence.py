@@ -12,12 +12,16 @@ import hashlib
 import io
 import logging
 import os
+import time
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from PIL import Image, UnidentifiedImageError
 
 from dialogs.io import FileInspection, FileRef
+from dialogs.ports import UnitOfWorkFactory
 from dialogs.settings import PolicySettings
 
 log = logging.getLogger(__name__)
@@ -80,7 +84,9 @@ class EvidenceIntake:
         digest = hashlib.sha256(data).hexdigest()
         mime, ext = _FORMATS[fmt]
         path = self.directory / digest[:2] / f"{digest}.{ext}"
-        if not path.exists():
+        if path.exists():
+            os.utime(path)  # fresh again: the sweeper leaves young files alone until their row is written
+        else:
             path.parent.mkdir(parents=True, exist_ok=True)
             tmp = path.with_suffix(f".{os.getpid()}.tmp")
             tmp.write_bytes(data)
@@ -88,3 +94,51 @@ class EvidenceIntake:
         return FileInspection(
             ok=True, path=str(path), sha256=digest, mime_type=mime, width=width, height=height, size=len(data)
         )
+
+
+@dataclass(frozen=True)
+class Swept:
+    rows: int  # evidence rows of abandoned drafts
+    files: int  # files on disk that no evidence row names
+
+
+class EvidenceSweeper:
+    """Removes what no case will ever use: the evidence rows of drafts never filed whose last file is
+    older than `draft_age`, then every file under the evidence directory that no row names (an
+    abandoned draft's, a download whose update then failed, a crash's temporary file). A row bound to a
+    case is never deleted, so its file (content-addressed: possibly shared with a draft) always stays.
+    Files younger than `grace` stay too: they may belong to an update whose row is not committed yet."""
+
+    def __init__(self, uow: UnitOfWorkFactory, directory: str | Path, draft_age: timedelta,
+                 grace: timedelta = timedelta(hours=1), clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+                 wall: Callable[[], float] = time.time) -> None:
+        self.uow, self.directory, self.draft_age, self.grace = uow, Path(directory), draft_age, grace
+        self.clock, self.wall = clock, wall
+
+    async def sweep(self) -> Swept:
+        async with self.uow() as uow:
+            rows = await uow.evidence.prune_drafts(self.clock() - self.draft_age)
+            keep = await uow.evidence.stored_digests()
+            await uow.commit()
+        files = await asyncio.to_thread(self._remove_unnamed, keep, self.wall() - self.grace.total_seconds())
+        return Swept(rows, files)
+
+    async def sweep_count(self) -> int:
+        swept = await self.sweep()
+        return swept.rows + swept.files
+
+    def _remove_unnamed(self, keep: set[str], older_than: float) -> int:
+        removed = 0
+        if not self.directory.is_dir():
+            return 0
+        for path in self.directory.rglob("*"):
+            try:
+                if not path.is_file() or path.stat().st_mtime >= older_than:
+                    continue
+                if path.suffix != ".tmp" and path.name.split(".", 1)[0] in keep:
+                    continue
+                path.unlink()
+                removed += 1
+            except FileNotFoundError:  # another worker's sweeper was first
+                continue
+        return removed

@@ -50,9 +50,8 @@ class Inbound:
             # through the outbox.
             await self.service.handle(event)
             return
-        if event.private and event.file is not None:
-            event = await self._inspect(event)
-        outcome = await self.service.handle(event)
+        # The core asks for the file's bytes only past its flood guard and at a step that takes a file.
+        outcome = await self.service.handle(event, self._inspect if event.private else None)
         if not outcome.duplicate:
             await render(self.sender, event, outcome)
 

@@ -225,6 +225,7 @@ class _Item:
     recreating: bool = False  # the item's topic was found gone: the next one made replaces it
     album_mode: int = 0  # index into ALBUM_MODES
     caption_edit: bool = False  # the copy to edit has no text: edit its caption
+    topic_task: asyncio.Task[int] | None = None  # this row's createForumTopic, until its answer is used
 
 
 @dataclass
@@ -294,6 +295,8 @@ class Relay:
         self._turnstile = asyncio.Lock()  # FIFO: the chats that may go take global slots in turn
         self._recent_429: deque[tuple[float, int]] = deque()
         self._names: OrderedDict[int, tuple[str, float]] = OrderedDict()  # chat id -> (name, when asked)
+        # Desk key -> its createForumTopic in flight (see _topic_call): never a second one meanwhile.
+        self._topics: dict[str, asyncio.Task[int]] = {}
         self._last_prune = 0.0
 
     # -- driving it ---------------------------------------------------------------------------------
@@ -514,11 +517,9 @@ class Relay:
         """The calls of one notice: a new topic first when it needs one, then its message. Raises
         TopicGone, Blocked and Rejected for the caller; waits out 429s and transient failures."""
         if notice.topic_name is not None and notice.thread_id is None and notice.desk_key is not None:
-            name, key = notice.topic_name, notice.desk_key
-            thread_id = await self._paced(target, item, lambda: self.sender.create_topic(notice.chat_id, name))
-            recreated, item.recreating = item.recreating, False
-            await self._write(lambda uow: topic_created(uow, key, thread_id, chat_id=notice.chat_id,
-                                                        recreated=recreated, at=self.wall_clock()))
+            thread_id = await self._paced(target, item, self._topic_call(item, notice.chat_id, notice.topic_name,
+                                                                         notice.desk_key))
+            item.topic_task, item.recreating = None, False
             notice = item.notice = replace(notice, thread_id=thread_id, topic_name=None)
         while True:
             try:
@@ -539,6 +540,37 @@ class Relay:
                 item.album_mode += 1
                 if "identifier" in exc.description.lower():  # not this bot's file ids at all
                     item.album_mode = len(ALBUM_MODES) - 1
+
+    def _topic_call(self, item: _Item, chat_id: int, name: str, key: str) -> Callable[[], Awaitable[int]]:
+        """createForumTopic is not idempotent, and its answer may come after our timeout although the
+        topic was made. So the call runs as a task of its own, with the sender's long topic timeout, and
+        writes its topic down itself when it answers; a timeout here only stops waiting for it. A retry
+        (of this row, or of a row of the same desk item claimed again meanwhile) waits for that same
+        task instead of making a second topic. Only a call that failed makes a new one."""
+        async def call() -> int:
+            task = item.topic_task
+            if task is None or (task.done() and (task.cancelled() or task.exception() is not None)):
+                task = item.topic_task = self._topics.get(key) or self._start_topic(chat_id, name, key,
+                                                                                     item.recreating)
+            return await asyncio.shield(task)
+        return call
+
+    def _start_topic(self, chat_id: int, name: str, key: str, recreated: bool) -> asyncio.Task[int]:
+        async def make() -> int:
+            thread_id = await self.sender.create_topic(chat_id, name)
+            await self._write(lambda uow: topic_created(uow, key, thread_id, chat_id=chat_id, recreated=recreated,
+                                                        at=self.wall_clock()))
+            return thread_id
+
+        task = self._topics[key] = asyncio.create_task(make(), name=f"relay-topic-{key}")
+
+        def forget(done: asyncio.Task[int]) -> None:
+            if self._topics.get(key) is done:
+                del self._topics[key]
+            if not done.cancelled() and done.exception() is not None:  # retrieved: the row's retry says more
+                log.info("relay: creating the topic of desk item %s failed: %r", key, done.exception())
+        task.add_done_callback(forget)
+        return task
 
     async def _paced(self, target: _Target, item: _Item, call: Callable[[], Awaitable[T]]) -> T:
         """One Bot API call in the target's and the global slot; a 429 holds the target and a transient
@@ -866,6 +898,12 @@ class Relay:
                 task.cancel()
         if tasks:
             await asyncio.gather(*tasks, return_exceptions=True)
+        topics = list(self._topics.values())
+        if topics:  # a topic being made is written down when Telegram answers (bounded by the topic timeout)
+            if not graceful:
+                for topic in topics:
+                    topic.cancel()
+            await asyncio.wait(topics)
         if self._shared_answers:  # each bounded by the limiter's timeout
             await asyncio.gather(*self._shared_answers, return_exceptions=True)
         self._closing.clear()

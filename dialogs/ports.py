@@ -154,6 +154,14 @@ class EvidenceRepository(Protocol):
         """Bind the draft's evidence to the filed case; returns the number of rows bound."""
         ...
 
+    async def prune_drafts(self, before: datetime) -> int:
+        """Delete the rows of drafts never filed whose last file came before `before`; returns how many."""
+        ...
+
+    async def stored_digests(self) -> set[str]:
+        """The sha256 of every file an evidence row (a draft's or a case's) still names."""
+        ...
+
 
 class UpdateLedger(Protocol):
     async def claim(self, update_id: int, chat_id: int, at: datetime) -> bool:

@@ -9,7 +9,7 @@ import asyncio
 import logging
 import re
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
@@ -25,7 +25,7 @@ from dialogs.notify import RATEABLE, card_buttons, card_text
 from dialogs.ports import ConcurrentUpdate, OrderLookup, OrderSourceUnavailable, UnitOfWork, UnitOfWorkFactory
 from dialogs.settings import CoreSettings
 from dialogs.sla import deadline_line
-from dialogs.steps import Step
+from dialogs.steps import FILE_STEPS, Step
 from dialogs.texts import LOCALES, Texts, pick_locale
 
 # /status shows at most this many cards (each a message: Telegram allows ~1 message/s per chat).
@@ -33,6 +33,9 @@ _STATUS_CARDS = 3
 _MAX_RETRIES = 5
 CLAIM_RETENTION = timedelta(hours=48)
 log = logging.getLogger(__name__)
+
+# The adapter's download of an update's file: the event back with the file's inspection.
+FileFetch = Callable[[Event], Awaitable[Event]]
 
 
 def utcnow() -> datetime:
@@ -105,6 +108,12 @@ class FloodGuard:
             del self._seen[chat_id]
 
 
+def takes_file(conv: Conversation | None) -> bool:
+    """Whether a photo or document sent now would be kept: only at a step that takes files, and not
+    while an agent has the chat (the desk copies the message into the topic by its file id)."""
+    return conv is not None and TAKEOVER not in conv.data and conv.step in FILE_STEPS
+
+
 class RefundService:
     def __init__(
         self,
@@ -128,7 +137,9 @@ class RefundService:
         self.flood = FloodGuard(flood_limit, flood_window)
         self.desk = DeskService(settings, self.workflow)
 
-    async def handle(self, event: Event) -> Outcome:
+    async def handle(self, event: Event, fetch_file: FileFetch | None = None) -> Outcome:
+        """`fetch_file` downloads the event's file; it is called only past the flood guard, and only
+        when the chat's step takes a file (a short read of the conversation, for file updates only)."""
         if self.desk.wants(event):
             return await self._desk(event)
         if not event.private or event.kind is EventKind.SERVICE:
@@ -138,6 +149,11 @@ class RefundService:
             notice = Texts(pick_locale(event.language_code, self.settings.i18n.default_locale))("flood")
             return Outcome(replies=(Reply(notice),) if verdict == "notify" else (), toast=notice)
         async with self.locks.hold(event.chat_id):
+            if fetch_file is not None and event.file is not None and await self._wants_file(event.chat_id):
+                # Outside any unit of work: a download must not hold a transaction (on SQLite, every
+                # writer). Should another worker move the chat on meanwhile, the file is an orphan for
+                # the evidence sweeper.
+                event = await fetch_file(event)
             try:
                 fetched = await self._fetch_order(event)
             except OrderSourceUnavailable:
@@ -171,6 +187,10 @@ class RefundService:
                     raise
                 await asyncio.sleep(0.01 * (attempt + 1))
         raise AssertionError("unreachable")
+
+    async def _wants_file(self, chat_id: int) -> bool:
+        async with self.uow_factory() as uow:
+            return takes_file(await uow.conversations.load(chat_id))
 
     async def forget_old_claims(self, older_than: timedelta = CLAIM_RETENTION) -> int:
         """Telegram keeps an update for 24 h at most, and may restart update ids after a quiet week:

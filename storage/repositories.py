@@ -605,6 +605,17 @@ class SqlaEvidenceRepository(SessionRepository):
     async def attach(self, draft_id: str, case_no: str) -> int:
         return rowcount(await execute_core(self._session, _ATTACH, {"w_draft_id": draft_id, "case_no": case_no}))
 
+    async def prune_drafts(self, before: datetime) -> int:
+        stale = (select(EvidenceRow.draft_id).where(EvidenceRow.case_no.is_(None))
+                 .group_by(EvidenceRow.draft_id).having(func.max(EvidenceRow.created_at) < before))
+        result = await self._session.execute(
+            delete(EvidenceRow).where(EvidenceRow.case_no.is_(None), EvidenceRow.draft_id.in_(stale))
+            .execution_options(synchronize_session=False))
+        return rowcount(result)
+
+    async def stored_digests(self) -> set[str]:
+        return set((await self._session.scalars(select(EvidenceRow.sha256).distinct())).all())
+
 
 # --- update ledger ----------------------------------------------------------------------------
 

@@ -102,7 +102,7 @@ class AiogramSender(LibrarySender):
 
     async def create_topic(self, chat_id: int, name: str) -> int:
         topic = await self._call(lambda: self.bot.create_forum_topic(chat_id, name,
-                                                                     request_timeout=self.request_timeout))
+                                                                     request_timeout=self.topic_timeout))
         return topic.message_thread_id
 
     async def copy(self, chat_id: int, from_chat_id: int, message_id: int, *, thread_id: int | None = None) -> int:
