@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 from bot.scheduler import TimerSweeper
 from dialogs.domain import CaseStatus, TimerKind
 from sandbox import BOT_USER_ID
-from tests.e2e.conftest import Control, Customer, texts
+from tests.e2e.conftest import Control, Customer, make_config, texts
 from tests.e2e.test_case_aftercare import ZH, card_of, eventually, file_case, move, stored
 from tests.e2e.test_desk_actions import DESK, SUPER, SUPER2, Desk, desk, desk_factory, has, until  # noqa: F401
 
@@ -100,3 +100,19 @@ async def test_a_desk_that_lost_the_bot_gets_its_topics_when_the_bot_is_back_and
 
 async def _said(control: Control, chat_id: int, text: str) -> bool:
     return any(text in (m.get("text") or "") for m in await control.messages(chat_id))
+
+
+async def test_a_webhook_bot_hears_the_unblock_and_delivers_what_was_held(start_bot, customer, control, tmp_path):
+    config = make_config(tmp_path, mode="webhook", webhook_secret="s3cret-token", listen_port=0)
+    bot = await start_bot(config)
+    c = await customer(XIAOMING)
+    case_no = await asked_while_blocked(bot, c, quiet=False)
+    assert "my_chat_member" in (await control.get("state"))["webhook"]["allowed_updates"]
+    await blocks(c, blocked=False)
+    messages = await eventually(c, lambda m: any(ASKED in (x.get("text") or "") for x in m))
+    assert ZH("status.needs_info") in (card_of(messages, case_no) or {}).get("text", "")
+
+
+async def test_a_polling_bot_asks_telegram_for_my_chat_member(bot, customer, control):
+    await (await customer(XIAOMING)).say("/help")  # the bot is polling
+    assert "my_chat_member" in (await control.get("state"))["allowed_updates"]
