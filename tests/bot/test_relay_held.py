@@ -21,6 +21,7 @@ from tests.bot.test_relay import FAST, backlog, bot_messages, calls, file_cases,
 
 DESK = -1001000000888
 SUPERS = (7100, 7101)
+SETTINGS = CoreSettings()
 DESK_SETTINGS = CoreSettings(desk=DeskSettings(chat_id=DESK, supervisors=SUPERS))
 ZH = Texts("zh_CN")
 
@@ -31,7 +32,7 @@ async def tg(emu: Emulator) -> AsyncIterator[EmulatorClient]:
         yield client
 
 
-async def reopen(database: Database, chat_id: int, settings: CoreSettings = CoreSettings()) -> bool:
+async def reopen(database: Database, chat_id: int, settings: CoreSettings = SETTINGS) -> bool:
     async with database.uow() as uow:
         back = await chat_back(uow, chat_id, datetime.now(UTC), settings)
         await uow.commit()

@@ -73,7 +73,7 @@ async def test_a_needs_info_case_does_not_close_for_silence_while_the_chat_is_bl
     reopened = datetime.now(UTC)
     await blocks(c, blocked=False)
     async with bot.running.database.uow() as uow:
-        pending = dict((kind, due) for kind, due in await uow.timers.pending(case_no))
+        pending = dict(await uow.timers.pending(case_no))
     close = pending[TimerKind.INFO_CLOSE]
     assert close >= reopened + timedelta(days=7)  # a full week from when the request could arrive
     await sweeper.run_once(close + timedelta(seconds=1))
@@ -81,7 +81,7 @@ async def test_a_needs_info_case_does_not_close_for_silence_while_the_chat_is_bl
 
 
 async def test_a_desk_that_lost_the_bot_gets_its_topics_when_the_bot_is_back_and_supervisors_hear(
-        desk: Desk, customer):
+        desk: Desk, customer):  # noqa: F811 - the fixture imported above
     control = desk.control
     await control.post("members", chat_id=DESK, user_id=BOT_USER_ID, status="kicked", by_user_id=SUPER)
     for supervisor in (SUPER, SUPER2):
