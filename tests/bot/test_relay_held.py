@@ -5,15 +5,17 @@ The relay against the emulator over HTTP (both senders) and a real database (SQL
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
 from bot.relay import Relay
 from bot.sending import Sender
 from dialogs.domain import OutboxMessage
+from dialogs.notify import INFO_REMINDER
 from dialogs.reach import CUSTOMER_TEXT, chat_back
 from dialogs.settings import CoreSettings, DeskSettings
+from dialogs.sla import info_close_at
 from dialogs.texts import Texts
 from sandbox import BOT_USER_ID, Emulator, EmulatorClient
 from storage.uow import Database
@@ -77,6 +79,27 @@ async def test_a_reopened_chat_gets_what_was_held_in_order_with_one_card(
     # The card drawn as the case is now (the later card rows find it unchanged), then the news.
     assert len(sent) == 2 and ZH("status.needs_info") in sent[0] and case_no in sent[1]
     assert r.stats.sent == 4 and await backlog(database) == 0
+
+
+async def test_a_reminder_held_while_blocked_names_the_close_date_of_the_restarted_clock(
+        database: Database, sender: Sender, emu: Emulator, tg: EmulatorClient) -> None:
+    [case_no] = await file_cases(database, tg, [556])
+    await move(database, case_no, "start_review", "ask_info")
+    async with database.uow() as uow:
+        await uow.outbox.add(OutboxMessage(kind=INFO_REMINDER, chat_id=556, dedupe_key="reminder-test",
+                                           payload={"case_no": case_no, "close": "2000-01-01 00:00"},
+                                           created_at=datetime.now(UTC)))
+        await uow.commit()
+    await tg.block_bot(556)
+    await relay(database, sender).drain()
+    await tg.block_bot(556, blocked=False)
+    assert await reopen(database, 556)
+    await relay(database, sender).drain(until_empty=True)
+    async with database.uow() as uow:
+        close = await info_close_at(uow, case_no, SETTINGS)
+    assert close is not None and close[:10] >= (datetime.now(UTC) + timedelta(days=6)).date().isoformat()
+    [reminder] = [m["text"] for m in bot_messages(emu, 556) if "2000-01-01" in m["text"] or close in m["text"]]
+    assert close in reminder
 
 
 async def test_reopening_a_chat_that_was_not_held_changes_nothing(database: Database) -> None:
