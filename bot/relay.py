@@ -19,7 +19,9 @@ Failures (the `Sender` maps its library's exceptions to bot.sending's):
   group well under its own limit, mean the bot as a whole is flooded: everything holds until
   retry_after, and no new rows are claimed meanwhile.
 - 5xx, timeouts, network: the chat backs off exponentially (1 s, 2 s, 4 s... up to max_backoff_seconds).
-- 403: the chat is recorded as blocked and this row and every later row of it are given up unsent.
+- 403 (the user blocked the bot, the bot is out of the group): the chat is recorded as held and this row
+  and every later row of it wait unsent, in order, until the chat is reopened (dialogs.reach: the user
+  writes again, my_chat_member says the bot is back); nothing is retried blindly meanwhile.
 - an edit of a card that is gone: a new card is sent instead (on the chat's next slot);
   "message is not modified": delivered.
 - any other 4xx: this row is given up.
@@ -84,6 +86,7 @@ from bot.sending import (
 from dialogs.domain import Delivery
 from dialogs.notify import Notice, Sent, compose, delivered, topic_created, topic_gone
 from dialogs.ports import UnitOfWorkFactory
+from dialogs.reach import chat_lost
 from dialogs.settings import CoreSettings
 
 log = logging.getLogger(__name__)
@@ -199,7 +202,8 @@ class RelayStats:
     edited: int = 0  # of those, edits in place (including "not modified")
     skipped: int = 0  # rows compose had nothing to say for: confirmed without a call
     deferred: int = 0  # rows released to the outbox to be tried again later
-    given_up: int = 0  # rows never to be sent (blocked chat, rejected message)
+    given_up: int = 0  # rows never to be sent (a rejected message)
+    held: int = 0  # rows kept unsent until their chat is reopened (blocked by the user, bot out of the group)
     blocked_chats: int = 0
     throttled: int = 0  # 429s received
     global_holds: int = 0  # floods detected: every chat held
@@ -208,7 +212,7 @@ class RelayStats:
 
     def as_dict(self) -> dict[str, Any]:
         return {"claimed": self.claimed, "sent": self.sent, "edited": self.edited, "skipped": self.skipped,
-                "deferred": self.deferred, "given_up": self.given_up, "blocked_chats": self.blocked_chats,
+                "deferred": self.deferred, "given_up": self.given_up, "held": self.held, "blocked_chats": self.blocked_chats,
                 "throttled": self.throttled, "global_holds": self.global_holds,
                 "shared_fallbacks": self.shared_fallbacks, "errors": dict(self.errors)}
 
@@ -378,11 +382,11 @@ class Relay:
                 return 0
             blocked = await uow.chats.blocked(d.chat_id for d in claimed if d.chat_id is not None)
             for delivery in claimed:
-                if delivery.chat_id in blocked:
-                    await uow.outbox.give_up(delivery.id, at=now, error="the chat blocked the bot")
+                if delivery.chat_id in blocked:  # held until the chat is reopened (dialogs.reach)
+                    await uow.outbox.hold(delivery.id, error="the chat is blocked: held until it is reopened")
             await uow.commit()
         self.stats.claimed += len(claimed)
-        self.stats.given_up += sum(1 for d in claimed if d.chat_id in blocked)
+        self.stats.held += sum(1 for d in claimed if d.chat_id in blocked)
         for delivery in claimed:
             if delivery.chat_id not in blocked:
                 self._enqueue(_Item(delivery, lease_end))
@@ -867,19 +871,20 @@ class Relay:
         self.stats.given_up += len(deliveries)
 
     async def _blocked(self, target: _Target, exc: Blocked) -> None:
-        """403: record the chat as blocked; give up this row and the chat's other rows held here (its
-        later rows in the outbox are given up when claimed)."""
+        """403: record the chat as held (dialogs.reach: the desk's supervisors hear of it once) and hold
+        this row and the chat's other rows here; its later rows in the outbox wait behind them. All go
+        out, in order, once the chat is reopened."""
         error = f"403: {exc.description}"
         deliveries = [item.delivery for item in target.queue]
         async with self.uow() as uow:
-            await uow.chats.mark_blocked(target.chat_id, at=self.wall_clock(), reason=exc.description)
+            await chat_lost(uow, target.chat_id, self.wall_clock(), exc.description, self.settings)
             for delivery in deliveries:
-                await uow.outbox.give_up(delivery.id, at=self.wall_clock(), error=error)
+                await uow.outbox.hold(delivery.id, error=error)
             await uow.commit()
         self.stats.blocked_chats += 1
-        self.stats.given_up += len(deliveries)
-        log.info("relay: chat %s blocked the bot (%s); %d rows given up", target.chat_id, exc.description,
-                 len(deliveries))
+        self.stats.held += len(deliveries)
+        log.info("relay: chat %s cannot be written to (%s); %d rows held until it is reopened", target.chat_id,
+                 exc.description, len(deliveries))
         # Everything queued behind this row is settled too.
         rest = len(target.queue) - 1
         if rest > 0:

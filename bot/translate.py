@@ -1,4 +1,4 @@
-"""A Telegram message or callback query -> the core's transport-neutral `Event`.
+"""A Telegram message, callback query or my_chat_member -> the core's transport-neutral `Event`.
 
 aiogram's and python-telegram-bot's types mirror the Bot API field for field (`chat.id`, `from_user`,
 `photo`, `is_topic_message`...), so one translation reads both; the only difference it minds is that
@@ -87,6 +87,20 @@ def _kind(message: Any) -> EventKind:
     if any(getattr(message, name, None) for name in _CONTENT):
         return EventKind.OTHER
     return EventKind.SERVICE
+
+
+def from_member_update(updated: Any, update_id: int) -> Event:
+    """my_chat_member: the bot's own standing in a chat changed (a private chat: "kicked" when the user
+    blocked the bot, "member" when they unblocked it; a group: "left"/"kicked", "member"/"administrator")."""
+    return Event(
+        update_id=update_id,
+        chat_id=updated.chat.id,
+        user_id=updated.from_user.id,
+        kind=EventKind.MEMBER,
+        at=_when(updated.date) or _now(),
+        text=str(updated.new_chat_member.status),
+        private=updated.chat.type == "private",
+    )
 
 
 def from_callback(query: Any, update_id: int) -> Event:

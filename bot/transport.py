@@ -25,7 +25,8 @@ from dialogs.texts import Texts
 log = logging.getLogger(__name__)
 
 COMMANDS = ("refund", "status", "cancel", "agent", "lang", "help")
-ALLOWED_UPDATES = ["message", "edited_message", "callback_query"]
+# my_chat_member: the bot blocked/unblocked in a private chat, removed from/added back to a group (dialogs.reach).
+ALLOWED_UPDATES = ["message", "edited_message", "callback_query", "my_chat_member"]
 SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
 # Telegram's updates are a few kilobytes (4096 characters of text at most, with entities and a keyboard).
 MAX_UPDATE_BYTES = 1 << 20

@@ -15,6 +15,7 @@ class EventKind(StrEnum):
     DOCUMENT = "document"
     OTHER = "other"  # sticker, voice, video, location...: anything we do not take
     SERVICE = "service"  # a group's service message (topic created, member joined...): never answered
+    MEMBER = "member"  # Telegram's my_chat_member: the bot's own standing in the chat; text = its new status
 
 
 @dataclass(frozen=True, slots=True)

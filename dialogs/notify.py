@@ -47,7 +47,7 @@ from dialogs.domain import Case, CaseStatus, Delivery, DeskItem, Order, OutboxMe
 from dialogs.io import Button
 from dialogs.ports import UnitOfWork
 from dialogs.settings import CoreSettings
-from dialogs.sla import deadline_line
+from dialogs.sla import deadline_line, info_close_at
 from dialogs.texts import Texts, money
 
 C = CaseStatus
@@ -201,7 +201,10 @@ async def compose(uow: UnitOfWork, delivery: Delivery, settings: CoreSettings,
     if delivery.kind == INFO_REMINDER:
         if case.status is not C.NEEDS_INFO:
             return None
-        return Notice(delivery.chat_id, t("reminder.needs_info", case_no=case.case_no, close=payload["close"]),
+        # The close date as it stands now: a reminder held while the chat was blocked went out after the
+        # clock restarted (dialogs.sla.restart_info_clock).
+        close = await info_close_at(uow, case.case_no, settings) or payload["close"]
+        return Notice(delivery.chat_id, t("reminder.needs_info", case_no=case.case_no, close=close),
                       card_buttons(case, t))
     if delivery.kind == DEADLINE_MOVED:
         return Notice(delivery.chat_id, t(f"apology.{payload['deadline']}", case_no=case.case_no,

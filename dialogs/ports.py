@@ -197,21 +197,32 @@ class Outbox(Protocol):
         ...
 
     async def give_up(self, delivery_id: int, *, at: datetime, error: str) -> None:
-        """Never send this row (e.g. the chat blocked the bot)."""
+        """Never send this row (e.g. Telegram rejected the message)."""
+        ...
+
+    async def hold(self, delivery_id: int, *, error: str) -> None:
+        """Release the claim and keep the row unsent until `release_held` for its chat (the chat blocked
+        the bot, or the bot left the group): it and the chat's later rows wait, in order."""
+        ...
+
+    async def release_held(self, chat_id: int, *, at: datetime) -> int:
+        """The chat's held rows are due again from `at`; returns how many there were."""
         ...
 
     async def backlog(self) -> int:
-        """Rows neither sent nor given up."""
+        """Rows neither sent, given up nor held, nor of a held chat (those wait on the chat, not on us)."""
         ...
 
 
 class ChatDirectory(Protocol):
-    """Chats the bot can no longer write to (403 blocked)."""
+    """Chats the bot cannot write to now (403: blocked by the user, kicked from the group)."""
 
-    async def mark_blocked(self, chat_id: int, *, at: datetime, reason: str) -> None: ...
+    async def mark_blocked(self, chat_id: int, *, at: datetime, reason: str) -> bool:
+        """Record the chat as blocked; False when it already was (the same episode)."""
+        ...
 
-    async def unblock(self, chat_id: int) -> None:
-        """The user wrote again: they unblocked the bot."""
+    async def unblock(self, chat_id: int) -> bool:
+        """The user wrote again, or the bot is back in the group; False when it was not blocked."""
         ...
 
     async def blocked(self, chat_ids: Iterable[int]) -> set[int]: ...

@@ -23,6 +23,7 @@ from dialogs.io import Event, EventKind, Outcome, Reply
 from dialogs.lifecycle import ForbiddenTransition
 from dialogs.notify import RATEABLE, card_buttons, card_text
 from dialogs.ports import ConcurrentUpdate, OrderLookup, OrderSourceUnavailable, UnitOfWork, UnitOfWorkFactory
+from dialogs.reach import GONE, PRESENT, chat_back, chat_lost
 from dialogs.settings import CoreSettings
 from dialogs.sla import deadline_line
 from dialogs.steps import FILE_STEPS, Step
@@ -140,6 +141,8 @@ class RefundService:
     async def handle(self, event: Event, fetch_file: FileFetch | None = None) -> Outcome:
         """`fetch_file` downloads the event's file; it is called only past the flood guard, and only
         when the chat's step takes a file (a short read of the conversation, for file updates only)."""
+        if event.kind is EventKind.MEMBER:
+            return await self._membership(event)
         if self.desk.wants(event):
             return await self._desk(event)
         if not event.private or event.kind is EventKind.SERVICE:
@@ -177,6 +180,8 @@ class RefundService:
                 async with self.uow_factory() as uow:
                     if not await uow.updates.claim(event.update_id, event.chat_id, self.clock()):
                         return Outcome(duplicate=True)
+                    if event.private:  # an agent wrote: their chat is open again
+                        await chat_back(uow, event.chat_id, self.clock(), self.settings)
                     outcome = await self.desk.handle(uow, event, self.clock())
                     await uow.commit()
                 return outcome
@@ -191,6 +196,22 @@ class RefundService:
     async def _wants_file(self, chat_id: int) -> bool:
         async with self.uow_factory() as uow:
             return takes_file(await uow.conversations.load(chat_id))
+
+    async def _membership(self, event: Event) -> Outcome:
+        """Telegram says the bot's standing in a chat changed: a customer blocked or unblocked it, the
+        bot left or came back to the desk group (dialogs.reach). Other groups are none of our business."""
+        if not event.private and event.chat_id != self.settings.desk.chat_id:
+            return Outcome()
+        now = self.clock()
+        async with self.uow_factory() as uow:
+            if not await uow.updates.claim(event.update_id, event.chat_id, now):
+                return Outcome(duplicate=True)
+            if event.text in GONE:
+                await chat_lost(uow, event.chat_id, now, f"my_chat_member: {event.text}", self.settings)
+            elif event.text in PRESENT:
+                await chat_back(uow, event.chat_id, now, self.settings)
+            await uow.commit()
+        return Outcome()
 
     async def forget_old_claims(self, older_than: timedelta = CLAIM_RETENTION) -> int:
         """Telegram keeps an update for 24 h at most, and may restart update ids after a quiet week:
@@ -219,6 +240,8 @@ class RefundService:
         async with self.uow_factory() as uow:
             if not await uow.updates.claim(event.update_id, event.chat_id, now):
                 return Outcome(duplicate=True)
+            # The customer wrote: a chat held after a 403 is open again, and what was held goes out.
+            await chat_back(uow, event.chat_id, now, self.settings)
             if event.edited:  # never a new step of the dialog; a copy in a desk topic follows it
                 await self.desk.customer_edit(uow, event, now)
                 await uow.commit()

@@ -121,11 +121,7 @@ async def on_enter(uow: UnitOfWork, case: Case, at: datetime, settings: CoreSett
     elif case.status is C.APPEALED:
         await _set_review(uow, case, review_due(at, settings, calendar), settings, pending)
     elif case.status is C.NEEDS_INFO:
-        for hours in settings.sla.needs_info_reminder_hours:
-            await uow.timers.schedule(case.case_no, K.INFO_REMINDER, at + timedelta(hours=hours),
-                                      version=case.version)
-        await uow.timers.schedule(case.case_no, K.INFO_CLOSE,
-                                  at + timedelta(days=settings.sla.needs_info_close_days), version=case.version)
+        await _set_info_clock(uow, case, at, settings)
     elif case.status is C.REFUNDING:
         due = credit_due(at, order, settings, calendar)
         if case.credit_due is not None and case.credit_due > due:
@@ -135,6 +131,23 @@ async def on_enter(uow: UnitOfWork, case: Case, at: datetime, settings: CoreSett
         if K.CREDIT_DUE in pending:
             await uow.timers.cancel(case.case_no, [K.CREDIT_DUE])
         await uow.timers.schedule(case.case_no, K.CREDIT_DUE, end_of_day(due, settings), version=case.version)
+
+
+async def _set_info_clock(uow: UnitOfWork, case: Case, at: datetime, settings: CoreSettings) -> None:
+    for hours in settings.sla.needs_info_reminder_hours:
+        await uow.timers.schedule(case.case_no, K.INFO_REMINDER, at + timedelta(hours=hours), version=case.version)
+    await uow.timers.schedule(case.case_no, K.INFO_CLOSE, at + timedelta(days=settings.sla.needs_info_close_days),
+                              version=case.version)
+
+
+async def restart_info_clock(uow: UnitOfWork, chat_id: int, at: datetime, settings: CoreSettings) -> None:
+    """The customer's chat was reopened (see dialogs.reach): each of its needs_info cases gets its
+    reminders and its silence close anew from `at`, as if the request had just been asked. While the
+    chat was blocked the request could not reach them (see `fire`): the wait is not theirs."""
+    for case in await uow.cases.list_for_user(chat_id):
+        if case.status is C.NEEDS_INFO and case.chat_id == chat_id:
+            await uow.timers.cancel(case.case_no, INFO_TIMERS)
+            await _set_info_clock(uow, case, at, settings)
 
 
 async def _set_review(uow: UnitOfWork, case: Case, due: date, settings: CoreSettings,
@@ -149,7 +162,9 @@ async def _set_review(uow: UnitOfWork, case: Case, due: date, settings: CoreSett
 async def fire(uow: UnitOfWork, timer: Timer, now: datetime, workflow: CaseWorkflow) -> None:
     """Apply a due timer if it still applies, else do nothing (the caller marks it done either way).
 
-    - info_reminder / info_close: only while the case is needs_info at the timer's version.
+    - info_reminder / info_close: only while the case is needs_info at the timer's version, and not
+      while the customer's chat is blocked (nothing asked reached them; reopening the chat restarts
+      the clock: `restart_info_clock`).
     - review_due: only while the case awaits review and its review date is the one the timer
       was set for; credit_due likewise while the money is on its way.
     An overdue deadline moves by `overdue_extension_working_days`, the customer gets an apology
@@ -162,6 +177,8 @@ async def fire(uow: UnitOfWork, timer: Timer, now: datetime, workflow: CaseWorkf
         return
     if timer.kind in INFO_TIMERS:
         if case.status is not C.NEEDS_INFO or case.version != timer.version:
+            return
+        if await uow.chats.blocked([case.chat_id]):
             return
         if timer.kind is K.INFO_CLOSE:
             await workflow.move(uow, case.case_no, "close_silent", actor="system", at=now,
@@ -181,13 +198,20 @@ async def fire(uow: UnitOfWork, timer: Timer, now: datetime, workflow: CaseWorkf
 async def _remind(uow: UnitOfWork, case: Case, timer: Timer, now: datetime, settings: CoreSettings) -> None:
     from dialogs.notify import INFO_REMINDER  # notify imports this module
 
-    closes = [due_at for kind, due_at in await uow.timers.pending(case.case_no) if kind is K.INFO_CLOSE]
-    if not closes:  # nothing will close the case: a deadline we cannot name is no reminder
+    close = await info_close_at(uow, case.case_no, settings)
+    if close is None:  # nothing will close the case: a deadline we cannot name is no reminder
         return
-    close = max(closes).astimezone(ZoneInfo(settings.i18n.timezone))
     await uow.outbox.add(OutboxMessage(
         kind=INFO_REMINDER, chat_id=case.chat_id, dedupe_key=f"timer:{timer.id}:reminder",
-        payload={"case_no": case.case_no, "close": close.strftime("%Y-%m-%d %H:%M")}, created_at=now))
+        payload={"case_no": case.case_no, "close": close}, created_at=now))
+
+
+async def info_close_at(uow: UnitOfWork, case_no: str, settings: CoreSettings) -> str | None:
+    """When a needs_info case closes for silence, in local time ("YYYY-MM-DD HH:MM"); None: it does not."""
+    closes = [due_at for kind, due_at in await uow.timers.pending(case_no) if kind is K.INFO_CLOSE]
+    if not closes:
+        return None
+    return max(closes).astimezone(ZoneInfo(settings.i18n.timezone)).strftime("%Y-%m-%d %H:%M")
 
 
 async def _overdue(uow: UnitOfWork, case: Case, deadline: str, missed: date, now: datetime,

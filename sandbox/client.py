@@ -92,8 +92,11 @@ class EmulatorClient:
             "user_id": user_id, "first_name": first_name, "last_name": last_name, "username": username,
             "language_code": language_code, "started": started}))
 
-    async def block_bot(self, user_id: int, blocked: bool = True) -> dict[str, Any]:
-        return await self._dict("POST", "block", json={"user_id": user_id, "blocked": blocked})
+    async def block_bot(self, user_id: int, blocked: bool = True, quiet: bool = False) -> dict[str, Any]:
+        """The user blocks (blocked=False: unblocks) the bot. Unless quiet, the bot gets my_chat_member
+        (its status kicked / member) and the answer's update_id names it (None: nothing changed)."""
+        return await self._dict("POST", "block", json=_drop_none({"user_id": user_id, "blocked": blocked,
+                                                                  "quiet": quiet or None}))
 
     # Every send takes chat_id (a group the user is in; default their private chat with the bot) and
     # message_thread_id (a forum topic; 1 or None: General). The answer's update_id is None when the bot

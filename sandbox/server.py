@@ -172,9 +172,9 @@ async def c_users(request: web.Request) -> web.Response:
 
 async def c_block(request: web.Request) -> web.Response:
     body = await _json_body(request)
-    user = request.app[STATE_KEY].require_user(_int(body, "user_id"))
-    user.blocked_bot = bool(body.get("blocked", True))
-    return _ok({"user_id": user.id, "blocked": user.blocked_bot})
+    user_id, blocked = _int(body, "user_id"), bool(body.get("blocked", True))
+    rec = request.app[STATE_KEY].set_blocked(user_id, blocked, quiet=bool(body.get("quiet", False)))
+    return _ok({"user_id": user_id, "blocked": blocked, "update_id": _uid(rec)})
 
 
 def _sent(rec: Any, msg: Any) -> web.Response:

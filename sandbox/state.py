@@ -517,6 +517,24 @@ class EmulatorState:
             return self.bot.to_api()
         return self.users[user_id].to_api()
 
+    def set_blocked(self, user_id: int, blocked: bool, *, quiet: bool = False) -> UpdateRecord | None:
+        """The user blocks (or unblocks) the bot in their private chat: every send to them then fails with
+        403 (or works again). Unless `quiet`, the bot hears of it as on Telegram: my_chat_member in the
+        private chat, the bot's status going member -> kicked (or kicked -> member). Nothing changes, and
+        nothing is said, when the user already stands so."""
+        user = self.require_user(user_id)
+        if user.blocked_bot == blocked:
+            return None
+        user.blocked_bot = blocked
+        self.touch()
+        if quiet:
+            return None
+        bot = self.bot.to_api()
+        old, new = (Member(self.bot.id, a) for a in (("member", "kicked") if blocked else ("kicked", "member")))
+        return self.queue_update("my_chat_member", {
+            "chat": self.chat_to_api(user_id), "from": user.to_api(), "date": now_ts(),
+            "old_chat_member": old.to_api(bot), "new_chat_member": new.to_api(bot)})
+
     # ---- supergroups, members and forum topics -------------------------------------------------
 
     def create_group(self, title: str, chat_id: int | None = None, *, is_forum: bool = True,

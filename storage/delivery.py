@@ -1,9 +1,9 @@
-"""The outbox as the relay sees it (queue, claim, confirm) and the chats it can no longer reach."""
+"""The outbox as the relay sees it (queue, claim, confirm, hold) and the chats it cannot reach now."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import cast
 
 from sqlalchemy import (
@@ -77,6 +77,10 @@ _MARK_SENT = update(_OUT).where(_OUT.c.id == bindparam("w_id")).values(
     **_RELEASED)
 _DEFER = update(_OUT).where(_OUT.c.id == bindparam("w_id")).values(
     available_at=bindparam("w_at", type_=UTCDateTime()), last_error=bindparam("w_error"), **_RELEASED)
+# A held row: due at a time that never comes, until its chat is reopened (release_held).
+HELD_UNTIL = datetime(9000, 1, 1, tzinfo=UTC)
+_HOLD = update(_OUT).where(_OUT.c.id == bindparam("w_id")).values(
+    available_at=HELD_UNTIL, last_error=bindparam("w_error"), claimed_by=None, claim_until=None)
 _GIVE_UP = update(_OUT).where(_OUT.c.id == bindparam("w_id")).values(
     dead_at=bindparam("w_at", type_=UTCDateTime()), last_error=bindparam("w_error"), **_RELEASED)
 
@@ -122,32 +126,47 @@ class SqlaOutbox(SessionRepository):
     async def give_up(self, delivery_id: int, *, at: datetime, error: str) -> None:
         await execute_core(self._session, _GIVE_UP, {"w_id": delivery_id, "w_at": at, "w_error": error[:2000]})
 
+    async def hold(self, delivery_id: int, *, error: str) -> None:
+        await execute_core(self._session, _HOLD, {"w_id": delivery_id, "w_error": error[:2000]})
+
+    async def release_held(self, chat_id: int, *, at: datetime) -> int:
+        result = await self._session.execute(
+            update(OutboxRow)
+            .where(OutboxRow.chat_id == chat_id, OutboxRow.sent_at.is_(None), OutboxRow.dead_at.is_(None),
+                   OutboxRow.available_at >= HELD_UNTIL)
+            .values(available_at=at).execution_options(synchronize_session=False)
+        )
+        return int(getattr(result, "rowcount", 0) or 0)
+
     async def backlog(self) -> int:
         count = await self._session.scalar(
             select(func.count()).select_from(OutboxRow)
-            .where(OutboxRow.sent_at.is_(None), OutboxRow.dead_at.is_(None))
+            .where(OutboxRow.sent_at.is_(None), OutboxRow.dead_at.is_(None), OutboxRow.available_at < HELD_UNTIL,
+                   ~select(ChatDeliveryRow.chat_id).where(ChatDeliveryRow.chat_id == OutboxRow.chat_id).exists())
         )
         return int(count or 0)
 
 
 class SqlaChatDirectory(SessionRepository):
-    async def mark_blocked(self, chat_id: int, *, at: datetime, reason: str) -> None:
+    async def mark_blocked(self, chat_id: int, *, at: datetime, reason: str) -> bool:
         known = await self._session.scalar(select(ChatDeliveryRow.chat_id).where(ChatDeliveryRow.chat_id == chat_id))
         if known is not None:
-            return
+            return False
         try:
             async with self._session.begin_nested():
                 await self._session.execute(
                     insert(ChatDeliveryRow).values(chat_id=chat_id, blocked_at=at, reason=reason[:2000])
                 )
         except IntegrityError:  # another relay recorded it first: same fact
-            pass
+            return False
+        return True
 
-    async def unblock(self, chat_id: int) -> None:
-        await self._session.execute(
+    async def unblock(self, chat_id: int) -> bool:
+        result = await self._session.execute(
             delete(ChatDeliveryRow).where(ChatDeliveryRow.chat_id == chat_id)
             .execution_options(synchronize_session=False)
         )
+        return bool(getattr(result, "rowcount", 0))
 
     async def blocked(self, chat_ids: Iterable[int]) -> set[int]:
         wanted = list(set(chat_ids))

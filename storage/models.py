@@ -256,12 +256,13 @@ class OutboxRow(Base):
     # A relay owns a row until claim_until; another relay may take it over after that.
     claimed_by: Mapped[str | None] = mapped_column(String(64))
     claim_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
-    dead_at: Mapped[datetime | None] = mapped_column(UTCDateTime)  # given up (e.g. the chat blocked the bot)
+    dead_at: Mapped[datetime | None] = mapped_column(UTCDateTime)  # given up (e.g. Telegram rejected the message)
     message_id: Mapped[int | None] = mapped_column(BigInteger)  # what Telegram answered
 
 
 class ChatDeliveryRow(Base):
-    """Chats the bot cannot write to any more (403: the user blocked the bot)."""
+    """Chats the bot cannot write to now (403: the user blocked the bot, the bot is out of the group);
+    the row goes when the chat is reopened (the user writes again, the bot is added back)."""
 
     __tablename__ = "chat_delivery"
 

@@ -14,17 +14,18 @@ from telegram.ext import (
     BaseHandler,
     BaseUpdateProcessor,
     CallbackQueryHandler,
+    ChatMemberHandler,
     ContextTypes,
     MessageHandler,
     filters,
 )
 
 from bot.inbound import EventSink
-from bot.translate import from_callback, from_message
+from bot.translate import from_callback, from_member_update, from_message
 
 
 def build_handlers(inbound: EventSink) -> list[BaseHandler[Any, Any, Any]]:
-    """Every message, edit and button press these handlers see goes to the core. In a group of its own
+    """Every message, edit, button press and my_chat_member these handlers see goes to the core. In a group of its own
     after the operator's: the operator's handlers that answered an update end it with
     `raise ApplicationHandlerStop` (PTB's way), the rest falls through to refundbot."""
 
@@ -40,10 +41,15 @@ def build_handlers(inbound: EventSink) -> list[BaseHandler[Any, Any, Any]]:
         assert update.callback_query is not None
         await inbound.handle(from_callback(update.callback_query, update.update_id))
 
+    async def on_my_member(update: Update, _: ContextTypes.DEFAULT_TYPE) -> None:
+        assert update.my_chat_member is not None
+        await inbound.handle(from_member_update(update.my_chat_member, update.update_id))
+
     return [
         MessageHandler(filters.UpdateType.MESSAGE, on_message),
         MessageHandler(filters.UpdateType.EDITED_MESSAGE, on_edited),
         CallbackQueryHandler(on_callback),
+        ChatMemberHandler(on_my_member, ChatMemberHandler.MY_CHAT_MEMBER),
     ]
 
 

@@ -229,20 +229,6 @@ async def test_the_relays_log_lines_name_the_case_and_the_chat(database: Databas
                for line in lines), lines
 
 
-async def test_a_blocked_chat_is_recorded_and_its_rows_given_up_unsent(
-        database: Database, sender: Sender, emu: Emulator, tg: EmulatorClient) -> None:
-    [case_no, _] = await file_cases(database, tg, [551, 552])
-    await move(database, case_no, "start_review", "ask_info")  # 3 more rows for chat 551
-    await tg.block_bot(551)
-    r = relay(database, sender)
-    await r.drain()
-    assert [c.status for c in calls(emu, 551)] == [403]  # one try, then nothing more
-    assert len(bot_messages(emu, 552)) == 1 and await backlog(database) == 0
-    async with database.uow() as uow:
-        assert await uow.chats.blocked([551, 552]) == {551}
-    assert r.stats.given_up == 4 and r.stats.blocked_chats == 1
-
-
 async def test_a_rejected_message_is_given_up_and_the_chat_goes_on(
         database: Database, sender: Sender, emu: Emulator, tg: EmulatorClient) -> None:
     [case_no] = await file_cases(database, tg, [561])

@@ -386,3 +386,33 @@ async def test_an_answer_late_fault_carries_the_call_out_before_the_client_gives
         await bot.send_message(USER, "went through", request_timeout=0.2)
     # The client gave up, yet the message is in the chat.
     assert [m["text"] for m in await tg.messages(USER) if m.get("text") == "went through"] == ["went through"]
+
+
+async def test_a_user_blocking_the_bot_sends_my_chat_member_kicked_and_sends_fail_with_403(
+        bot: Bot, tg: EmulatorClient) -> None:
+    answer = await tg.block_bot(USER)
+    [update] = await next_updates(bot)
+    mcm = update.my_chat_member
+    assert mcm is not None and update.update_id == answer["update_id"]
+    assert mcm.chat.id == USER and mcm.chat.type == "private" and mcm.from_user.id == USER
+    assert (mcm.old_chat_member.status, mcm.new_chat_member.status) == ("member", "kicked")
+    assert mcm.new_chat_member.user.id == (await bot.get_me()).id
+    with pytest.raises(TelegramForbiddenError, match="blocked by the user"):
+        await bot.send_message(USER, "x")
+
+
+async def test_a_user_unblocking_the_bot_sends_my_chat_member_member_and_sends_work_again(
+        bot: Bot, tg: EmulatorClient) -> None:
+    await tg.block_bot(USER, quiet=True)
+    answer = await tg.block_bot(USER, blocked=False)
+    [update] = await next_updates(bot)
+    mcm = update.my_chat_member
+    assert mcm is not None and update.update_id == answer["update_id"]
+    assert (mcm.old_chat_member.status, mcm.new_chat_member.status) == ("kicked", "member")
+    assert await bot.send_message(USER, "welcome back")
+
+
+async def test_blocking_twice_or_quietly_sends_no_update(bot: Bot, tg: EmulatorClient) -> None:
+    assert (await tg.block_bot(USER, quiet=True))["update_id"] is None
+    assert (await tg.block_bot(USER))["update_id"] is None  # already blocked: nothing changed
+    assert await next_updates(bot) == []

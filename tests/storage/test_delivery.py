@@ -190,6 +190,31 @@ async def test_blocked_chats_are_recorded_once_listed_and_unblocked(database: Da
         assert await uow.chats.blocked([7, 8, 9]) == {9}
 
 
+async def test_a_held_row_and_its_chats_later_rows_wait_until_the_chat_is_released(database: Database) -> None:
+    await queue(database, message(1, chat_id=7), message(2, chat_id=7), message(3, chat_id=8))
+    [first, other] = await claim(database)
+    async with database.uow() as uow:
+        await uow.chats.mark_blocked(7, at=NOW, reason="Forbidden: bot was blocked by the user")
+        await uow.outbox.hold(first.id, error="403: blocked")
+        await uow.outbox.defer(other.id, until=NOW, error="5xx")
+        await uow.commit()
+    assert payloads(await claim(database, now=NOW + timedelta(days=3650))) == [3]  # never chat 7's
+    async with database.uow() as uow:
+        assert await uow.outbox.backlog() == 1  # chat 8's row: the held chat waits on its user, not on us
+        assert await uow.chats.unblock(7) and not await uow.chats.unblock(7)
+        assert await uow.outbox.release_held(7, at=NOW) == 1
+        await uow.commit()
+    assert (await row(database, first.id)).dead_at is None
+    assert payloads(await claim(database, now=NOW + timedelta(hours=1))) == [1]
+
+
+async def test_marking_a_chat_blocked_says_whether_it_is_news(database: Database) -> None:
+    async with database.uow() as uow:
+        assert await uow.chats.mark_blocked(7, at=NOW, reason="kicked")
+        assert not await uow.chats.mark_blocked(7, at=NOW, reason="kicked again")
+        await uow.commit()
+
+
 def _claim_everything_in_a_thread(url: str, owner: str, out: list[int], start: threading.Barrier) -> None:
     async def work() -> None:
         database = Database.from_url(url)
