@@ -3,8 +3,10 @@ handle the event, render its `Outcome` through the adapter's `Sender`.
 
 The replies are the answer to this update and go straight out (the customer is waiting); everything
 else the core has to say leaves through the outbox and its relay. A reply waits out a short 429 and
-retries a 5xx a few times; what still fails is logged and dropped: the update is committed, and a
-redelivery would be a duplicate that renders nothing.
+retries a 5xx a few times. The core commits the replies with the update as unconfirmed, and they are
+settled once Telegram takes them (one UPDATE); a message that did not go (a long 429, 5xx past the
+retries, a blocked chat) or may have gone (a timeout: never repeated blindly) stays recorded, and the
+core sends it again when the update comes again or before its answer to the chat's next message.
 """
 
 from __future__ import annotations
@@ -17,7 +19,16 @@ from typing import Protocol, TypeVar
 
 from bot.evidence import EvidenceIntake
 from bot.logs import log_context
-from bot.sending import Blocked, MessageGone, NotModified, RetryAfter, Sender, SendError, Transient
+from bot.sending import (
+    Blocked,
+    MaybeSent,
+    MessageGone,
+    NotModified,
+    RetryAfter,
+    Sender,
+    SendError,
+    Transient,
+)
 from dialogs.io import Event, EventKind, Outcome, Reply
 from dialogs.service import RefundService
 
@@ -52,8 +63,18 @@ class Inbound:
             return
         # The core asks for the file's bytes only past its flood guard and at a step that takes a file.
         outcome = await self.service.handle(event, self._inspect if event.private else None)
-        if not outcome.duplicate:
-            await render(self.sender, event, outcome)
+        await self._reply(event, outcome)
+
+    async def _reply(self, event: Event, outcome: Outcome) -> None:
+        if outcome.duplicate and not outcome.replies:
+            return  # seen before, and all it said was taken
+        left = await render(self.sender, event, outcome)
+        if not outcome.unconfirmed or len(left) == sum(not r.edit for r in outcome.replies):
+            return  # nothing to record, or nothing sent: the record stands as it is
+        try:
+            await self.service.settle_replies(event.chat_id, event.update_id, left)
+        except Exception:  # the messages are out; unrecorded, they go once more at worst
+            log.warning("could not record the replies as sent", exc_info=True)
 
     async def _inspect(self, event: Event) -> Event:
         assert event.file is not None
@@ -61,15 +82,26 @@ class Inbound:
         return replace(event, file=replace(event.file, inspection=inspection))
 
 
-async def render(sender: Sender, event: Event, outcome: Outcome) -> None:
+class Unsent(Exception):
+    """A message Telegram has not taken, or may have (a timeout): kept to go again later, not repeated."""
+
+
+async def render(sender: Sender, event: Event, outcome: Outcome) -> tuple[Reply, ...]:
+    """Answer the press, make the edits, send the messages in order. Returns the messages not sent: from
+    the first that did not go (or may have), as the rest must not overtake it."""
     if event.callback_id is not None:
         callback_id = event.callback_id
         await attempt(lambda: sender.answer_callback(callback_id, outcome.toast))
-    for reply in outcome.replies:
+    for n, reply in enumerate(outcome.replies):
         if reply.edit:
             await _edit(sender, event, reply)
-        else:
-            await attempt(lambda r=reply: sender.send(event.chat_id, r.text, r.buttons))  # type: ignore[misc]
+            continue
+        try:
+            await attempt(lambda r=reply: sender.send(event.chat_id, r.text, r.buttons),  # type: ignore[misc]
+                          keep_unsent=True)
+        except Unsent:
+            return tuple(r for r in outcome.replies[n:] if not r.edit)
+    return ()
 
 
 async def _edit(sender: Sender, event: Event, reply: Reply) -> None:
@@ -82,22 +114,27 @@ async def _edit(sender: Sender, event: Event, reply: Reply) -> None:
         await attempt(lambda: sender.edit_markup(event.chat_id, message_id))
 
 
-async def attempt(make: Callable[[], Awaitable[T]]) -> T | None:
-    """One reply call: wait out short 429s, back off on 5xx and network errors, drop the rest."""
+async def attempt(make: Callable[[], Awaitable[T]], *, keep_unsent: bool = False) -> T | None:
+    """One reply call: wait out short 429s, back off on 5xx and network errors, drop the rest. With
+    `keep_unsent` (a new message), what did not go, or may have gone, raises `Unsent` instead: a
+    timeout is not retried, as Telegram may have sent the message already."""
     for n in range(ATTEMPTS):
         try:
             return await make()
         except RetryAfter as exc:
             if exc.seconds > MAX_INLINE_RETRY_AFTER:
-                log.warning("reply dropped: retry_after %ss is too long to wait inline", exc.seconds)
-                return None
+                log.warning("reply not sent: retry_after %ss is too long to wait inline", exc.seconds)
+                return _give_up(keep_unsent)
             await asyncio.sleep(exc.seconds)
         except Transient as exc:
+            if keep_unsent and isinstance(exc, MaybeSent):
+                log.warning("reply may have gone (%s): not repeated", exc.description)
+                raise Unsent from exc
             log.warning("Bot API error (%s), attempt %d", exc.code, n + 1)
             await asyncio.sleep(0.2 * 2**n)
         except Blocked:
             log.info("chat blocked the bot; reply not delivered")
-            return None
+            return _give_up(keep_unsent)
         except (NotModified, MessageGone) as exc:
             # A double press, or a message too old to edit: nothing the customer needs to see.
             log.debug("edit skipped: %s", exc.description)
@@ -105,4 +142,11 @@ async def attempt(make: Callable[[], Awaitable[T]]) -> T | None:
         except SendError as exc:
             log.warning("reply refused by Telegram (%s): %s", exc.code, exc.description)
             return None
+    log.warning("reply not sent after %d attempts", ATTEMPTS)
+    return _give_up(keep_unsent)
+
+
+def _give_up(keep_unsent: bool) -> None:
+    if keep_unsent:
+        raise Unsent
     return None

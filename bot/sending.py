@@ -15,6 +15,8 @@ from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
+import aiohttp
+
 from dialogs.io import Button
 from dialogs.notify import AlbumItem
 
@@ -65,6 +67,26 @@ class Transient(SendError):
     @property
     def code(self) -> str:
         return self._code
+
+
+class MaybeSent(Transient):
+    """A timeout or a connection lost after the request went out: Telegram may well have carried the call
+    out. Safe to repeat only where a second call changes nothing (an edit); a sendMessage is not repeated
+    blindly (bot.inbound keeps the reply to send again later)."""
+
+    def __init__(self, description: str = "", code: str = "network") -> None:
+        super().__init__(description, code)
+
+
+def network_failure(exc: BaseException, description: str) -> Transient:
+    """A library's network error (both adapters' HTTP is aiohttp's): `Transient` when the connection was
+    never made, so nothing reached Telegram; `MaybeSent` otherwise (a timeout, a broken answer)."""
+    cause: BaseException | None = exc
+    while cause is not None:
+        if isinstance(cause, (aiohttp.ClientConnectorError, aiohttp.ConnectionTimeoutError)):
+            return Transient(description, "network")
+        cause = cause.__cause__ or cause.__context__
+    return MaybeSent(description, "network")
 
 
 class MessageGone(SendError):

@@ -163,6 +163,7 @@ class Dialog(CaseActions):
         self.filed: Case | None = None
         self.outbox: list[OutboxMessage] = []
         self.forged = False
+        self.hinted = False  # the only answer is a hint at what this step expects
         self._evidence_problem: str | None = None
 
     # -- helpers ------------------------------------------------------------------------------

@@ -12,6 +12,8 @@ from decimal import Decimal
 from enum import StrEnum
 from typing import Any, NewType
 
+from dialogs.io import Reply
+
 ChatId = NewType("ChatId", int)
 UserId = NewType("UserId", int)
 OrderNo = NewType("OrderNo", str)
@@ -152,6 +154,11 @@ class Conversation:
     step: str = "idle"
     data: dict[str, Any] = field(default_factory=dict)
     version: int = 0
+    # The replies to update `unconfirmed_update` that Telegram has not confirmed yet (written with the
+    # update's commit, cleared once sent): sent again when that update comes again, or before the
+    # customer's next message is answered at the step they left the customer in.
+    unconfirmed: tuple[Reply, ...] = ()
+    unconfirmed_update: int | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -81,6 +81,9 @@ class Outcome:
     replies: tuple[Reply, ...] = ()
     toast: str | None = None  # answer to a button press (answerCallbackQuery)
     duplicate: bool = False  # the update was seen before; nothing was done
+    # The replies that are not edits are recorded as unconfirmed: tell RefundService.settle_replies which
+    # of them Telegram took, or they go again (on a repeat of the update, or with the chat's next answer).
+    unconfirmed: bool = False
     step: str = ""
     locale: str = ""
     extra: dict[str, str] = field(default_factory=dict)

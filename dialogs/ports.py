@@ -6,7 +6,7 @@ Repositories never commit: the unit of work does.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from decimal import Decimal
@@ -30,6 +30,7 @@ from dialogs.domain import (
     Timer,
     TimerKind,
 )
+from dialogs.io import Reply
 
 
 class OrderLookup(Protocol):
@@ -140,6 +141,11 @@ class ConversationRepository(Protocol):
 
     async def save(self, conversation: Conversation) -> None:
         """Insert or update; raises `ConcurrentUpdate` if the version moved since `load`."""
+        ...
+
+    async def settle_replies(self, chat_id: int, update_id: int, left: Sequence[Reply]) -> None:
+        """Telegram has taken the replies to `update_id` but `left` (none: all): keep only those, if the
+        conversation still holds that update's replies."""
         ...
 
 

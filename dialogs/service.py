@@ -9,7 +9,7 @@ import asyncio
 import logging
 import re
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
@@ -239,7 +239,7 @@ class RefundService:
         now = self.clock()
         async with self.uow_factory() as uow:
             if not await uow.updates.claim(event.update_id, event.chat_id, now):
-                return Outcome(duplicate=True)
+                return await self._repeated(uow, event)
             # The customer wrote: a chat held after a 403 is open again, and what was held goes out.
             await chat_back(uow, event.chat_id, now, self.settings)
             if event.edited:  # never a new step of the dialog; a copy in a desk topic follows it
@@ -259,14 +259,47 @@ class RefundService:
                     await uow.conversations.save(conv)
                     await uow.commit()
                     return taken
+            at = (conv.step, conv.data.get("nonce"))
             dialog = Dialog(conv, event, uow, self.workflow, Texts(conv.locale), now)
             toast = await self._route(dialog, uow)
             conv.step = dialog.state
+            replies = self._with_unconfirmed(dialog, at)
+            # Kept until Telegram confirms them (settle_replies): a crash after this commit loses nothing.
+            conv.unconfirmed = tuple(r for r in replies if not r.edit)
+            conv.unconfirmed_update = event.update_id if conv.unconfirmed else None
             await uow.conversations.save(conv)
             for message in dialog.outbox:
                 await uow.outbox.add(message)
             await uow.commit()
-        return Outcome(replies=tuple(dialog.replies), toast=toast, step=conv.step, locale=conv.locale)
+        return Outcome(replies=replies, toast=toast, step=conv.step, locale=conv.locale,
+                       unconfirmed=bool(conv.unconfirmed))
+
+    @staticmethod
+    async def _repeated(uow: UnitOfWork, event: Event) -> Outcome:
+        """An update seen before does nothing again; but the replies to it that Telegram never confirmed
+        (a crash after commit, a send that failed) go out now."""
+        conv = await uow.conversations.load(event.chat_id)
+        if conv is None or conv.unconfirmed_update != event.update_id:
+            return Outcome(duplicate=True)
+        return Outcome(replies=conv.unconfirmed, duplicate=True, unconfirmed=True)
+
+    @staticmethod
+    def _with_unconfirmed(d: Dialog, at: tuple[str, object]) -> tuple[Reply, ...]:
+        """This update's replies, after the earlier replies Telegram never confirmed while the customer is
+        still at the prompt they were for (same step, same buttons): the customer has not seen them, so
+        they go first, in place of a hint that would point at buttons never shown. A new prompt supersedes
+        them."""
+        lost = d.conv.unconfirmed
+        if not lost or (d.state, d.data.get("nonce")) != at:
+            return tuple(d.replies)
+        own = [] if d.hinted else d.replies
+        return (*(r for r in own if r.edit), *lost, *(r for r in own if not r.edit))
+
+    async def settle_replies(self, chat_id: int, update_id: int, left: Sequence[Reply] = ()) -> None:
+        """Telegram took the replies to `update_id` (an `Outcome` with `unconfirmed`) but `left`."""
+        async with self.uow_factory() as uow:
+            await uow.conversations.settle_replies(chat_id, update_id, left)
+            await uow.commit()
 
     # -- routing: which trigger an event fires -----------------------------------------------
     async def _route(self, d: Dialog, uow: UnitOfWork) -> str | None:
@@ -307,6 +340,7 @@ class RefundService:
         return bool(await MACHINE.events[trigger].trigger(d))
 
     def _hint(self, d: Dialog) -> None:
+        d.hinted = True
         d.say(f"hint.{d.state}", example=self.settings.orders.number_example)
 
     async def _button(self, d: Dialog) -> str | None:

@@ -129,6 +129,9 @@ class ConversationRow(Base):
     data: Mapped[dict[str, Any]] = mapped_column(JSON)
     version: Mapped[int] = mapped_column(Integer)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    # Replies not yet confirmed by Telegram, and the update they answer (dialogs.domain.Conversation).
+    unconfirmed: Mapped[list[dict[str, Any]] | None] = mapped_column(JSON)
+    unconfirmed_update: Mapped[int | None] = mapped_column(BigInteger)
 
 
 class ProcessedUpdateRow(Base):

@@ -43,6 +43,7 @@ from dialogs.domain import (
     Reason,
     Verdict,
 )
+from dialogs.io import Button, Reply
 from dialogs.ports import ConcurrentUpdate, LookupTally
 from storage.models import (
     AgentRequestRow,
@@ -96,6 +97,12 @@ _INSERT_CONVERSATION = insert(_CONVERSATIONS)
 # SET takes the parameters named like columns; WHERE the w_ ones.
 _UPDATE_CONVERSATION = update(_CONVERSATIONS).where(
     _CONVERSATIONS.c.chat_id == bindparam("w_chat_id"), _CONVERSATIONS.c.version == bindparam("w_version")
+)
+# Not a step of the dialog, so no new version: a save from a conversation loaded earlier may bring the
+# replies back, and they are sent once more at worst.
+_SETTLE_REPLIES = update(_CONVERSATIONS).where(
+    _CONVERSATIONS.c.chat_id == bindparam("w_chat_id"),
+    _CONVERSATIONS.c.unconfirmed_update == bindparam("w_update_id"),
 )
 _UPDATES = cast(Table, ProcessedUpdateRow.__table__)
 _CLAIMED = select(_UPDATES.c.update_id).where(_UPDATES.c.update_id == bindparam("update_id"))
@@ -548,6 +555,8 @@ class SqlaConversationRepository(SessionRepository):
             step=row.step,
             data=dict(row.data),
             version=row.version,
+            unconfirmed=tuple(_reply_from_json(r) for r in row.unconfirmed or ()),
+            unconfirmed_update=row.unconfirmed_update,
         )
 
     async def save(self, conversation: Conversation) -> None:
@@ -559,6 +568,7 @@ class SqlaConversationRepository(SessionRepository):
             "step": conversation.step,
             "data": conversation.data,
             "updated_at": self._clock(),
+            **_unconfirmed_values(conversation.unconfirmed, conversation.unconfirmed_update),
         }
         if conversation.version == 0:
             try:
@@ -577,6 +587,25 @@ class SqlaConversationRepository(SessionRepository):
                 f"conversation {conversation.chat_id} moved past version {conversation.version}"
             )
         conversation.version += 1
+
+    async def settle_replies(self, chat_id: int, update_id: int, left: Sequence[Reply]) -> None:
+        await execute_core(self._session, _SETTLE_REPLIES, {
+            "w_chat_id": chat_id, "w_update_id": update_id, **_unconfirmed_values(left, update_id)})
+
+
+def _unconfirmed_values(replies: Sequence[Reply], update_id: int | None) -> dict[str, Any]:
+    if not replies:
+        return {"unconfirmed": None, "unconfirmed_update": None}
+    return {"unconfirmed": [_reply_to_json(r) for r in replies], "unconfirmed_update": update_id}
+
+
+def _reply_to_json(reply: Reply) -> dict[str, Any]:
+    return {"text": reply.text, "buttons": [[[b.text, b.token] for b in row] for row in reply.buttons]}
+
+
+def _reply_from_json(raw: dict[str, Any]) -> Reply:
+    return Reply(str(raw["text"]), tuple(tuple(Button(text, token) for text, token in row)
+                                         for row in raw.get("buttons") or ()))
 
 
 # --- evidence ---------------------------------------------------------------------------------

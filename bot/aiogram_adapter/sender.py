@@ -51,6 +51,7 @@ from bot.sending import (
     Transient,
     bad_request,
     display_name,
+    network_failure,
 )
 
 T = TypeVar("T")
@@ -172,7 +173,7 @@ class AiogramSender(LibrarySender):
         except TelegramEntityTooLarge as exc:  # a TelegramNetworkError, but it will never fit
             raise Rejected(exc.message, "413") from exc
         except TelegramNetworkError as exc:
-            raise Transient(exc.message, "network") from exc
+            raise network_failure(exc, exc.message) from exc
         except TelegramMigrateToChat as exc:  # the group became a supergroup: a new chat id
             raise Rejected(f"{exc.message} (migrate_to_chat_id={exc.migrate_to_chat_id})", "400") from exc
         except TelegramBadRequest as exc:

@@ -39,6 +39,7 @@ from bot.sending import (
     Transient,
     bad_request,
     display_name,
+    network_failure,
 )
 
 T = TypeVar("T")
@@ -158,6 +159,6 @@ class PtbSender(LibrarySender):
             if any(f"({code}" in exc.message for code in ("500", "502", "503", "504")) or \
                     "Bad Gateway" in exc.message:
                 raise Transient(exc.message, "5xx") from exc
-            raise Transient(exc.message, "network") from exc
+            raise network_failure(exc, exc.message) from exc
         except TelegramError as exc:  # 401, 404, 409: the bot's setup, not this message
             raise Transient(exc.message, "api") from exc
