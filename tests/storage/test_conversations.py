@@ -5,6 +5,7 @@ import asyncio
 import pytest
 
 from dialogs.domain import Conversation
+from dialogs.io import Button, Reply
 from dialogs.ports import ConcurrentUpdate
 from storage.uow import Database
 
@@ -89,3 +90,59 @@ async def test_load_waits_for_the_unit_of_work_holding_the_chat(database: Databa
 
     _, seen = await asyncio.gather(first(), second())
     assert seen is not None and (seen.step, seen.version) == ("first", 2)
+
+
+PROMPT = Reply("选择原因", ((Button("卡密无效", "n1.r.card_invalid"),), (Button("取消", "n1.cancel"),)))
+FILED = Reply("已提交")
+
+
+async def _save_unconfirmed(database: Database, update_id: int, *replies: Reply) -> None:
+    async with database.uow() as uow:
+        conversation = await uow.conversations.load(7)
+        assert conversation is not None
+        conversation.unconfirmed, conversation.unconfirmed_update = replies, update_id
+        await uow.conversations.save(conversation)
+        await uow.commit()
+
+
+async def _unconfirmed(database: Database) -> tuple[tuple[Reply, ...], int | None]:
+    async with database.uow() as uow:
+        conversation = await uow.conversations.load(7)
+    assert conversation is not None
+    return conversation.unconfirmed, conversation.unconfirmed_update
+
+
+async def test_unconfirmed_replies_are_stored_with_their_buttons_and_update(database: Database) -> None:
+    await _save_new(database)
+    await _save_unconfirmed(database, 501, PROMPT, FILED)
+    assert await _unconfirmed(database) == ((PROMPT, FILED), 501)
+
+
+async def test_settling_all_replies_clears_them_without_a_new_version(database: Database) -> None:
+    await _save_new(database)
+    await _save_unconfirmed(database, 501, PROMPT, FILED)
+    async with database.uow() as uow:
+        await uow.conversations.settle_replies(7, 501, ())
+        await uow.commit()
+    assert await _unconfirmed(database) == ((), None)
+    async with database.uow() as uow:
+        conversation = await uow.conversations.load(7)
+    assert conversation is not None and conversation.version == 2  # as the last save left it
+
+
+async def test_settling_keeps_the_replies_not_sent(database: Database) -> None:
+    await _save_new(database)
+    await _save_unconfirmed(database, 501, PROMPT, FILED)
+    async with database.uow() as uow:
+        await uow.conversations.settle_replies(7, 501, (FILED,))
+        await uow.commit()
+    assert await _unconfirmed(database) == ((FILED,), 501)
+
+
+async def test_settling_an_older_update_leaves_a_newer_updates_replies(database: Database) -> None:
+    await _save_new(database)
+    await _save_unconfirmed(database, 502, FILED)
+    async with database.uow() as uow:
+        await uow.conversations.settle_replies(7, 501, ())
+        await uow.commit()
+    assert await _unconfirmed(database) == ((FILED,), 502)
