@@ -124,7 +124,7 @@ async def attempt(make: Callable[[], Awaitable[T]], *, keep_unsent: bool = False
         except RetryAfter as exc:
             if exc.seconds > MAX_INLINE_RETRY_AFTER:
                 log.warning("reply not sent: retry_after %ss is too long to wait inline", exc.seconds)
-                return _give_up(keep_unsent)
+                break
             await asyncio.sleep(exc.seconds)
         except Transient as exc:
             if keep_unsent and isinstance(exc, MaybeSent):
@@ -134,7 +134,7 @@ async def attempt(make: Callable[[], Awaitable[T]], *, keep_unsent: bool = False
             await asyncio.sleep(0.2 * 2**n)
         except Blocked:
             log.info("chat blocked the bot; reply not delivered")
-            return _give_up(keep_unsent)
+            break
         except (NotModified, MessageGone) as exc:
             # A double press, or a message too old to edit: nothing the customer needs to see.
             log.debug("edit skipped: %s", exc.description)
@@ -142,11 +142,8 @@ async def attempt(make: Callable[[], Awaitable[T]], *, keep_unsent: bool = False
         except SendError as exc:
             log.warning("reply refused by Telegram (%s): %s", exc.code, exc.description)
             return None
-    log.warning("reply not sent after %d attempts", ATTEMPTS)
-    return _give_up(keep_unsent)
-
-
-def _give_up(keep_unsent: bool) -> None:
+    else:
+        log.warning("reply not sent after %d attempts", ATTEMPTS)
     if keep_unsent:
         raise Unsent
     return None
