@@ -69,6 +69,14 @@ async def test_a_send_that_timed_out_but_went_through_appears_once(bot, customer
     assert [m["text"] for m in await control.messages(c.user_id)].count(prompt["text"]) == 1
 
 
+async def test_a_lost_reply_the_customer_has_moved_past_is_not_sent_again(bot, customer, control):
+    c = await customer()
+    await control.post("faults", method="sendMessage", chat_id=c.user_id, error_code=429, count=1, retry_after=60)
+    assert await c.say("/refund") == []  # "send your order number" is lost
+    shown = await c.say(ORDER)  # the customer sends it anyway: a new prompt supersedes the lost one
+    assert len(shown) == 1 and REASON in buttons(shown)  # the reasons only, not the lost question first
+
+
 async def crashed_after_commit(bot, c: Customer) -> Event:  # type: ignore[no-untyped-def]
     """The order number handled and committed, and the process gone before the reply was sent."""
     event = Event(update_id=10**12, chat_id=c.user_id, user_id=c.user_id, kind=EventKind.TEXT,
