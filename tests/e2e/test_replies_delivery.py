@@ -57,6 +57,17 @@ async def test_a_reply_lost_to_5xx_past_the_retries_comes_with_the_next_answer_a
     await files_the_case_from_the_reason_buttons(c)
 
 
+async def test_a_reply_refused_while_the_chat_was_blocked_reaches_the_customer_who_writes_again(
+        bot, customer, control):
+    c = await customer()
+    await c.say("/refund")
+    await control.post("faults", method="sendMessage", chat_id=c.user_id, error_code=403, count=1)
+    assert await c.say(ORDER) == []
+    shown = await c.say("在吗？")  # unblocked, and writing again
+    assert REASON in buttons(shown)
+    assert ZH("hint.choosing_reason") not in texts(shown)
+
+
 async def test_a_send_that_timed_out_but_went_through_appears_once(bot, customer, control):
     bot.running.runner.sender.request_timeout = 1
     c = await customer()
