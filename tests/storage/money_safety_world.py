@@ -35,7 +35,7 @@ from storage.uow import Database
 from tests.storage.factories import T0
 
 SECRET = "money-safety-shared-secret"
-GATEWAY_TIMEOUT = 0.1  # HttpGateway's own timeout: "timeout" answers come after it
+GATEWAY_TIMEOUT = 0.5  # HttpGateway's own timeout: "timeout" answers come after it
 LEASE = 60.0  # the RefundWorkers' lease, in the test clock's seconds
 
 # What a step may meet and shrug off: the rules refusing a move (nothing is written then).
