@@ -21,8 +21,8 @@ from decimal import Decimal
 from typing import Any
 
 from aiohttp import ClientSession, web
-from hypothesis import event
 from aiohttp.test_utils import TestServer
+from hypothesis import event
 
 from bot.api import PlatformApi
 from bot.platform import SignatureError, signed_headers, verify
@@ -88,7 +88,7 @@ class Shop:
     def pay(self, key: str) -> None:
         if key in self.paid or key in self.voided:
             return  # one payout per key; a failed key is never paid
-        case_no, order_no, amount = self.asked[key]
+        _, order_no, amount = self.asked[key]
         self.paid[key] = (order_no, amount)
         self.payouts[key] += 1
 

@@ -41,7 +41,6 @@ from hypothesis.stateful import (
     initialize,
     invariant,
     multiple,
-    precondition,
     rule,
     run_state_machine_as_test,
 )
@@ -66,7 +65,6 @@ from tests.storage.money_safety_world import (
     MODES,
     SECRET,
     Clock,
-    Shop,
     all_attempts,
     check_books,
     refused_or_done,
@@ -198,7 +196,6 @@ class MoneyWorld(RuleBasedStateMachine):
             check_books(self.run(all_attempts(self.databases[0], list(ORDERS))), self.paid, self.shop)
 
     # -- customers file ------------------------------------------------------------------------
-    @precondition(lambda self: self.ready)
     @rule(target=cases, filing=FILINGS)
     def file(self, filing: Filing) -> Any:
         return self._filed(filing)
@@ -239,6 +236,11 @@ class MoneyWorld(RuleBasedStateMachine):
         async with self.db(process).uow() as uow:
             await self.workflow.move(uow, case_no, trigger, actor=ACTOR.get(trigger, "agent:7"), at=self.clock())
             await uow.commit()
+
+    @rule(case=cases, trigger=st.sampled_from(["confirm_refund", "fail_refund"]))
+    def a_refund_ended_by_hand_without_its_outcome(self, case: str, trigger: str) -> None:
+        """Only the attempt's outcome (settle) may end a refund while money is in flight: refused."""
+        self.run(refused_or_done(self._move(1, case, trigger)))
 
     @rule(case=cases, amount=amounts)
     def approve(self, case: str, amount: Decimal | None) -> None:
@@ -292,14 +294,12 @@ class MoneyWorld(RuleBasedStateMachine):
     def _pick(keys: list[str], index: int) -> str | None:
         return keys[index % len(keys)] if keys else None
 
-    @precondition(lambda self: self.ready)
     @rule(index=st.integers(0, 7), event=st.sampled_from(["credited", "failed"]))
     def platform_settles_an_accepted_refund(self, index: int, event: str) -> None:
         key = self._pick(self._accepted(), index)
         if key is not None:
             assert self.run(self.shop.callback(key, event)) == 200
 
-    @precondition(lambda self: self.ready)
     @rule(index=st.integers(0, 7))
     def platform_says_it_again_late(self, index: int) -> None:
         """A late or re-sent (newly signed) callback for a key the platform settled long ago."""
@@ -307,13 +307,11 @@ class MoneyWorld(RuleBasedStateMachine):
         if key is not None:
             assert self.run(self.shop.callback(key, "credited" if key in self.shop.paid else "failed")) == 200
 
-    @precondition(lambda self: self.ready)
     @rule()
     def a_callback_is_replayed(self) -> None:
         if self.shop.last_callback is not None:
             assert self.run(self.shop.replay_last_callback()) == 409  # the same signature: refused
 
-    @precondition(lambda self: self.ready)
     @rule(index=st.integers(0, 7), unknown=st.booleans())
     def a_bogus_callback_changes_nothing(self, index: int, unknown: bool) -> None:
         """Credited with another amount than the attempt's, or for a key refundbot never made."""
@@ -330,19 +328,16 @@ class MoneyWorld(RuleBasedStateMachine):
     # -- the refund workers --------------------------------------------------------------------
     # `platform`: how the platform answers the keys it has not seen yet, from this pass on (succeed;
     # accept and pay later by callback; fail; pay and lose the answer; pay and answer too late; be down).
-    @precondition(lambda self: self.ready)
     @rule(platform=st.sampled_from(MODES))
     def a_worker_pass(self, platform: str) -> None:
         self.shop.mode = platform
         self.run(self.worker(0).run_once())
 
-    @precondition(lambda self: self.ready)
     @rule(platform=st.sampled_from(MODES))
     def two_workers_at_once(self, platform: str) -> None:
         self.shop.mode = platform
         self.run(together(self.worker(0).run_once(), self.worker(1).run_once()))
 
-    @precondition(lambda self: self.ready)
     @rule(case=cases, amount=amounts, platform=st.sampled_from(MODES))
     def an_approval_during_a_worker_pass_and_a_callback(self, case: str, amount: Decimal | None,
                                                          platform: str) -> None:
@@ -353,7 +348,6 @@ class MoneyWorld(RuleBasedStateMachine):
             work.append(self.shop.callback(accepted[0], "credited"))
         self.run(together(*work))
 
-    @precondition(lambda self: self.ready)
     @rule()
     def a_worker_dies_after_the_platform_paid(self) -> None:
         """The platform pays the next new key; the worker is killed before it records the answer. Its
@@ -378,7 +372,6 @@ class MoneyWorld(RuleBasedStateMachine):
             self.shop.crash_next = False
             self.shop.release.set()
 
-    @precondition(lambda self: self.ready)
     @rule()
     def time_passes(self) -> None:
         self.clock.now += LEASE_PASSED
