@@ -1,8 +1,8 @@
 """Unconfirmed replies: a conversation keeps the replies to its last update until Telegram confirms them,
 so a reply lost to a 429, a 5xx, a timeout or a crash after commit is sent again.
 
-Revision ID: 0007
-Revises: 0006
+Revision ID: 0006
+Revises: 0005
 Create Date: 2026-12-04
 
 Frozen like 0001: plain SQLAlchemy types.
@@ -15,8 +15,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0007"
-down_revision: str | Sequence[str] | None = "0006"
+revision: str = "0006"
+down_revision: str | Sequence[str] | None = "0005"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
