@@ -144,11 +144,11 @@ def service(database: Database, clock: Clock) -> RefundService:
 
 
 async def put_case(database: Database, status: CaseStatus = CaseStatus.IN_REVIEW, case_no: str = CASE,
-                   **changes: Any) -> None:
+                   order_no: str = "A1001", **changes: Any) -> None:
     async with database.uow() as uow:
-        if await uow.orders.get("A1001") is None:
-            await uow.orders.upsert(make_order("A1001"))
-        await uow.cases.add(make_case(case_no, "A1001", status=status, locale="zh_CN", **changes))
+        if await uow.orders.get(order_no) is None:
+            await uow.orders.upsert(make_order(order_no))
+        await uow.cases.add(make_case(case_no, order_no, status=status, locale="zh_CN", **changes))
         await uow.desk.open(DeskItem(key=case_no, chat_id=CUSTOMER, user_id=CUSTOMER, opened_at=T0, case_no=case_no))
         await uow.desk.set_topic(case_no, thread_id=TOPIC, card_message_id=TOPIC + 1)
         await uow.commit()
@@ -620,3 +620,22 @@ async def test_an_approval_above_the_full_refund_is_refused_and_writes_nothing(d
         assert refused.value.available == Decimal(100)
         assert await uow.refunds.for_case(CASE) == []
         assert (await uow.cases.get(CASE)).status is CaseStatus.IN_REVIEW
+
+
+async def test_an_approval_waiting_on_a_take_in_flight_is_refused_once_the_take_lands(
+        service: RefundService, database: Database, case: str) -> None:
+    """The owner rule is checked under the case's lock: an agent's take still in its transaction when
+    another agent presses Approve (which read the item as unowned) is seen by the approval once it
+    commits — the approval is refused, never carried out on a case someone else took."""
+    async with database.uow() as taking:  # agent 2's take, caught mid-transaction
+        await taking.conversations.load(CUSTOMER)
+        await taking.cases.get(CASE, for_update=True)
+        assert await taking.desk.take(CASE, AGENT2, at=T0) == AGENT2
+        approving = asyncio.create_task(service.handle(press(AGENT, "approve")))
+        await asyncio.sleep(0.3)  # the approval reads the item and waits for the case's lock
+        assert not approving.done()
+        await taking.commit()
+    outcome = await approving
+    assert outcome.toast == ZH("desk.refused_owned", case=CASE, owner=DESK_SETTINGS.alias(AGENT2, "zh_CN"))
+    assert await status_of(database) is CaseStatus.IN_REVIEW
+    assert (AGENT, "approve", False) in await audit(database)
