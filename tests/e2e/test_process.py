@@ -25,7 +25,7 @@ def write_config(tmp_path: Path, api_base: str, framework: str, **database: obje
     path = tmp_path / "config.toml"
     db = {"url": f"sqlite:///{tmp_path}/refundbot.db", **database}
     lines = ["[telegram]", f'token = "{TOKEN}"', f'api_base = "{api_base}"', "poll_timeout = 1",
-             f'framework = "{framework}"', "",
+             f'framework = "{framework}"', "listen_port = 0", "",
              "[database]"] + [f"{k} = {str(v).lower() if isinstance(v, bool) else repr(v)}" for k, v in db.items()] + [
              "", "[storage]", f'evidence_dir = "{tmp_path / "evidence"}"']
     path.write_text("\n".join(lines).replace("'", '"') + "\n", encoding="utf-8")
