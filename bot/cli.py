@@ -251,44 +251,57 @@ def _workflow(settings: AppConfig):  # type: ignore[no-untyped-def]
     return CaseWorkflow.for_settings(settings.core, settings.platform.gateway)
 
 
-@cases_app.command("mark-refunded")
-def cases_mark_refunded(
-    case_no: Annotated[str, typer.Argument(metavar="CASE", help="Case number, e.g. R20261124-0001.")],
-    note: Annotated[str, typer.Option("--note", help="Shown to the customer with the news, e.g. a payout reference.")] = "",
-    actor: Annotated[str, typer.Option("--actor", help="Who confirms (kept in the case history).")] = "finance",
-    config: ConfigOption = None,
-) -> None:
-    """Finance paid the money back: the case goes from refunding to refunded and the customer is told.
-
-    Exit codes: 0 done (or already refunded), 3 no such case, 4 the case is not waiting for money."""
+def _mark(config: Path | None, case_no: str, *, succeeded: bool, by: str, note: str) -> None:
+    """mark-refunded / mark-failed: a person states the outcome of the case's open refund attempt."""
     from bot.app import open_database
-    from bot.refunds import AttemptSettled, NothingInFlight, mark_refunded
+    from bot.refunds import AttemptSettled, NothingInFlight, mark_settled
+    from dialogs import staff
     from dialogs.lifecycle import ForbiddenTransition
 
     settings = _config(config)
+    try:
+        person = staff.identify(settings.core.desk, by) if not succeeded else staff.Person(by)
+    except staff.UnknownPerson as exc:
+        console.print(f"[red]{exc}[/red]")
+        raise typer.Exit(2) from None
+    outcome = "refunded" if succeeded else "refund_failed"
 
     async def go() -> int:
         database = await open_database(settings)
         try:
-            done = await mark_refunded(database.uow, _workflow(settings), case_no, actor=actor, note=note)
+            done = await mark_settled(database.uow, _workflow(settings), case_no, succeeded=succeeded,
+                                      actor=person.actor, note=note)
         except KeyError:
             console.print(f"[red]No case {case_no}.[/red]")
             return EXIT_UNKNOWN_CASE
         except (ForbiddenTransition, AttemptSettled, NothingInFlight) as exc:
-            console.print(f"[red]Cannot mark {case_no} refunded:[/red] {exc} (only a case in refunding can be).")
+            console.print(f"[red]Cannot mark {case_no} {outcome}:[/red] {exc} (only a case in refunding can be).")
             return EXIT_FORBIDDEN
         finally:
             await database.dispose()
         if not done.changed:
-            console.print(f"{case_no} was already refunded; nothing changed.")
+            console.print(f"{case_no} was already {outcome}; nothing changed.")
         else:
-            console.print(f"{case_no} is refunded ({done.attempt.amount} CNY, attempt {done.attempt.idempotency_key}); "
+            console.print(f"{case_no} is {outcome} ({done.attempt.amount} CNY, attempt {done.attempt.idempotency_key}); "
                           "the customer will be told.")
         return 0
 
     code = asyncio.run(go())
     if code:
         raise typer.Exit(code)
+
+
+@cases_app.command("mark-refunded")
+def cases_mark_refunded(
+    case_no: Annotated[str, typer.Argument(metavar="CASE", help="Case number, e.g. R20261124-0001.")],
+    note: Annotated[str, typer.Option("--note", help="Shown to the customer with the news, e.g. a payout reference.")] = "",
+    actor: Annotated[str, typer.Option("--actor", "--by", help="Who confirms (kept in the case history).")] = "finance",
+    config: ConfigOption = None,
+) -> None:
+    """Finance paid the money back: the case goes from refunding to refunded and the customer is told.
+
+    Exit codes: 0 done (or already refunded), 3 no such case, 4 the case is not waiting for money."""
+    _mark(config, case_no, succeeded=True, by=actor, note=note)
 
 
 @cases_app.command("move")
@@ -383,39 +396,9 @@ def cases_mark_failed(
     attempt is failed and the case goes to refund_failed, ready for a retry under a new key. Use it
     only once the outcome is known: an attempt the channel may still pay must not be failed.
 
-    Exit codes: 0 done (or already failed), 3 no such case, 4 the case is not waiting for money."""
-    from bot.app import open_database
-    from bot.refunds import AttemptSettled, NothingInFlight, mark_settled
-    from dialogs import staff
-    from dialogs.lifecycle import ForbiddenTransition
-
-    settings = _config(config)
-    try:
-        person = staff.identify(settings.core.desk, by)
-    except staff.UnknownPerson as exc:
-        console.print(f"[red]{exc}[/red]")
-        raise typer.Exit(2) from None
-
-    async def go() -> int:
-        database = await open_database(settings)
-        try:
-            done = await mark_settled(database.uow, _workflow(settings), case_no, succeeded=False,
-                                      actor=person.actor, note=note)
-        except KeyError:
-            console.print(f"[red]No case {case_no}.[/red]")
-            return EXIT_UNKNOWN_CASE
-        except (ForbiddenTransition, AttemptSettled, NothingInFlight) as exc:
-            console.print(f"[red]Cannot mark {case_no} failed:[/red] {exc}.")
-            return EXIT_FORBIDDEN
-        finally:
-            await database.dispose()
-        verb = "was already" if not done.changed else "is now"
-        console.print(f"{case_no} {verb} refund_failed (attempt {done.attempt.idempotency_key}).")
-        return 0
-
-    code = asyncio.run(go())
-    if code:
-        raise typer.Exit(code)
+    Exit codes: 0 done (or already failed), 2 unknown person, 3 no such case, 4 the case is not waiting
+    for money."""
+    _mark(config, case_no, succeeded=False, by=by, note=note)
 
 
 @cases_app.command("export")

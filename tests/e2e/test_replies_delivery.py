@@ -7,6 +7,8 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+import pytest
+
 from bot.evidence import EvidenceIntake
 from bot.inbound import Inbound
 from dialogs.io import Event, EventKind
@@ -33,23 +35,13 @@ def prompts_with_reasons(messages: list[dict]) -> list[dict]:  # type: ignore[ty
     return [m for m in messages if REASON in buttons([m])]
 
 
-async def test_a_reply_held_by_a_long_429_comes_with_the_next_answer_and_the_case_can_be_filed(
-        bot, customer, control):
+@pytest.mark.parametrize("fault", [{"error_code": 429, "count": 1, "retry_after": 60},  # not waited out inline
+                                   {"error_code": 502, "count": 4}],  # past the inline retries
+                         ids=["long_429", "5xx_past_the_retries"])
+async def test_a_lost_reply_comes_with_the_next_answer_and_the_case_can_be_filed(bot, customer, control, fault):
     c = await customer()
     await c.say("/refund")
-    await control.post("faults", method="sendMessage", chat_id=c.user_id, error_code=429, count=1, retry_after=60)
-    assert await c.say(ORDER) == []  # held by Telegram: not waited out inline
-    shown = await c.say("在吗？")
-    assert REASON in buttons(shown)
-    assert ZH("hint.choosing_reason") not in texts(shown)
-    await files_the_case_from_the_reason_buttons(c)
-
-
-async def test_a_reply_lost_to_5xx_past_the_retries_comes_with_the_next_answer_and_the_case_can_be_filed(
-        bot, customer, control):
-    c = await customer()
-    await c.say("/refund")
-    await control.post("faults", method="sendMessage", chat_id=c.user_id, error_code=502, count=4)
+    await control.post("faults", method="sendMessage", chat_id=c.user_id, **fault)
     assert await c.say(ORDER) == []
     shown = await c.say("在吗？")
     assert REASON in buttons(shown)
