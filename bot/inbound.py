@@ -68,9 +68,14 @@ class Inbound:
     async def _reply(self, event: Event, outcome: Outcome) -> None:
         if outcome.duplicate and not outcome.replies:
             return  # seen before, and all it said was taken
-        left = await render(self.sender, event, outcome)
-        if not outcome.unconfirmed or len(left) == sum(not r.edit for r in outcome.replies):
-            return  # nothing to record, or nothing sent: the record stands as it is
+        key = (event.chat_id, event.update_id)
+        self.service.sending.add(key)  # no await since the service's commit: nobody saw them as lost
+        try:
+            left = await render(self.sender, event, outcome)
+        finally:
+            self.service.sending.discard(key)
+        if not outcome.unconfirmed:
+            return
         try:
             await self.service.settle_replies(event.chat_id, event.update_id, left)
         except Exception:  # the messages are out; unrecorded, they go once more at worst

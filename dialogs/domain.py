@@ -7,7 +7,7 @@ can map them and the dialog machine can reason about them without knowing either
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 from enum import StrEnum
 from typing import Any, NewType
@@ -159,6 +159,18 @@ class Conversation:
     # customer's next message is answered at the step they left the customer in.
     unconfirmed: tuple[Reply, ...] = ()
     unconfirmed_update: int | None = None
+    # When they were handed to the sender (they may still be on their way); None: the sender gave up.
+    unconfirmed_since: datetime | None = None
+
+    def lost_replies(self, now: datetime, grace: timedelta | None) -> tuple[Reply, ...]:
+        """The unconfirmed replies that will not arrive by themselves: the sender gave up on them, or
+        nobody is sending them — with `grace` (another process may be), nobody confirmed them within
+        it; without (this process is the only sender and is not sending them), at once."""
+        if not self.unconfirmed:
+            return ()
+        if self.unconfirmed_since is not None and grace is not None and now - self.unconfirmed_since < grace:
+            return ()
+        return self.unconfirmed
 
 
 @dataclass(frozen=True, slots=True)

@@ -33,6 +33,9 @@ from dialogs.texts import LOCALES, Texts, pick_locale
 _STATUS_CARDS = 3
 _MAX_RETRIES = 5
 CLAIM_RETENTION = timedelta(hours=48)
+# With several workers, unconfirmed replies younger than this may still be on their way from another
+# one (an inline 429 wait, retries): only older ones, or ones the sender gave up on, count as lost.
+REPLY_GRACE = timedelta(seconds=60)
 log = logging.getLogger(__name__)
 
 # The adapter's download of an update's file: the event back with the file's inspection.
@@ -125,6 +128,7 @@ class RefundService:
         flood_window: float = 10.0,
         gateway: str = "manual",
         orders: OrderLookup | None = None,
+        solo: bool = True,
     ) -> None:
         self.uow_factory = uow_factory
         self.settings = settings
@@ -137,6 +141,11 @@ class RefundService:
         self.locks = ChatLocks()
         self.flood = FloodGuard(flood_limit, flood_window)
         self.desk = DeskService(settings, self.workflow)
+        # (chat, update) whose replies this process is sending now (bot.inbound keeps it). `solo`: no
+        # other process sends for these chats, so unconfirmed replies not in it are lost at once;
+        # with several workers they are lost only after REPLY_GRACE.
+        self.sending: set[tuple[int, int]] = set()
+        self.solo = solo
 
     async def handle(self, event: Event, fetch_file: FileFetch | None = None) -> Outcome:
         """`fetch_file` downloads the event's file; it is called only past the flood guard, and only
@@ -239,7 +248,7 @@ class RefundService:
         now = self.clock()
         async with self.uow_factory() as uow:
             if not await uow.updates.claim(event.update_id, event.chat_id, now):
-                return await self._repeated(uow, event)
+                return await self._repeated(uow, event, now)
             # The customer wrote: a chat held after a 403 is open again, and what was held goes out.
             await chat_back(uow, event.chat_id, now, self.settings)
             if event.edited:  # never a new step of the dialog; a copy in a desk topic follows it
@@ -263,10 +272,11 @@ class RefundService:
             dialog = Dialog(conv, event, uow, self.workflow, Texts(conv.locale), now)
             toast = await self._route(dialog, uow)
             conv.step = dialog.state
-            replies = self._with_unconfirmed(dialog, at)
+            replies = self._with_unconfirmed(dialog, at, now)
             # Kept until Telegram confirms them (settle_replies): a crash after this commit loses nothing.
             conv.unconfirmed = tuple(r for r in replies if not r.edit)
             conv.unconfirmed_update = event.update_id if conv.unconfirmed else None
+            conv.unconfirmed_since = now if conv.unconfirmed else None
             await uow.conversations.save(conv)
             for message in dialog.outbox:
                 await uow.outbox.add(message)
@@ -274,22 +284,26 @@ class RefundService:
         return Outcome(replies=replies, toast=toast, step=conv.step, locale=conv.locale,
                        unconfirmed=bool(conv.unconfirmed))
 
-    @staticmethod
-    async def _repeated(uow: UnitOfWork, event: Event) -> Outcome:
+    def _lost(self, conv: Conversation, now: datetime) -> tuple[Reply, ...]:
+        if conv.unconfirmed_update is not None and (conv.chat_id, conv.unconfirmed_update) in self.sending:
+            return ()  # on their way from this process
+        return conv.lost_replies(now, None if self.solo else REPLY_GRACE)
+
+    async def _repeated(self, uow: UnitOfWork, event: Event, now: datetime) -> Outcome:
         """An update seen before does nothing again; but the replies to it that Telegram never confirmed
-        (a crash after commit, a send that failed) go out now."""
+        and that are not on their way (a crash after commit, a send that failed) go out now."""
         conv = await uow.conversations.load(event.chat_id)
         if conv is None or conv.unconfirmed_update != event.update_id:
             return Outcome(duplicate=True)
-        return Outcome(replies=conv.unconfirmed, duplicate=True, unconfirmed=True)
+        lost = self._lost(conv, now)
+        return Outcome(replies=lost, duplicate=True, unconfirmed=bool(lost))
 
-    @staticmethod
-    def _with_unconfirmed(d: Dialog, at: tuple[str, object]) -> tuple[Reply, ...]:
+    def _with_unconfirmed(self, d: Dialog, at: tuple[str, object], now: datetime) -> tuple[Reply, ...]:
         """This update's replies, after the earlier replies Telegram never confirmed while the customer is
         still at the prompt they were for (same step, same buttons): the customer has not seen them, so
         they go first, in place of a hint that would point at buttons never shown. A new prompt supersedes
         them."""
-        lost = d.conv.unconfirmed
+        lost = self._lost(d.conv, now)
         if not lost or (d.state, d.data.get("nonce")) != at:
             return tuple(d.replies)
         own = [] if d.hinted else d.replies

@@ -132,6 +132,8 @@ class ConversationRow(Base):
     # Replies not yet confirmed by Telegram, and the update they answer (dialogs.domain.Conversation).
     unconfirmed: Mapped[list[dict[str, Any]] | None] = mapped_column(JSON)
     unconfirmed_update: Mapped[int | None] = mapped_column(BigInteger)
+    # When they were handed to the sender; NULL with replies: the sender gave up on them.
+    unconfirmed_since: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
 class ProcessedUpdateRow(Base):

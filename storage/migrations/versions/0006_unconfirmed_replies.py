@@ -25,9 +25,10 @@ def upgrade() -> None:
     with op.batch_alter_table("conversations") as batch:
         batch.add_column(sa.Column("unconfirmed", sa.JSON(), nullable=True))
         batch.add_column(sa.Column("unconfirmed_update", sa.BigInteger(), nullable=True))
+        batch.add_column(sa.Column("unconfirmed_since", sa.DateTime(timezone=True), nullable=True))
 
 
 def downgrade() -> None:
     with op.batch_alter_table("conversations") as batch:
-        for column in ("unconfirmed_update", "unconfirmed"):
+        for column in ("unconfirmed_since", "unconfirmed_update", "unconfirmed"):
             batch.drop_column(column)
