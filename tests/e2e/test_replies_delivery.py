@@ -20,6 +20,13 @@ ORDER = "KM20261101000001"  # bound to the default customer: the order number le
 REASON = ZH("reason.card_invalid")
 
 
+async def the_next_text_gets_the_lost_prompt_and_the_case_is_filed(c: Customer) -> None:
+    shown = await c.say("在吗？")
+    assert REASON in buttons(shown)
+    assert ZH("hint.choosing_reason") not in texts(shown)  # never a hint about buttons not shown
+    await files_the_case_from_the_reason_buttons(c)
+
+
 async def files_the_case_from_the_reason_buttons(c: Customer) -> str:
     await c.press(REASON)
     await c.press(ZH("btn_continue"))
@@ -43,10 +50,7 @@ async def test_a_lost_reply_comes_with_the_next_answer_and_the_case_can_be_filed
     await c.say("/refund")
     await control.post("faults", method="sendMessage", chat_id=c.user_id, **fault)
     assert await c.say(ORDER) == []
-    shown = await c.say("在吗？")
-    assert REASON in buttons(shown)
-    assert ZH("hint.choosing_reason") not in texts(shown)
-    await files_the_case_from_the_reason_buttons(c)
+    await the_next_text_gets_the_lost_prompt_and_the_case_is_filed(c)
 
 
 async def test_a_reply_refused_while_the_chat_was_blocked_reaches_the_customer_who_writes_again(
@@ -94,10 +98,7 @@ async def test_after_a_crash_between_commit_and_reply_a_text_gets_the_prompt_wit
     c = await customer()
     await c.say("/refund")
     await crashed_after_commit(bot, c)
-    shown = await c.say("在吗？")
-    assert REASON in buttons(shown)
-    assert ZH("hint.choosing_reason") not in texts(shown)
-    await files_the_case_from_the_reason_buttons(c)
+    await the_next_text_gets_the_lost_prompt_and_the_case_is_filed(c)
 
 
 async def test_after_a_crash_between_commit_and_reply_a_repeat_of_the_update_sends_the_prompt_once(
