@@ -37,7 +37,7 @@ from zoneinfo import ZoneInfo
 from bot.logs import log_context
 from dialogs.cases import CaseWorkflow
 from dialogs.domain import Case, CaseStatus, RefundAttempt, RefundStatus
-from dialogs.ledger import IN_FLIGHT
+from dialogs.ledger import IN_FLIGHT, open_attempt, refunded
 from dialogs.lifecycle import ForbiddenTransition
 from dialogs.ports import GatewayResult, GatewayUnavailable, RefundGateway, UnitOfWork, UnitOfWorkFactory
 
@@ -46,7 +46,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-OPEN_ATTEMPT = IN_FLIGHT
 
 
 def utcnow() -> datetime:
@@ -103,21 +102,21 @@ async def settle(uow: UnitOfWork, workflow: CaseWorkflow, case_no: str, *, succe
             raise UnknownAttempt(idempotency_key)
         attempt = found
     else:
-        open_attempts = [a for a in attempts if a.status in OPEN_ATTEMPT]
+        in_flight = open_attempt(attempts)
         settled_as = CaseStatus.REFUNDED if succeeded else CaseStatus.REFUND_FAILED
-        if not open_attempts and attempts and case.status is settled_as:
+        if in_flight is None and attempts and case.status is settled_as:
             return Settled(case, attempts[-1], changed=False)  # said twice (finance ran the command again)
-        if not open_attempts:
+        if in_flight is None:
             if case.status is not CaseStatus.REFUNDING:
                 raise ForbiddenTransition(case.status, trigger)
             raise NothingInFlight(case_no)
-        attempt = open_attempts[-1]
+        attempt = in_flight
     if amount is not None and amount != attempt.amount:
         raise AmountMismatch(f"attempt {attempt.idempotency_key} is for {attempt.amount}, not {amount}")
     target = RefundStatus.SUCCEEDED if succeeded else RefundStatus.FAILED
     if attempt.status is target:
         return Settled(case, attempt, changed=False)
-    if attempt.status not in OPEN_ATTEMPT:
+    if attempt.status not in IN_FLIGHT:
         raise AttemptSettled(f"attempt {attempt.idempotency_key} is already {attempt.status.value}")
     moved = await workflow.move(uow, case_no, trigger, actor=actor, at=at, note=case_note, settling=True)
     await uow.refunds.set_status(attempt.idempotency_key, target, at=at, external_ref=external_ref, note=note)
@@ -317,17 +316,16 @@ async def export_cases(uow_factory: UnitOfWorkFactory, out: TextIO, *, statuses:
     zone = ZoneInfo(timezone)
     async with uow_factory() as uow:
         cases = await uow.cases.search(statuses=tuple(statuses), since=since, until=until)
-        refunded: dict[str, Decimal] = {}
+        paid_back: dict[str, Decimal] = {}
         for case in cases:
             attempts = await uow.refunds.for_case(case.case_no)
-            refunded[case.case_no] = sum((a.amount for a in attempts if a.status is RefundStatus.SUCCEEDED),
-                                         Decimal("0.00"))
+            paid_back[case.case_no] = refunded(attempts)
     writer = csv.writer(out)
     writer.writerow(EXPORT_COLUMNS)
     for case in cases:
         writer.writerow([
             case.case_no, case.order_no, case.user_id, case.reason.value, case.verdict.value, case.rule_id,
-            f"{case.amount:.2f}", f"{refunded[case.case_no]:.2f}", case.status.value,
+            f"{case.amount:.2f}", f"{paid_back[case.case_no]:.2f}", case.status.value,
             case.created_at.astimezone(zone).isoformat(timespec="seconds"), case.review_due.isoformat(),
             case.credit_due.isoformat() if case.credit_due else "", case.rating if case.rating is not None else "",
         ])

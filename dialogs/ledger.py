@@ -57,10 +57,15 @@ class Balance:
         return max(ZERO, self.paid - self.refunded - self.in_flight)
 
 
+def refunded(attempts: list[RefundAttempt], case_no: str | None = None) -> Decimal:
+    """What the attempts (of `case_no` only, if given) paid back."""
+    return sum((a.amount for a in attempts if a.status is RefundStatus.SUCCEEDED
+                and (case_no is None or a.case_no == case_no)), ZERO)
+
+
 def balance(paid: Decimal, attempts: list[RefundAttempt]) -> Balance:
-    refunded = sum((a.amount for a in attempts if a.status is RefundStatus.SUCCEEDED), ZERO)
     in_flight = sum((a.amount for a in attempts if a.status in IN_FLIGHT), ZERO)
-    return Balance(paid, refunded, in_flight)
+    return Balance(paid, refunded(attempts), in_flight)
 
 
 def open_attempt(attempts: list[RefundAttempt]) -> RefundAttempt | None:
@@ -79,8 +84,7 @@ async def order_balance(uow: UnitOfWork, order_no: str, *, lock: bool = False,
 def case_room(case: Case, case_attempts: list[RefundAttempt], order: Balance) -> Decimal:
     """The most this case may still pay: its claim less what it got back, never more than the order
     has left."""
-    got = sum((a.amount for a in case_attempts if a.status is RefundStatus.SUCCEEDED), ZERO)
-    return max(ZERO, min(case.amount - got, order.remaining))
+    return max(ZERO, min(case.amount - refunded(case_attempts), order.remaining))
 
 
 async def refundable(uow: UnitOfWork, case: Case, *, lock: bool = False) -> Decimal:

@@ -30,7 +30,6 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime
-from decimal import Decimal
 from typing import Any
 
 from dialogs import ledger
@@ -43,7 +42,7 @@ from dialogs.desk_cards import (
 )
 from dialogs.desk_cards import card_buttons as desk_card_buttons
 from dialogs.desk_cards import card_text as desk_card_text
-from dialogs.domain import Case, CaseStatus, Delivery, DeskItem, Order, OutboxMessage, RefundStatus
+from dialogs.domain import Case, CaseStatus, Delivery, DeskItem, Order, OutboxMessage
 from dialogs.io import Button
 from dialogs.ports import UnitOfWork
 from dialogs.settings import CoreSettings
@@ -220,8 +219,7 @@ async def _card_facts(uow: UnitOfWork, item: DeskItem, names: Mapping[int, str])
         return CardFacts(item, names=names)
     attempts = await uow.refunds.for_order(case.order_no)
     order = await uow.orders.get(case.order_no)
-    siblings = [(other, sum((a.amount for a in attempts if a.case_no == other.case_no
-                             and a.status is RefundStatus.SUCCEEDED), Decimal("0.00")))
+    siblings = [(other, ledger.refunded(attempts, other.case_no))
                 for other in await uow.cases.for_order(case.order_no) if other.case_no != case.case_no]
     return CardFacts(item, case, order, await uow.desk.history(case.case_no),
                      await uow.desk.pending_approval(case.case_no), names,
