@@ -15,11 +15,11 @@ from __future__ import annotations
 from datetime import datetime
 
 from dialogs.domain import OutboxMessage
+from dialogs.notify import CUSTOMER_TEXT
 from dialogs.ports import UnitOfWork
 from dialogs.settings import CoreSettings
 from dialogs.sla import restart_info_clock
 
-CUSTOMER_TEXT = "customer_text"  # dialogs.notify renders it: a bot message in a chat, in a given locale
 # my_chat_member statuses: the bot may write again / may not.
 PRESENT = frozenset({"member", "administrator", "creator"})
 GONE = frozenset({"kicked", "left"})
