@@ -4,6 +4,7 @@ rest, and nobody is shown another person's case."""
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime
 from decimal import Decimal
 
@@ -82,3 +83,28 @@ async def test_nobody_is_shown_another_persons_case(bot, customer):
     await stranger.say("KM20261101000014")
     shown = await stranger.say("9999")
     assert texts(shown) == ZH("order_case_elsewhere") and case_no not in texts(shown)
+
+
+async def test_two_people_submitting_on_one_order_at_once_file_one_case(bot, customer, control):
+    """小红 and someone with her phone digits both reach Submit on her unbound order and press it at the
+    same moment: the order's claims are read again under its lock, so one case is filed and the
+    other person is told a case is in progress — without its number."""
+    people = [await customer(XIAOHONG), await customer(ALICE, "zh-hans")]
+    for c in people:
+        await c.say("KM20261101000014")
+        await c.say("9999")
+        await c.press(ZH("reason.membership_not_activated"))
+        await c.press(ZH("btn_continue"))
+        await c.say("会员一直没有开通，显示订单处理中")
+        await c.photo(png_bytes("red"))
+        await c.press(ZH("btn_done"))
+    submits = [await c.message_with_button(ZH("btn_submit")) for c in people]
+    pressed = await asyncio.gather(*(control.post("press", user_id=c.user_id, message_id=m["message_id"],
+                                                  button_text=ZH("btn_submit"))
+                                     for c, m in zip(people, submits, strict=True)))
+    await control.wait(max(int(p["update_id"]) for p in pressed))
+    filed = await cases_of(bot, "KM20261101000014")
+    assert len(filed) == 1
+    answers = [texts(await c.read()) for c in people]
+    assert sum(filed[0].case_no in a for a in answers) == 1
+    assert sum(a == ZH("order_case_elsewhere") for a in answers) == 1
