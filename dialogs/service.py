@@ -299,15 +299,15 @@ class RefundService:
         return Outcome(replies=lost, duplicate=True, unconfirmed=bool(lost))
 
     def _with_unconfirmed(self, d: Dialog, at: tuple[str, object], now: datetime) -> tuple[Reply, ...]:
-        """This update's replies, after the earlier replies Telegram never confirmed while the customer is
-        still at the prompt they were for (same step, same buttons): the customer has not seen them, so
-        they go first, in place of a hint that would point at buttons never shown. A new prompt supersedes
-        them."""
+        """This update's replies; or, when all this update would say is a hint and the customer is still at
+        the prompt that Telegram never confirmed (same step, same buttons), that prompt again in place of
+        the hint, which would point at buttons never shown. Any real answer supersedes lost replies."""
         lost = self._lost(d.conv, now)
-        if not lost or (d.state, d.data.get("nonce")) != at:
+        if not lost or not d.hinted or (d.state, d.data.get("nonce")) != at:
+            # A real answer supersedes them: lost replies never pile up behind new ones (with several
+            # workers, piled-up replies were sent again by every later update).
             return tuple(d.replies)
-        own = [] if d.hinted else d.replies
-        return (*(r for r in own if r.edit), *lost, *(r for r in own if not r.edit))
+        return lost  # in place of the hint, which would point at buttons never shown
 
     async def settle_replies(self, chat_id: int, update_id: int, left: Sequence[Reply] = ()) -> None:
         """Telegram took the replies to `update_id` (an `Outcome` with `unconfirmed`) but `left`."""
