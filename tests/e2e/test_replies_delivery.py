@@ -113,3 +113,14 @@ async def test_after_a_crash_between_commit_and_reply_a_repeat_of_the_update_sen
     await inbound.handle(event)  # and again: the prompt went and is settled
     assert await c.read() == []
     assert texts(await c.say("在吗？")) == ZH("hint.choosing_reason")  # it was shown: a hint is right now
+
+
+async def test_lost_replies_never_pile_up_behind_real_answers(bot, customer, control):
+    """A lost prompt goes again only in place of a hint: a real answer supersedes it. (Three workers
+    answering one chat's 20 rapid messages once sent 210 replies, each update re-sending the pile.)"""
+    c = await customer(10003)  # 小红: her unbound order asks for phone digits
+    await c.say("/refund")
+    await control.post("faults", method="sendMessage", chat_id=c.user_id, error_code=429, count=1, retry_after=60)
+    assert await c.say("KM20261101000015") == []  # the digits prompt is lost
+    for wrong in ("12", "345"):
+        assert texts(await c.say(wrong)) == ZH("phone_format")  # one answer each, nothing piled before it
