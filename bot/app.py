@@ -91,7 +91,6 @@ async def opened_core(config: AppConfig) -> AsyncIterator[tuple[Core, ManualGate
         database.uow, config.core,
         flood_limit=config.telegram.flood_max_updates, flood_window=config.telegram.flood_window_seconds,
         gateway=config.platform.gateway, orders=order_lookup,
-        solo=not config.telegram.reuse_port,  # `run --workers N`: N processes answer one bot
     )
     try:
         yield Core(database, service, EvidenceIntake(config.storage.evidence_dir, config.policy)), gateway

@@ -161,14 +161,16 @@ class Conversation:
     unconfirmed_update: int | None = None
     # When they were handed to the sender (they may still be on their way); None: the sender gave up.
     unconfirmed_since: datetime | None = None
+    unconfirmed_by: str | None = None  # the process that was to send them
 
-    def lost_replies(self, now: datetime, grace: timedelta | None) -> tuple[Reply, ...]:
-        """The unconfirmed replies that will not arrive by themselves: the sender gave up on them, or
-        nobody is sending them — with `grace` (another process may be), nobody confirmed them within
-        it; without (this process is the only sender and is not sending them), at once."""
+    def lost_replies(self, now: datetime, grace: timedelta, me: str) -> tuple[Reply, ...]:
+        """The unconfirmed replies that will not arrive by themselves (the caller, process `me`, is not
+        sending them): the sender gave up on them; or they were `me`'s to send; or another process's,
+        unconfirmed for `grace` (it may be sending them still, or it crashed)."""
         if not self.unconfirmed:
             return ()
-        if self.unconfirmed_since is not None and grace is not None and now - self.unconfirmed_since < grace:
+        if (self.unconfirmed_since is not None and self.unconfirmed_by != me
+                and now - self.unconfirmed_since < grace):
             return ()
         return self.unconfirmed
 

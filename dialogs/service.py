@@ -7,8 +7,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import re
+import socket
 import time
+import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import replace
@@ -128,7 +131,6 @@ class RefundService:
         flood_window: float = 10.0,
         gateway: str = "manual",
         orders: OrderLookup | None = None,
-        solo: bool = True,
     ) -> None:
         self.uow_factory = uow_factory
         self.settings = settings
@@ -141,11 +143,11 @@ class RefundService:
         self.locks = ChatLocks()
         self.flood = FloodGuard(flood_limit, flood_window)
         self.desk = DeskService(settings, self.workflow)
-        # (chat, update) whose replies this process is sending now (bot.inbound keeps it). `solo`: no
-        # other process sends for these chats, so unconfirmed replies not in it are lost at once;
-        # with several workers they are lost only after REPLY_GRACE.
+        # (chat, update) whose replies this process is sending now (bot.inbound keeps it). Unconfirmed
+        # replies this process committed and is not sending are lost; another process's only after
+        # REPLY_GRACE (it may be sending them still: several workers, or the same update twice).
         self.sending: set[tuple[int, int]] = set()
-        self.solo = solo
+        self.me = f"{socket.gethostname()[:32]}:{os.getpid()}:{uuid.uuid4().hex[:12]}"
 
     async def handle(self, event: Event, fetch_file: FileFetch | None = None) -> Outcome:
         """`fetch_file` downloads the event's file; it is called only past the flood guard, and only
@@ -277,6 +279,7 @@ class RefundService:
             conv.unconfirmed = tuple(r for r in replies if not r.edit)
             conv.unconfirmed_update = event.update_id if conv.unconfirmed else None
             conv.unconfirmed_since = now if conv.unconfirmed else None
+            conv.unconfirmed_by = self.me if conv.unconfirmed else None
             await uow.conversations.save(conv)
             for message in dialog.outbox:
                 await uow.outbox.add(message)
@@ -287,7 +290,7 @@ class RefundService:
     def _lost(self, conv: Conversation, now: datetime) -> tuple[Reply, ...]:
         if conv.unconfirmed_update is not None and (conv.chat_id, conv.unconfirmed_update) in self.sending:
             return ()  # on their way from this process
-        return conv.lost_replies(now, None if self.solo else REPLY_GRACE)
+        return conv.lost_replies(now, REPLY_GRACE, self.me)
 
     async def _repeated(self, uow: UnitOfWork, event: Event, now: datetime) -> Outcome:
         """An update seen before does nothing again; but the replies to it that Telegram never confirmed

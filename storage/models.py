@@ -134,6 +134,7 @@ class ConversationRow(Base):
     unconfirmed_update: Mapped[int | None] = mapped_column(BigInteger)
     # When they were handed to the sender; NULL with replies: the sender gave up on them.
     unconfirmed_since: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    unconfirmed_by: Mapped[str | None] = mapped_column(String(64))  # the process sending them
 
 
 class ProcessedUpdateRow(Base):

@@ -558,6 +558,7 @@ class SqlaConversationRepository(SessionRepository):
             unconfirmed=tuple(_reply_from_json(r) for r in row.unconfirmed or ()),
             unconfirmed_update=row.unconfirmed_update,
             unconfirmed_since=row.unconfirmed_since,
+            unconfirmed_by=row.unconfirmed_by,
         )
 
     async def save(self, conversation: Conversation) -> None:
@@ -570,7 +571,7 @@ class SqlaConversationRepository(SessionRepository):
             "data": conversation.data,
             "updated_at": self._clock(),
             **_unconfirmed_values(conversation.unconfirmed, conversation.unconfirmed_update,
-                                  conversation.unconfirmed_since),
+                                  conversation.unconfirmed_since, conversation.unconfirmed_by),
         }
         if conversation.version == 0:
             try:
@@ -592,14 +593,15 @@ class SqlaConversationRepository(SessionRepository):
 
     async def settle_replies(self, chat_id: int, update_id: int, left: Sequence[Reply]) -> None:
         await execute_core(self._session, _SETTLE_REPLIES, {
-            "w_chat_id": chat_id, "w_update_id": update_id, **_unconfirmed_values(left, update_id, None)})
+            "w_chat_id": chat_id, "w_update_id": update_id, **_unconfirmed_values(left, update_id, None, None)})
 
 
-def _unconfirmed_values(replies: Sequence[Reply], update_id: int | None, since: datetime | None) -> dict[str, Any]:
+def _unconfirmed_values(replies: Sequence[Reply], update_id: int | None, since: datetime | None,
+                        by: str | None) -> dict[str, Any]:
     if not replies:
-        return {"unconfirmed": None, "unconfirmed_update": None, "unconfirmed_since": None}
+        return {"unconfirmed": None, "unconfirmed_update": None, "unconfirmed_since": None, "unconfirmed_by": None}
     return {"unconfirmed": [_reply_to_json(r) for r in replies], "unconfirmed_update": update_id,
-            "unconfirmed_since": since}
+            "unconfirmed_since": since, "unconfirmed_by": by}
 
 
 def _reply_to_json(reply: Reply) -> dict[str, Any]:

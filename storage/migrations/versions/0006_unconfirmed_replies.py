@@ -26,9 +26,10 @@ def upgrade() -> None:
         batch.add_column(sa.Column("unconfirmed", sa.JSON(), nullable=True))
         batch.add_column(sa.Column("unconfirmed_update", sa.BigInteger(), nullable=True))
         batch.add_column(sa.Column("unconfirmed_since", sa.DateTime(timezone=True), nullable=True))
+        batch.add_column(sa.Column("unconfirmed_by", sa.String(64), nullable=True))
 
 
 def downgrade() -> None:
     with op.batch_alter_table("conversations") as batch:
-        for column in ("unconfirmed_since", "unconfirmed_update", "unconfirmed"):
+        for column in ("unconfirmed_by", "unconfirmed_since", "unconfirmed_update", "unconfirmed"):
             batch.drop_column(column)
