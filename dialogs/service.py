@@ -15,10 +15,11 @@ import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import replace
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 from dialogs.case_actions import CARD_ACTIONS, parse_card_token
 from dialogs.cases import CaseWorkflow
+from dialogs.clock import utcnow
 from dialogs.conversation import BUTTON_TRIGGERS, MACHINE, Dialog, agent_request
 from dialogs.desk import TAKEOVER, DeskService
 from dialogs.domain import OPEN_STATUSES, Conversation, Order, OutboxMessage
@@ -44,9 +45,6 @@ log = logging.getLogger(__name__)
 # The adapter's download of an update's file: the event back with the file's inspection.
 FileFetch = Callable[[Event], Awaitable[Event]]
 
-
-def utcnow() -> datetime:
-    return datetime.now(UTC)
 
 
 class ChatLocks:

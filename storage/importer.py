@@ -23,9 +23,10 @@ from sqlalchemy import insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from dialogs.clock import Clock, utcnow
 from dialogs.domain import DeliveryStatus, Order, PaymentChannel, ProductKind
 from storage.models import CENT, OrderRow
-from storage.repositories import Clock, order_values, utc_now
+from storage.repositories import order_values
 from storage.uow import Database
 
 FileFormat = Literal["csv", "jsonl"]
@@ -350,7 +351,7 @@ async def import_orders(
     *,
     progress: Progress | None = None,
     batch_size: int = 1000,
-    clock: Clock = utc_now,
+    clock: Clock = utcnow,
 ) -> ImportReport:
     """Upsert the orders of a CSV or JSON Lines file.
 

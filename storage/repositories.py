@@ -9,8 +9,8 @@ then see the winner's row.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterable, Sequence
-from datetime import UTC, date, datetime, timedelta
+from collections.abc import Iterable, Sequence
+from datetime import date, datetime, timedelta
 from typing import TYPE_CHECKING, Any, cast
 
 from sqlalchemy import (
@@ -29,6 +29,7 @@ from sqlalchemy import (
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from dialogs.clock import Clock, utcnow
 from dialogs.domain import (
     OPEN_STATUSES,
     AgentRequest,
@@ -57,12 +58,6 @@ from storage.models import (
     ProcessedUpdateRow,
 )
 
-Clock = Callable[[], datetime]
-
-
-def utc_now() -> datetime:
-    return datetime.now(UTC)
-
 
 def rowcount(result: Any) -> int:
     # session.execute() is typed as returning Result; DML statements give a CursorResult.
@@ -81,7 +76,7 @@ async def execute_core(session: AsyncSession, statement: Executable, params: dic
 class SessionRepository:
     """What every repository holds: the unit of work's session (never committed here) and a clock."""
 
-    def __init__(self, session: AsyncSession, clock: Clock = utc_now) -> None:
+    def __init__(self, session: AsyncSession, clock: Clock = utcnow) -> None:
         self._session = session
         self._clock = clock
 

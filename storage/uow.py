@@ -11,6 +11,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 from sqlalchemy.orm import sessionmaker
 
+from dialogs.clock import Clock, utcnow
 from dialogs.ports import (
     AgentRequests,
     CaseRepository,
@@ -37,7 +38,6 @@ from storage.delivery import SqlaChatDirectory, SqlaOutbox
 from storage.desk import SqlaDeskRepository
 from storage.platform import SqlaNonceLedger, SqlaRefundLedger
 from storage.repositories import (
-    Clock,
     SqlaAgentRequests,
     SqlaCaseRepository,
     SqlaConversationRepository,
@@ -45,7 +45,6 @@ from storage.repositories import (
     SqlaLookupFailures,
     SqlaOrderStore,
     SqlaUpdateLedger,
-    utc_now,
 )
 from storage.syncsession import SyncSessionAdapter
 from storage.timers import SqlaTimers
@@ -73,7 +72,7 @@ class SqlaUnitOfWork:
     desk: DeskRepository
     lookups: LookupFailures
 
-    def __init__(self, session_factory: Callable[[], AsyncSession], clock: Clock = utc_now,
+    def __init__(self, session_factory: Callable[[], AsyncSession], clock: Clock = utcnow,
                  gate: asyncio.Lock | None = None) -> None:
         self._session_factory = session_factory
         self._clock = clock
@@ -135,7 +134,7 @@ class SqlaUnitOfWork:
 class Database:
     """Engine + session factory; `uow` is the `UnitOfWorkFactory` handed to the core."""
 
-    def __init__(self, engine: AsyncEngine, clock: Clock = utc_now) -> None:
+    def __init__(self, engine: AsyncEngine, clock: Clock = utcnow) -> None:
         self.engine = engine
         self.session_factory = create_session_factory(engine)
         self._clock = clock
@@ -152,7 +151,7 @@ class Database:
         self._gate = asyncio.Lock() if engine.dialect.name == "sqlite" else None
 
     @classmethod
-    def from_url(cls, url: str, *, clock: Clock = utc_now, **engine_options: Any) -> Database:
+    def from_url(cls, url: str, *, clock: Clock = utcnow, **engine_options: Any) -> Database:
         return cls(create_engine(url, **engine_options), clock=clock)
 
     @property
