@@ -34,11 +34,11 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from bot import bodies
 from bot.metrics import CONTENT_TYPE, Metrics
 from bot.platform import OrderLookupError, SignatureError, order_from_json, verify
-from bot.refunds import AmountMismatch, AttemptSettled, NothingInFlight, UnknownAttempt, settle
 from dialogs.cases import CaseWorkflow
 from dialogs.domain import Case, RefundAttempt
 from dialogs.lifecycle import ForbiddenTransition
 from dialogs.ports import UnitOfWork, UnitOfWorkFactory
+from dialogs.refunds import AmountMismatch, AttemptSettled, NothingInFlight, UnknownAttempt, settle
 
 log = logging.getLogger(__name__)
 

@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import gc
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -15,16 +15,17 @@ from aiohttp import web
 from bot.api import PlatformApi, add_api_routes
 from bot.config import AppConfig
 from bot.demo import AGENTS, CUSTOMERS, DESK_TITLE, demo_orders
-from bot.desk_sweeper import DeskSweeper
 from bot.evidence import EvidenceIntake, EvidenceSweeper
 from bot.metrics import Metrics
 from bot.platform import HttpGateway, ManualGateway, build_gateway, build_order_lookup
 from bot.ratelimit import RedisLimiter
-from bot.refunds import RefundWorker
 from bot.relay import Relay
-from bot.scheduler import TimerSweeper
 from bot.sending import Sender
 from bot.transport import Runner
+from bot.workers.desk_idle import DeskSweeper
+from bot.workers.housekeeping import Chore, Prune
+from bot.workers.refunds import RefundWorker
+from bot.workers.timers import TimerSweeper
 from dialogs.service import RefundService
 from storage import migrate
 from storage.maintenance import wipe
@@ -135,22 +136,21 @@ async def running_workers(core: Core, gateway: ManualGateway | HttpGateway, conf
     api = PlatformApi(database.uow, service.workflow, secret=config.platform.secret,
                       max_clock_skew=config.platform.max_clock_skew_seconds, metrics=metrics)
     stop_workers = asyncio.Event()
-    workers = [asyncio.create_task(relay.run(stop_workers)), asyncio.create_task(sweeper.run(stop_workers)),
-               asyncio.create_task(refunds.run(stop_workers)), asyncio.create_task(desk_sweeper.run(stop_workers))]
-    housekeeping = [asyncio.create_task(forget_old_claims(service)),
-                    asyncio.create_task(checkpoint_often(database)),
-                    asyncio.create_task(every_hour(api.forget_old_nonces, "replay ledger")),
-                    asyncio.create_task(every_hour(evidence_sweeper(config, database).sweep_count,
-                                                   "orphaned evidence rows and files",
-                                                   every=config.storage.evidence_sweep_minutes * 60))]
+    sweeps = [relay, sweeper, refunds, desk_sweeper,
+              Prune(service.forget_old_claims, "update claims older than Telegram's retention"),
+              Chore(database.checkpoint, "SQLite checkpoint", every=1.0),
+              Prune(api.forget_old_nonces, "replay ledger"),
+              Prune(evidence_sweeper(config, database).sweep_count, "orphaned evidence rows and files",
+                    every=config.storage.evidence_sweep_minutes * 60)]
+    workers = [asyncio.create_task(sweep.run(stop_workers)) for sweep in sweeps]
     try:
         yield Workers(relay, sweeper, refunds, desk_sweeper, api)
     finally:
         stop_workers.set()
         _, pending = await asyncio.wait(workers, timeout=10)
-        for task in [*pending, *housekeeping]:
+        for task in pending:
             task.cancel()
-        await asyncio.gather(*pending, *housekeeping, return_exceptions=True)
+        await asyncio.gather(*pending, return_exceptions=True)
         if limiter is not None:
             await limiter.close()
 
@@ -197,33 +197,9 @@ async def running_bot(config: AppConfig, token: str, api_base: str) -> AsyncIter
             await runner.close()
 
 
-async def checkpoint_often(database: Database, every: float = 1.0) -> None:
-    while True:
-        try:
-            await database.checkpoint()
-        except Exception:
-            log.exception("SQLite checkpoint failed")
-        await asyncio.sleep(every)
-
-
 def evidence_sweeper(config: AppConfig, database: Database) -> EvidenceSweeper:
     return EvidenceSweeper(database.uow, config.storage.evidence_dir,
                            timedelta(days=config.storage.draft_evidence_days))
-
-
-async def forget_old_claims(service: RefundService) -> None:
-    await every_hour(service.forget_old_claims, "update claims older than Telegram's retention")
-
-
-async def every_hour(prune: Callable[[], Awaitable[int]], what: str, every: float = 3600) -> None:
-    while True:
-        try:
-            forgotten = await prune()
-            if forgotten:
-                log.info("forgot %d %s", forgotten, what)
-        except Exception:  # housekeeping must never take the bot down
-            log.exception("pruning %s failed", what)
-        await asyncio.sleep(every)
 
 
 async def serve(running: Running, config: AppConfig, stop: asyncio.Event) -> None:

@@ -102,7 +102,7 @@ def _workers_problem(settings: AppConfig) -> str:
 def _supervise(settings: AppConfig, argv: list[str], workers: int, verbose: bool,
                log_format: LogFormat | None) -> None:
     from bot.app import StartupError, open_database
-    from bot.workers import Supervisor
+    from bot.supervisor import Supervisor
 
     configure_logging(log_format.value if log_format else settings.log.format,
                       "DEBUG" if verbose else settings.log.level, order_pattern=settings.orders.number_pattern)
@@ -254,9 +254,9 @@ def _workflow(settings: AppConfig):  # type: ignore[no-untyped-def]
 def _mark(config: Path | None, case_no: str, *, succeeded: bool, by: str, note: str) -> None:
     """mark-refunded / mark-failed: a person states the outcome of the case's open refund attempt."""
     from bot.app import open_database
-    from bot.refunds import AttemptSettled, NothingInFlight, mark_settled
     from dialogs import staff
     from dialogs.lifecycle import ForbiddenTransition
+    from dialogs.refunds import AttemptSettled, NothingInFlight, mark_settled
 
     settings = _config(config)
     try:
@@ -417,7 +417,7 @@ def cases_export(
     from typing import TextIO
 
     from bot.app import open_database
-    from bot.refunds import export_cases, local_range
+    from bot.finance import export_cases, local_range
 
     settings = _config(config)
     try:

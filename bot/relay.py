@@ -57,14 +57,11 @@ import asyncio
 import contextlib
 import logging
 import math
-import os
-import socket
 import time
-import uuid
 from collections import Counter, OrderedDict, deque
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
 from bot.config import RelayConfig
@@ -83,6 +80,8 @@ from bot.sending import (
     Transient,
     WrongFile,
 )
+from bot.workers.base import Sweep, owner_id
+from dialogs.clock import utcnow
 from dialogs.domain import Delivery
 from dialogs.notify import Notice, Sent, compose, delivered, topic_created, topic_gone
 from dialogs.ports import UnitOfWorkFactory
@@ -105,15 +104,6 @@ NAME_TTL = 3600.0  # seconds before a name is asked for again
 NAME_TIMEOUT = 5.0
 # The shared limiter did not answer: it is asked once more after this long before the relay paces alone.
 SHARED_CONFIRM_DELAY = 0.25
-
-
-def utc_now() -> datetime:
-    return datetime.now(UTC)
-
-
-def owner_id() -> str:
-    """Unique per relay instance: host, process and a random part (claimed_by holds 64 characters)."""
-    return f"relay:{socket.gethostname()[:32]}:{os.getpid()}:{uuid.uuid4().hex[:12]}"
 
 
 class Slot:
@@ -255,18 +245,21 @@ class _Closing(Exception):
     """The relay is stopping: release what has not been sent."""
 
 
-class Relay:
+class Relay(Sweep[Delivery]):
+    what = "outbox claim"
+    log = log
+
     def __init__(self, uow: UnitOfWorkFactory, sender: Sender, config: RelayConfig, settings: CoreSettings, *,
                  owner: str | None = None, headroom: float = 0.01, send_timeout: float = 15.0,
                  backoff_base: float = 1.0, compose_attempts: int = 8,
-                 wall_clock: Callable[[], datetime] = utc_now,
+                 wall_clock: Callable[[], datetime] = utcnow,
                  monotonic: Callable[[], float] = time.monotonic,
                  limiter: SharedLimiter | None = None) -> None:
-        self.uow = uow
+        super().__init__(uow, interval=config.idle_poll_seconds)
         self.sender = sender
         self.config = config
         self.settings = settings
-        self.owner = owner or owner_id()
+        self.owner = owner or owner_id("relay")
         self.headroom = headroom
         self.send_timeout = send_timeout
         self.backoff_base = backoff_base
@@ -305,32 +298,42 @@ class Relay:
 
     # -- driving it ---------------------------------------------------------------------------------
 
-    async def run(self, stop: asyncio.Event) -> None:
-        """Relay until `stop` is set; then finish the calls in flight and release the rest."""
+    async def run(self, stop: asyncio.Event | None = None) -> None:
+        """Relay until stopped; then finish the calls in flight and release the rest."""
         self._closing.clear()
-        low_water = max(1, self.config.batch_size // 2)
         cancelled = False
         try:
-            while not stop.is_set():
-                claimed = 0
-                if self._pending < low_water and self.monotonic() >= self._global_hold:
-                    try:
-                        claimed = await self._claim(self.config.batch_size - self._pending)
-                    except Exception:  # the database may be away for a moment: never take the bot down
-                        log.exception("outbox claim failed")
-                self._prune()
-                if claimed and self._pending < low_water:
-                    continue
-                wait = self.config.idle_poll_seconds
-                if self._global_hold > self.monotonic():
-                    wait = min(wait, self._global_hold - self.monotonic())
-                self._changed.clear()
-                await _first(stop.wait(), self._changed.wait(), timeout=wait)
+            await super().run(stop)
         except asyncio.CancelledError:
             cancelled = True
             raise
         finally:
             await self._close(graceful=not cancelled)
+
+    # A pass of the loop claims only below the low water mark, and not while the bot is flooded; it
+    # comes again at once while it claims and rows run short, and waits otherwise until a row is done.
+
+    @property
+    def _low_water(self) -> int:
+        return max(1, self.config.batch_size // 2)
+
+    async def tick(self) -> int:
+        try:
+            if self._pending < self._low_water and self.monotonic() >= self._global_hold:
+                return await self._claim(self.config.batch_size - self._pending)
+            return 0
+        finally:
+            self._prune()
+
+    def go_again(self, claimed: int) -> bool:
+        return bool(claimed) and self._pending < self._low_water
+
+    async def pause(self) -> None:
+        wait = self.config.idle_poll_seconds
+        if self._global_hold > self.monotonic():
+            wait = min(wait, self._global_hold - self.monotonic())
+        self._changed.clear()
+        await _first(self._stop.wait(), self._changed.wait(), timeout=wait)
 
     async def run_once(self) -> int:
         """Claim one batch and see every row of it through (sent, released or given up); returns how

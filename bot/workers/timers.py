@@ -1,4 +1,4 @@
-"""The timer sweeper: fires the case timers that came due (needs_info reminders and closing,
+"""The timer sweeper (a `Sweep`): fires the case timers that came due (needs_info reminders and closing,
 overdue review and credit deadlines; see dialogs.sla).
 
 Each pass claims a batch of due timers under a lease with this sweeper's own owner id (one short
@@ -10,86 +10,59 @@ keeps failing is logged and retried after the lease; it never stops the others.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
-import os
-import socket
-import uuid
-from collections.abc import Callable
-from datetime import UTC, datetime
+from collections.abc import Sequence
+from datetime import datetime
+from typing import ClassVar
 
+from bot.workers.base import Sweep, owner_id
 from dialogs import sla
 from dialogs.cases import CaseWorkflow
+from dialogs.clock import Clock, utcnow
 from dialogs.domain import Timer
 from dialogs.lifecycle import ForbiddenTransition
-from dialogs.ports import ConcurrentUpdate, UnitOfWorkFactory
+from dialogs.ports import ConcurrentUpdate, UnitOfWork, UnitOfWorkFactory
 
 log = logging.getLogger(__name__)
 
 
-def utc_now() -> datetime:
-    return datetime.now(UTC)
+class TimerSweeper(Sweep[Timer]):
+    what = "timer sweep"
+    log = log
+    # The case moved while the timer fired: on the fresh state it is most likely stale.
+    races: ClassVar[tuple[type[Exception], ...]] = (ConcurrentUpdate, ForbiddenTransition)
 
-
-def owner_id() -> str:
-    """Unique per sweeper: host, process and a random part (claimed_by holds 64 characters)."""
-    return f"{socket.gethostname()[:32]}:{os.getpid()}:{uuid.uuid4().hex[:12]}"
-
-
-class TimerSweeper:
     def __init__(self, database_uow_factory: UnitOfWorkFactory, workflow: CaseWorkflow, *,
                  owner: str | None = None, lease_seconds: float = 120.0, batch: int = 100,
-                 interval: float = 5.0, attempts: int = 3, clock: Callable[[], datetime] = utc_now) -> None:
-        self.uow = database_uow_factory
+                 interval: float = 5.0, attempts: int = 3, clock: Clock = utcnow) -> None:
+        super().__init__(database_uow_factory, interval=interval, batch=batch, attempts=attempts, clock=clock)
         self.workflow = workflow
         self.owner = owner or owner_id()
         self.lease_seconds = lease_seconds
-        self.batch = batch
-        self.interval = interval
-        self.attempts = attempts  # tries of one timer when the case moves under it
-        self.clock = clock
         self.fired = 0
         self.failed = 0
 
-    async def run(self, stop: asyncio.Event) -> None:
-        """Sweep every `interval` seconds (at once again while full batches come back) until `stop`."""
-        while not stop.is_set():
-            claimed = 0
-            try:
-                claimed = await self.run_once()
-            except Exception:  # the database may be away for a moment: never take the bot down
-                log.exception("timer sweep failed")
-            if claimed >= self.batch:
-                continue
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), self.interval)
-
-    async def run_once(self, now: datetime | None = None) -> int:
-        """Claim the timers due at `now` (default: the clock) and fire them; returns how many were claimed."""
-        now = now or self.clock()
+    async def claim(self, now: datetime) -> Sequence[Timer]:
         async with self.uow() as uow:
             timers = await uow.timers.claim_due(owner=self.owner, now=now, lease_seconds=self.lease_seconds,
                                                 limit=self.batch)
             await uow.commit()
-        for timer in timers:
-            await self._fire(timer, now)
-        return len(timers)
+        return timers
 
-    async def _fire(self, timer: Timer, now: datetime) -> None:
-        for attempt in range(1, self.attempts + 1):
-            try:
-                async with self.uow() as uow:
-                    await sla.fire(uow, timer, now, self.workflow)
-                    await uow.timers.done(timer.id, at=now)
-                    await uow.commit()
-                self.fired += 1
-                return
-            except (ConcurrentUpdate, ForbiddenTransition) as exc:
-                # The case moved while the timer fired: on the fresh state it is most likely stale.
-                log.info("timer %s of case %s raced a move (%s), attempt %d", timer.id, timer.case_no, exc, attempt)
-            except Exception:
-                log.exception("timer %s (%s) of case %s failed; retried after the lease",
-                              timer.id, timer.kind.value, timer.case_no)
-                break
+    async def work(self, uow: UnitOfWork, item: Timer, now: datetime) -> None:
+        await sla.fire(uow, item, now, self.workflow)
+        await uow.timers.done(item.id, at=now)
+
+    def worked(self, item: Timer, answer: object) -> int:
+        self.fired += 1
+        return 1
+
+    def raced(self, item: Timer, exc: Exception, attempt: int) -> None:
+        log.info("timer %s of case %s raced a move (%s), attempt %d", item.id, item.case_no, exc, attempt)
+
+    def errored(self, item: Timer) -> None:
+        log.exception("timer %s (%s) of case %s failed; retried after the lease",
+                      item.id, item.kind.value, item.case_no)
+
+    def gave_up(self, item: Timer) -> None:
         self.failed += 1

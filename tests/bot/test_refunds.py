@@ -17,13 +17,15 @@ from aiohttp import web
 from aiohttp.test_utils import TestServer
 from sqlalchemy import select
 
+from bot.finance import export_cases, local_range
 from bot.platform import HttpGateway, ManualGateway
-from bot.refunds import RefundWorker, export_cases, local_range, mark_refunded
+from bot.workers.refunds import RefundWorker
 from dialogs.cases import CaseWorkflow
 from dialogs.domain import CaseStatus, RefundAttempt, RefundStatus
 from dialogs.lifecycle import ForbiddenTransition
 from dialogs.notify import CASE_NEWS
 from dialogs.ports import GatewayResult
+from dialogs.refunds import mark_refunded
 from dialogs.settings import CoreSettings
 from dialogs.workdays import WorkingCalendar
 from storage.models import OutboxRow, RefundAttemptRow

@@ -9,8 +9,9 @@ from typing import Any
 
 import pytest
 
-from bot import scheduler
-from bot.scheduler import TimerSweeper, owner_id
+from bot.workers import timers
+from bot.workers.base import owner_id
+from bot.workers.timers import TimerSweeper
 from dialogs import sla
 from dialogs.cases import CaseWorkflow
 from dialogs.domain import OutboxMessage, Timer, TimerKind
@@ -64,13 +65,13 @@ async def test_a_failing_timer_stops_no_other_and_is_tried_again_after_the_lease
             raise RuntimeError("boom")
         await real_fire(uow, timer, now, workflow)
 
-    monkeypatch.setattr(scheduler.sla, "fire", fire)
+    monkeypatch.setattr(timers.sla, "fire", fire)
     sweeper = TimerSweeper(database.uow, WORKFLOW, lease_seconds=30)
     assert await sweeper.run_once(T0) == 3
     assert (sweeper.fired, sweeper.failed) == (2, 1)
     assert await pending(database, "R1") == [] and await pending(database, "R2") == [(K.REVIEW_DUE, T0)]
     assert await sweeper.run_once(T0 + timedelta(seconds=10)) == 0  # still leased
-    monkeypatch.setattr(scheduler.sla, "fire", real_fire)
+    monkeypatch.setattr(timers.sla, "fire", real_fire)
     assert await sweeper.run_once(T0 + timedelta(seconds=31)) == 1
     assert await pending(database, "R2") == []
 
@@ -88,7 +89,7 @@ async def test_a_timer_that_races_a_move_is_fired_again_on_the_fresh_state(
             raise ConcurrentUpdate("the case moved")
         await real_fire(uow, timer, now, workflow)
 
-    monkeypatch.setattr(scheduler.sla, "fire", fire)
+    monkeypatch.setattr(timers.sla, "fire", fire)
     sweeper = TimerSweeper(database.uow, WORKFLOW)
     assert await sweeper.run_once(T0) == 1
     assert len(calls) == 2 and sweeper.fired == 1 and await pending(database, "R1") == []

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
-from bot.workers import GIVE_UP_AFTER, Supervisor
+from bot.supervisor import GIVE_UP_AFTER, Supervisor
 
 
 async def test_a_worker_that_dies_on_every_start_stops_the_supervisor_instead_of_looping():

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from bot.scheduler import TimerSweeper
+from bot.workers.timers import TimerSweeper
 from dialogs.domain import CaseStatus, TimerKind
 from sandbox import BOT_USER_ID
 from tests.e2e.conftest import Control, Customer, make_config, texts

@@ -2,7 +2,7 @@
 relay, desk, SQLite) on the emulator, started as `refundbot sandbox` starts it (stage_sandbox, running_bot,
 seed_demo_orders, serve). The customer 小明 files a card-code refund with a screenshot, the agent 客服小李
 takes it over in the agents' forum, they exchange a message, the agent approves, finance confirms the
-payout (no page for that: bot.refunds.mark_refunded, as `refundbot cases mark-refunded` does) and the
+payout (no page for that: dialogs.refunds.mark_refunded, as `refundbot cases mark-refunded` does) and the
 customer's status card turns to refunded in place. Screenshots of both panes go to the test's tmp_path;
 the side-by-side one is copied to docs/sandbox.png for the README when REFUNDBOT_UPDATE_SCREENSHOT=1.
 
@@ -28,7 +28,7 @@ import pytest
 from bot.app import SANDBOX_TOKEN, Running, running_bot, seed_demo_orders, serve, stage_sandbox
 from bot.config import AppConfig
 from bot.demo import AGENTS, CUSTOMERS, DESK_TITLE
-from bot.refunds import mark_refunded
+from dialogs.refunds import mark_refunded
 from dialogs.texts import Texts
 from sandbox.server import Emulator
 from tests.e2e.conftest import png_bytes

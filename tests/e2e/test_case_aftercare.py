@@ -10,8 +10,8 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
-from bot.refunds import settle
 from dialogs.domain import Case, CaseStatus
+from dialogs.refunds import settle
 from dialogs.texts import Texts
 from tests.e2e.conftest import CASE_NO, BotHandle, Customer, buttons, png_bytes, texts
 

@@ -19,7 +19,7 @@ import pytest
 from sqlalchemy import select
 
 from bot.config import AppConfig, RelayConfig
-from bot.desk_sweeper import DeskSweeper
+from bot.workers.desk_idle import DeskSweeper
 from dialogs.desk import TAKEOVER, desk_token
 from dialogs.domain import CaseStatus, DeskItem
 from dialogs.settings import DeskSettings

@@ -18,7 +18,7 @@ CARD = "KM20261101000001"  # 小明's ¥100 card code, bound to his account
 
 
 async def refunded(bot, case_no: str, amount: Decimal | None = None) -> None:  # type: ignore[no-untyped-def]
-    from bot.refunds import settle
+    from dialogs.refunds import settle
 
     workflow = bot.running.service.workflow
     async with bot.running.database.uow() as uow:

@@ -26,11 +26,11 @@ from hypothesis import event
 
 from bot.api import PlatformApi
 from bot.platform import SignatureError, signed_headers, verify
-from bot.refunds import AmountMismatch, AttemptSettled, NothingInFlight, UnknownAttempt
 from dialogs.domain import RefundAttempt, RefundStatus
 from dialogs.ledger import IN_FLIGHT, AttemptInFlight, ExceedsRefundable, NothingToRefund
 from dialogs.lifecycle import ForbiddenTransition
 from dialogs.ports import ConcurrentUpdate
+from dialogs.refunds import AmountMismatch, AttemptSettled, NothingInFlight, UnknownAttempt
 from storage.uow import Database
 from tests.storage.factories import T0
 

@@ -13,8 +13,7 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
-from bot.refunds import settle
-from bot.scheduler import TimerSweeper
+from bot.workers.timers import TimerSweeper
 from dialogs import sla
 from dialogs.cases import CaseWorkflow
 from dialogs.domain import (
@@ -29,6 +28,7 @@ from dialogs.domain import (
     Verdict,
 )
 from dialogs.lifecycle import ForbiddenTransition
+from dialogs.refunds import settle
 from dialogs.settings import AutoApproveSettings, CoreSettings, PolicySettings, SlaSettings
 from dialogs.workdays import WorkingCalendar
 from storage.models import CaseEventRow, CaseRow, OutboxRow
@@ -96,7 +96,7 @@ def _notification(case_no: str, version: int, status: str):  # type: ignore[no-u
                          payload={}, created_at=T0)
 
 
-# --- auto-approval, deadlines and timers (dialogs.sla, bot.scheduler) -------------------------
+# --- auto-approval, deadlines and timers (dialogs.sla, bot.workers.timers) -------------------------
 
 C = CaseStatus
 K = TimerKind

@@ -49,7 +49,7 @@ from typer.testing import CliRunner
 from bot.api import PlatformApi
 from bot.cli import app as cli
 from bot.platform import HttpGateway
-from bot.refunds import RefundWorker
+from bot.workers.refunds import RefundWorker
 from dialogs.cases import CaseWorkflow
 from dialogs.domain import Reason, RefundStatus, Verdict
 from dialogs.ledger import IN_FLIGHT, open_attempt, order_balance
