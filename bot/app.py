@@ -9,6 +9,7 @@ import logging
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from aiohttp import web
 
@@ -22,6 +23,7 @@ from bot.ratelimit import RedisLimiter
 from bot.relay import Relay
 from bot.sending import Sender
 from bot.transport import Runner
+from bot.workers.base import Sweep
 from bot.workers.desk_idle import DeskSweeper
 from bot.workers.housekeeping import Chore, Prune
 from bot.workers.refunds import RefundWorker
@@ -105,7 +107,8 @@ async def opened_core(config: AppConfig) -> AsyncIterator[tuple[Core, ManualGate
 @dataclass
 class Workers:
     """What runs beside the updates: the notification relay, the deadline sweeper, the refund worker,
-    the desk's idle clock, and the platform API they answer to."""
+    the desk's idle clock (and the housekeeping chores, bot.workers.housekeeping), and the platform API
+    they answer to."""
 
     relay: Relay
     sweeper: TimerSweeper
@@ -136,12 +139,13 @@ async def running_workers(core: Core, gateway: ManualGateway | HttpGateway, conf
     api = PlatformApi(database.uow, service.workflow, secret=config.platform.secret,
                       max_clock_skew=config.platform.max_clock_skew_seconds, metrics=metrics)
     stop_workers = asyncio.Event()
-    sweeps = [relay, sweeper, refunds, desk_sweeper,
-              Prune(service.forget_old_claims, "update claims older than Telegram's retention"),
-              Chore(database.checkpoint, "SQLite checkpoint", every=1.0),
-              Prune(api.forget_old_nonces, "replay ledger"),
-              Prune(evidence_sweeper(config, database).sweep_count, "orphaned evidence rows and files",
-                    every=config.storage.evidence_sweep_minutes * 60)]
+    sweeps: list[Sweep[Any]] = [relay, sweeper, refunds, desk_sweeper,
+                                Prune(service.forget_old_claims, "update claims older than Telegram's retention"),
+                                Chore(database.checkpoint, "SQLite checkpoint", every=1.0),
+                                Prune(api.forget_old_nonces, "replay ledger"),
+                                Prune(evidence_sweeper(config, database).sweep_count,
+                                      "orphaned evidence rows and files",
+                                      every=config.storage.evidence_sweep_minutes * 60)]
     workers = [asyncio.create_task(sweep.run(stop_workers)) for sweep in sweeps]
     try:
         yield Workers(relay, sweeper, refunds, desk_sweeper, api)

@@ -31,6 +31,7 @@ class TimerSweeper(Sweep[Timer]):
     log = log
     # The case moved while the timer fired: on the fresh state it is most likely stale.
     races: ClassVar[tuple[type[Exception], ...]] = (ConcurrentUpdate, ForbiddenTransition)
+    batch: int
 
     def __init__(self, database_uow_factory: UnitOfWorkFactory, workflow: CaseWorkflow, *,
                  owner: str | None = None, lease_seconds: float = 120.0, batch: int = 100,
