@@ -8,7 +8,7 @@ import gc
 import logging
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from aiohttp import web
@@ -28,6 +28,7 @@ from bot.workers.desk_idle import DeskSweeper
 from bot.workers.housekeeping import Chore, Prune
 from bot.workers.refunds import RefundWorker
 from bot.workers.timers import TimerSweeper
+from dialogs.clock import utcnow
 from dialogs.service import RefundService
 from storage import migrate
 from storage.maintenance import wipe
@@ -60,10 +61,10 @@ async def open_database(config: AppConfig) -> Database:
 
 async def seed_demo_orders(database: Database, now: datetime | None = None) -> int:
     async with database.uow() as uow:
-        for order in demo_orders(now or datetime.now(UTC)):
+        for order in demo_orders(now or utcnow()):
             await uow.orders.upsert(order)
         await uow.commit()
-    return len(demo_orders(now or datetime.now(UTC)))
+    return len(demo_orders(now or utcnow()))
 
 
 @dataclass

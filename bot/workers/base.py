@@ -1,10 +1,10 @@
 """The one loop under every background worker: `Sweep`.
 
-A pass claims a batch (under a lease, with the worker's own `owner_id`, in one short transaction),
-then works each item in its own unit of work, so one item's failure never undoes another's. An item
-that loses a race (`ConcurrentUpdate`: its row moved under it) is tried again on the fresh state, a
-bounded number of times; any other failure is logged and the item left for a later pass (its lease
-brings it back). After a full batch the next pass starts at once, else after `interval` seconds.
+A pass claims a batch in one short transaction (rows that other processes may want, under a lease
+with the worker's own `owner_id`), then works each item in its own unit of work, so one item's failure
+never undoes another's. An item that loses a race (`ConcurrentUpdate`: its row moved under it) is
+tried again on the fresh state, a bounded number of times; any other failure is logged and the item
+left for a later pass. After a full batch the next pass starts at once, else after `interval` seconds.
 
 A sweep stops when asked (`stop()`, or the event given to `run`): the pass in flight finishes, nothing
 new is claimed. It is never cancelled midway: a cancelled pass could leave a call made and unrecorded.
