@@ -15,7 +15,8 @@ from dialogs.cases import CaseWorkflow
 from dialogs.domain import Case, CaseStatus, Conversation, OutboxMessage
 from dialogs.io import Button, Event, Reply
 from dialogs.lifecycle import ForbiddenTransition
-from dialogs.notify import CASE_CARD, RATEABLE, WITHDRAWABLE
+from dialogs.notify import RATEABLE, WITHDRAWABLE
+from dialogs.outbox import CASE_CARD
 from dialogs.ports import UnitOfWork
 from dialogs.settings import CoreSettings
 from dialogs.steps import Step

@@ -22,7 +22,7 @@ from bot.refunds import RefundWorker, export_cases, local_range, mark_refunded
 from dialogs.cases import CaseWorkflow
 from dialogs.domain import CaseStatus, RefundAttempt, RefundStatus
 from dialogs.lifecycle import ForbiddenTransition
-from dialogs.notify import CASE_NEWS
+from dialogs.outbox import CASE_NEWS
 from dialogs.ports import GatewayResult
 from dialogs.settings import CoreSettings
 from dialogs.workdays import WorkingCalendar
