@@ -33,15 +33,15 @@ from datetime import datetime
 from typing import Any
 
 from dialogs import ledger
-from dialogs.desk_cards import (
+from dialogs.desk.cards import (
     CardFacts,
     album_caption,
     names_wanted,
     quote_batch,
     topic_name,
 )
-from dialogs.desk_cards import card_buttons as desk_card_buttons
-from dialogs.desk_cards import card_text as desk_card_text
+from dialogs.desk.cards import card_buttons as desk_card_buttons
+from dialogs.desk.cards import card_text as desk_card_text
 from dialogs.domain import Case, CaseStatus, Delivery, DeskItem, Order
 from dialogs.io import Button
 from dialogs.outbox import (

@@ -1,6 +1,6 @@
 """The agents' desk as Telegram shows it: a topic's name, the case card in it with its buttons, and a
 batch of a customer's messages quoted in one message. Pure functions of the data, in the desk's
-locale ([i18n] default_locale); the texts are the desk.* keys of desk_cards.po.
+locale ([i18n] default_locale); the texts are the dk.* keys of desk_cards.po.
 
 The card holds what an agent needs to decide without leaving the topic: the order's facts, the
 customer, the reason and description, the policy's verdict and its rule, the evidence count (the
@@ -15,6 +15,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 
+from dialogs.desk.commands import desk_token
 from dialogs.domain import Case, CaseStatus, DeskItem, Order
 from dialogs.io import Button
 from dialogs.ledger import Balance
@@ -34,11 +35,6 @@ TOPIC_NAME_MAX = 128  # Telegram's limit for a topic's name
 TEXT_MAX = 4096  # ... for a message
 NOTE_MAX = 80  # characters of an event's note on the card
 DESCRIPTION_MAX = 600
-
-
-def desk_token(key: str, action: str) -> str:
-    """Callback data of a desk button: `dk.<key>.<action>` (a case number or chat:<id>; <= 64 bytes)."""
-    return f"dk.{key}.{action}"
 
 
 @dataclass(frozen=True, slots=True)
