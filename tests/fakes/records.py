@@ -187,8 +187,10 @@ class FakeCaseRepository(FakeRepository):
 
 
 def _stored_conversation(conversation: Conversation) -> Conversation:
-    """What a row keeps: `data` as JSON (a value JSON cannot hold fails here as it would in SQL)."""
-    return replace(conversation, data=json.loads(json.dumps(conversation.data)))
+    """What a row keeps: plain strings and `data` as JSON (a value JSON cannot hold fails here as it
+    would in SQL; an enum member comes back as its value)."""
+    return replace(conversation, step=str(conversation.step), locale=str(conversation.locale),
+                   data=json.loads(json.dumps(conversation.data)))
 
 
 class FakeConversationRepository(FakeRepository):
