@@ -157,8 +157,8 @@ async def test_submitting_files_the_case_with_its_evidence_and_clears_the_draft(
     shown = await customer.presses(customer.button("submit"))
     assert shown.step == Step.IDLE
     async with database.uow() as uow:
-        [case] = await uow.cases.for_order(NUMBER)
-        case = await uow.cases.get(case.case_no)
+        [filed] = await uow.cases.for_order(NUMBER)
+        case = await uow.cases.get(filed.case_no)  # with its evidence
     assert case is not None and case.status is CaseStatus.SUBMITTED and case.description == CONCRETE
     assert [e.file_unique_id for e in case.evidence] == ["AQAD1"]
     conv = await conversation(database)

@@ -21,13 +21,13 @@ DESK_SETTINGS = CoreSettings(desk=DeskSettings(chat_id=DESK, agents=(501,)))
 ZH = Texts("zh_CN")
 
 
-async def move(database: FakeDatabase, trigger: str, settings: CoreSettings = SETTINGS, **kw: object) -> None:
+async def move(database: FakeDatabase, trigger: str, *, note: str = "", amount: Decimal | None = None) -> None:
     async with database.uow() as uow:
-        workflow = CaseWorkflow.for_settings(settings)
+        workflow = CaseWorkflow.for_settings(SETTINGS)
         if trigger == "approve":
-            await workflow.approve(uow, CASE, actor="agent:1", at=NOW, **kw)  # type: ignore[arg-type]
+            await workflow.approve(uow, CASE, actor="agent:1", at=NOW, note=note, amount=amount)
         else:
-            await workflow.move(uow, CASE, trigger, actor="agent:1", at=NOW, **kw)  # type: ignore[arg-type]
+            await workflow.move(uow, CASE, trigger, actor="agent:1", at=NOW, note=note)
         await uow.commit()
 
 

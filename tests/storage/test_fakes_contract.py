@@ -168,7 +168,7 @@ async def test_cases_of_a_user_come_newest_first_and_of_an_order_oldest_first(db
         assert [c.case_no for c in await uow.cases.list_for_user(424242, limit=1)] == ["R2"]
         assert [c.case_no for c in await uow.cases.for_order("A1001")] == ["R1", "R2"]
         assert [c.case_no for c in await uow.cases.search(since=T0 + timedelta(minutes=1))] == ["R2", "R3"]
-        assert (await uow.cases.find_open("A1001", make_case().reason)).case_no == "R1"  # type: ignore[union-attr]
+        assert (await uow.cases.find_open("A1001", make_case().reason)).case_no == "R1"
         assert (await uow.cases.count_by_status()) == {CaseStatus.SUBMITTED: 3}
 
 
@@ -300,10 +300,10 @@ async def test_a_desk_item_opens_once_is_taken_by_the_first_agent_and_reopens_un
         assert await uow.desk.open(item) is True and await uow.desk.open(item) is False
         assert await uow.desk.take(CASE, 1, at=T0) == 1
         assert await uow.desk.take(CASE, 2, at=T0) == 1
-        assert (await uow.desk.owned_in_chat(7)).key == CASE  # type: ignore[union-attr]
+        assert (await uow.desk.owned_in_chat(7)).key == CASE
         assert await uow.desk.idle_owned(T0) == [] and len(await uow.desk.idle_owned(T0 + timedelta(1))) == 1
         await uow.desk.set_topic(CASE, thread_id=77, card_message_id=78)
-        assert (await uow.desk.by_thread(77)).key == CASE  # type: ignore[union-attr]
+        assert (await uow.desk.by_thread(77)).key == CASE
         await uow.desk.close(CASE, at=T0)
         assert await uow.desk.take(CASE, 2, at=T0) is None and await uow.desk.queue() == []
         assert await uow.desk.open(replace(item, opened_at=T0 + timedelta(1))) is True
