@@ -72,7 +72,11 @@ class FakeUnitOfWork:
     async def __aenter__(self) -> Self:
         if self._work is not None:
             raise RuntimeError("the unit of work is already active")
+        me = asyncio.current_task()
+        if self._database.holder is me:  # it would wait for itself forever (as on SQLite's writer gate)
+            raise RuntimeError("a unit of work opened inside another one of the same task")
         await self._database.gate.acquire()
+        self._database.holder = me
         work = self._work = Work(copy.deepcopy(self._database.tables), self._database.clock)
         self.orders, self.cases = FakeOrderStore(work), FakeCaseRepository(work)
         self.conversations, self.evidence = FakeConversationRepository(work), FakeEvidenceRepository(work)
@@ -85,6 +89,7 @@ class FakeUnitOfWork:
     async def __aexit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
                         tb: TracebackType | None) -> None:
         self._work = None
+        self._database.holder = None
         self._database.gate.release()
 
     def _active(self) -> Work:
@@ -106,6 +111,7 @@ class FakeDatabase:
         self.tables = Tables()
         self.clock = clock
         self.gate = asyncio.Lock()
+        self.holder: asyncio.Task[object] | None = None  # the task whose unit of work is open
 
     def uow(self) -> FakeUnitOfWork:
         return FakeUnitOfWork(self)

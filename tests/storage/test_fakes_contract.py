@@ -159,6 +159,24 @@ async def test_a_status_change_bumps_the_version_and_joins_the_history(db: Any) 
             await uow.cases.rate("R0", 5, None)
 
 
+async def test_deadlines_status_message_and_rating_are_kept_on_the_case(db: Any) -> None:
+    async with db.uow() as uow:
+        await with_case(uow)
+        due = make_case().review_due + timedelta(days=3)
+        await uow.cases.set_due(CASE, credit_due=due)
+        await uow.cases.set_due(CASE, review_due=due)
+        await uow.cases.set_status_message(CASE, 55)
+        await uow.cases.rate(CASE, 4, "ok")
+        case = await uow.cases.get(CASE)
+        assert case is not None
+        assert (case.review_due, case.credit_due, case.status_message_id, case.rating, case.rating_comment) == (
+            due, due, 55, 4, "ok")
+        await uow.cases.set_status_message(CASE, None)
+        assert (await uow.cases.get(CASE)).status_message_id is None
+        with pytest.raises(KeyError):
+            await uow.cases.set_due("R0", review_due=due)
+
+
 async def test_cases_of_a_user_come_newest_first_and_of_an_order_oldest_first(db: Any) -> None:
     async with db.uow() as uow:
         await with_case(uow, "R1", created_at=T0)
