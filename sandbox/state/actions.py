@@ -55,26 +55,27 @@ class UserActions:
     def _user_message(self, user_id: int, kind: str, reply_to_message_id: int | None = None,
                       chat_id: int | None = None, message_thread_id: int | None = None,
                       **fields: Any) -> Message:
+        get_message, add_message = self._messages.get_message, self._messages.add_message
         user = self._people.require_user(user_id)
         if chat_id is None or chat_id == user_id:
             user.started = True
-            if reply_to_message_id is not None and self._messages.get_message(user_id, reply_to_message_id) is None:
+            if reply_to_message_id is not None and get_message(user_id, reply_to_message_id) is None:
                 raise ControlError(404, f"no message {reply_to_message_id} in chat {user_id} to reply to")
-            return self._messages.add_message(user_id, user.id, False, kind, reply_to_message_id=reply_to_message_id,
-                                    **fields)
+            return add_message(user_id, user.id, False, kind, reply_to_message_id=reply_to_message_id, **fields)
         chat = self._groups.require_group(chat_id)
         self._groups.require_present(chat, user_id)
         if reply_to_message_id is not None:
-            replied = self._messages.get_message(chat.id, reply_to_message_id)
+            replied = get_message(chat.id, reply_to_message_id)
             if replied is None or replied.deleted:
                 raise ControlError(404, f"no message {reply_to_message_id} in chat {chat.id} to reply to")
         try:
-            target = self._topics.resolve_thread(chat, user_id, message_thread_id, reply_to_message_id, for_bot=False)
+            target = self._topics.resolve_thread(chat, user_id, message_thread_id, reply_to_message_id,
+                                                 for_bot=False)
         except ThreadError as exc:
             raise thread_control_error(exc, chat.id, message_thread_id) from None
-        return self._messages.add_message(chat.id, user.id, False, kind, reply_to_message_id=target.reply_to_message_id,
-                                message_thread_id=target.message_thread_id,
-                                is_topic_message=target.is_topic_message, **fields)
+        return add_message(chat.id, user.id, False, kind, reply_to_message_id=target.reply_to_message_id,
+                           message_thread_id=target.message_thread_id, is_topic_message=target.is_topic_message,
+                           **fields)
 
     def _queue_message(self, msg: Message, kind: str = "message") -> UpdateRecord | None:
         chat = self._people.chats[msg.chat_id]
@@ -107,7 +108,8 @@ class UserActions:
         self._check_sender(user_id, chat_id)
         f = self._files.store_file(data, "document", size=size, mime_type=mime_type, file_name=file_name)
         msg = self._user_message(user_id, "document", None, chat_id, message_thread_id,
-                                 media=self._files.document_dict(f), file_id=f.file_id, caption=caption or None)
+                                 media=self._files.document_dict(f), file_id=f.file_id,
+                                 caption=caption or None)
         return self._queue_message(msg), msg
 
     def user_send_file_ref(self, user_id: int, kind: str, file_size: int, mime_type: str | None = None,
@@ -128,7 +130,8 @@ class UserActions:
     def user_send_sticker(self, user_id: int, emoji: str = "\U0001f44d", chat_id: int | None = None,
                           message_thread_id: int | None = None) -> tuple[UpdateRecord | None, Message]:
         self._check_sender(user_id, chat_id)
-        f = self._files.store_file(b"RIFF\x00\x00\x00\x00WEBPVP8 sandbox-sticker", "sticker", mime_type="image/webp")
+        f = self._files.store_file(b"RIFF\x00\x00\x00\x00WEBPVP8 sandbox-sticker", "sticker",
+                                   mime_type="image/webp")
         sticker = {"file_id": f.file_id, "file_unique_id": f.file_unique_id, "type": "regular", "width": 512,
                    "height": 512, "is_animated": False, "is_video": False, "emoji": emoji, "file_size": f.size}
         msg = self._user_message(user_id, "sticker", None, chat_id, message_thread_id, media=sticker,
@@ -138,7 +141,8 @@ class UserActions:
     def user_send_voice(self, user_id: int, duration: int = 3, chat_id: int | None = None,
                         message_thread_id: int | None = None) -> tuple[UpdateRecord | None, Message]:
         self._check_sender(user_id, chat_id)
-        f = self._files.store_file(b"OggS\x00sandbox-voice" + secrets.token_bytes(8), "voice", mime_type="audio/ogg")
+        f = self._files.store_file(b"OggS\x00sandbox-voice" + secrets.token_bytes(8), "voice",
+                                   mime_type="audio/ogg")
         voice = {"file_id": f.file_id, "file_unique_id": f.file_unique_id, "duration": duration,
                  "mime_type": "audio/ogg", "file_size": f.size}
         msg = self._user_message(user_id, "voice", None, chat_id, message_thread_id, media=voice, file_id=f.file_id)
@@ -215,7 +219,8 @@ class UserActions:
                           ) -> tuple[ForumTopic, Message, UpdateRecord | None]:
         chat = self._groups.require_group(chat_id)
         self._groups.require_present(chat, user_id)
-        return as_control(lambda: self._topics.create_topic(chat.id, user_id, name, icon_color, icon_custom_emoji_id))
+        topics = self._topics
+        return as_control(lambda: topics.create_topic(chat.id, user_id, name, icon_color, icon_custom_emoji_id))
 
     def user_topic_action(self, chat_id: int, user_id: int, message_thread_id: int, action: str,
                           name: str | None = None, icon_custom_emoji_id: str | None = None
@@ -223,16 +228,17 @@ class UserActions:
         """A person edits, closes, reopens or deletes a topic in the app, with the same rights the bot needs."""
         chat = self._groups.require_group(chat_id)
         self._groups.require_present(chat, user_id)
+        topics = self._topics
         if action == "edit":
-            return as_control(lambda: self._topics.edit_topic(chat.id, user_id, message_thread_id, name,
-                                                      icon_custom_emoji_id))
+            return as_control(lambda: topics.edit_topic(chat.id, user_id, message_thread_id, name,
+                                                        icon_custom_emoji_id))
         if action in ("close", "reopen"):
             if message_thread_id == GENERAL_TOPIC_ID and chat.is_forum:
-                return as_control(lambda: self._topics.set_general(chat.id, user_id, closed=action == "close"))
-            return as_control(lambda: self._topics.set_topic_closed(chat.id, user_id, message_thread_id,
-                                                            action == "close"))
+                return as_control(lambda: topics.set_general(chat.id, user_id, closed=action == "close"))
+            return as_control(lambda: topics.set_topic_closed(chat.id, user_id, message_thread_id,
+                                                              action == "close"))
         if action == "delete":
-            as_control(lambda: self._topics.delete_topic(chat.id, user_id, message_thread_id))
+            as_control(lambda: topics.delete_topic(chat.id, user_id, message_thread_id))
             return None
         raise ControlError(400, "action must be edit, close, reopen or delete")
 

@@ -160,7 +160,7 @@ class Groups:
                         payload: dict[str, Any]) -> tuple[Message, UpdateRecord | None]:
         """A service message (forum_topic_closed, new_chat_members...) in a topic or in General."""
         in_topic = topic_id is not None
-        msg = self._messages.add_message(chat.id, actor_id, actor_id == self._bot.id, "service", extra=payload,
-                                         message_thread_id=topic_id, is_topic_message=in_topic,
+        msg = self._messages.add_message(chat.id, actor_id, actor_id == self._bot.id, "service",
+                                         extra=payload, message_thread_id=topic_id, is_topic_message=in_topic,
                                          reply_to_message_id=topic_id)
         return msg, self.announce(chat, msg)
