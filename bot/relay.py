@@ -45,8 +45,8 @@ from typing import Any, TypeVar
 
 from bot.config import RelayConfig
 from bot.logs import set_log_context
-from bot.pacing import Closing, Lane, Late, Pacer, SharedLimiter, Slot
-from bot.relay_calls import another_way, call_once
+from bot.pacing import Closing, Lane, Late, Pacer, SharedLimiter
+from bot.relay_calls import another_way, call_once, timed
 from bot.relay_held import hold_chat, hold_rows_of_held_chats
 from bot.relay_rows import RelayStats, Release, Row
 from bot.relay_topics import ChatNames, DeskTopics
@@ -359,7 +359,8 @@ class Relay:
         while True:
             slots = await self.pacer.wait(target.lane, row.lease_end - self.lease_margin)
             try:
-                return await self._timed(call, slots)
+                with self.pacer.answering(slots):
+                    return await timed(call, self.send_timeout)
             except RetryAfter as exc:
                 self.stats.throttled += 1
                 self.stats.errors["429"] += 1
@@ -374,20 +375,6 @@ class Relay:
             except SendError as exc:
                 self.stats.errors[exc.code] += 1
                 raise
-
-    async def _timed(self, call: Callable[[], Awaitable[T]], slots: list[Slot]) -> T:
-        """Make the call within send_timeout; the booked slots count it at its answer."""
-        try:
-            async with asyncio.timeout(self.send_timeout):
-                return await call()
-        except TimeoutError:
-            raise Transient(f"no answer within {self.send_timeout:g}s", "timeout") from None
-        except SendError:
-            raise
-        except Exception as exc:  # whatever else the library raised: assume the call may work later
-            raise Transient(repr(exc), "unknown") from exc
-        finally:
-            self.pacer.answered(slots)
 
     async def _compose(self, delivery: Delivery) -> Notice | None:
         async with self.uow() as uow:

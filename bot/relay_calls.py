@@ -1,16 +1,20 @@
-"""The one Bot API call that delivers a composed notice, and the other way to try when Telegram
-refuses it: a new card for one that is gone, the caption of a message without text, an album's files
-sent another way."""
+"""The one Bot API call that delivers a composed notice, made within a timeout, and the other way to
+try when Telegram refuses it: a new card for one that is gone, the caption of a message without text,
+an album's files sent another way."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
 
 from bot.relay_rows import Row
-from bot.sending import MessageGone, NotModified, NotText, Rejected, Sender, WrongFile
+from bot.sending import MessageGone, NotModified, NotText, Rejected, Sender, SendError, Transient, WrongFile
 from dialogs.notify import Notice, Sent
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 # How an album's files are tried: by file id as photos, as documents, then the stored files uploaded.
 ALBUM_MODES = ("photo", "document", "upload")
@@ -43,6 +47,20 @@ async def call_once(sender: Sender, notice: Notice, row: Row) -> Sent:
         return Sent(ids[0] if ids else None, tuple(ids))
     message_id = await sender.send(chat_id, notice.text, notice.buttons, thread_id=notice.thread_id)
     return Sent(message_id, (message_id,))
+
+
+async def timed(call: Callable[[], Awaitable[T]], timeout: float) -> T:
+    """Make the call within `timeout` seconds; whatever else than bot.sending's errors it raises is
+    `Transient` (it may work later)."""
+    try:
+        async with asyncio.timeout(timeout):
+            return await call()
+    except TimeoutError:
+        raise Transient(f"no answer within {timeout:g}s", "timeout") from None
+    except SendError:
+        raise
+    except Exception as exc:  # whatever else the library raised: assume the call may work later
+        raise Transient(repr(exc), "unknown") from exc
 
 
 def another_way(row: Row, notice: Notice, chat_id: int, exc: MessageGone | NotText | WrongFile) -> Sent | None:

@@ -32,7 +32,7 @@ import contextlib
 import logging
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 from bot.config import RelayConfig
@@ -127,7 +127,7 @@ class Pacer:
     async def wait(self, lane: Lane, deadline: float) -> list[Slot]:
         """Sleep until the chat may be sent to, then pass the global turnstile: one chat at a time, in
         the order they became ready, waits there for the global pace and books its call. Returns the
-        booked slots (for `answered`). Raises Late when the call could not start by `deadline`
+        booked slots (for `answering`). Raises Late when the call could not start by `deadline`
         (monotonic), Closing when the sender stops.
 
         A slot is booked only when it has come, never ahead: the window then counts the calls before
@@ -176,11 +176,15 @@ class Pacer:
             finally:
                 self._turnstile.release()
 
-    def answered(self, slots: list[Slot]) -> None:
-        """The booked call has its answer (or failed): its slots count it from now."""
-        answered = self.monotonic()
-        for slot in slots:
-            slot.answered(answered)
+    @contextlib.contextmanager
+    def answering(self, slots: list[Slot]) -> Iterator[None]:
+        """Around the call booked in `slots`: when it has its answer (or failed), they count it from then."""
+        try:
+            yield
+        finally:
+            answered = self.monotonic()
+            for slot in slots:
+                slot.answered(answered)
 
     def throttled(self, lane: Lane, seconds: float) -> None:
         """A 429 with retry_after `seconds`: hold the chat, or, when the bot as a whole is flooded, every
