@@ -86,7 +86,6 @@ def owner_id() -> str:
     return f"relay:{socket.gethostname()[:32]}:{os.getpid()}:{uuid.uuid4().hex[:12]}"
 
 
-
 @dataclass
 class _Target:
     """One chat: its pacing and its rows in hand, worked one at a time by one task while `busy`."""
