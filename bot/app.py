@@ -18,8 +18,8 @@ from bot.demo import AGENTS, CUSTOMERS, DESK_TITLE, demo_orders
 from bot.desk_sweeper import DeskSweeper
 from bot.evidence import EvidenceIntake, EvidenceSweeper
 from bot.metrics import Metrics
+from bot.pacing import RedisLimiter
 from bot.platform import HttpGateway, ManualGateway, build_gateway, build_order_lookup
-from bot.ratelimit import RedisLimiter
 from bot.refunds import RefundWorker
 from bot.relay import Relay
 from bot.scheduler import TimerSweeper
