@@ -18,7 +18,6 @@ from dialogs.domain import CaseStatus
 from dialogs.tables import plain_table
 
 C = CaseStatus
-_WITHDRAWABLE = [C.SUBMITTED, C.IN_REVIEW, C.NEEDS_INFO]
 
 # trigger, source, dest — who may fire a trigger is the caller's business (customer, agent, system).
 CASE_TRANSITIONS: list[dict[str, Any]] = [
@@ -35,7 +34,7 @@ CASE_TRANSITIONS: list[dict[str, Any]] = [
     {"trigger": "fail_refund", "source": C.REFUNDING, "dest": C.REFUND_FAILED},
     {"trigger": "retry_refund", "source": C.REFUND_FAILED, "dest": C.REFUNDING},
     {"trigger": "hand_to_human", "source": C.REFUND_FAILED, "dest": C.IN_REVIEW},
-    {"trigger": "withdraw", "source": _WITHDRAWABLE, "dest": C.WITHDRAWN},
+    {"trigger": "withdraw", "source": [C.SUBMITTED, C.IN_REVIEW, C.NEEDS_INFO], "dest": C.WITHDRAWN},
     {"trigger": "close_silent", "source": C.NEEDS_INFO, "dest": C.CLOSED},
 ]
 
@@ -78,3 +77,23 @@ def next_status(status: CaseStatus, trigger: str) -> CaseStatus:
 
 def allowed_triggers(status: CaseStatus) -> list[str]:
     return [t for t in _MACHINE.get_triggers(status.value) if t in TRIGGERS]
+
+
+def sources(trigger: str) -> frozenset[CaseStatus]:
+    """The statuses `trigger` may fire from, read off the table (status sets are derived, never restated)."""
+    if trigger not in TRIGGERS:
+        raise KeyError(trigger)
+    found: set[CaseStatus] = set()
+    for row in CASE_TRANSITIONS:
+        if row["trigger"] == trigger:
+            source = row["source"]
+            found.update(CaseStatus(s) for s in (source if isinstance(source, list) else [source]))
+    return frozenset(found)
+
+
+def dests(*triggers: str) -> frozenset[CaseStatus]:
+    """The statuses the given triggers lead to."""
+    unknown = set(triggers) - set(TRIGGERS)
+    if unknown:
+        raise KeyError(", ".join(sorted(unknown)))
+    return frozenset(CaseStatus(row["dest"]) for row in CASE_TRANSITIONS if row["trigger"] in triggers)
