@@ -1,7 +1,9 @@
 """The customer's refund conversation: a `transitions` state table and the model it drives.
 
 The table is data (as in transitions' README); one `AsyncMachine` is shared by every chat and a
-`Dialog` model is built per update, so a conversation costs a row, not a machine.
+`Dialog` model is built per update, so a conversation costs a row, not a machine. Beside the table:
+which trigger a button or a message fires (`BUTTON_TRIGGERS`, `MESSAGE_ROUTES`). docs/conversation.md
+draws them (`python -m dialogs.diagrams`).
 """
 
 from __future__ import annotations

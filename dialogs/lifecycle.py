@@ -1,11 +1,8 @@
 """The case lifecycle: a `transitions` state table from submitted to refunded (or rejected, withdrawn,
 closed). Forbidden moves raise and change nothing.
 
-    submitted → in_review ⇄ needs_info → … ; in_review → approved → refunding → refunded
-    in_review → rejected → appealed → approved | rejected_final      (平台介入: arbitration)
-    submitted | in_review | needs_info → withdrawn (by the customer); needs_info → closed (silence)
-    refunding → refund_failed → refunding (retry) | in_review (a person looks)
-    submitted → approved (auto-approval of a rule-eligible case the order data confirms)
+The table is the one truth: docs/lifecycle.md draws it (`python -m dialogs.diagrams`), and the status
+sets that say where a trigger may fire from are read off it (`sources`, `dests`), never restated.
 """
 
 from __future__ import annotations
