@@ -32,7 +32,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
-from dialogs import ledger
+from dialogs import ledger, lifecycle
 from dialogs.desk.cards import (
     CardFacts,
     album_caption,
@@ -72,8 +72,8 @@ Buttons = tuple[tuple[Button, ...], ...]
 BATCH_MAX = 100  # copies per batch (copyMessages' limit)
 LOOK_AHEAD = 200  # waiting rows of the desk read to batch copies and skip redundant cards
 
-WITHDRAWABLE = frozenset({C.SUBMITTED, C.IN_REVIEW, C.NEEDS_INFO})
-RATEABLE = frozenset({C.REFUNDED, C.REJECTED_FINAL})
+WITHDRAWABLE = lifecycle.sources("withdraw")
+RATEABLE = lifecycle.dests("confirm_refund", "reject_final")  # ended by a decision
 
 
 @dataclass(frozen=True, slots=True)
