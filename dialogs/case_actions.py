@@ -14,8 +14,8 @@ from typing import TYPE_CHECKING, Any
 from dialogs.cases import CaseWorkflow
 from dialogs.domain import Case, CaseStatus, Conversation, OutboxMessage
 from dialogs.io import Button, Event, Reply
-from dialogs.lifecycle import ForbiddenTransition, sources
-from dialogs.notify import RATEABLE
+from dialogs.lifecycle import ForbiddenTransition
+from dialogs.notify import APPEALABLE, INFO_ADDABLE, RATEABLE, WITHDRAWABLE
 from dialogs.outbox import CASE_CARD
 from dialogs.ports import UnitOfWork
 from dialogs.settings import CoreSettings
@@ -27,9 +27,9 @@ S = Step
 # Card action -> (the conversation trigger it fires, the statuses it is valid in): those the case
 # trigger the action ends in may fire from (withdraw, provide_info, appeal), read off the lifecycle table.
 CARD_ACTIONS: dict[str, tuple[str, frozenset[CaseStatus]]] = {
-    "withdraw": ("start_withdraw", sources("withdraw")),
-    "info": ("start_info", sources("provide_info")),
-    "appeal": ("start_appeal", sources("appeal")),
+    "withdraw": ("start_withdraw", WITHDRAWABLE),
+    "info": ("start_info", INFO_ADDABLE),
+    "appeal": ("start_appeal", APPEALABLE),
     **{f"rate{n}": ("rate", RATEABLE) for n in range(1, 6)},
 }
 

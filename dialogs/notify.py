@@ -74,6 +74,8 @@ LOOK_AHEAD = 200  # waiting rows of the desk read to batch copies and skip redun
 
 WITHDRAWABLE = lifecycle.sources("withdraw")
 RATEABLE = lifecycle.dests("confirm_refund", "reject_final")  # ended by a decision
+INFO_ADDABLE = lifecycle.sources("provide_info")
+APPEALABLE = lifecycle.sources("appeal")
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,9 +136,9 @@ def card_token(case_no: str, action: str) -> str:
 
 def card_buttons(case: Case, t: Texts) -> Buttons:
     rows: list[tuple[Button, ...]] = []
-    if case.status is C.NEEDS_INFO:
+    if case.status in INFO_ADDABLE:
         rows.append((Button(t("btn_add_info"), card_token(case.case_no, "info")),))
-    if case.status is C.REJECTED:
+    if case.status in APPEALABLE:
         rows.append((Button(t("btn_appeal"), card_token(case.case_no, "appeal")),))
     if case.status in WITHDRAWABLE:
         rows.append((Button(t("btn_withdraw"), card_token(case.case_no, "withdraw")),))

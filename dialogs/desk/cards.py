@@ -19,6 +19,7 @@ from dialogs.desk.commands import desk_token
 from dialogs.domain import Case, CaseStatus, DeskItem, Order
 from dialogs.io import Button
 from dialogs.ledger import Balance
+from dialogs.lifecycle import sources
 from dialogs.ports import CaseEventRecord
 from dialogs.settings import DeskSettings
 from dialogs.sla import deadline_line
@@ -28,8 +29,9 @@ C = CaseStatus
 Buttons = tuple[tuple[Button, ...], ...]
 
 # A case an agent can decide on (approve / reject), and ask for more material about.
-DECIDABLE = frozenset({C.SUBMITTED, C.IN_REVIEW, C.APPEALED})
-ASKABLE = frozenset({C.SUBMITTED, C.IN_REVIEW})
+# A submitted case is decided through start_review, which the desk fires first.
+DECIDABLE = sources("approve") | sources("start_review")
+ASKABLE = sources("ask_info") | sources("start_review")
 
 TOPIC_NAME_MAX = 128  # Telegram's limit for a topic's name
 TEXT_MAX = 4096  # ... for a message
