@@ -103,6 +103,8 @@ def _reply_from_json(raw: dict[str, Any]) -> Reply:
 
 
 class SqlaAgentRequests(SessionRepository):
+    """Each /agent (a customer asking for a person), with the step the conversation was at."""
+
     async def add(self, request: AgentRequest) -> None:
         await self._session.execute(
             insert(AgentRequestRow).values(
