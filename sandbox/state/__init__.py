@@ -112,11 +112,11 @@ class EmulatorState:
 
     def directory(self) -> dict[str, Any]:
         """Who and where, for the web page (directory.py)."""
-        return _views.directory(self)
+        return _views.directory(self.bot, self._people, self._messages, self.revision)
 
     def summary(self) -> dict[str, Any]:
         """What /control/state shows (directory.py)."""
-        return _views.summary(self)
+        return _views.summary(self._updates, self._people, self._settings, self._calls)
 
     # ---- users and chats: people.py ----------------------------------------------------------------
     users = _On("_people")
