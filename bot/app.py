@@ -18,8 +18,8 @@ from bot.config import AppConfig
 from bot.demo import AGENTS, CUSTOMERS, DESK_TITLE, demo_orders
 from bot.evidence import EvidenceIntake, EvidenceSweeper
 from bot.metrics import Metrics
+from bot.pacing import RedisLimiter
 from bot.platform import HttpGateway, ManualGateway, build_gateway, build_order_lookup
-from bot.ratelimit import RedisLimiter
 from bot.relay import Relay
 from bot.sending import Sender
 from bot.transport import Runner

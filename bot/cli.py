@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import signal
+from collections.abc import Awaitable, Callable
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from pydantic import ValidationError
@@ -17,6 +18,9 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from bot.config import AppConfig, describe_errors, load_config
 from bot.logs import configure_logging
 from dialogs.domain import CaseStatus
+
+if TYPE_CHECKING:
+    from storage.uow import Database
 
 app = typer.Typer(help="refundbot: a Telegram refund agent for card-union (卡盟) platforms.",
                   no_args_is_help=True, add_completion=False)
@@ -64,6 +68,23 @@ def _run_until_signal(make_coro) -> None:  # type: ignore[no-untyped-def]
         await make_coro(stop)
 
     asyncio.run(main())
+
+
+def _on_database(settings: AppConfig, work: Callable[[Database], Awaitable[int]]) -> None:
+    """Open the configured database (migrated, as `run` opens it), run `work` on it, dispose of it
+    whatever happens, and end the command with `work`'s exit code (0: done)."""
+    from bot.app import open_database
+
+    async def go() -> int:
+        database = await open_database(settings)
+        try:
+            return await work(database)
+        finally:
+            await database.dispose()
+
+    code = asyncio.run(go())
+    if code:
+        raise typer.Exit(code)
 
 
 @app.command()
@@ -190,46 +211,39 @@ def orders_import(
     config: ConfigOption = None,
 ) -> None:
     """Insert or update orders by order_no; bad rows are reported and skipped."""
-    from bot.app import open_database
     from storage.importer import count_rows, import_orders
 
     settings = _config(config)
 
-    async def go() -> None:
-        database = await open_database(settings)
-        try:
-            total = count_rows(file)
-            with Progress(TextColumn("importing"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
-                          console=console, disable=total < 1000) as progress:
-                task = progress.add_task("import", total=total)
-                report = await import_orders(database, file, progress=lambda n: progress.update(task, completed=n))
-        finally:
-            await database.dispose()
+    async def go(database: Database) -> int:
+        total = count_rows(file)
+        with Progress(TextColumn("importing"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+                      console=console, disable=total < 1000) as progress:
+            task = progress.add_task("import", total=total)
+            report = await import_orders(database, file, progress=lambda n: progress.update(task, completed=n))
         for row in report.rejected[:50]:
             console.print(f"[yellow]line {row.line}:[/yellow] {row.reason}")
         if len(report.rejected) > 50:
             console.print(f"... and {len(report.rejected) - 50} more rejected rows")
         console.print(f"inserted {report.inserted}, updated {report.updated}, rejected {len(report.rejected)}")
+        return 0
 
-    asyncio.run(go())
+    _on_database(settings, go)
 
 
 @orders_app.command("demo")
 def orders_demo(config: ConfigOption = None) -> None:
     """Load the demo orders (one per policy branch, times relative to now)."""
-    from bot.app import open_database, seed_demo_orders
+    from bot.app import seed_demo_orders
 
     settings = _config(config)
 
-    async def go() -> None:
-        database = await open_database(settings)
-        try:
-            count = await seed_demo_orders(database)
-        finally:
-            await database.dispose()
+    async def go(database: Database) -> int:
+        count = await seed_demo_orders(database)
         console.print(f"{count} demo orders loaded into {settings.database.url}")
+        return 0
 
-    asyncio.run(go())
+    _on_database(settings, go)
 
 
 # --- cases: finance's side of refunds ---------------------------------------------------------
@@ -253,7 +267,6 @@ def _workflow(settings: AppConfig):  # type: ignore[no-untyped-def]
 
 def _mark(config: Path | None, case_no: str, *, succeeded: bool, by: str, note: str) -> None:
     """mark-refunded / mark-failed: a person states the outcome of the case's open refund attempt."""
-    from bot.app import open_database
     from dialogs import staff
     from dialogs.lifecycle import ForbiddenTransition
     from dialogs.refunds import AttemptSettled, NothingInFlight, mark_settled
@@ -266,8 +279,7 @@ def _mark(config: Path | None, case_no: str, *, succeeded: bool, by: str, note: 
         raise typer.Exit(2) from None
     outcome = "refunded" if succeeded else "refund_failed"
 
-    async def go() -> int:
-        database = await open_database(settings)
+    async def go(database: Database) -> int:
         try:
             done = await mark_settled(database.uow, _workflow(settings), case_no, succeeded=succeeded,
                                       actor=person.actor, note=note)
@@ -277,8 +289,6 @@ def _mark(config: Path | None, case_no: str, *, succeeded: bool, by: str, note: 
         except (ForbiddenTransition, AttemptSettled, NothingInFlight) as exc:
             console.print(f"[red]Cannot mark {case_no} {outcome}:[/red] {exc} (only a case in refunding can be).")
             return EXIT_FORBIDDEN
-        finally:
-            await database.dispose()
         if not done.changed:
             console.print(f"{case_no} was already {outcome}; nothing changed.")
         else:
@@ -286,9 +296,7 @@ def _mark(config: Path | None, case_no: str, *, succeeded: bool, by: str, note: 
                           "the customer will be told.")
         return 0
 
-    code = asyncio.run(go())
-    if code:
-        raise typer.Exit(code)
+    _on_database(settings, go)
 
 
 @cases_app.command("mark-refunded")
@@ -324,11 +332,10 @@ def cases_move(
 
     Exit codes: 0 moved (or waiting for a supervisor), 2 unknown action or person, 3 no such case,
     4 refused (the case's status, the desk's rules or the order's refund ledger do not allow it)."""
-    from datetime import UTC, datetime
     from decimal import Decimal, InvalidOperation
 
-    from bot.app import open_database
     from dialogs import staff
+    from dialogs.clock import utcnow
     from dialogs.desk import DeskService
     from dialogs.ledger import AttemptInFlight, ExceedsRefundable, NothingToRefund
     from dialogs.lifecycle import TRIGGERS, ForbiddenTransition
@@ -348,11 +355,10 @@ def cases_move(
     workflow = _workflow(settings)
     desk = DeskService(settings.core, workflow) if settings.core.desk.chat_id else None
 
-    async def go() -> int:
-        database = await open_database(settings)
+    async def go(database: Database) -> int:
         try:
             async with database.uow() as uow:
-                at = datetime.now(UTC)
+                at = utcnow()
                 if trigger in staff.DESK_COMMANDS:
                     done = await staff.decide(uow, workflow, desk, case_no, trigger, person=person, at=at,
                                               note=note, amount=wanted)
@@ -368,8 +374,6 @@ def cases_move(
                 staff.NeedsSecondPerson) as exc:
             console.print(f"[red]Not allowed:[/red] {exc}.")
             return EXIT_FORBIDDEN
-        finally:
-            await database.dispose()
         for line in said:
             console.print(line, markup=False)
         if trigger == "approve" and waiting and status is not CaseStatus.REFUNDING:
@@ -380,9 +384,7 @@ def cases_move(
         console.print(f"{case_no} is now {status.value}; the customer will be told.")
         return 0
 
-    code = asyncio.run(go())
-    if code:
-        raise typer.Exit(code)
+    _on_database(settings, go)
 
 
 @cases_app.command("mark-failed")
@@ -416,7 +418,6 @@ def cases_export(
     from datetime import date
     from typing import TextIO
 
-    from bot.app import open_database
     from bot.finance import export_cases, local_range
 
     settings = _config(config)
@@ -433,20 +434,18 @@ def cases_export(
         raise typer.Exit(2) from exc
     start, end = local_range(first, last, settings.i18n.timezone)
 
-    async def go(out: TextIO) -> int:
-        database = await open_database(settings)
-        try:
-            return await export_cases(database.uow, out, statuses=statuses, since=start, until=end,
-                                      timezone=settings.i18n.timezone)
-        finally:
-            await database.dispose()
+    async def export(database: Database, out: TextIO) -> int:
+        count = await export_cases(database.uow, out, statuses=statuses, since=start, until=end,
+                                   timezone=settings.i18n.timezone)
+        if output is not None:
+            console.print(f"{count} cases written to {output}")
+        return 0
 
     if output is None:
-        asyncio.run(go(sys.stdout))
+        _on_database(settings, lambda database: export(database, sys.stdout))
         return
     with open(output, "w", newline="", encoding="utf-8") as handle:
-        count = asyncio.run(go(handle))
-    console.print(f"{count} cases written to {output}")
+        _on_database(settings, lambda database: export(database, handle))
 
 
 def main() -> None:

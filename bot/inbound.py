@@ -1,12 +1,13 @@
 """One incoming update after translation, for either adapter: inspect an uploaded file, let the core
 handle the event, render its `Outcome` through the adapter's `Sender`.
 
-The replies are the answer to this update and go straight out (the customer is waiting); everything
-else the core has to say leaves through the outbox and its relay. A reply waits out a short 429 and
-retries a 5xx a few times. The core commits the replies with the update as unconfirmed, and they are
-settled once Telegram takes them (one UPDATE); a message that did not go (a long 429, 5xx past the
-retries, a blocked chat) or may have gone (a timeout: never repeated blindly) stays recorded, and the
-core sends it again when the update comes again or before its answer to the chat's next message.
+The replies are the answer to this update and go straight out (the customer is waiting); everything else
+the core has to say leaves through the outbox and its relay. A reply waits out a short 429
+(bot.pacing.throttling) and retries a 5xx a few times. The core commits the replies with the update as
+unconfirmed, and they are settled once Telegram takes them (one UPDATE); a message that did not go (a
+long 429, 5xx past the retries, a blocked chat) or may have gone (a timeout: never repeated blindly)
+stays recorded, and the core sends it again when the update comes again or before its answer to the
+chat's next message.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from typing import Protocol, TypeVar
 
 from bot.evidence import EvidenceIntake
 from bot.logs import log_context
+from bot.pacing import inline_wait
 from bot.sending import (
     Blocked,
     MaybeSent,
@@ -35,8 +37,6 @@ from dialogs.service import RefundService
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
-# A reply waits out a 429 this long at most; longer holds are the relay's business.
-MAX_INLINE_RETRY_AFTER = 30
 ATTEMPTS = 4
 
 
@@ -127,10 +127,11 @@ async def attempt(make: Callable[[], Awaitable[T]], *, keep_unsent: bool = False
         try:
             return await make()
         except RetryAfter as exc:
-            if exc.seconds > MAX_INLINE_RETRY_AFTER:
+            wait = inline_wait(exc)  # bot.pacing: what a 429 means for a reply
+            if wait is None:
                 log.warning("reply not sent: retry_after %ss is too long to wait inline", exc.seconds)
                 break
-            await asyncio.sleep(exc.seconds)
+            await asyncio.sleep(wait)
         except Transient as exc:
             if keep_unsent and isinstance(exc, MaybeSent):
                 log.warning("reply may have gone (%s): not repeated", exc.description)

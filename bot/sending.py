@@ -4,7 +4,7 @@ keyboard off, download a file (the replies to an update, bot.inbound); and failu
 rather than a library's.
 
 An implementation makes exactly one Bot API call per method call and never retries: the relay and
-bot.inbound own retries, pacing and holds. There is one per adapter:
+bot.inbound own retries; bot.pacing owns pacing, and what a 429 (`RetryAfter`) means. There is one per adapter:
 bot.aiogram_adapter.sender.AiogramSender and bot.ptb_adapter.sender.PtbSender.
 """
 

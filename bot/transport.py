@@ -18,8 +18,9 @@ import aiohttp
 from aiohttp import web
 
 from bot import bodies
+from bot.pacing import answer_retry_after, poll_wait
 from bot.polling import ConfirmingPoller, Fetched
-from bot.sending import Sender
+from bot.sending import RetryAfter, Sender
 from dialogs.texts import Texts
 
 log = logging.getLogger(__name__)
@@ -53,9 +54,7 @@ def command_menus(default_locale: str) -> list[tuple[str | None, list[tuple[str,
 
 
 class PollFailed(Exception):
-    def __init__(self, description: str, retry_after: float | None = None) -> None:
-        super().__init__(description)
-        self.retry_after = retry_after
+    """getUpdates answered with an error (a 429 is raised as bot.sending.RetryAfter instead)."""
 
 
 class MalformedUpdate(Exception):
@@ -128,14 +127,18 @@ class Runner(ABC):
                                         timeout=aiohttp.ClientTimeout(total=timeout + 30)) as resp:
             answer = await resp.json(content_type=None)
         if not answer.get("ok"):
-            retry_after = (answer.get("parameters") or {}).get("retry_after")
-            raise PollFailed(answer.get("description", f"HTTP {resp.status}"), retry_after)
+            description = answer.get("description", f"HTTP {resp.status}")
+            retry_after = answer_retry_after(answer)
+            if retry_after is not None:
+                raise RetryAfter(retry_after, description)
+            raise PollFailed(description)
         self._fetch_backoff = 0.25
         return [Fetched(raw["update_id"], chat_key(raw), raw) for raw in answer["result"]]
 
     def _fetch_error_delay(self, exc: Exception) -> float:
-        if isinstance(exc, PollFailed) and exc.retry_after:
-            return float(exc.retry_after)
+        wait = poll_wait(exc)  # bot.pacing: a 429 is waited out in full
+        if wait is not None:
+            return wait
         self._fetch_backoff = min(self._fetch_backoff * 2, 30)
         log.warning("getUpdates failed: %s; retrying in %.1fs", exc, self._fetch_backoff)
         return self._fetch_backoff

@@ -15,7 +15,8 @@ from dialogs.cases import CaseWorkflow
 from dialogs.domain import Case, CaseStatus, Conversation, OutboxMessage
 from dialogs.io import Button, Event, Reply
 from dialogs.lifecycle import ForbiddenTransition
-from dialogs.notify import CASE_CARD, RATEABLE, WITHDRAWABLE
+from dialogs.notify import APPEALABLE, INFO_ADDABLE, RATEABLE, WITHDRAWABLE
+from dialogs.outbox import CASE_CARD
 from dialogs.ports import UnitOfWork
 from dialogs.settings import CoreSettings
 from dialogs.steps import Step
@@ -23,11 +24,12 @@ from dialogs.texts import Texts
 
 S = Step
 
-# Card action -> (the conversation trigger it fires, the statuses it is valid in).
+# Card action -> (the conversation trigger it fires, the statuses it is valid in): those the case
+# trigger the action ends in may fire from (withdraw, provide_info, appeal), read off the lifecycle table.
 CARD_ACTIONS: dict[str, tuple[str, frozenset[CaseStatus]]] = {
     "withdraw": ("start_withdraw", WITHDRAWABLE),
-    "info": ("start_info", frozenset({CaseStatus.NEEDS_INFO})),
-    "appeal": ("start_appeal", frozenset({CaseStatus.REJECTED})),
+    "info": ("start_info", INFO_ADDABLE),
+    "appeal": ("start_appeal", APPEALABLE),
     **{f"rate{n}": ("rate", RATEABLE) for n in range(1, 6)},
 }
 

@@ -22,7 +22,7 @@ from dialogs.domain import (
 )
 from dialogs.ledger import AttemptInFlight, NothingToRefund
 from dialogs.lifecycle import next_status
-from dialogs.notify import CASE_CARD, CASE_NEWS, DESK_CARD, album_rows
+from dialogs.outbox import CASE_CARD, CASE_NEWS, DESK_CARD, album_rows
 from dialogs.ports import UnitOfWork
 from dialogs.settings import CoreSettings
 from dialogs.workdays import WorkingCalendar

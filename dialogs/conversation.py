@@ -1,38 +1,38 @@
 """The customer's refund conversation: a `transitions` state table and the model it drives.
 
 The table is data (as in transitions' README); one `AsyncMachine` is shared by every chat and a
-`Dialog` model is built per update, so a conversation costs a row, not a machine.
+`Dialog` model is built per update, so a conversation costs a row, not a machine. Beside the table:
+which trigger a button or a message fires (`BUTTON_TRIGGERS`, `MESSAGE_ROUTES`). docs/conversation.md
+draws them (`python -m dialogs.diagrams`).
 """
 
 from __future__ import annotations
 
-import math
-import re
 import secrets
 import uuid
-from datetime import datetime, timedelta
+from datetime import datetime
 from decimal import Decimal
-from typing import Any
+from typing import Any, NamedTuple
 
 from transitions.extensions.asyncio import AsyncMachine
 
 from dialogs import ledger, policy, sla
 from dialogs.case_actions import CASE_ACTION_BUTTONS, CASE_ACTION_TRANSITIONS, CaseActions
 from dialogs.cases import CaseWorkflow
+from dialogs.claims import OrderClaims
 from dialogs.coaching import is_concrete
 from dialogs.domain import (
-    OPEN_STATUSES,
     AgentRequest,
     Case,
     CaseStatus,
     Conversation,
-    EvidenceItem,
     Order,
     OutboxMessage,
     Reason,
     Verdict,
 )
-from dialogs.io import Button, Event, Reply
+from dialogs.evidence import EvidenceIntake
+from dialogs.io import Button, Event, EventKind, Reply
 from dialogs.ports import LookupTally, UnitOfWork
 from dialogs.settings import CoreSettings
 from dialogs.steps import Step
@@ -111,6 +111,38 @@ BUTTON_TRIGGERS = {
     **CASE_ACTION_BUTTONS,
 }
 
+
+class Route(NamedTuple):
+    """What a message fires at a step."""
+
+    trigger: str
+    # The message starts a new request, but only when it looks like an order number (else the hint).
+    opens_request: bool = False
+
+
+# A message as routing sees it: typed text, or a file (a photo or a document).
+TEXT, FILE = "text", "file"
+MESSAGE_KINDS = {EventKind.TEXT: TEXT, EventKind.PHOTO: FILE, EventKind.DOCUMENT: FILE}
+
+# (step, message) -> the trigger it fires; any other message gets the step's hint (dialogs.router;
+# commands and buttons route there by their name).
+MESSAGE_ROUTES: dict[tuple[Step, str], Route] = {
+    (S.IDLE, TEXT): Route("submit_order", opens_request=True),
+    (S.AWAITING_ORDER, TEXT): Route("submit_order"),
+    (S.AWAITING_PHONE, TEXT): Route("submit_phone"),
+    (S.DESCRIBING, TEXT): Route("describe"),
+    (S.APPEAL_REASON, TEXT): Route("describe"),
+    (S.RATING_COMMENT, TEXT): Route("describe"),
+    (S.ADDING_INFO, TEXT): Route("add_info_text"),
+    (S.COLLECTING_EVIDENCE, FILE): Route("add_evidence"),
+    (S.ADDING_INFO, FILE): Route("add_case_file"),
+    (S.APPEAL_EVIDENCE, FILE): Route("add_case_file"),
+}
+
+# The steps that take a photo or a document: anywhere else a file is not even downloaded
+# (dialogs.service.takes_file).
+FILE_STEPS = frozenset(step for step, message in MESSAGE_ROUTES if message == FILE)
+
 class SequentialAsyncMachine(AsyncMachine):
     """Runs a transition's callbacks one after another in the table's order, each awaited in place.
 
@@ -133,7 +165,7 @@ MACHINE = SequentialAsyncMachine(
 )
 
 
-class Dialog(CaseActions):
+class Dialog(OrderClaims, EvidenceIntake, CaseActions):
     """The model of one update: the conversation, the event and what the callbacks produce."""
 
     def __init__(
@@ -193,115 +225,7 @@ class Dialog(CaseActions):
         self.clear_draft()
         self.data["draft_id"] = uuid.uuid4().hex
 
-    # -- order lookup -------------------------------------------------------------------------
-    async def ask_order(self) -> None:
-        self.start_draft()
-        self.say("ask_order", example=self.settings.orders.number_example)
-
-    def order_text(self) -> str:
-        return self.event.text.strip().upper()
-
-    def recent_failures(self) -> list[datetime]:
-        window = timedelta(minutes=self.settings.orders.failed_lookup_window_minutes)
-        stamps = [datetime.fromisoformat(s) for s in self.data.get("failures", [])]
-        return [s for s in stamps if self.now - s < window]
-
-    def cooldown_until(self) -> datetime | None:
-        """This chat's pause: too many failures here, whatever the numbers."""
-        failures = self.recent_failures()
-        if len(failures) < self.settings.orders.max_failed_lookups:
-            return None
-        return self._pause_end(max(failures))
-
-    def number_paused_until(self) -> datetime | None:
-        """The pause of the number in play: too many failures on it from any chats together."""
-        tally = self.tally
-        if tally is None or tally.last_failed_at is None or tally.failures < self.settings.orders.max_failed_lookups:
-            return None
-        return self._pause_end(tally.last_failed_at)
-
-    def _pause_end(self, last_failure: datetime) -> datetime | None:
-        until = last_failure + timedelta(minutes=self.settings.orders.cooldown_minutes)
-        return until if until > self.now else None
-
-    async def lookups_allowed(self) -> bool:
-        return self.cooldown_until() is None
-
-    async def say_cooling_down(self) -> None:
-        # One text for both pauses: a paused number reads the same whether its order exists or not.
-        until = max(u for u in (self.cooldown_until(), self.number_paused_until()) if u is not None)
-        minutes = max(1, math.ceil((until - self.now).total_seconds() / 60))
-        self.say("cooling_down", minutes=minutes, until=when(until, self.settings.i18n.timezone))
-
-    async def well_formed_order(self) -> bool:
-        return re.fullmatch(self.settings.orders.number_pattern, self.order_text()) is not None
-
-    async def say_malformed_order(self) -> None:
-        self.say("order_malformed", example=self.settings.orders.number_example)
-
-    async def load_order(self) -> None:
-        if self.order is None or self.order.order_no != self.order_text():
-            self.order = await self.uow.orders.get(self.order_text())
-
-    async def order_bound_to_user(self) -> bool:
-        return self.order is not None and self.order.buyer_telegram_id == self.event.user_id
-
-    async def load_number_tally(self) -> None:
-        self.tally = await self.uow.lookups.get(self.order_text())
-
-    async def number_open(self) -> bool:
-        return self.number_paused_until() is None
-
-    async def ask_phone(self) -> None:
-        # Asked for any well-formed number not bound to this account, found or not: the answer
-        # must not tell a stranger whether an order exists.
-        self.data["pending_order"] = self.order_text()
-        self.say("ask_phone")
-
-    async def four_digits(self) -> bool:
-        text = self.event.text.strip()
-        return len(text) == 4 and text.isascii() and text.isdigit()
-
-    async def say_phone_format(self) -> None:
-        self.say("phone_format")
-
-    def pending_number(self) -> str:
-        return str(self.data.get("pending_order", ""))
-
-    async def lock_pending_number(self) -> None:
-        # Held until the update commits: chats checking digits for this number take turns, so the
-        # check below and the failure it may record are one step for the limit.
-        self.tally = await self.uow.lookups.lock(self.pending_number(), now=self.now)
-
-    async def say_number_paused(self) -> None:
-        self.data.pop("pending_order", None)
-        await self.say_cooling_down()
-
-    async def load_pending_order(self) -> None:
-        wanted = self.pending_number()
-        if self.order is None or self.order.order_no != wanted:
-            self.order = await self.uow.orders.get(wanted)
-
-    async def phone_matches(self) -> bool:
-        # Phone digits prove only an unbound order: a bound one opens for its own account alone.
-        order = self.order
-        return (order is not None and order.buyer_telegram_id is None
-                and order.buyer_phone[-4:] == self.event.text.strip())
-
-    async def say_not_found(self) -> None:
-        orders = self.settings.orders
-        self.data.setdefault("failures", []).append(self.now.isoformat())
-        window = timedelta(minutes=orders.failed_lookup_window_minutes)
-        self.tally = await self.uow.lookups.record(
-            self.pending_number(), at=self.now, window=window,
-            forget_before=self.now - max(window, timedelta(minutes=orders.cooldown_minutes)))
-        self.data.pop("pending_order", None)
-        left = orders.max_failed_lookups - max(len(self.recent_failures()), self.tally.failures)
-        if left <= 0:
-            await self.say_cooling_down()
-        else:
-            self.say("order_not_found", example=orders.number_example, left=left)
-
+    # -- reason and verdict -------------------------------------------------------------------
     async def offer_reasons(self) -> None:
         order = self.order
         assert order is not None
@@ -326,7 +250,6 @@ class Dialog(CaseActions):
             status=self.t(f"delivery.{order.delivery_status.value}"),
         )
 
-    # -- reason and verdict -------------------------------------------------------------------
     async def draft_order(self) -> Order | None:
         """The order of the draft, read once per update."""
         if self.order is None or self.order.order_no != self.data.get("order_no"):
@@ -347,36 +270,6 @@ class Dialog(CaseActions):
 
     def chosen_reason(self) -> Reason:
         return Reason(self.data["reason"])
-
-    async def load_claims(self, lock: bool = False) -> None:
-        """The order's open case (any reason) and refund ledger: one open case per order, and never a
-        claim on money already refunded or on its way."""
-        order_no = self.order.order_no if self.order is not None else self.data.get("order_no", "")
-        if not order_no or (self.balance is not None and not lock):
-            return
-        self.balance = await ledger.order_balance(self.uow, order_no, lock=lock,
-                                                  fallback_paid=self.order.amount if self.order else ledger.ZERO)
-        open_cases = [c for c in await self.uow.cases.for_order(order_no) if c.status in OPEN_STATUSES]
-        self.existing = open_cases[-1] if open_cases else None
-
-    async def lock_claims(self) -> None:
-        await self.draft_order()
-        await self.load_claims(lock=True)  # the ledger is read again under the order's lock before filing
-
-    async def order_closed_to_claims(self) -> bool:
-        return self.existing is not None or (self.balance is not None and self.balance.remaining <= 0)
-
-    async def say_order_closed(self) -> None:
-        case = self.existing
-        if case is None:
-            assert self.balance is not None
-            self.say("order_fully_refunded", refunded=money(self.balance.paid - self.balance.remaining))
-        elif case.user_id != self.event.user_id:
-            self.say("order_case_elsewhere")  # someone else's case: not even its number
-        else:
-            self.say("case_exists", case_no=case.case_no, status=self.t(f"status.{case.status.value}"),
-                     due=case.review_due.isoformat())
-        self.clear_draft()
 
     async def show_verdict(self) -> None:
         order = await self.draft_order()
@@ -418,71 +311,6 @@ class Dialog(CaseActions):
 
     async def keep_description(self) -> None:
         self.data["description"] = self.event.text.strip()[: self.settings.policy.max_description_chars]
-
-    def evidence_prompt_buttons(self) -> tuple[tuple[Button, ...], ...]:
-        needed = self.settings.policy.evidence_needed(self.chosen_reason())
-        done_key = "btn_skip" if needed == 0 and self.evidence_count == 0 else "btn_done"
-        return ((self.button(done_key, "done"),), (self.button("btn_cancel", "cancel"),))
-
-    async def ask_evidence(self) -> None:
-        self.new_nonce()
-        needed = self.settings.policy.evidence_needed(self.chosen_reason())
-        key = "ask_evidence_required" if needed else "ask_evidence_optional"
-        self.say(key, self.evidence_prompt_buttons(), needed=needed, max=self.settings.policy.max_evidence,
-                 kinds=self.t(f"evidence_kinds.{self.chosen_reason().value}"))
-
-    # -- evidence -----------------------------------------------------------------------------
-    async def take_evidence(self) -> None:
-        """Store the file if it is acceptable; the reply says why not otherwise."""
-        self.evidence_count = len(await self.uow.evidence.list_draft(self.data["draft_id"]))
-        file = self.event.file
-        if file is None or file.inspection is None:
-            self._evidence_problem = "unreadable"
-            return
-        if self.evidence_count >= self.settings.policy.max_evidence:
-            self._evidence_problem = "too_many"
-            return
-        found = file.inspection
-        if not found.ok:
-            self._evidence_problem = found.problem or "unreadable"
-            return
-        item = EvidenceItem(
-            file_unique_id=file.file_unique_id, file_id=file.file_id, path=found.path, sha256=found.sha256,
-            mime_type=found.mime_type, width=found.width, height=found.height, size=found.size,
-        )
-        if await self.uow.evidence.add_draft(self.data["draft_id"], self.event.chat_id, item):
-            self.evidence_count += 1
-        else:
-            self._evidence_problem = "duplicate"
-
-    async def evidence_full(self) -> bool:
-        return self._evidence_problem is None and self.evidence_count >= self.settings.policy.max_evidence
-
-    def evidence_limits(self) -> dict[str, Any]:
-        return {
-            "max_photo_mb": self.settings.policy.max_photo_mb,
-            "max_document_mb": self.settings.policy.max_document_mb,
-            "max_pixels_mp": round(self.settings.policy.max_pixels / 1_000_000),
-            "max": self.settings.policy.max_evidence,
-        }
-
-    async def say_evidence_progress(self) -> None:
-        if self._evidence_problem:
-            self.say(f"evidence_problem.{self._evidence_problem}", self.evidence_prompt_buttons(),
-                     **self.evidence_limits())
-        else:
-            self.say("evidence_received", self.evidence_prompt_buttons(), count=self.evidence_count,
-                     **self.evidence_limits())
-
-    async def count_evidence(self) -> None:
-        self.evidence_count = len(await self.uow.evidence.list_draft(self.data["draft_id"]))
-
-    async def enough_evidence(self) -> bool:
-        return self.evidence_count >= self.settings.policy.evidence_needed(self.chosen_reason())
-
-    async def say_evidence_required(self) -> None:
-        needed = self.settings.policy.evidence_needed(self.chosen_reason())
-        self.say("evidence_required", self.evidence_prompt_buttons(), needed=needed, count=self.evidence_count)
 
     # -- confirm and file ---------------------------------------------------------------------
     async def show_summary(self) -> None:

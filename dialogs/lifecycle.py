@@ -1,11 +1,8 @@
 """The case lifecycle: a `transitions` state table from submitted to refunded (or rejected, withdrawn,
 closed). Forbidden moves raise and change nothing.
 
-    submitted → in_review ⇄ needs_info → … ; in_review → approved → refunding → refunded
-    in_review → rejected → appealed → approved | rejected_final      (平台介入: arbitration)
-    submitted | in_review | needs_info → withdrawn (by the customer); needs_info → closed (silence)
-    refunding → refund_failed → refunding (retry) | in_review (a person looks)
-    submitted → approved (auto-approval of a rule-eligible case the order data confirms)
+The table is the one truth: docs/lifecycle.md draws it (`python -m dialogs.diagrams`), and the status
+sets that say where a trigger may fire from are read off it (`sources`, `dests`), never restated.
 """
 
 from __future__ import annotations
@@ -18,7 +15,6 @@ from dialogs.domain import CaseStatus
 from dialogs.tables import plain_table
 
 C = CaseStatus
-_WITHDRAWABLE = [C.SUBMITTED, C.IN_REVIEW, C.NEEDS_INFO]
 
 # trigger, source, dest — who may fire a trigger is the caller's business (customer, agent, system).
 CASE_TRANSITIONS: list[dict[str, Any]] = [
@@ -35,7 +31,7 @@ CASE_TRANSITIONS: list[dict[str, Any]] = [
     {"trigger": "fail_refund", "source": C.REFUNDING, "dest": C.REFUND_FAILED},
     {"trigger": "retry_refund", "source": C.REFUND_FAILED, "dest": C.REFUNDING},
     {"trigger": "hand_to_human", "source": C.REFUND_FAILED, "dest": C.IN_REVIEW},
-    {"trigger": "withdraw", "source": _WITHDRAWABLE, "dest": C.WITHDRAWN},
+    {"trigger": "withdraw", "source": [C.SUBMITTED, C.IN_REVIEW, C.NEEDS_INFO], "dest": C.WITHDRAWN},
     {"trigger": "close_silent", "source": C.NEEDS_INFO, "dest": C.CLOSED},
 ]
 
@@ -78,3 +74,23 @@ def next_status(status: CaseStatus, trigger: str) -> CaseStatus:
 
 def allowed_triggers(status: CaseStatus) -> list[str]:
     return [t for t in _MACHINE.get_triggers(status.value) if t in TRIGGERS]
+
+
+def sources(trigger: str) -> frozenset[CaseStatus]:
+    """The statuses `trigger` may fire from, read off the table (status sets are derived, never restated)."""
+    if trigger not in TRIGGERS:
+        raise KeyError(trigger)
+    found: set[CaseStatus] = set()
+    for row in CASE_TRANSITIONS:
+        if row["trigger"] == trigger:
+            source = row["source"]
+            found.update(CaseStatus(s) for s in (source if isinstance(source, list) else [source]))
+    return frozenset(found)
+
+
+def dests(*triggers: str) -> frozenset[CaseStatus]:
+    """The statuses the given triggers lead to."""
+    unknown = set(triggers) - set(TRIGGERS)
+    if unknown:
+        raise KeyError(", ".join(sorted(unknown)))
+    return frozenset(CaseStatus(row["dest"]) for row in CASE_TRANSITIONS if row["trigger"] in triggers)

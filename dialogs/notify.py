@@ -1,6 +1,6 @@
 """What an outbox row says: the relay hands a claimed `Delivery` to `compose` and sends the `Notice`.
 
-Kinds (see dialogs.cases and dialogs.sla for who queues them):
+Kinds (named in dialogs.outbox; see dialogs.cases, dialogs.sla and dialogs.desk for who queues them):
 - case_card: the customer's status card, rendered from the case as it is *now* and edited in place
   (a newer card row makes an older one redundant, never wrong);
 - case_news: a new message when the customer must act or money moved;
@@ -8,7 +8,7 @@ Kinds (see dialogs.cases and dialogs.sla for who queues them):
 - supervisor_alert: to the supervisors' group, when a promise was broken;
 - the agents' desk (chat_id = the desk's forum group unless said otherwise):
   - desk_card {"key"}: the item's card in its topic, edited in place; an item without a topic gets
-    one first (named by dialogs.desk_cards.topic_name). Card rows a later card row of the same item
+    one first (named by dialogs.desk.cards.topic_name). Card rows a later card row of the same item
     makes redundant are confirmed with it, unsent;
   - desk_album {"key", "offset"}: up to 10 of the case's evidence files from `offset`, as an album in
     the topic (queued by dialogs.cases after the first card, and here when a topic is recreated);
@@ -32,18 +32,35 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
-from dialogs import ledger
-from dialogs.desk_cards import (
+from dialogs import ledger, lifecycle
+from dialogs.desk.cards import (
     CardFacts,
     album_caption,
     names_wanted,
     quote_batch,
     topic_name,
 )
-from dialogs.desk_cards import card_buttons as desk_card_buttons
-from dialogs.desk_cards import card_text as desk_card_text
-from dialogs.domain import Case, CaseStatus, Delivery, DeskItem, Order, OutboxMessage
+from dialogs.desk.cards import card_buttons as desk_card_buttons
+from dialogs.desk.cards import card_text as desk_card_text
+from dialogs.domain import Case, CaseStatus, Delivery, DeskItem, Order
 from dialogs.io import Button
+from dialogs.outbox import (
+    ALBUM_SIZE,
+    CASE_CARD,
+    CASE_NEWS,
+    CUSTOMER_TEXT,
+    DEADLINE_MOVED,
+    DESK_ALBUM,
+    DESK_CARD,
+    DESK_COPY,
+    DESK_EDIT,
+    DESK_TEXT,
+    INFO_REMINDER,
+    SUPERVISOR_ALERT,
+    TO_CUSTOMER,
+    TO_DESK,
+    album_rows,
+)
 from dialogs.ports import UnitOfWork
 from dialogs.settings import CoreSettings
 from dialogs.sla import deadline_line, info_close_at
@@ -52,25 +69,13 @@ from dialogs.texts import Texts, money
 C = CaseStatus
 Buttons = tuple[tuple[Button, ...], ...]
 
-CASE_CARD = "case_card"  # queued by dialogs.cases on every status change
-CASE_NEWS = "case_news"
-INFO_REMINDER = "info_reminder"
-DEADLINE_MOVED = "deadline_moved"
-SUPERVISOR_ALERT = "supervisor_alert"
-DESK_CARD = "desk_card"
-DESK_ALBUM = "desk_album"
-DESK_COPY = "desk_copy"
-DESK_EDIT = "desk_edit"
-DESK_TEXT = "desk_text"
-CUSTOMER_TEXT = "customer_text"
-TO_DESK, TO_CUSTOMER = "to_desk", "to_customer"
-
-ALBUM_SIZE = 10  # files per album (Telegram's limit for a media group)
 BATCH_MAX = 100  # copies per batch (copyMessages' limit)
 LOOK_AHEAD = 200  # waiting rows of the desk read to batch copies and skip redundant cards
 
-WITHDRAWABLE = frozenset({C.SUBMITTED, C.IN_REVIEW, C.NEEDS_INFO})
-RATEABLE = frozenset({C.REFUNDED, C.REJECTED_FINAL})
+WITHDRAWABLE = lifecycle.sources("withdraw")
+RATEABLE = lifecycle.dests("confirm_refund", "reject_final")  # ended by a decision
+INFO_ADDABLE = lifecycle.sources("provide_info")
+APPEALABLE = lifecycle.sources("appeal")
 
 
 @dataclass(frozen=True, slots=True)
@@ -131,9 +136,9 @@ def card_token(case_no: str, action: str) -> str:
 
 def card_buttons(case: Case, t: Texts) -> Buttons:
     rows: list[tuple[Button, ...]] = []
-    if case.status is C.NEEDS_INFO:
+    if case.status in INFO_ADDABLE:
         rows.append((Button(t("btn_add_info"), card_token(case.case_no, "info")),))
-    if case.status is C.REJECTED:
+    if case.status in APPEALABLE:
         rows.append((Button(t("btn_appeal"), card_token(case.case_no, "appeal")),))
     if case.status in WITHDRAWABLE:
         rows.append((Button(t("btn_withdraw"), card_token(case.case_no, "withdraw")),))
@@ -369,14 +374,6 @@ async def _compose_desk_edit(uow: UnitOfWork, delivery: Delivery, settings: Core
 
 DESK_KINDS = {DESK_CARD: _compose_desk_card, DESK_ALBUM: _compose_desk_album, DESK_COPY: _compose_desk_copy,
               DESK_EDIT: _compose_desk_edit, DESK_TEXT: _compose_desk_text}
-
-
-def album_rows(case: Case, chat_id: int, at: datetime, tag: str) -> list[OutboxMessage]:
-    """desk_album rows for all of a case's evidence (10 files each); `tag` keeps them apart from the
-    albums of another topic or another evidence count."""
-    return [OutboxMessage(kind=DESK_ALBUM, chat_id=chat_id, dedupe_key=f"desk:{case.case_no}:album:{tag}:{offset}",
-                          payload={"key": case.case_no, "offset": offset}, created_at=at)
-            for offset in range(0, len(case.evidence), ALBUM_SIZE)]
 
 
 # -- what the relay writes back once Telegram answered -----------------------------------------------

@@ -15,7 +15,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from dialogs.domain import OutboxMessage
-from dialogs.notify import CUSTOMER_TEXT
+from dialogs.outbox import CUSTOMER_TEXT
 from dialogs.ports import UnitOfWork
 from dialogs.settings import CoreSettings
 from dialogs.sla import restart_info_clock

@@ -11,17 +11,15 @@ something only if it still applies: the case may have moved on since it was set.
 from __future__ import annotations
 
 from datetime import date, datetime, time, timedelta
-from typing import TYPE_CHECKING
+from typing import Protocol
 from zoneinfo import ZoneInfo
 
 from dialogs.domain import Case, CaseStatus, Order, OutboxMessage, Timer, TimerKind
+from dialogs.outbox import DEADLINE_MOVED, INFO_REMINDER, SUPERVISOR_ALERT
 from dialogs.ports import ConcurrentUpdate, UnitOfWork
 from dialogs.settings import CoreSettings
 from dialogs.texts import Texts
 from dialogs.workdays import WorkingCalendar
-
-if TYPE_CHECKING:
-    from dialogs.cases import CaseWorkflow
 
 C = CaseStatus
 K = TimerKind
@@ -31,6 +29,20 @@ AWAITING_REVIEW = frozenset({C.SUBMITTED, C.IN_REVIEW, C.APPEALED})
 # Statuses whose next promise is the credit deadline.
 AWAITING_CREDIT = frozenset({C.REFUNDING, C.REFUND_FAILED})
 INFO_TIMERS = frozenset({K.INFO_REMINDER, K.INFO_CLOSE})
+
+
+class CaseMover(Protocol):
+    """What a due timer needs of the case lifecycle: dialogs.cases.CaseWorkflow, which runs this
+    module's clocks on every move (so this module names the role, not the class)."""
+
+    @property
+    def settings(self) -> CoreSettings: ...
+
+    @property
+    def calendar(self) -> WorkingCalendar: ...
+
+    async def move(self, uow: UnitOfWork, case_no: str, trigger: str, *, actor: str, at: datetime,
+                   note: str = "") -> Case: ...
 
 
 def clocks(status: CaseStatus) -> frozenset[TimerKind]:
@@ -159,7 +171,7 @@ async def _set_review(uow: UnitOfWork, case: Case, due: date, settings: CoreSett
     await uow.timers.schedule(case.case_no, K.REVIEW_DUE, end_of_day(due, settings), version=case.version)
 
 
-async def fire(uow: UnitOfWork, timer: Timer, now: datetime, workflow: CaseWorkflow) -> None:
+async def fire(uow: UnitOfWork, timer: Timer, now: datetime, workflow: CaseMover) -> None:
     """Apply a due timer if it still applies, else do nothing (the caller marks it done either way).
 
     - info_reminder / info_close: only while the case is needs_info at the timer's version, and not
@@ -196,8 +208,6 @@ async def fire(uow: UnitOfWork, timer: Timer, now: datetime, workflow: CaseWorkf
 
 
 async def _remind(uow: UnitOfWork, case: Case, timer: Timer, now: datetime, settings: CoreSettings) -> None:
-    from dialogs.notify import INFO_REMINDER  # notify imports this module
-
     close = await info_close_at(uow, case.case_no, settings)
     if close is None:  # nothing will close the case: a deadline we cannot name is no reminder
         return
@@ -215,9 +225,7 @@ async def info_close_at(uow: UnitOfWork, case_no: str, settings: CoreSettings) -
 
 
 async def _overdue(uow: UnitOfWork, case: Case, deadline: str, missed: date, now: datetime,
-                   workflow: CaseWorkflow) -> None:
-    from dialogs.notify import DEADLINE_MOVED, SUPERVISOR_ALERT  # notify imports this module
-
+                   workflow: CaseMover) -> None:
     settings = workflow.settings
     new_due = extended_due(missed, now, settings, workflow.calendar)
     if deadline == "review":

@@ -21,7 +21,3 @@ class Step(StrEnum):
     APPEAL_EVIDENCE = "appeal_evidence"
     RATING_COMMENT = "rating_comment"
 
-
-# The steps that take a photo or a document: the draft's evidence, a needs_info case's added material,
-# an appeal's new evidence. Anywhere else a file is not even downloaded (see RefundService.handle).
-FILE_STEPS = frozenset({Step.COLLECTING_EVIDENCE, Step.ADDING_INFO, Step.APPEAL_EVIDENCE})

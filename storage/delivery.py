@@ -3,19 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import cast
 
 from sqlalchemy import (
-    BindParameter,
-    ColumnElement,
     Table,
-    and_,
     bindparam,
     delete,
     func,
     insert,
-    or_,
     select,
     update,
 )
@@ -24,21 +20,9 @@ from sqlalchemy.orm import aliased
 
 from dialogs.domain import Delivery, OutboxMessage
 from dialogs.ports import ConcurrentUpdate
+from storage.leases import NOW, LeaseClaim
 from storage.models import ChatDeliveryRow, OutboxRow, UTCDateTime
 from storage.repositories import SessionRepository, execute_core
-
-
-# For a chat (rows without one are the agent desk's), due, unsent, not given up, and held by nobody
-# (or by a relay whose lease ran out).
-def _claimable(now: datetime | BindParameter[datetime]) -> ColumnElement[bool]:
-    return and_(
-        OutboxRow.chat_id.is_not(None),
-        OutboxRow.sent_at.is_(None),
-        OutboxRow.dead_at.is_(None),
-        OutboxRow.available_at <= now,
-        or_(OutboxRow.claim_until.is_(None), OutboxRow.claim_until < now),
-    )
-
 
 _Open = aliased(OutboxRow, name="open_row")
 
@@ -60,17 +44,14 @@ _HEAD_OF_CHAT = OutboxRow.id.in_(
 _OUT = cast(Table, OutboxRow.__table__)
 _QUEUED = select(_OUT.c.id).where(_OUT.c.dedupe_key == bindparam("dedupe_key"))
 _QUEUE = insert(_OUT)
-_CLAIM_IDS = (
-    select(_OUT.c.id).where(_claimable(bindparam("w_now", type_=UTCDateTime())), _HEAD_OF_CHAT)
-    .order_by(_OUT.c.id).limit(bindparam("w_limit")).with_for_update(skip_locked=True)
-)
-_CLAIM = (
-    update(_OUT).where(_OUT.c.id.in_(bindparam("w_ids", expanding=True)),
-                       _claimable(bindparam("w_now", type_=UTCDateTime())))
-    .values(claimed_by=bindparam("w_owner"), claim_until=bindparam("w_until", type_=UTCDateTime()))
-    .returning(_OUT.c.id, _OUT.c.kind, _OUT.c.chat_id, _OUT.c.dedupe_key, _OUT.c.payload, _OUT.c.attempts,
-               _OUT.c.created_at)
-)
+# For a chat (rows without one are the agent desk's), due, unsent, not given up, and held by nobody
+# (or by a relay whose lease ran out); of those, only each chat's oldest open row.
+_CLAIM = LeaseClaim(
+    _OUT, ready=[_OUT.c.chat_id.is_not(None), _OUT.c.sent_at.is_(None), _OUT.c.dead_at.is_(None),
+                 _OUT.c.available_at <= NOW],
+    pick_only=[_HEAD_OF_CHAT], order_by=[_OUT.c.id],
+    returning=[_OUT.c.id, _OUT.c.kind, _OUT.c.chat_id, _OUT.c.dedupe_key, _OUT.c.payload, _OUT.c.attempts,
+               _OUT.c.created_at])
 _RELEASED = {"claimed_by": None, "claim_until": None, "attempts": _OUT.c.attempts + 1}
 _MARK_SENT = update(_OUT).where(_OUT.c.id == bindparam("w_id")).values(
     sent_at=bindparam("w_at", type_=UTCDateTime()), message_id=bindparam("w_message_id"), last_error=None,
@@ -100,21 +81,11 @@ class SqlaOutbox(SessionRepository):
         return True
 
     async def claim(self, *, owner: str, now: datetime, lease_seconds: float, limit: int) -> list[Delivery]:
-        # Two statements in one transaction. The SELECT picks the rows and, on PostgreSQL, locks them
-        # (FOR UPDATE SKIP LOCKED: rows another relay is claiming right now are passed over; a row it
-        # has just committed is re-checked against the WHERE and dropped). The UPDATE then stamps the
-        # lease on exactly those rows. Not one UPDATE ... WHERE id IN (SELECT ... LIMIT n): PostgreSQL
-        # may run that subquery once per outer row (a semi join over a sorted, locked subquery) and
-        # hand out more than `limit` rows. SQLite serialises writers (BEGIN IMMEDIATE) and ignores
-        # FOR UPDATE. At most one row per chat: its oldest open one (see _HEAD_OF_CHAT).
-        ids = list((await execute_core(self._session, _CLAIM_IDS, {"w_now": now, "w_limit": limit})).scalars())
-        if not ids:
-            return []
-        result = await execute_core(self._session, _CLAIM, {
-            "w_ids": ids, "w_now": now, "w_owner": owner, "w_until": now + timedelta(seconds=lease_seconds)})
+        # At most one row per chat: its oldest open one (see _HEAD_OF_CHAT); the claim: storage.leases.
+        rows = await _CLAIM.claim(self._session, owner=owner, now=now, lease_seconds=lease_seconds, limit=limit)
         claimed = [Delivery(id=r.id, kind=r.kind, chat_id=r.chat_id, dedupe_key=r.dedupe_key,
                             payload=r.payload, attempts=r.attempts, created_at=r.created_at)
-                   for r in result]
+                   for r in rows]
         return sorted(claimed, key=lambda d: d.id)  # RETURNING order is not guaranteed
 
     async def mark_sent(self, delivery_id: int, *, at: datetime, message_id: int | None) -> None:

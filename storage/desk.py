@@ -13,6 +13,7 @@ from sqlalchemy.exc import IntegrityError
 
 from dialogs.domain import Case, Delivery, DeskItem, MessageLink
 from dialogs.ports import CaseEventRecord
+from storage.cases import case_from_row
 from storage.models import (
     CaseEventRow,
     CaseRow,
@@ -22,7 +23,7 @@ from storage.models import (
     OutboxRow,
     PendingApprovalRow,
 )
-from storage.repositories import SessionRepository, case_from_row, rowcount
+from storage.repositories import SessionRepository, rowcount
 
 
 def _item(row: Any) -> DeskItem:

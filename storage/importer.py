@@ -26,7 +26,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from dialogs.clock import Clock, utcnow
 from dialogs.domain import DeliveryStatus, Order, PaymentChannel, ProductKind
 from storage.models import CENT, OrderRow
-from storage.repositories import order_values
+from storage.orders import order_values
 from storage.uow import Database
 
 FileFormat = Literal["csv", "jsonl"]

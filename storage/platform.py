@@ -2,25 +2,22 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any, cast
 
 from sqlalchemy import (
-    BindParameter,
-    ColumnElement,
     Table,
-    and_,
     bindparam,
     delete,
     insert,
     literal,
-    or_,
     select,
     update,
 )
 from sqlalchemy.exc import IntegrityError
 
 from dialogs.domain import RefundAttempt, RefundStatus
+from storage.leases import LeaseClaim
 from storage.models import ApiNonceRow, CaseRow, RefundAttemptRow, UTCDateTime
 from storage.repositories import SessionRepository, execute_core, rowcount
 
@@ -32,31 +29,20 @@ def _attempt(row: Any) -> RefundAttempt:
                          external_ref=row.external_ref, note=row.note)
 
 
-# Prebuilt Core statements for the refund workers' claim (see storage.delivery for the pattern).
+# Prebuilt Core statements for the refund workers' claim (see storage.leases).
 _ATTEMPTS = cast(Table, RefundAttemptRow.__table__)
 # Rendered inline, not as a parameter: the planner then sees the predicate of the partial index
 # ix_refund_attempts_pending_gateway_id (a generic PostgreSQL plan could not use it with `status = $1`).
 _IS_PENDING = _ATTEMPTS.c.status == literal(RefundStatus.PENDING.value, literal_execute=True)
 
 
-# Pending and held by nobody (or by a worker whose lease ran out; or its not-before has passed).
-def _claimable(now: BindParameter[datetime]) -> ColumnElement[bool]:
-    return and_(_IS_PENDING, or_(_ATTEMPTS.c.claim_until.is_(None), _ATTEMPTS.c.claim_until < now))
-
-
-_CLAIM_IDS = (
-    select(_ATTEMPTS.c.id)
-    .where(_ATTEMPTS.c.gateway == bindparam("w_gateway"), _claimable(bindparam("w_now", type_=UTCDateTime())))
-    .order_by(_ATTEMPTS.c.id).limit(bindparam("w_limit")).with_for_update(skip_locked=True)
-)
-_CLAIM = (
-    update(_ATTEMPTS).where(_ATTEMPTS.c.id.in_(bindparam("w_ids", expanding=True)),
-                            _claimable(bindparam("w_now", type_=UTCDateTime())))
-    .values(claimed_by=bindparam("w_owner"), claim_until=bindparam("w_until", type_=UTCDateTime()))
-    .returning(_ATTEMPTS.c.id, _ATTEMPTS.c.case_no, _ATTEMPTS.c.idempotency_key, _ATTEMPTS.c.gateway,
+# Pending, of the worker's gateway, and held by nobody (or its not-before has passed).
+_CLAIM = LeaseClaim(
+    _ATTEMPTS, ready=[_IS_PENDING], order_by=[_ATTEMPTS.c.id],
+    pick_only=[_ATTEMPTS.c.gateway == bindparam("w_gateway")],
+    returning=[_ATTEMPTS.c.id, _ATTEMPTS.c.case_no, _ATTEMPTS.c.idempotency_key, _ATTEMPTS.c.gateway,
                _ATTEMPTS.c.amount, _ATTEMPTS.c.status, _ATTEMPTS.c.created_at, _ATTEMPTS.c.external_ref,
-               _ATTEMPTS.c.note)
-)
+               _ATTEMPTS.c.note])
 _RELEASE = (
     update(_ATTEMPTS).where(_ATTEMPTS.c.idempotency_key == bindparam("w_key"),
                             _ATTEMPTS.c.claimed_by == bindparam("w_owner"), _IS_PENDING)
@@ -114,19 +100,9 @@ class SqlaRefundLedger(SessionRepository):
 
     async def claim_pending(self, *, gateway: str, owner: str, now: datetime, lease_seconds: float,
                             limit: int) -> list[RefundAttempt]:
-        # Two statements in one transaction, as the outbox and the timers claim: the SELECT picks
-        # the rows and, on PostgreSQL, locks them (FOR UPDATE SKIP LOCKED passes over rows another
-        # worker is claiming right now; a row it has just committed is re-checked against the WHERE
-        # and dropped), the UPDATE stamps the lease on exactly those. SQLite serialises writers
-        # (BEGIN IMMEDIATE) and ignores FOR UPDATE.
-        ids = list((await execute_core(self._session, _CLAIM_IDS, {
-            "w_gateway": gateway, "w_now": now, "w_limit": limit})).scalars())
-        if not ids:
-            return []
-        result = await execute_core(self._session, _CLAIM, {
-            "w_ids": ids, "w_now": now, "w_owner": owner, "w_until": now + timedelta(seconds=lease_seconds)})
-        rows = sorted(result, key=lambda r: int(r.id))  # RETURNING order is not guaranteed
-        return [_attempt(row) for row in rows]
+        rows = await _CLAIM.claim(self._session, owner=owner, now=now, lease_seconds=lease_seconds, limit=limit,
+                                  params={"w_gateway": gateway})
+        return [_attempt(row) for row in sorted(rows, key=lambda r: int(r.id))]
 
     async def release(self, idempotency_key: str, *, owner: str, until: datetime | None = None) -> bool:
         result = await execute_core(self._session, _RELEASE, {"w_key": idempotency_key, "w_owner": owner,

@@ -3,31 +3,28 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import cast
 
-from sqlalchemy import ColumnElement, Table, and_, bindparam, delete, insert, or_, select, update
+from sqlalchemy import Table, bindparam, delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from dialogs.domain import Timer, TimerKind
 from dialogs.ports import ConcurrentUpdate
+from storage.leases import NOW, LeaseClaim
 from storage.models import CaseTimerRow
 from storage.repositories import SessionRepository, execute_core, rowcount
-
-
-def _claimable(now: datetime) -> ColumnElement[bool]:
-    return and_(
-        CaseTimerRow.done_at.is_(None),
-        CaseTimerRow.due_at <= now,
-        or_(CaseTimerRow.claim_until.is_(None), CaseTimerRow.claim_until < now),
-    )
-
 
 _TIMERS = cast(Table, CaseTimerRow.__table__)
 _TIMER_SET = select(_TIMERS.c.id).where(
     _TIMERS.c.case_no == bindparam("case_no"), _TIMERS.c.kind == bindparam("kind"),
     _TIMERS.c.version == bindparam("version"), _TIMERS.c.due_at == bindparam("due_at"))
 _INSERT_TIMER = insert(_TIMERS)
+# Not done, due, and held by nobody (or by a sweeper whose lease ran out).
+_CLAIM = LeaseClaim(
+    _TIMERS, ready=[_TIMERS.c.done_at.is_(None), _TIMERS.c.due_at <= NOW],
+    order_by=[_TIMERS.c.due_at, _TIMERS.c.id],
+    returning=[_TIMERS.c.id, _TIMERS.c.case_no, _TIMERS.c.kind, _TIMERS.c.version, _TIMERS.c.due_at])
 
 
 class SqlaTimers(SessionRepository):
@@ -50,28 +47,9 @@ class SqlaTimers(SessionRepository):
         return rowcount(await self._session.execute(query.execution_options(synchronize_session=False)))
 
     async def claim_due(self, *, owner: str, now: datetime, lease_seconds: float, limit: int) -> list[Timer]:
-        # Two statements in one transaction, as the outbox claims (storage.delivery.SqlaOutbox.claim):
-        # the SELECT picks and, on PostgreSQL, locks the rows (FOR UPDATE SKIP LOCKED passes over rows
-        # another sweeper is claiming right now; a row it has just committed is re-checked against the
-        # WHERE and dropped), the UPDATE stamps the lease on exactly those. Not one UPDATE ... WHERE id
-        # IN (SELECT ... LIMIT n): PostgreSQL may rescan that subquery per outer row and claim more
-        # than `limit` timers. SQLite serialises writers (BEGIN IMMEDIATE) and ignores FOR UPDATE.
-        ids = list(await self._session.scalars(
-            select(CaseTimerRow.id).where(_claimable(now)).order_by(CaseTimerRow.due_at, CaseTimerRow.id)
-            .limit(limit).with_for_update(skip_locked=True)
-        ))
-        if not ids:
-            return []
-        result = await self._session.execute(
-            update(CaseTimerRow)
-            .where(CaseTimerRow.id.in_(ids), _claimable(now))
-            .values(claimed_by=owner, claim_until=now + timedelta(seconds=lease_seconds))
-            .returning(CaseTimerRow.id, CaseTimerRow.case_no, CaseTimerRow.kind, CaseTimerRow.version,
-                       CaseTimerRow.due_at)
-            .execution_options(synchronize_session=False)
-        )
+        rows = await _CLAIM.claim(self._session, owner=owner, now=now, lease_seconds=lease_seconds, limit=limit)
         timers = [Timer(id=r.id, case_no=r.case_no, kind=TimerKind(r.kind), version=r.version, due_at=r.due_at)
-                  for r in result]
+                  for r in rows]
         return sorted(timers, key=lambda t: (t.due_at, t.id))  # RETURNING order is not guaranteed
 
     async def done(self, timer_id: int, *, at: datetime) -> None:

@@ -27,6 +27,8 @@ from dialogs.ports import (
     Timers,
     UpdateLedger,
 )
+from storage.cases import SqlaCaseRepository
+from storage.conversations import SqlaAgentRequests, SqlaConversationRepository
 from storage.db import (
     checkpoint_sqlite,
     create_engine,
@@ -36,18 +38,13 @@ from storage.db import (
 )
 from storage.delivery import SqlaChatDirectory, SqlaOutbox
 from storage.desk import SqlaDeskRepository
+from storage.evidence import SqlaEvidenceRepository
+from storage.lookups import SqlaLookupFailures
+from storage.orders import SqlaOrderStore
 from storage.platform import SqlaNonceLedger, SqlaRefundLedger
-from storage.repositories import (
-    SqlaAgentRequests,
-    SqlaCaseRepository,
-    SqlaConversationRepository,
-    SqlaEvidenceRepository,
-    SqlaLookupFailures,
-    SqlaOrderStore,
-    SqlaUpdateLedger,
-)
 from storage.syncsession import SyncSessionAdapter
 from storage.timers import SqlaTimers
+from storage.updates import SqlaUpdateLedger
 
 
 class SqlaUnitOfWork:

@@ -21,14 +21,12 @@ import secrets
 import shutil
 from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import pytest
-from sqlalchemy.engine import make_url
 
-from storage import migrate
-from storage.models import Base
-from storage.uow import Database
+if TYPE_CHECKING:  # storage and SQLAlchemy load only in tests that ask for a database: tests/dialogs needs neither
+    from storage.uow import Database
 
 T = TypeVar("T")
 
@@ -46,6 +44,8 @@ class PostgresDatabases:
     """Creates throw-away databases named refundbot_test_<pid>_<random>_<n> and drops them."""
 
     def __init__(self, admin_url: str) -> None:
+        from sqlalchemy.engine import make_url
+
         self._admin = make_url(admin_url)
         self._prefix = f"refundbot_test_{os.getpid()}_{secrets.token_hex(3)}"
         self._counter = itertools.count(1)
@@ -93,6 +93,8 @@ def postgres_databases() -> PostgresDatabases:
     try:
         databases.ping()
     except Exception as exc:  # noqa: BLE001 - any failure means "no usable server"
+        from sqlalchemy.engine import make_url
+
         shown = make_url(POSTGRES_ADMIN_URL).render_as_string(hide_password=True)
         message = f"PostgreSQL not reachable at {shown}: {exc!r}"
         if os.environ.get("REFUNDBOT_REQUIRE_POSTGRES") == "1":
@@ -146,6 +148,8 @@ def database_url(backend: str, request: pytest.FixtureRequest, tmp_path: Path) -
 
 @pytest.fixture(scope="session")
 def _sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from storage import migrate
+
     path = tmp_path_factory.mktemp("template") / "refundbot.db"
     migrate.upgrade(f"sqlite:///{path}")
     return path
@@ -153,6 +157,8 @@ def _sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="session")
 def _postgres_migrated(postgres_databases: PostgresDatabases) -> Iterator[tuple[str, str]]:
+    from storage import migrate
+
     name, url = postgres_databases.create()
     try:
         migrate.upgrade(url)
@@ -170,6 +176,9 @@ def migrated_database_url(backend: str, request: pytest.FixtureRequest, tmp_path
     the same database with every table truncated (CREATE DATABASE or a migration costs ~0.1-0.3 s
     each, with fsync on).
     """
+    from storage import migrate
+    from storage.models import Base
+
     if "database_url" in request.fixturenames:
         url: str = request.getfixturevalue("database_url")
         migrate.upgrade(url)
@@ -190,6 +199,8 @@ def migrated_database_url(backend: str, request: pytest.FixtureRequest, tmp_path
 async def database(migrated_database_url: str) -> AsyncIterator[Database]:
     """A migrated database (same database as `database_url` if the test uses both), disposed
     after the test."""
+    from storage.uow import Database
+
     db = Database.from_url(migrated_database_url)
     try:
         yield db

@@ -42,6 +42,7 @@ from aiogram.types import (
 )
 
 from bot.evidence import TooLarge
+from bot.pacing import retry_after_seconds
 from bot.sending import (
     Blocked,
     Buttons,
@@ -165,7 +166,7 @@ class AiogramSender(LibrarySender):
         try:
             return await make()
         except TelegramRetryAfter as exc:
-            raise RetryAfter(exc.retry_after, exc.message) from exc
+            raise RetryAfter(retry_after_seconds(exc.retry_after), exc.message) from exc
         except TelegramForbiddenError as exc:
             raise Blocked(exc.message) from exc
         except TelegramServerError as exc:

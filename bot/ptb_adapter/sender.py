@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Awaitable, Callable, Sequence
-from datetime import timedelta
 from pathlib import Path
 from typing import TypeVar
 
@@ -30,6 +29,7 @@ from telegram.error import (
 from telegram.warnings import PTBDeprecationWarning
 
 from bot.evidence import TooLarge
+from bot.pacing import retry_after_seconds
 from bot.sending import (
     Blocked,
     Buttons,
@@ -45,7 +45,7 @@ from bot.sending import (
 T = TypeVar("T")
 
 # PTB 22 warns, on every 429 it raises, that RetryAfter.retry_after becomes a timedelta in PTB 23;
-# `_call` reads either.
+# bot.pacing reads either.
 warnings.filterwarnings("ignore", message=".*retry_after.*", category=PTBDeprecationWarning)
 
 
@@ -144,8 +144,7 @@ class PtbSender(LibrarySender):
         try:
             return await make()
         except PtbRetryAfter as exc:
-            wait = exc.retry_after
-            raise RetryAfter(wait.total_seconds() if isinstance(wait, timedelta) else float(wait), exc.message) from exc
+            raise RetryAfter(retry_after_seconds(exc.retry_after), exc.message) from exc
         except Forbidden as exc:
             raise Blocked(exc.message) from exc
         except ChatMigrated as exc:  # the group became a supergroup: a new chat id

@@ -20,7 +20,7 @@ from bot.metrics import Metrics
 from bot.platform import SIGNATURE_HEADER, signed_headers
 from dialogs.cases import CaseWorkflow
 from dialogs.domain import CaseStatus, RefundStatus
-from dialogs.notify import CASE_NEWS
+from dialogs.outbox import CASE_NEWS
 from dialogs.settings import CoreSettings
 from dialogs.workdays import WorkingCalendar
 from storage.models import ApiNonceRow, CaseEventRow, OrderRow, OutboxRow

@@ -23,7 +23,7 @@ from bot.workers.refunds import RefundWorker
 from dialogs.cases import CaseWorkflow
 from dialogs.domain import CaseStatus, RefundAttempt, RefundStatus
 from dialogs.lifecycle import ForbiddenTransition
-from dialogs.notify import CASE_NEWS
+from dialogs.outbox import CASE_NEWS
 from dialogs.ports import GatewayResult
 from dialogs.refunds import mark_refunded
 from dialogs.settings import CoreSettings

@@ -20,7 +20,7 @@ from aiogram import Bot
 from bot.aiogram_adapter.sender import AiogramSender
 from bot.config import RelayConfig
 from bot.logs import JsonFormatter
-from bot.relay import Relay, Window
+from bot.relay import Relay
 from bot.sending import Sender
 from dialogs.cases import CaseWorkflow
 from dialogs.domain import OutboxMessage
@@ -89,26 +89,6 @@ def calls(emu: Emulator, chat_id: int | None = None, status: int | None = None) 
     return [c for c in emu.state.calls if c.method in ("sendMessage", "editMessageText")
             and (chat_id is None or int(c.params.get("chat_id", 0)) == chat_id)
             and (status is None or c.status == status)]
-
-
-# -- pacing, without Telegram -------------------------------------------------------------------------
-
-def test_a_window_allows_its_limit_per_widened_span_and_no_more() -> None:
-    window = Window.per_second(30, headroom=0.03)
-    for _ in range(30):
-        window.book(window.free_at(100.0))
-    assert window.free_at(100.0) == pytest.approx(101.03)
-
-
-def test_a_smoothed_window_spreads_its_sends() -> None:
-    window = Window.per_second(30, headroom=0.0, smooth=1.0)
-    window.book(window.free_at(0.0))
-    assert window.free_at(0.0) == pytest.approx(1 / 30)
-
-
-def test_a_group_window_counts_a_minute() -> None:
-    window = Window.per_second(20 / 60, headroom=0.0, per=60)
-    assert (window.limit, window.span) == (20, pytest.approx(60.0))
 
 
 # -- status cards -----------------------------------------------------------------------------------------

@@ -12,8 +12,8 @@ import pytest
 from bot.relay import Relay
 from bot.sending import Sender
 from dialogs.domain import OutboxMessage
-from dialogs.notify import INFO_REMINDER
-from dialogs.reach import CUSTOMER_TEXT, chat_back
+from dialogs.outbox import CUSTOMER_TEXT, INFO_REMINDER
+from dialogs.reach import chat_back
 from dialogs.settings import CoreSettings, DeskSettings
 from dialogs.sla import info_close_at
 from dialogs.texts import Texts

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from dialogs.desk_cards import (
+from dialogs.desk.cards import (
     CardFacts,
     card_buttons,
     card_text,
@@ -142,7 +142,7 @@ def test_a_quoted_batch_keeps_order_and_marks_edits() -> None:
 
 @pytest.mark.parametrize("locale", ["zh_CN", "en"])
 def test_every_desk_card_text_exists(locale: str) -> None:
-    source = Path("dialogs/desk_cards.py").read_text() + Path("dialogs/notify.py").read_text()
+    source = Path("dialogs/desk/cards.py").read_text() + Path("dialogs/notify.py").read_text()
     used = set(re.findall(r'"(dk\.[a-z_.]+)"', source))
     prefixes = set(re.findall(r'f"(dk\.[a-z_]+\.)\{', source))
     assert used and prefixes

@@ -7,7 +7,7 @@ import pytest
 
 from dialogs.domain import CaseStatus, Reason
 from dialogs.ports import ConcurrentUpdate
-from storage.repositories import SqlaCaseRepository
+from storage.cases import SqlaCaseRepository
 from storage.uow import Database
 from tests.storage.factories import T0, make_case, make_evidence, make_order
 

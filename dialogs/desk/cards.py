@@ -1,6 +1,6 @@
 """The agents' desk as Telegram shows it: a topic's name, the case card in it with its buttons, and a
 batch of a customer's messages quoted in one message. Pure functions of the data, in the desk's
-locale ([i18n] default_locale); the texts are the desk.* keys of desk_cards.po.
+locale ([i18n] default_locale); the texts are the dk.* keys of desk_cards.po.
 
 The card holds what an agent needs to decide without leaving the topic: the order's facts, the
 customer, the reason and description, the policy's verdict and its rule, the evidence count (the
@@ -15,9 +15,11 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 
+from dialogs.desk.commands import desk_token
 from dialogs.domain import Case, CaseStatus, DeskItem, Order
 from dialogs.io import Button
 from dialogs.ledger import Balance
+from dialogs.lifecycle import sources
 from dialogs.ports import CaseEventRecord
 from dialogs.settings import DeskSettings
 from dialogs.sla import deadline_line
@@ -27,18 +29,14 @@ C = CaseStatus
 Buttons = tuple[tuple[Button, ...], ...]
 
 # A case an agent can decide on (approve / reject), and ask for more material about.
-DECIDABLE = frozenset({C.SUBMITTED, C.IN_REVIEW, C.APPEALED})
-ASKABLE = frozenset({C.SUBMITTED, C.IN_REVIEW})
+# A submitted case is decided through start_review, which the desk fires first.
+DECIDABLE = sources("approve") | sources("start_review")
+ASKABLE = sources("ask_info") | sources("start_review")
 
 TOPIC_NAME_MAX = 128  # Telegram's limit for a topic's name
 TEXT_MAX = 4096  # ... for a message
 NOTE_MAX = 80  # characters of an event's note on the card
 DESCRIPTION_MAX = 600
-
-
-def desk_token(key: str, action: str) -> str:
-    """Callback data of a desk button: `dk.<key>.<action>` (a case number or chat:<id>; <= 64 bytes)."""
-    return f"dk.{key}.{action}"
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,6 +1,6 @@
 """Send-rate limits shared by every worker of the bot, kept in Redis (optional: `[redis] url`).
 
-Each relay paces itself in local sliding windows (bot.relay.Window); several workers on one database
+Each relay paces itself in local sliding windows (bot.pacing.windows); several workers on one database
 would each keep Telegram's limits alone and together exceed them. A `RedisLimiter` gives them one set
 of windows: a global key, one key per private chat and one per group (its minute), under `key_prefix`.
 
@@ -15,14 +15,14 @@ key), trimmed on every acquire and expiring on their own (PEXPIRE span + gap + 1
 One Lua script per acquire checks every key of a call (global, chat, group) and books all of them or
 none, atomically: N processes together never exceed any key's window. The answer is either a `Grant`
 or `Busy(wait)`: the seconds until the windows would grant, for the caller to sleep and ask again (the
-relay does this in its wait-for-slot loop). When the call's answer comes, `answered` moves the booking
-on to that moment (a second small script), as the local windows do: the far end counts a call
+pacer does this as it waits for a slot, bot.pacing.pacer). When the call's answer comes, `answered` moves the
+booking on to that moment (a second small script), as the local windows do: the far end counts a call
 somewhere between the request and the answer, so counting it at the answer keeps the next window honest.
 
 Redis away (refused, reset, slower than `timeout` — 100 ms by default — or any error): `acquire`
 returns None, the caller paces itself alone with `expected_workers` as its share of the global rate;
 one warning is logged, and Redis is tried again only after `retry_seconds` (no per-send timeouts
-meanwhile), or when the caller insists (`retry`: the relay does once, before its first send alone, so
+meanwhile), or when the caller insists (`retry`: the pacer does once, before its first send alone, so
 that one slow answer does not make it pace alone unseen by the others). The first answer after that
 switches back, with an info line.
 

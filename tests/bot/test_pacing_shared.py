@@ -1,4 +1,4 @@
-"""Send-rate limits shared through Redis (bot.ratelimit) against a real Redis server: several limiters
+"""Send-rate limits shared through Redis (bot.pacing.shared) against a real Redis server: several limiters
 (as several workers) together keep one rate; the relays on it keep Telegram's global limit together
 (the emulator counting); Redis unreachable or going away mid-run: the relays pace themselves with
 their share, deliver everything once, and come back to Redis when it answers again."""
@@ -21,7 +21,7 @@ from redis.asyncio import Redis
 
 from bot.aiogram_adapter.sender import AiogramSender
 from bot.config import RedisConfig, RelayConfig
-from bot.ratelimit import Busy, Grant, Limit, RedisLimiter
+from bot.pacing.shared import Busy, Grant, Limit, RedisLimiter
 from bot.relay import Relay
 from sandbox import Emulator, EmulatorClient
 from storage.uow import Database
@@ -234,7 +234,7 @@ async def test_unreachable_redis_answers_none_warns_once_and_is_tried_again_afte
         clock.now += 5
         assert await limiter.acquire([Limit("global", 30, 1.0)]) is None
         assert limiter.failures == 2
-        assert len(warnings_from(caplog, "bot.ratelimit")) == 1
+        assert len(warnings_from(caplog, "bot.pacing.shared")) == 1
     finally:
         await limiter.close()
 
@@ -248,7 +248,7 @@ async def test_a_limiter_is_made_from_the_config_only_with_a_url() -> None:
 
 async def test_the_limiter_answers_again_when_redis_is_back(throwaway_redis: ThrowawayRedis,
                                                            caplog: pytest.LogCaptureFixture) -> None:
-    caplog.set_level(logging.INFO, logger="bot.ratelimit")
+    caplog.set_level(logging.INFO, logger="bot.pacing.shared")
     clock = Clock()
     limiter = RedisLimiter(throwaway_redis.url, key_prefix="t", timeout=0.2, retry_seconds=5, monotonic=clock)
     limits = [Limit("global", 30, 1.0)]
@@ -260,7 +260,7 @@ async def test_the_limiter_answers_again_when_redis_is_back(throwaway_redis: Thr
         assert await limiter.acquire(limits) is None  # not asked before retry_seconds
         clock.now += 5
         assert isinstance(await limiter.acquire(limits), Grant) and limiter.up
-        assert any("answers again" in r.getMessage() for r in caplog.records if r.name == "bot.ratelimit")
+        assert any("answers again" in r.getMessage() for r in caplog.records if r.name == "bot.pacing.shared")
     finally:
         await limiter.close()
 
@@ -389,7 +389,7 @@ async def test_with_redis_unreachable_a_relay_delivers_everything_at_its_share(
     assert most_within(sent, 1.0) <= 10  # the share, not [relay]'s 20
     assert max(sent) - min(sent) > 2.0  # 30 sends: three windows' worth
     assert (await tg.limits())["throttled"] == 0
-    assert r.stats.shared_fallbacks == 1 and len(warnings_from(caplog, "bot.ratelimit")) == 1
+    assert r.stats.shared_fallbacks == 1 and len(warnings_from(caplog, "bot.pacing.shared")) == 1
 
 
 @pytest.mark.parametrize("backend", ["sqlite"], indirect=True)

@@ -1,0 +1,183 @@
+"""Which order a customer may claim, as callbacks of the conversation's table (mixed into `Dialog`).
+
+The lookup and its cool-downs (per chat, and per number across chats); ownership (an order bound to
+the account opens for it alone, an unbound one for the last four digits of the buyer's phone); and the
+claim rules: one open case per order, never a claim on money already refunded or on its way.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+from dialogs import ledger
+from dialogs.domain import OPEN_STATUSES, Case, Conversation, Order
+from dialogs.io import Button, Event
+from dialogs.ports import LookupTally, UnitOfWork
+from dialogs.settings import CoreSettings
+from dialogs.texts import Texts, money, when
+
+
+class OrderClaims:
+    """Callbacks of the lookup, ownership and claim rows; mixed into dialogs.conversation.Dialog."""
+
+    conv: Conversation
+    event: Event
+    uow: UnitOfWork
+    settings: CoreSettings
+    t: Texts
+    now: datetime
+    order: Order | None
+    tally: LookupTally | None
+    existing: Case | None
+    balance: ledger.Balance | None
+
+    if TYPE_CHECKING:  # provided by Dialog
+        @property
+        def data(self) -> dict[str, Any]: ...
+        def say(self, key: str, buttons: tuple[tuple[Button, ...], ...] = (), **kw: Any) -> None: ...
+        def clear_draft(self) -> None: ...
+        def start_draft(self) -> None: ...
+        async def draft_order(self) -> Order | None: ...
+
+    # -- lookup, cool-downs and ownership ------------------------------------------------------
+    async def ask_order(self) -> None:
+        self.start_draft()
+        self.say("ask_order", example=self.settings.orders.number_example)
+
+    def order_text(self) -> str:
+        return self.event.text.strip().upper()
+
+    def recent_failures(self) -> list[datetime]:
+        window = timedelta(minutes=self.settings.orders.failed_lookup_window_minutes)
+        stamps = [datetime.fromisoformat(s) for s in self.data.get("failures", [])]
+        return [s for s in stamps if self.now - s < window]
+
+    def cooldown_until(self) -> datetime | None:
+        """This chat's pause: too many failures here, whatever the numbers."""
+        failures = self.recent_failures()
+        if len(failures) < self.settings.orders.max_failed_lookups:
+            return None
+        return self._pause_end(max(failures))
+
+    def number_paused_until(self) -> datetime | None:
+        """The pause of the number in play: too many failures on it from any chats together."""
+        tally = self.tally
+        if tally is None or tally.last_failed_at is None or tally.failures < self.settings.orders.max_failed_lookups:
+            return None
+        return self._pause_end(tally.last_failed_at)
+
+    def _pause_end(self, last_failure: datetime) -> datetime | None:
+        until = last_failure + timedelta(minutes=self.settings.orders.cooldown_minutes)
+        return until if until > self.now else None
+
+    async def lookups_allowed(self) -> bool:
+        return self.cooldown_until() is None
+
+    async def say_cooling_down(self) -> None:
+        # One text for both pauses: a paused number reads the same whether its order exists or not.
+        until = max(u for u in (self.cooldown_until(), self.number_paused_until()) if u is not None)
+        minutes = max(1, math.ceil((until - self.now).total_seconds() / 60))
+        self.say("cooling_down", minutes=minutes, until=when(until, self.settings.i18n.timezone))
+
+    async def well_formed_order(self) -> bool:
+        return re.fullmatch(self.settings.orders.number_pattern, self.order_text()) is not None
+
+    async def say_malformed_order(self) -> None:
+        self.say("order_malformed", example=self.settings.orders.number_example)
+
+    async def load_order(self) -> None:
+        if self.order is None or self.order.order_no != self.order_text():
+            self.order = await self.uow.orders.get(self.order_text())
+
+    async def order_bound_to_user(self) -> bool:
+        return self.order is not None and self.order.buyer_telegram_id == self.event.user_id
+
+    async def load_number_tally(self) -> None:
+        self.tally = await self.uow.lookups.get(self.order_text())
+
+    async def number_open(self) -> bool:
+        return self.number_paused_until() is None
+
+    async def ask_phone(self) -> None:
+        # Asked for any well-formed number not bound to this account, found or not: the answer
+        # must not tell a stranger whether an order exists.
+        self.data["pending_order"] = self.order_text()
+        self.say("ask_phone")
+
+    async def four_digits(self) -> bool:
+        text = self.event.text.strip()
+        return len(text) == 4 and text.isascii() and text.isdigit()
+
+    async def say_phone_format(self) -> None:
+        self.say("phone_format")
+
+    def pending_number(self) -> str:
+        return str(self.data.get("pending_order", ""))
+
+    async def lock_pending_number(self) -> None:
+        # Held until the update commits: chats checking digits for this number take turns, so the
+        # check below and the failure it may record are one step for the limit.
+        self.tally = await self.uow.lookups.lock(self.pending_number(), now=self.now)
+
+    async def say_number_paused(self) -> None:
+        self.data.pop("pending_order", None)
+        await self.say_cooling_down()
+
+    async def load_pending_order(self) -> None:
+        wanted = self.pending_number()
+        if self.order is None or self.order.order_no != wanted:
+            self.order = await self.uow.orders.get(wanted)
+
+    async def phone_matches(self) -> bool:
+        # Phone digits prove only an unbound order: a bound one opens for its own account alone.
+        order = self.order
+        return (order is not None and order.buyer_telegram_id is None
+                and order.buyer_phone[-4:] == self.event.text.strip())
+
+    async def say_not_found(self) -> None:
+        orders = self.settings.orders
+        self.data.setdefault("failures", []).append(self.now.isoformat())
+        window = timedelta(minutes=orders.failed_lookup_window_minutes)
+        self.tally = await self.uow.lookups.record(
+            self.pending_number(), at=self.now, window=window,
+            forget_before=self.now - max(window, timedelta(minutes=orders.cooldown_minutes)))
+        self.data.pop("pending_order", None)
+        left = orders.max_failed_lookups - max(len(self.recent_failures()), self.tally.failures)
+        if left <= 0:
+            await self.say_cooling_down()
+        else:
+            self.say("order_not_found", example=orders.number_example, left=left)
+
+    # -- claims: one open case per order, never on refunded money ------------------------------
+    async def load_claims(self, lock: bool = False) -> None:
+        """The order's open case (any reason) and refund ledger: one open case per order, and never a
+        claim on money already refunded or on its way."""
+        order_no = self.order.order_no if self.order is not None else self.data.get("order_no", "")
+        if not order_no or (self.balance is not None and not lock):
+            return
+        self.balance = await ledger.order_balance(self.uow, order_no, lock=lock,
+                                                  fallback_paid=self.order.amount if self.order else ledger.ZERO)
+        open_cases = [c for c in await self.uow.cases.for_order(order_no) if c.status in OPEN_STATUSES]
+        self.existing = open_cases[-1] if open_cases else None
+
+    async def lock_claims(self) -> None:
+        await self.draft_order()
+        await self.load_claims(lock=True)  # the ledger is read again under the order's lock before filing
+
+    async def order_closed_to_claims(self) -> bool:
+        return self.existing is not None or (self.balance is not None and self.balance.remaining <= 0)
+
+    async def say_order_closed(self) -> None:
+        case = self.existing
+        if case is None:
+            assert self.balance is not None
+            self.say("order_fully_refunded", refunded=money(self.balance.paid - self.balance.remaining))
+        elif case.user_id != self.event.user_id:
+            self.say("order_case_elsewhere")  # someone else's case: not even its number
+        else:
+            self.say("case_exists", case_no=case.case_no, status=self.t(f"status.{case.status.value}"),
+                     due=case.review_due.isoformat())
+        self.clear_draft()
