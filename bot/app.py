@@ -20,13 +20,13 @@ from bot.evidence import EvidenceIntake, EvidenceSweeper
 from bot.metrics import Metrics
 from bot.pacing import RedisLimiter
 from bot.platform import HttpGateway, ManualGateway, build_gateway, build_order_lookup
-from bot.relay import Relay
 from bot.sending import Sender
 from bot.transport import Runner
 from bot.workers.base import Sweep
 from bot.workers.desk_idle import DeskSweeper
 from bot.workers.housekeeping import Chore, Prune
 from bot.workers.refunds import RefundWorker
+from bot.workers.relay import Relay
 from bot.workers.timers import TimerSweeper
 from dialogs.clock import utcnow
 from dialogs.service import RefundService

@@ -108,7 +108,7 @@ class RelayConfig(_Section):
     idle_poll_seconds: float = Field(0.5, gt=0)
     max_backoff_seconds: float = Field(300, gt=0)
     # A call without an answer this long counts as failed for now (5xx-like); a topic being made is
-    # still waited for (bot.relay), never made twice.
+    # still waited for (bot.workers.relay), never made twice.
     send_timeout_seconds: float = Field(8, gt=0)
 
 

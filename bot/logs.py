@@ -222,7 +222,7 @@ class JsonFormatter(_RedactingFormatter):
 
 
 class TextFormatter(_RedactingFormatter):
-    """`2026-11-24 10:00:00,123 INFO bot.relay: message [case=R20261124-0001 update_id=7]`, then the
+    """`2026-11-24 10:00:00,123 INFO bot.workers.relay: message [case=R20261124-0001 update_id=7]`, then the
     traceback if any."""
 
     def format(self, record: logging.LogRecord) -> str:

@@ -207,7 +207,7 @@ class LibrarySender(ABC):
     @property
     def topic_timeout(self) -> int:
         """createForumTopic is not idempotent: its answer is waited for much longer than other calls'
-        (bot.relay waits for that one call rather than make a second topic)."""
+        (bot.workers.relay waits for that one call rather than make a second topic)."""
         return self.request_timeout * 6
 
     async def _edit(self, make: Callable[[], Awaitable[object]]) -> None:

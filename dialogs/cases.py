@@ -40,7 +40,7 @@ NEWS_STATUSES = frozenset({C.NEEDS_INFO, C.REJECTED, C.REJECTED_FINAL, C.REFUNDI
 ESCALATE = frozenset({C.SUBMITTED, C.IN_REVIEW, C.APPEALED, C.REFUND_FAILED})
 SETTLED = frozenset({C.REFUNDING, C.REFUNDED, C.REJECTED, C.REJECTED_FINAL, C.WITHDRAWN, C.CLOSED})
 
-# Moves that settle money: only `settle` (bot.refunds) fires them while an attempt is in flight, with
+# Moves that settle money: only `settle` (dialogs/refunds.py) fires them while an attempt is in flight, with
 # the gateway's (or a person's) answer for that attempt.
 SETTLING = frozenset({"confirm_refund", "fail_refund"})
 

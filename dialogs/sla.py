@@ -4,7 +4,7 @@ a deadline day ends at midnight in the configured time zone.
 
 The deadlines live on the case row, the timers in the timers table: both survive restarts. A case
 has, at any time, only the timers of the clocks its status runs (`CLOCKS`); `on_enter` drops the
-others and sets the ones it needs. A due timer is `fire`d by the sweeper (bot/scheduler.py) and does
+others and sets the ones it needs. A due timer is `fire`d by the sweeper (bot/workers/timers.py) and does
 something only if it still applies: the case may have moved on since it was set.
 """
 

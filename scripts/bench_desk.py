@@ -35,7 +35,7 @@ from aiogram.client.telegram import TelegramAPIServer
 
 from bot.aiogram_adapter.sender import AiogramSender
 from bot.config import RelayConfig
-from bot.relay import Relay
+from bot.workers.relay import Relay
 from dialogs.cases import CaseWorkflow
 from dialogs.domain import (
     Case,

@@ -1,6 +1,6 @@
 """The idle clock: an owner quiet for `idle_remind_minutes` is reminded once, and after
 `idle_release_minutes` the item goes back to the queue and the customer's chat back to the bot
-(bot/desk_sweeper.py runs it)."""
+(bot/workers/desk_idle.py runs it)."""
 
 from __future__ import annotations
 

@@ -15,8 +15,8 @@ from typing import Any
 import pytest
 
 from bot.config import RelayConfig
-from bot.relay import Relay
 from bot.sending import Sender
+from bot.workers.relay import Relay
 from dialogs.cases import CaseWorkflow
 from dialogs.domain import DeskItem, EvidenceItem, MessageLink, OutboxMessage, Verdict
 from dialogs.settings import AutoApproveSettings, CoreSettings, DeskSettings

@@ -146,10 +146,10 @@ def test_bytes_in_args_show_their_size_and_the_record_stays_as_it_was() -> None:
 
 
 def test_the_text_format_redacts_too_and_names_the_context() -> None:
-    record = logging.LogRecord("bot.relay", logging.INFO, __file__, 1, "sent to %s", ("13800001234",), None)
+    record = logging.LogRecord("bot.workers.relay", logging.INFO, __file__, 1, "sent to %s", ("13800001234",), None)
     with log_context(case=CASE, update_id=3):
         line = TextFormatter().format(record)
-    assert line.endswith(f" INFO bot.relay: sent to <phone> [case={CASE} update_id=3]")
+    assert line.endswith(f" INFO bot.workers.relay: sent to <phone> [case={CASE} update_id=3]")
 
 
 def test_configure_logging_replaces_its_own_handler_and_leaves_others_alone(root_logger: logging.Logger) -> None:

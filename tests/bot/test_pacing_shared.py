@@ -22,7 +22,7 @@ from redis.asyncio import Redis
 from bot.aiogram_adapter.sender import AiogramSender
 from bot.config import RedisConfig, RelayConfig
 from bot.pacing.shared import Busy, Grant, Limit, RedisLimiter
-from bot.relay import Relay
+from bot.workers.relay import Relay
 from sandbox import Emulator, EmulatorClient
 from storage.uow import Database
 from tests.bot.test_relay import backlog, calls, file_cases, relay

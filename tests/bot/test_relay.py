@@ -20,8 +20,8 @@ from aiogram import Bot
 from bot.aiogram_adapter.sender import AiogramSender
 from bot.config import RelayConfig
 from bot.logs import JsonFormatter
-from bot.relay import Relay
 from bot.sending import Sender
+from bot.workers.relay import Relay
 from dialogs.cases import CaseWorkflow
 from dialogs.domain import OutboxMessage
 from dialogs.settings import CoreSettings
@@ -199,11 +199,11 @@ async def test_the_relays_log_lines_name_the_case_and_the_chat(database: Databas
     stream = io.StringIO()
     handler = logging.StreamHandler(stream)
     handler.setFormatter(JsonFormatter())
-    logging.getLogger("bot.relay").addHandler(handler)
+    logging.getLogger("bot.workers.relay").addHandler(handler)
     try:
         await relay(database, sender, backoff_base=0.05).drain(until_empty=True)
     finally:
-        logging.getLogger("bot.relay").removeHandler(handler)
+        logging.getLogger("bot.workers.relay").removeHandler(handler)
     lines = [json.loads(line) for line in stream.getvalue().splitlines()]
     assert any(line["level"] == "WARNING" and line.get("case") == case_no and line.get("chat") == 542
                for line in lines), lines
@@ -343,7 +343,7 @@ from aiogram.client.session.aiohttp import AiohttpSession
 from aiogram.client.telegram import TelegramAPIServer
 from bot.aiogram_adapter.sender import AiogramSender
 from bot.config import RelayConfig
-from bot.relay import Relay
+from bot.workers.relay import Relay
 from dialogs.settings import CoreSettings
 from storage.uow import Database
 

@@ -9,8 +9,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from bot.relay import Relay
 from bot.sending import Sender
+from bot.workers.relay import Relay
 from dialogs.domain import OutboxMessage
 from dialogs.outbox import CUSTOMER_TEXT, INFO_REMINDER
 from dialogs.reach import chat_back

@@ -1,5 +1,5 @@
 """Fake repositories of what the dialog records: orders, failed lookups, cases, conversations,
-evidence, the update ledger and /agent requests. Same answers, same errors as storage.repositories."""
+evidence, the update ledger and /agent requests. Same answers, same errors as the Sqla* repositories in storage/."""
 
 from __future__ import annotations
 

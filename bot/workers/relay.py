@@ -3,20 +3,20 @@
 Loop: claim a batch of due rows under a lease (the outbox hands out only the oldest open row of each
 chat, so a chat's rows go in id order), then for each chat, one row at a time: compose it
 (dialogs.notify, in a unit of work), wait for the chat's and the global sending slot (bot.pacing), make
-one Bot API call through a `Sender` (bot.relay_calls), and confirm it in a unit of work (mark_sent, and
-the status card's message id when the row was a card; bot.relay_writes). Only then does the chat's next
+one Bot API call through a `Sender` (bot.workers.relay_calls), and confirm it in a unit of work (mark_sent, and
+the status card's message id when the row was a card; bot.workers.relay_writes). Only then does the chat's next
 row come up.
 
 Failures (the `Sender` maps its library's exceptions to bot.sending's):
 - 429: bot.pacing holds the chat, or, when the bot as a whole is flooded, everything (and no new rows
   are claimed meanwhile).
 - 5xx, timeouts, network: the chat backs off exponentially (1 s, 2 s, 4 s... up to max_backoff_seconds).
-- 403 (the user blocked the bot, the bot is out of the group): the chat is held (bot.relay_held), and
+- 403 (the user blocked the bot, the bot is out of the group): the chat is held (bot.workers.relay_held), and
   this row and every later row of it wait unsent, in order, until the chat is reopened.
 - an edit of a card that is gone: a new card is sent instead (on the chat's next slot);
   "message is not modified": delivered.
 - any other 4xx: this row is given up.
-The agents' desk (a forum group; see dialogs.notify and bot.relay_topics): a row may take several calls,
+The agents' desk (a forum group; see dialogs.notify and bot.workers.relay_topics): a row may take several calls,
 each paced like any other. A topic found gone ("message thread not found") is forgotten and the row
 composed again, which makes a new topic with a new card first.
 A wait that fits in the row's lease is waited out here; a longer one releases the row to the outbox
@@ -42,11 +42,6 @@ from typing import Any, TypeVar
 from bot.config import RelayConfig
 from bot.logs import set_log_context
 from bot.pacing import Closing, Lane, Late, Pacer, SharedLimiter
-from bot.relay_calls import another_way, call_once, timed
-from bot.relay_held import hold_chat, hold_rows_of_held_chats
-from bot.relay_rows import RelayStats, Release, Row
-from bot.relay_topics import ChatNames, DeskTopics
-from bot.relay_writes import RowWrites
 from bot.sending import (
     Blocked,
     MessageGone,
@@ -60,6 +55,11 @@ from bot.sending import (
     WrongFile,
 )
 from bot.workers.base import Sweep, owner_id
+from bot.workers.relay_calls import another_way, call_once, timed
+from bot.workers.relay_held import hold_chat, hold_rows_of_held_chats
+from bot.workers.relay_rows import RelayStats, Release, Row
+from bot.workers.relay_topics import ChatNames, DeskTopics
+from bot.workers.relay_writes import RowWrites
 from dialogs.clock import Clock, utcnow
 from dialogs.domain import Delivery
 from dialogs.notify import Notice, Sent, compose, topic_gone
@@ -400,7 +400,7 @@ class Relay(Sweep[Delivery]):
         self.stats.given_up += len(deliveries)
 
     async def _blocked(self, target: _Target, exc: Blocked) -> None:
-        """403: record the chat as held and hold this row and the chat's other rows here (bot.relay_held);
+        """403: record the chat as held and hold this row and the chat's other rows here (bot.workers.relay_held);
         its later rows in the outbox wait behind them. All go out, in order, once the chat is reopened."""
         deliveries = [row.delivery for row in target.queue]
         await hold_chat(self.uow, target.chat_id, deliveries, exc.description, self.wall_clock, self.settings)

@@ -16,8 +16,8 @@ from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from bot.relay_rows import Row
 from bot.sending import Sender
+from bot.workers.relay_rows import Row
 from dialogs.clock import Clock
 from dialogs.notify import topic_created
 

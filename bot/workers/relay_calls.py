@@ -9,8 +9,8 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
-from bot.relay_rows import Row
 from bot.sending import MessageGone, NotModified, NotText, Rejected, Sender, SendError, Transient, WrongFile
+from bot.workers.relay_rows import Row
 from dialogs.notify import Notice, Sent
 
 log = logging.getLogger(__name__)

@@ -47,7 +47,7 @@ class RelayStats:
 
 @dataclass
 class Row:
-    """A claimed row and what its calls so far have shown (see bot.relay_calls for the ways to try)."""
+    """A claimed row and what its calls so far have shown (see bot.workers.relay_calls for the ways to try)."""
 
     delivery: Delivery
     lease_end: float  # monotonic: start no call after lease_end - margin
@@ -57,7 +57,7 @@ class Row:
     force_new: bool = False  # the card to edit is gone: send a new one
     rounds: int = 0  # compositions after the first (a prelude delivered, a topic found gone)
     recreating: bool = False  # the item's topic was found gone: the next one made replaces it
-    album_mode: int = 0  # index into bot.relay_calls.ALBUM_MODES
+    album_mode: int = 0  # index into bot.workers.relay_calls.ALBUM_MODES
     caption_edit: bool = False  # the copy to edit has no text: edit its caption
     topic_task: asyncio.Task[int] | None = None  # this row's createForumTopic, until its answer is used
 
