@@ -8,19 +8,16 @@ The rows below join the conversation's state table; the callbacks are mixed into
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from dialogs.cases import CaseWorkflow
-from dialogs.domain import Case, CaseStatus, Conversation, OutboxMessage
-from dialogs.io import Button, Event, Reply
+from dialogs.dialog_part import DialogPart
+from dialogs.domain import Case, CaseStatus, OutboxMessage
+from dialogs.io import Button
 from dialogs.lifecycle import ForbiddenTransition
 from dialogs.notify import APPEALABLE, INFO_ADDABLE, RATEABLE, WITHDRAWABLE
 from dialogs.outbox import CASE_CARD
-from dialogs.ports import UnitOfWork
-from dialogs.settings import CoreSettings
 from dialogs.steps import Step
-from dialogs.texts import Texts
 
 S = Step
 
@@ -74,31 +71,13 @@ def parse_card_token(token: str) -> tuple[str, str] | None:
     return case_no, action
 
 
-class CaseActions:
+class CaseActions(DialogPart):
     """Callbacks of the case-action rows; mixed into dialogs.conversation.Dialog."""
-
-    conv: Conversation
-    event: Event
-    uow: UnitOfWork
-    settings: CoreSettings
-    t: Texts
-    now: datetime
-    replies: list[Reply]
-    outbox: list[OutboxMessage]
-    evidence_count: int
-    _evidence_problem: str | None
 
     state: str
     workflow: CaseWorkflow
 
     if TYPE_CHECKING:  # provided by Dialog
-        @property
-        def data(self) -> dict[str, Any]: ...
-        def say(self, key: str, buttons: tuple[tuple[Button, ...], ...] = (), **kw: Any) -> None: ...
-        def new_nonce(self) -> str: ...
-        def button(self, key: str, action: str, **kw: Any) -> Button: ...
-        def clear_draft(self) -> None: ...
-        def start_draft(self) -> None: ...
         def evidence_limits(self) -> dict[str, Any]: ...
         async def count_evidence(self) -> None: ...
 

@@ -10,36 +10,24 @@ from __future__ import annotations
 import math
 import re
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from dialogs import ledger
-from dialogs.domain import OPEN_STATUSES, Case, Conversation, Order
-from dialogs.io import Button, Event
-from dialogs.ports import LookupTally, UnitOfWork
-from dialogs.settings import CoreSettings
-from dialogs.texts import Texts, money, when
+from dialogs.dialog_part import DialogPart
+from dialogs.domain import OPEN_STATUSES, Case, Order
+from dialogs.ports import LookupTally
+from dialogs.texts import money, when
 
 
-class OrderClaims:
+class OrderClaims(DialogPart):
     """Callbacks of the lookup, ownership and claim rows; mixed into dialogs.conversation.Dialog."""
 
-    conv: Conversation
-    event: Event
-    uow: UnitOfWork
-    settings: CoreSettings
-    t: Texts
-    now: datetime
     order: Order | None
     tally: LookupTally | None
     existing: Case | None
     balance: ledger.Balance | None
 
     if TYPE_CHECKING:  # provided by Dialog
-        @property
-        def data(self) -> dict[str, Any]: ...
-        def say(self, key: str, buttons: tuple[tuple[Button, ...], ...] = (), **kw: Any) -> None: ...
-        def clear_draft(self) -> None: ...
-        def start_draft(self) -> None: ...
         async def draft_order(self) -> Order | None: ...
 
     # -- lookup, cool-downs and ownership ------------------------------------------------------

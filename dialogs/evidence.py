@@ -9,29 +9,15 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from dialogs.dialog_part import DialogPart
 from dialogs.domain import EvidenceItem, Reason
-from dialogs.io import Button, Event
-from dialogs.ports import UnitOfWork
-from dialogs.settings import CoreSettings
-from dialogs.texts import Texts
+from dialogs.io import Button
 
 
-class EvidenceIntake:
+class EvidenceIntake(DialogPart):
     """Callbacks of the evidence rows; mixed into dialogs.conversation.Dialog."""
 
-    event: Event
-    uow: UnitOfWork
-    settings: CoreSettings
-    t: Texts
-    evidence_count: int
-    _evidence_problem: str | None
-
     if TYPE_CHECKING:  # provided by Dialog
-        @property
-        def data(self) -> dict[str, Any]: ...
-        def say(self, key: str, buttons: tuple[tuple[Button, ...], ...] = (), **kw: Any) -> None: ...
-        def new_nonce(self) -> str: ...
-        def button(self, key: str, action: str, **kw: Any) -> Button: ...
         def chosen_reason(self) -> Reason: ...
 
     def evidence_prompt_buttons(self) -> tuple[tuple[Button, ...], ...]:
