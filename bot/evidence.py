@@ -15,11 +15,12 @@ import os
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 
 from PIL import Image, UnidentifiedImageError
 
+from dialogs.clock import Clock, utcnow
 from dialogs.io import FileInspection, FileRef
 from dialogs.ports import UnitOfWorkFactory
 from dialogs.settings import PolicySettings
@@ -110,7 +111,7 @@ class EvidenceSweeper:
     Files younger than `grace` stay too: they may belong to an update whose row is not committed yet."""
 
     def __init__(self, uow: UnitOfWorkFactory, directory: str | Path, draft_age: timedelta,
-                 grace: timedelta = timedelta(hours=1), clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+                 grace: timedelta = timedelta(hours=1), clock: Clock = utcnow,
                  wall: Callable[[], float] = time.time) -> None:
         self.uow, self.directory, self.draft_age, self.grace = uow, Path(directory), draft_age, grace
         self.clock, self.wall = clock, wall

@@ -10,12 +10,8 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
+from dialogs.clock import utcnow
 from dialogs.io import Event, EventKind, FileRef
-
-
-def _now() -> datetime:
-    return datetime.now(UTC)
-
 
 # What a person sends besides text, photos and documents: a desk copies it, the dialog hints. A
 # message with none of these (nor text, photo, document) is a service message: a topic was created,
@@ -44,7 +40,7 @@ def _reply_to(message: Any) -> int | None:
 
 def from_message(message: Any, update_id: int, *, edited: bool = False) -> Event:
     user = message.from_user
-    at = (_when(message.edit_date) if edited else None) or _when(message.date) or _now()
+    at = (_when(message.edit_date) if edited else None) or _when(message.date) or utcnow()
     base = {
         "update_id": update_id,
         "chat_id": message.chat.id,
@@ -97,7 +93,7 @@ def from_member_update(updated: Any, update_id: int) -> Event:
         chat_id=updated.chat.id,
         user_id=updated.from_user.id,
         kind=EventKind.MEMBER,
-        at=_when(updated.date) or _now(),
+        at=_when(updated.date) or utcnow(),
         text=str(updated.new_chat_member.status),
         private=updated.chat.type == "private",
     )
@@ -114,7 +110,7 @@ def from_callback(query: Any, update_id: int) -> Event:
         chat_id=chat_id,
         user_id=query.from_user.id,
         kind=EventKind.BUTTON,
-        at=_now(),
+        at=utcnow(),
         text=query.data or "",
         language_code=query.from_user.language_code,
         user_name=query.from_user.full_name,
