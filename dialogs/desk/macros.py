@@ -38,7 +38,7 @@ class Macros(DeskBase):
             return
         macro = self._macro_named(key)
         if macro is None:
-            await self._answer(uow, turn, "desk.macro.unknown", {"key": key})
+            await self._answer(uow, turn, "desk.macro.unknown", {"name": key})
             return
         await self._lock(uow, item)
         item = await uow.desk.get(item.key) or item
@@ -52,7 +52,7 @@ class Macros(DeskBase):
         missing = sorted(name for name in placeholders(template) if not values.get(name))
         if missing:
             await self._answer(uow, turn, "desk.macro.missing",
-                               {"key": macro.key, "missing": ", ".join(f"{{{n}}}" for n in missing)})
+                               {"name": macro.key, "missing": ", ".join(f"{{{n}}}" for n in missing)})
             return
         text = template.format(**values)
         stamp = f"u{turn.event.update_id}"
@@ -61,7 +61,7 @@ class Macros(DeskBase):
         await self._queue(uow, CUSTOMER_TEXT, item.chat_id, f"desk:{item.key}:macro:{stamp}",
                           {"text_key": "desk.macro.to_customer", "params": {"text": text}, "locale": locale},
                           turn.now)
-        await self._answer(uow, turn, "desk.macro.sent", {"key": macro.key, "text": text})
+        await self._answer(uow, turn, "desk.macro.sent", {"name": macro.key, "text": text})
 
     async def _macro_values(self, uow: UnitOfWork, item: DeskItem, locale: str) -> dict[str, str]:
         """The facts a macro may name; a request without a case has only the agent's alias."""
