@@ -13,7 +13,7 @@ from bot.config import AppConfig
 from dialogs.outbox import CUSTOMER_TEXT
 from dialogs.settings import FaqEntry, HoursSettings, Macro
 from dialogs.texts import Texts
-from tests.e2e.conftest import Control, Customer, texts
+from tests.e2e.conftest import Control, texts
 from tests.e2e.test_case_aftercare import eventually
 from tests.e2e.test_desk_actions import (
     AGENT,
