@@ -12,6 +12,7 @@ from dialogs.settings import CoreSettings, DeskSettings, FaqEntry, HoursSettings
 from dialogs.steps import Step
 from dialogs.texts import Texts
 from tests.dialogs.customer import NUMBER, ZH, Customer, service, with_case, with_order
+from tests.dialogs.test_case_actions import REASON, press
 from tests.dialogs.test_conversation import describing
 from tests.fakes import FakeDatabase
 
@@ -107,3 +108,14 @@ async def test_a_case_filed_off_hours_for_a_person_says_when_the_desk_opens(data
     assert filed.step == Step.IDLE
     [text] = customer.texts()
     assert text.startswith("退款申请") and text.endswith(CLOSED)
+
+
+async def test_an_appeal_sent_off_hours_says_when_the_desk_opens(database: FakeDatabase) -> None:
+    await with_case(database, CaseStatus.REJECTED)
+    customer = Customer(service(database, OFFICE, at=SATURDAY_NIGHT))
+    await customer.presses(press("appeal"))
+    await customer.says(REASON)
+    await customer.photo("AQAD7")
+    await customer.presses(customer.button("appeal_done"))
+    [text] = customer.texts()
+    assert text.startswith("申诉已提交") and text.endswith(CLOSED)
