@@ -15,6 +15,7 @@ from dialogs.settings import (
     AutoApproveSettings,
     CoreSettings,
     DeskSettings,
+    FaqEntry,
     I18nSettings,
     OrderSettings,
     PolicySettings,
@@ -171,6 +172,7 @@ class AppConfig(_Section):
     sla: SlaSettings = SlaSettings()
     auto_approve: AutoApproveSettings = AutoApproveSettings()
     desk: DeskSettings = DeskSettings()
+    faq: tuple[FaqEntry, ...] = ()
     relay: RelayConfig = RelayConfig()
     redis: RedisConfig = RedisConfig()
     platform: PlatformConfig = PlatformConfig()
@@ -179,7 +181,7 @@ class AppConfig(_Section):
     @property
     def core(self) -> CoreSettings:
         return CoreSettings(orders=self.orders, policy=self.policy, i18n=self.i18n, sla=self.sla,
-                            auto_approve=self.auto_approve, desk=self.desk)
+                            auto_approve=self.auto_approve, desk=self.desk, faq=self.faq)
 
 
 def describe_errors(exc: ValidationError) -> str:
