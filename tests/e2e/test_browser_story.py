@@ -80,7 +80,8 @@ def sandbox(tmp_path: Path, framework: str) -> Iterator[Sandbox]:
         stop = asyncio.Event()
         stop_box.append((asyncio.get_running_loop(), stop))
         try:
-            async with Emulator(host=config.sandbox.host, port=config.sandbox.port) as emulator:
+            async with Emulator(host=config.sandbox.host, port=config.sandbox.port,
+                                timezone=config.i18n.timezone) as emulator:
                 staged = await stage_sandbox(emulator.base_url, config)
                 async with running_bot(staged, SANDBOX_TOKEN, emulator.base_url) as running:
                     await seed_demo_orders(running.database)
