@@ -37,10 +37,8 @@ function applyPageTexts() {
   document.documentElement.lang = view.lang === "zh" ? "zh-Hans" : "en";
   document.title = t("title");
   for (const el of document.querySelectorAll("[data-i18n]")) el.textContent = t(el.dataset.i18n);
-  for (const [attr, data] of [["placeholder", "i18nPlaceholder"], ["title", "i18nTitle"], ["aria-label", "i18nAriaLabel"]]) {
-    for (const el of document.querySelectorAll(`[data-${attr === "aria-label" ? "i18n-aria-label" : "i18n-" + attr}]`)) {
-      el.setAttribute(attr, t(el.dataset[data]));
-    }
+  for (const [attr, key] of [["placeholder", "i18nPlaceholder"], ["title", "i18nTitle"], ["aria-label", "i18nAriaLabel"]]) {
+    for (const el of document.querySelectorAll(`[data-i18n-${attr}]`)) el.setAttribute(attr, t(el.dataset[key]));
   }
   for (const b of document.querySelectorAll("#lang-toggle button")) {
     b.setAttribute("aria-pressed", String(pageLangOf(b.dataset.lang) === view.lang));
