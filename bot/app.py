@@ -273,7 +273,9 @@ async def run(config: AppConfig, stop: asyncio.Event, announce: Callable[[str], 
 
     from sandbox.server import Emulator
 
-    async with Emulator(host=config.sandbox.host, port=config.sandbox.port) as emulator:
+    # The page shows times in the platform's zone, as the bot's own texts do.
+    async with Emulator(host=config.sandbox.host, port=config.sandbox.port,
+                        timezone=config.i18n.timezone) as emulator:
         config = await stage_sandbox(emulator.base_url, config)
         async with running_bot(config, SANDBOX_TOKEN, emulator.base_url) as running:
             count = await seed_demo_orders(running.database) if config.sandbox.demo_orders else 0
