@@ -92,7 +92,7 @@ def labels(locale: str) -> dict[str, object]:
     }
 
 
-def dashboard_page(locale: str, *, who: str, days: int, timezone: str) -> str:
+def dashboard_page(locale: str, *, signed_in: str, days: int, timezone: str) -> str:
     t = Texts(locale)
     choices = sorted(set(DAY_CHOICES) | {days})
     options = "".join(f'<option value="{d}"{" selected" if d == days else ""}>{escape(t("dash.days", days=d))}</option>'
@@ -101,7 +101,7 @@ def dashboard_page(locale: str, *, who: str, days: int, timezone: str) -> str:
     data = json.dumps(labels(locale), ensure_ascii=False).replace("</", "<\\/")
     return _fill("page.html", lang=locale, other_lang=_other(locale), title=escape(t("dash.title")),
                  period=escape(t("dash.period")), day_options=options, days=str(days),
-                 signed_in_as=escape(t("dash.signed_in_as", who=who)), switch_lang=escape(t("dash.switch_lang")),
+                 signed_in_as=escape(signed_in), switch_lang=escape(t("dash.switch_lang")),
                  sign_out=escape(t("dash.sign_out")), loading=escape(t("dash.loading")),
                  timezone_note=escape(t("dash.timezone", timezone=timezone)), chart_open=escape(t("dash.chart.open")),
                  chart_missed=escape(t("dash.chart.missed")), chart_refunds=escape(t("dash.chart.refunds")),

@@ -112,13 +112,14 @@ class Dashboard:
         found = self.session(request)
         if found is None:
             return self._login(request, locale)
-        who = Texts(locale)("dash.password_user") if found.subject == PASSWORD_USER else \
-            self.desk.alias(int(found.subject), locale)
+        t = Texts(locale)
+        signed_in = t("dash.signed_in_password") if found.subject == PASSWORD_USER else \
+            t("dash.signed_in_as", who=self.desk.alias(int(found.subject), locale))
         try:
             days = parse_days(request.query.get("days"), self.settings.default_days)
         except ValueError:
             days = self.settings.default_days
-        return self._html(page.dashboard_page(locale, who=who, days=days, timezone=self.timezone))
+        return self._html(page.dashboard_page(locale, signed_in=signed_in, days=days, timezone=self.timezone))
 
     async def password_login(self, request: web.Request) -> web.Response:
         locale = page.pick_locale(request)
@@ -187,6 +188,13 @@ def _utc(seconds: float) -> datetime:
     return datetime.fromtimestamp(seconds, UTC)
 
 
+def agent_name(desk: DeskSettings, agent_id: int, locale: str) -> str:
+    """The desk alias of current staff; someone no longer on the desk by id (an alias would be a guess)."""
+    if desk.is_agent(agent_id):
+        return desk.alias(agent_id, locale)
+    return Texts(locale)("dash.agent_id", id=agent_id)
+
+
 def stats_json(stats: DashboardStats, desk: DeskSettings, locale: str) -> dict[str, Any]:
     return {
         "timezone": stats.timezone,
@@ -197,5 +205,5 @@ def stats_json(stats: DashboardStats, desk: DeskSettings, locale: str) -> dict[s
         "refund_counts": stats.refund_counts,
         "rating_average": stats.rating_average,
         "rating_counts": stats.rating_counts,
-        "agents": [{**asdict(load), "name": desk.alias(load.agent_id, locale)} for load in stats.agents],
+        "agents": [{**asdict(load), "name": agent_name(desk, load.agent_id, locale)} for load in stats.agents],
     }

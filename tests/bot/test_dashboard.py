@@ -184,3 +184,17 @@ async def test_the_sign_in_page_follows_accept_language_and_the_lang_toggle(clie
     toggled = await (await client.get("/dashboard?lang=zh_CN", headers={"Accept-Language": "en"})).text()
     assert "主管登录" in chinese and "Supervisor sign-in" in english and "主管登录" in toggled
     assert 'data-telegram-login="refund_test_bot"' in english
+
+
+async def test_agents_show_by_their_desk_alias_and_former_staff_by_id(
+        client: TestClient[Any, Any], database: Database) -> None:
+    from datetime import UTC, datetime
+
+    async with database.uow() as uow:
+        for actor in (AGENT, 777):
+            await uow.desk.audit(actor_id=actor, key="R1", action="take", allowed=True,
+                                 at=datetime.fromtimestamp(NOW - 3600, UTC), detail="")
+        await uow.commit()
+    await sign_in(client)
+    agents = (await (await client.get("/dashboard/data?days=1&lang=zh_CN")).json())["agents"]
+    assert [(a["name"], a["taken"]) for a in agents] == [("客服1号", 1), ("客服 ID 777", 1)]
