@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from dialogs.settings import (
     AutoApproveSettings,
     CoreSettings,
+    DashboardSettings,
     DeskSettings,
     FaqEntry,
     I18nSettings,
@@ -36,6 +37,7 @@ ENV_OVERRIDES = {
     "REFUNDBOT_DATABASE_URL": ("database", "url"),
     "REFUNDBOT_PLATFORM_SECRET": ("platform", "secret"),
     "REFUNDBOT_REDIS_URL": ("redis", "url"),  # may carry a password
+    "REFUNDBOT_DASHBOARD_PASSWORD": ("dashboard", "password"),
 }
 
 
@@ -177,6 +179,7 @@ class AppConfig(_Section):
     redis: RedisConfig = RedisConfig()
     platform: PlatformConfig = PlatformConfig()
     log: LogConfig = LogConfig()
+    dashboard: DashboardSettings = DashboardSettings()
 
     @property
     def core(self) -> CoreSettings:

@@ -282,3 +282,18 @@ class CoreSettings(_Frozen):
     auto_approve: AutoApproveSettings = AutoApproveSettings()
     desk: DeskSettings = DeskSettings()
     faq: tuple[FaqEntry, ...] = ()
+
+
+class DashboardSettings(_Frozen):
+    """The supervisors' web dashboard (/dashboard on the bot's web app; bot/dashboard)."""
+
+    # A shared password (env REFUNDBOT_DASHBOARD_PASSWORD); "" = no password sign-in. With no password
+    # and no Telegram sign-in (bot_username and a real token) the dashboard answers 404.
+    password: str = ""
+    # The bot's @username without the @: shows Telegram's Login Widget (the domain set with /setdomain).
+    bot_username: str = ""
+    session_hours: float = Field(12, gt=0, le=24 * 30)
+    # Wrong passwords from one address within the window before it has to wait out the window.
+    max_attempts: int = Field(5, ge=1)
+    attempt_window_minutes: float = Field(15, gt=0)
+    default_days: int = Field(30, ge=1, le=366)
