@@ -192,7 +192,7 @@ def card_text(facts: CardFacts, desk: DeskSettings, t: Texts, timezone: str) -> 
             lines.append(deadline)
     if owner := _owner_line(item, names, desk, t):
         lines.append(owner)
-    if facts.pending is not None and item.closed_at is None:
+    if facts.pending is not None and item.closed_at is None and case is not None and case.status in DECIDABLE:
         amount, agent = facts.pending
         lines.append(t("dk.card.pending", amount=money(amount), alias=desk.alias(agent, t.locale)))
     if item.closed_at is not None:

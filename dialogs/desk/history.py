@@ -19,7 +19,7 @@ from dialogs.texts import Texts, money
 
 FILED = "filed"  # the case's first event: it has no status before
 
-# Event name -> the catalog id of its phrase (dk.ev.* in desk_cards.po). Each phrase takes {actor};
+# Event name -> the catalog id of its phrase (dk.ev.* in desk_words.po). Each phrase takes {actor};
 # a desk action's detail fills its other fields (see _DETAILS).
 PHRASES: dict[str, str] = {
     FILED: "dk.ev.filed",
@@ -46,6 +46,7 @@ PHRASES: dict[str, str] = {
     "note": "dk.ev.note",
     "approve_request": "dk.ev.approve_request",
     "idle_release": "dk.ev.idle_release",
+    "macro": "dk.ev.macro",  # dialogs.desk.macros: the macro's key
 }
 
 
@@ -79,6 +80,7 @@ _DETAILS: dict[str, Callable[[str], dict[str, str]]] = {
     "note": lambda detail: {"text": detail},
     "approve_request": _amount,
     "idle_release": _minutes,
+    "macro": lambda detail: {"macro": detail},
 }
 
 # The core's own notes (in English, for auditors) that the phrase says already: what is left of them

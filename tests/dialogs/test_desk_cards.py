@@ -155,7 +155,10 @@ def test_while_a_confirmation_is_pending_the_card_offers_confirm_and_no_decision
 
 
 def test_a_request_left_over_from_a_case_decided_since_offers_no_confirm() -> None:
-    assert tokens(item(), C.WITHDRAWN, (Decimal("800.00"), 7001)) == ["take", "note"]
+    pending = (Decimal("800.00"), 7001)
+    assert tokens(item(), C.WITHDRAWN, pending) == ["take", "note"]
+    facts = CardFacts(item(), case(status=C.WITHDRAWN), make_order(), (), pending, {})
+    assert "待主管确认" not in card_text(facts, DESK, ZH, TZ)
 
 
 def test_an_owned_item_offers_release_instead_of_take() -> None:
@@ -245,6 +248,7 @@ def event(note: str = "", before: str | None = "in_review", after: str = "in_rev
     (event("release: owner was 7002"), "小周 交还，退款单回到队列", "小周 handed it back to the queue"),
     (event("idle_release: quiet for 21 min"), "小周 21 分钟未回复，退款单自动回到队列",
      "小周 was quiet for 21 min; back to the queue"),
+    (event("macro: refund_eta"), "小周 发送快捷回复「refund_eta」", "小周 sent the macro “refund_eta”"),
     (event("退款 ¥30.00", after="approved"), "小周 审核通过：退款 ¥30.00", "小周 approved it: 退款 ¥30.00"),
     (event("auto-approved by rule CARD_DEFECT_IN_WINDOW", "submitted", "approved", "system"),
      "系统 按规则自动通过：CARD_DEFECT_IN_WINDOW", "System approved it by rule: CARD_DEFECT_IN_WINDOW"),
@@ -291,7 +295,7 @@ def test_every_event_the_lifecycle_and_the_desk_can_record_has_words(locale: str
     t = Texts(locale)
     for name in {FILED, *TRIGGERS, *actions}:
         assert name in PHRASES, f"{name} has no phrase in dialogs/desk/history.py PHRASES"
-        words = t(PHRASES[name], actor="A", amount="¥1", text="x", minutes="5")
+        words = t(PHRASES[name], actor="A", amount="¥1", text="x", minutes="5", macro="m")
         assert words.startswith("A ") and "{" not in words, (locale, name)
 
 
