@@ -108,17 +108,23 @@ def event_name(event: CaseEventRecord) -> tuple[str, str]:
     return trigger, found.groupdict().get("rest") or ""
 
 
+def _clip(text: str, limit: int) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: max(0, limit - 1)] + "…"
+
+
 def event_words(event: CaseEventRecord, actor: str, t: Texts, note_max: int) -> str:
     """What happened, in the desk's language: who did what (and the note, shortened to note_max)."""
     name, detail = event_name(event)
-    detail = " ".join(detail.split())
-    clipped = detail if len(detail) <= note_max else detail[: max(0, note_max - 1)] + "…"
     phrase = PHRASES.get(name)
     if phrase is None:  # not one of ours: what the record says, plainly
+        note = _clip(event.note, note_max)
         if event.from_status == event.to_status:
-            return t("dk.card.event_action", note=clipped, actor=actor)
-        return t("dk.card.event", before=t(f"status.{event.from_status}", default=event.from_status or ""),
-                 after=t(f"status.{event.to_status}", default=event.to_status), actor=actor)
+            return t("dk.card.event_action", note=note, actor=actor)
+        return (t("dk.card.event", before=t(f"status.{event.from_status}", default=event.from_status or ""),
+                  after=t(f"status.{event.to_status}", default=event.to_status), actor=actor)
+                + (t("dk.card.event_note", note=note) if note else ""))
+    clipped = _clip(detail, note_max)
     if event.from_status == event.to_status:  # a desk action: its detail fills the phrase, or is not for the card
         fields = _DETAILS.get(name)
         return t(phrase, actor=actor, **(fields(clipped) if fields else {}))

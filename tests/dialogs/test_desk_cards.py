@@ -266,9 +266,13 @@ def test_each_history_event_reads_as_who_did_what(record: CaseEventRecord, zh: s
     assert event_words(record, actor_label(record.actor, DESK, EN), EN, 80) == en
 
 
-def test_a_move_the_lifecycle_does_not_know_still_shows_its_statuses() -> None:
-    record = event(before="refunded", after="submitted", actor="system")
-    assert event_words(record, "系统", ZH, 80) == "已退款 → 已提交 · 系统"
+def test_a_move_the_lifecycle_does_not_know_still_shows_its_statuses_and_note() -> None:
+    record = event("手工修正", before="refunded", after="submitted", actor="system")
+    assert event_words(record, "系统", ZH, 80) == "已退款 → 已提交 · 系统：手工修正"
+
+
+def test_a_desk_action_without_words_shows_what_was_recorded() -> None:
+    assert event_words(event("escalate: to finance"), "小周", ZH, 80) == "escalate: to finance · 小周"
 
 
 def test_the_cards_history_names_no_raw_event() -> None:
