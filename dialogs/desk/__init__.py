@@ -12,6 +12,7 @@ One room per concern:
 - base.py       what they share: answers, outbox rows, the audit, the lock order
 - cards.py      the desk card's text and buttons, a topic's name, quoted batches (rendered by
                 dialogs.notify when the relay sends a desk row)
+- history.py    the card's history in words: a phrase for every event the lifecycle and the desk record
 """
 
 from dialogs.desk.auth import OWNER_ACTIONS, Refusal, refusal

@@ -13,6 +13,7 @@ from typing import Any
 
 from dialogs.cases import CaseWorkflow
 from dialogs.desk.auth import Refusal
+from dialogs.desk.cards import person_label
 from dialogs.domain import DeskItem, OutboxMessage
 from dialogs.io import Event, EventKind, Reply
 from dialogs.outbox import CUSTOMER_TEXT, DESK_CARD, DESK_TEXT
@@ -99,9 +100,8 @@ class DeskBase:
                           {"text_key": text_key, "params": params, "locale": locale}, now)
 
     def label(self, agent_id: int, name: str = "") -> str:
-        """How agents see one of themselves in the topic: the alias, and the name when known."""
-        alias = self.desk.alias(agent_id, self.t.locale)
-        return f"{alias} ({name})" if name else alias
+        """How agents see one of themselves in the topic: the alias, and their Telegram name when it differs."""
+        return person_label(self.desk.alias(agent_id, self.t.locale), name)
 
     @staticmethod
     async def _record(uow: UnitOfWork, actor_id: int, item: DeskItem, action: str, at: datetime,

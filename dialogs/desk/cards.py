@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 
 from dialogs.desk.commands import desk_token
+from dialogs.desk.history import event_words
 from dialogs.domain import Case, CaseStatus, DeskItem, Order
 from dialogs.io import Button
 from dialogs.ledger import Balance
@@ -62,14 +63,40 @@ def customer_label(item: DeskItem, names: Mapping[int, str] | None) -> str:
     return name or str(item.chat_id)
 
 
+def short_money(amount: Decimal) -> str:
+    """'¥648' for a whole amount, '¥648.50' otherwise: a topic's name is read at a glance."""
+    return f"¥{amount:.0f}" if amount == amount.to_integral_value() else money(amount)
+
+
+def short_case_no(case_no: str) -> str:
+    """'R20261124-0006' -> 'R…0006': the day's running number tells cases apart in a topic list (the
+    card in the topic has the whole number)."""
+    head, dash, number = case_no.partition("-")
+    return f"{head[:1]}…{number}" if dash and head and number else case_no
+
+
 def topic_name(item: DeskItem, case: Case | None, names: Mapping[int, str] | None, t: Texts) -> str:
-    """'R20261124-0001 · 卡密无效 · ¥50.00', or '客服请求 · 张三' for a request without a case."""
-    if case is not None:
-        name = t("dk.topic.case", case_no=case.case_no, reason=t(f"reason.{case.reason.value}"),
-                 amount=money(case.amount))
-    else:
-        name = t("dk.topic.request", customer=customer_label(item, names))
-    return clip(name, TOPIC_NAME_MAX)
+    """'¥648 卡密无效 · R…0006' (amount, reason, case number: what an agent scans a topic list for), or
+    '客服请求 · 张三' for a request without a case. Within Telegram's 128 characters: a name too long loses
+    the case number first, then the end of the reason; the amount always stays."""
+    if case is None:
+        return clip(t("dk.topic.request", customer=customer_label(item, names)), TOPIC_NAME_MAX)
+    amount, reason = short_money(case.amount), t(f"reason.{case.reason.value}")
+    name = t("dk.topic.case", amount=amount, reason=reason, case_no=short_case_no(case.case_no))
+    if len(name) <= TOPIC_NAME_MAX:
+        return name
+    room = TOPIC_NAME_MAX - len(t("dk.topic.case_short", amount=amount, reason=""))
+    return t("dk.topic.case_short", amount=amount, reason=clip(reason, room))
+
+
+def same_name(name: str, alias: str) -> bool:
+    """Whether a Telegram name says no more than the alias (then a person is named once)."""
+    return " ".join(name.split()).casefold() == " ".join(alias.split()).casefold()
+
+
+def person_label(alias: str, name: str) -> str:
+    """How agents see one of themselves in the topic: the alias, and the Telegram name when it differs."""
+    return f"{alias} ({name})" if name and not same_name(name, alias) else alias
 
 
 def names_wanted(item: DeskItem, names: Mapping[int, str] | None) -> tuple[int, ...]:
@@ -79,11 +106,13 @@ def names_wanted(item: DeskItem, names: Mapping[int, str] | None) -> tuple[int, 
     return tuple(dict.fromkeys(i for i in wanted if i not in known))
 
 
-def _actor(actor: str, desk: DeskSettings, t: Texts) -> str:
+def actor_label(actor: str, desk: DeskSettings, t: Texts) -> str:
     """'agent:42' -> the agent's alias; 'customer', 'system', 'platform' -> their word."""
     kind, _, rest = actor.partition(":")
     if kind == "agent" and rest.lstrip("-").isdigit():
         return desk.alias(int(rest), t.locale)
+    if kind == "cli" and rest:
+        return t("dk.actor.cli", name=rest)
     return t(f"dk.actor.{kind}", default=actor)
 
 
@@ -125,17 +154,8 @@ def _ledger_lines(facts: CardFacts, t: Texts) -> list[str]:
 def _history_lines(history: Sequence[CaseEventRecord], desk: DeskSettings, t: Texts, timezone: str) -> list[str]:
     lines = [t("dk.card.history")]
     for event in history:
-        note = clip(" ".join(event.note.split()), NOTE_MAX)
-        if event.from_status == event.to_status:  # a desk action that moved nothing (take, note...)
-            lines.append(t("dk.card.event_action", at=when(event.at, timezone)[5:], note=note,
-                           actor=_actor(event.actor, desk, t)))
-            continue
-        lines.append(t("dk.card.event" if event.from_status else "dk.card.event_first",
-                       at=when(event.at, timezone)[5:],  # MM-DD HH:MM
-                       before=t(f"status.{event.from_status}", default=event.from_status or ""),
-                       after=t(f"status.{event.to_status}", default=event.to_status),
-                       actor=_actor(event.actor, desk, t))
-                     + (t("dk.card.event_note", note=note) if note else ""))
+        lines.append(t("dk.card.event_line", at=when(event.at, timezone)[5:],  # MM-DD HH:MM
+                       what=event_words(event, actor_label(event.actor, desk, t), t, NOTE_MAX)))
     return lines
 
 
@@ -144,9 +164,10 @@ def _owner_line(item: DeskItem, names: Mapping[int, str] | None, desk: DeskSetti
         return ""
     if item.owner_id is None:
         return t("dk.card.unowned")
+    alias = desk.alias(item.owner_id, t.locale)
     name = (names or {}).get(item.owner_id) or ""
-    who = f"{name} · {item.owner_id}" if name else str(item.owner_id)
-    return t("dk.card.owner", alias=desk.alias(item.owner_id, t.locale), who=who)
+    who = f"{name} · {item.owner_id}" if name and not same_name(name, alias) else str(item.owner_id)
+    return t("dk.card.owner", alias=alias, who=who)
 
 
 def card_text(facts: CardFacts, desk: DeskSettings, t: Texts, timezone: str) -> str:
@@ -171,7 +192,7 @@ def card_text(facts: CardFacts, desk: DeskSettings, t: Texts, timezone: str) -> 
             lines.append(deadline)
     if owner := _owner_line(item, names, desk, t):
         lines.append(owner)
-    if facts.pending is not None and item.closed_at is None:
+    if facts.pending is not None and item.closed_at is None and case is not None and case.status in DECIDABLE:
         amount, agent = facts.pending
         lines.append(t("dk.card.pending", amount=money(amount), alias=desk.alias(agent, t.locale)))
     if item.closed_at is not None:
@@ -189,18 +210,20 @@ def card_text(facts: CardFacts, desk: DeskSettings, t: Texts, timezone: str) -> 
 
 def card_buttons(item: DeskItem, case: Case | None, pending: tuple[Decimal, int] | None, t: Texts) -> Buttons:
     """The card's main buttons: Take over (or Release when owned), Approve / Reject / Ask for more while
-    the case can be decided, Confirm while an approval waits for a supervisor, Note. None once closed."""
+    the case can be decided, Note. While an approval waits for a supervisor the decision is theirs:
+    Confirm instead of Approve / Reject / Ask. None once closed."""
     if item.closed_at is not None:
         return ()
 
     def desk_button(action: str) -> Button:
         return Button(t(f"dk.btn.{action}"), desk_token(item.key, action))
 
+    decidable = case is not None and case.status in DECIDABLE
     rows: list[tuple[Button, ...]] = []
-    if pending is not None:
+    if pending is not None and decidable:  # a request left over from a case decided since is not confirmable
         rows.append((desk_button("confirm"),))
     rows.append((desk_button("release" if item.owner_id is not None else "take"),))
-    if case is not None and case.status in DECIDABLE:
+    if pending is None and case is not None and decidable:
         decide = [desk_button("approve"), desk_button("reject")]
         if case.status in ASKABLE:
             decide.append(desk_button("ask"))

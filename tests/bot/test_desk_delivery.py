@@ -152,7 +152,7 @@ async def test_an_escalated_case_gets_a_topic_with_its_card_then_its_evidence_as
     r = relay(database, sender)
     await r.drain()
     [topic] = await tg.topics(DESK)
-    assert topic["name"] == f"{CASE} · 卡密无效 · ¥50.00"
+    assert topic["name"] == "¥50 卡密无效 · R…0001"
     card, *album = shown(await tg.topic_messages(DESK, topic["message_thread_id"]))
     for expected in (f"📋 {CASE} · 已提交", "订单：A1", "客户：张三（ID 424242 · 中文）", "原因：卡密无效",
                      "（规则 CARD_DEFECT_IN_WINDOW）", "证据：3 个文件", "审核截止：", "处理人：待认领", "历程："):
@@ -197,7 +197,7 @@ async def test_the_card_names_the_owner_and_shows_an_approval_waiting_for_a_supe
     await r.drain()
     [card] = shown(await tg.topic_messages(DESK, (await desk_item(database)).thread_id or 0))
     assert f"处理人：客服1号（Zhou · {AGENT}）" in card["text"]  # the alias customers see, and who it is
-    assert "⏳ 待主管确认：批准 ¥50.00（客服1号 提出）" in card["text"]
+    assert "⏳ 待主管确认：客服1号 申请退款 ¥50.00" in card["text"]
     assert tokens(card)[:2] == [f"dk.{CASE}.confirm", f"dk.{CASE}.release"]
 
 

@@ -29,6 +29,7 @@ import pytest
 from bot.app import SANDBOX_TOKEN, Running, running_bot, seed_demo_orders, serve, stage_sandbox
 from bot.config import AppConfig
 from bot.demo import AGENTS, CUSTOMERS, DESK_TITLE
+from dialogs.desk.cards import short_case_no
 from dialogs.refunds import mark_refunded
 from dialogs.texts import Texts
 from sandbox.server import Emulator
@@ -206,10 +207,11 @@ def test_a_customer_files_a_card_refund_an_agent_takes_it_over_approves_and_it_i
     # 2. The agent sees the case's topic appear, opens it, sees the case card and takes the case over.
     def case_topic(d: Any) -> Any:
         return next((t for t in by_css(d, "#topic-list .topic")
-                     if t.find_element("css selector", ".name").text.startswith(case_no)), None)
+                     if t.find_element("css selector", ".name").text.endswith(short_case_no(case_no))), None)
     click_when(d, case_topic, "the case's topic did not appear in the agents' group")
     group = "#group-messages"
-    wait_for(d, lambda d: d.find_element("id", "topic-title").text.startswith(case_no), "the topic did not open")
+    wait_for(d, lambda d: d.find_element("id", "topic-title").text.endswith(short_case_no(case_no)),
+             "the topic did not open")
     wait_for(d, lambda d: seen(d, group + " .msg.in", lead("dk.card.title", case_no=case_no)),
              "no case card in the topic", WAIT)
     card = next(m for m in by_css(d, group + " .msg.in") if lead("dk.card.title", case_no=case_no) in m.text)
@@ -217,7 +219,7 @@ def test_a_customer_files_a_card_refund_an_agent_takes_it_over_approves_and_it_i
     press(d, group, ZH("dk.btn.take"), "the case card has no take-over button")
     wait_for(d, lambda d: seen(d, "#toasts .toast", ZH("desk.you_took", case=case_no)), "no toast for the take-over")
     alias = sandbox.config.desk.alias(AGENT.user_id, ZH.locale)  # what the customer calls the agent
-    took = ZH("desk.took", agent=f"{alias} ({AGENT.first_name})")
+    took = ZH("desk.took", agent=alias)  # the demo agent's Telegram name is their alias: named once
     wait_for(d, lambda d: seen(d, group + " .msg.in", took), "the topic does not say who took it", WAIT)
 
     # 3. The customer is told a person joined; they exchange one message each.

@@ -10,6 +10,7 @@ import pytest
 
 import tests.e2e.test_desk_actions as desk_actions
 from bot.config import AppConfig
+from dialogs.desk.cards import short_case_no
 from tests.e2e.conftest import Control
 from tests.e2e.test_desk_actions import DESK, XIAOMING, Desk, desk_factory, on_the_desk  # noqa: F401 - fixture
 
@@ -37,7 +38,7 @@ async def test_a_late_create_forum_topic_answer_leaves_one_topic_with_the_card_i
     case_no = await on_the_desk(await customer(XIAOMING))
     card = await desk.card(case_no)
     thread = (await desk.item(case_no)).thread_id
-    topics = [t for t in await control.get("topics", chat_id=DESK) if case_no in t["name"]]
+    topics = [t for t in await control.get("topics", chat_id=DESK) if short_case_no(case_no) in t["name"]]
     assert [t["message_thread_id"] for t in topics] == [thread]
     in_topic = await control.get("chat", chat_id=DESK, message_thread_id=thread)
     assert card in [m["message_id"] for m in in_topic if m["from_bot"]]
