@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-from bot import cli_backup, cli_cases
+from bot import cli_backup, cli_cases, cli_customers
 from bot.cli_base import ConfigOption, console
 from bot.cli_base import load_settings as _config
 from bot.cli_base import on_database as _on_database
@@ -370,6 +370,7 @@ def cases_mark_failed(
 
 cli_cases.register(cases_app)
 cli_backup.register(app)
+cli_customers.register(app)
 
 
 def main() -> None:
