@@ -43,6 +43,8 @@ def mask_contact(contact: str) -> str:
         name, _, domain = contact.partition("@")
         return f"{name[:1]}***@{domain}"
     digits = re.sub(r"\D", "", contact)
+    if len(digits) == 13 and digits.startswith("86"):  # +86 before a mainland mobile number
+        digits = digits[2:]
     if len(digits) >= 7:
         return f"{digits[:3]}****{digits[-4:]}"
     return "*" * len(contact)

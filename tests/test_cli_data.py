@@ -295,3 +295,10 @@ def test_customers_forget_names_who_erases(tmp_path: Path) -> None:
     code, out = cli("customers", "forget", str(ZHANG), "--by", " ", "--config", config)
 
     assert code == 2 and "say who" in out
+
+
+def test_contacts_are_masked_to_a_hint() -> None:
+    from bot.finance import mask_contact
+
+    assert [mask_contact(c) for c in ("13812345678", "+86 138 1234 5678", "alice@qq.com", "12345", "")] == [
+        "138****5678", "138****5678", "a***@qq.com", "*****", ""]

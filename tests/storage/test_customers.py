@@ -12,7 +12,15 @@ import pytest
 from sqlalchemy import select
 
 from storage.customers import PayoutInFlight, customer_data, forget_customer
-from storage.models import CaseEventRow, CaseRow, ConversationRow, DeskAuditRow, EvidenceRow, OrderRow, OutboxRow
+from storage.models import (
+    CaseEventRow,
+    CaseRow,
+    ConversationRow,
+    DeskAuditRow,
+    EvidenceRow,
+    OrderRow,
+    OutboxRow,
+)
 from storage.uow import Database
 from tests.storage.factories import T0
 from tests.storage.people import (
