@@ -1,4 +1,5 @@
-"""`refundbot cases list` and `cases show`: what operators look at before they decide (read-only)."""
+"""`refundbot cases list`, `cases show` and `cases export`: what operators look at before they decide, and
+what finance pays from (read-only)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from typing import TYPE_CHECKING, Annotated
 from zoneinfo import ZoneInfo
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from bot.cli_base import ConfigOption, console, load_settings, on_database
@@ -116,19 +118,20 @@ def _print_detail(detail: CaseDetail, zone: ZoneInfo) -> None:
         ("rating", str(detail.rating) if detail.rating is not None else "-"),
         ("description", detail.description or "-"),
     ):
-        facts.add_row(f"[bold]{name}[/bold]", value)
+        facts.add_row(f"[bold]{name}[/bold]", escape(value))  # customers' words are not markup
     console.print(facts)
 
     history = Table("at", "by", "from", "to", "note", title="History")
     for event in detail.events:
-        history.add_row(_when(event.at, zone), event.actor, event.from_status or "-", event.to_status, event.note)
+        history.add_row(_when(event.at, zone), escape(event.actor), event.from_status or "-", event.to_status,
+                        escape(event.note))
     console.print(history)
 
     if detail.attempts:
         attempts = Table("key", "status", "amount", "rail", "reference", "created", "updated", title="Refund attempts")
         for attempt in detail.attempts:
             attempts.add_row(attempt.idempotency_key, attempt.status, _money(attempt.amount), attempt.gateway,
-                             attempt.external_ref or "-", _when(attempt.created_at, zone),
+                             escape(attempt.external_ref or "-"), _when(attempt.created_at, zone),
                              _when(attempt.updated_at, zone))
         console.print(attempts)
     else:

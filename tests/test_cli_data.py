@@ -108,6 +108,17 @@ def test_cases_show_prints_facts_history_attempts_evidence_and_deadlines(tmp_pat
     assert f"我是{ZHANG_NAME}" not in waiting and f"{ZHANG_NAME}：充值没到账" in waiting
 
 
+def test_cases_show_prints_a_customers_brackets_as_typed(tmp_path: Path) -> None:
+    config, _ = setup(tmp_path)
+    with sqlite3.connect(tmp_path / "cli.db") as db:
+        db.execute("UPDATE cases SET description = '[bold]加急[/bold] [link=http://x]点我[/link]' WHERE case_no = ?",
+                   (WAITING,))
+
+    _, out = cli("cases", "show", WAITING, "--config", config)
+
+    assert "[bold]加急[/bold] [link=http://x]点我[/link]" in out
+
+
 def test_cases_show_of_an_unknown_case_says_so_in_one_line_with_exit_3(tmp_path: Path) -> None:
     config, _ = setup(tmp_path)
 
