@@ -8,11 +8,14 @@ import asyncio
 import csv
 import io
 import json
+import shutil
 import sqlite3
+import subprocess
 import threading
 import zipfile
 from pathlib import Path
 
+import pytest
 from openpyxl import load_workbook
 from typer.testing import CliRunner
 
@@ -241,6 +244,26 @@ def test_backup_of_postgresql_prints_the_pg_dump_command_without_the_password(tm
     assert code == 0
     assert out.strip() == (f"PGPASSWORD=*** pg_dump --format=custom --no-owner --file={tmp_path / 'x.dump'} "
                            "--dbname=postgresql://refund@db.internal:5432/refundbot")
+
+
+@pytest.mark.postgres
+def test_backup_of_postgresql_runs_pg_dump_and_the_dump_holds_the_cases(tmp_path: Path, postgres_databases) -> None:  # type: ignore[no-untyped-def]
+    if shutil.which("pg_dump") is None or shutil.which("pg_restore") is None:
+        pytest.skip("pg_dump / pg_restore are not on PATH")
+    name, url = postgres_databases.create()
+    try:
+        migrate.upgrade(url)
+        config = tmp_path / "pg.toml"
+        config.write_text(f'[database]\nurl = "{url}"\n', encoding="utf-8")
+        dump = tmp_path / "refundbot.dump"
+
+        code, out = cli("backup", "--to", str(dump), "--config", str(config))
+
+        assert code == 0 and f"Dumped the database to {dump}" in out, out
+        listing = subprocess.run(["pg_restore", "--list", str(dump)], capture_output=True, text=True, check=True)
+        assert "TABLE public cases" in listing.stdout and "TABLE public refund_attempts" in listing.stdout
+    finally:
+        postgres_databases.drop(name)
 
 
 # --- customers export / forget --------------------------------------------------------------------
