@@ -17,7 +17,7 @@ from bot.api import PlatformApi, add_api_routes
 from bot.config import AppConfig
 from bot.dashboard import Dashboard
 from bot.demo import AGENTS, CUSTOMERS, DESK_TITLE, demo_orders
-from bot.evidence import EvidenceIntake, EvidenceSweeper
+from bot.evidence import EvidenceIntake, EvidenceSweeper, Purge
 from bot.metrics import Metrics
 from bot.pacing import RedisLimiter
 from bot.platform import HttpGateway, ManualGateway, build_gateway, build_order_lookup
@@ -205,7 +205,21 @@ async def running_bot(config: AppConfig, token: str, api_base: str) -> AsyncIter
 
 def evidence_sweeper(config: AppConfig, database: Database) -> EvidenceSweeper:
     return EvidenceSweeper(database.uow, config.storage.evidence_dir,
-                           timedelta(days=config.storage.draft_evidence_days))
+                           timedelta(days=config.storage.draft_evidence_days), purge=retention(config, database))
+
+
+def retention(config: AppConfig, database: Database) -> Purge | None:
+    """`[storage] keep_days`: purge closed cases' evidence and phone numbers (None: keep forever)."""
+    keep_days = config.storage.keep_days
+    if not keep_days:
+        return None
+
+    async def purge(now: datetime) -> int:
+        from storage.retention import purge_closed
+
+        return (await purge_closed(database, now=now, keep_days=keep_days)).cases
+
+    return purge
 
 
 async def serve(running: Running, config: AppConfig, stop: asyncio.Event) -> None:

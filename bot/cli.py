@@ -4,18 +4,18 @@ from __future__ import annotations
 
 import asyncio
 import signal
-from collections.abc import Awaitable, Callable
 from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
-from pydantic import ValidationError
-from rich.console import Console
-from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-from bot.config import AppConfig, describe_errors, load_config
+from bot import cli_backup, cli_cases, cli_customers
+from bot.cli_base import ConfigOption, console
+from bot.cli_base import load_settings as _config
+from bot.cli_base import on_database as _on_database
+from bot.config import AppConfig
 from bot.logs import configure_logging
 from dialogs.domain import CaseStatus
 
@@ -28,14 +28,6 @@ db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
 orders_app = typer.Typer(help="Orders the bot can look up.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(orders_app, name="orders")
-console = Console()
-
-ConfigOption = Annotated[
-    Path | None,
-    typer.Option("--config", "-c", help="TOML settings (default ./config.toml, else built-in defaults).",
-                 exists=True, dir_okay=False),
-]
-
 
 class LogFormat(StrEnum):
     text = "text"
@@ -49,16 +41,6 @@ LogFormatOption = Annotated[
 ]
 
 
-def _config(path: Path | None) -> AppConfig:
-    try:
-        return load_config(path)
-    except Exception as exc:
-        why = describe_errors(exc) if isinstance(exc, ValidationError) else str(exc)
-        for line in why.splitlines():
-            console.print(f"[red]Cannot read the configuration:[/red] {escape(line)}", soft_wrap=True)
-        raise typer.Exit(2) from exc
-
-
 def _run_until_signal(make_coro) -> None:  # type: ignore[no-untyped-def]
     async def main() -> None:
         stop = asyncio.Event()
@@ -68,23 +50,6 @@ def _run_until_signal(make_coro) -> None:  # type: ignore[no-untyped-def]
         await make_coro(stop)
 
     asyncio.run(main())
-
-
-def _on_database(settings: AppConfig, work: Callable[[Database], Awaitable[int]]) -> None:
-    """Open the configured database (migrated, as `run` opens it), run `work` on it, dispose of it
-    whatever happens, and end the command with `work`'s exit code (0: done)."""
-    from bot.app import open_database
-
-    async def go() -> int:
-        database = await open_database(settings)
-        try:
-            return await work(database)
-        finally:
-            await database.dispose()
-
-    code = asyncio.run(go())
-    if code:
-        raise typer.Exit(code)
 
 
 @app.command()
@@ -403,49 +368,9 @@ def cases_mark_failed(
     _mark(config, case_no, succeeded=False, by=by, note=note)
 
 
-@cases_app.command("export")
-def cases_export(
-    status: Annotated[list[str] | None, typer.Option("--status", "-s", help="Only these statuses (repeatable).")] = None,
-    since: Annotated[str | None, typer.Option(help="Created on or after this day (YYYY-MM-DD, [i18n] timezone).")] = None,
-    until: Annotated[str | None, typer.Option(help="Created on or before this day (YYYY-MM-DD, inclusive).")] = None,
-    output: Annotated[Path | None, typer.Option("--output", "-o", dir_okay=False,
-                                                help="CSV file to write (default: standard output).")] = None,
-    config: ConfigOption = None,
-) -> None:
-    """Write a CSV of cases for finance: case_no, order_no, user, reason, verdict, rule_id, amount,
-    refunded_amount, status, created_at, review_due, credit_due, rating."""
-    import sys
-    from datetime import date
-    from typing import TextIO
-
-    from bot.finance import export_cases, local_range
-
-    settings = _config(config)
-    try:
-        statuses = [CaseStatus(s.strip().lower()) for s in status or ()]
-    except ValueError as exc:
-        console.print(f"[red]{exc}[/red]; statuses: {', '.join(s.value for s in CaseStatus)}")
-        raise typer.Exit(2) from exc
-    try:
-        first = date.fromisoformat(since) if since else None
-        last = date.fromisoformat(until) if until else None
-    except ValueError as exc:
-        console.print(f"[red]Not a date (YYYY-MM-DD):[/red] {exc}")
-        raise typer.Exit(2) from exc
-    start, end = local_range(first, last, settings.i18n.timezone)
-
-    async def export(database: Database, out: TextIO) -> int:
-        count = await export_cases(database.uow, out, statuses=statuses, since=start, until=end,
-                                   timezone=settings.i18n.timezone)
-        if output is not None:
-            console.print(f"{count} cases written to {output}")
-        return 0
-
-    if output is None:
-        _on_database(settings, lambda database: export(database, sys.stdout))
-        return
-    with open(output, "w", newline="", encoding="utf-8") as handle:
-        _on_database(settings, lambda database: export(database, handle))
+cli_cases.register(cases_app)
+cli_backup.register(app)
+cli_customers.register(app)
 
 
 def main() -> None:

@@ -91,6 +91,10 @@ class StorageConfig(_Section):
     # no row names at all go too. Never anything of a filed case.
     draft_evidence_days: float = Field(7, gt=0)
     evidence_sweep_minutes: float = Field(60, gt=0)
+    # Retention: the evidence (rows and files) of a case closed more than this many days ago is deleted
+    # by the evidence sweep, and the buyer's phone number on its order once no case of the order is open
+    # or recently closed; the case keeps a note. 0 keeps everything forever.
+    keep_days: float = Field(0, ge=0)
 
 
 class SandboxConfig(_Section):

@@ -15,7 +15,7 @@ import os
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 
 from PIL import Image, UnidentifiedImageError
@@ -101,6 +101,11 @@ class EvidenceIntake:
 class Swept:
     rows: int  # evidence rows of abandoned drafts
     files: int  # files on disk that no evidence row names
+    purged: int = 0  # cases closed longer than the retention whose evidence went
+
+
+# Retention (`[storage] keep_days`): given "now", drops what closed cases no longer need; says how many cases.
+Purge = Callable[[datetime], Awaitable[int]]
 
 
 class EvidenceSweeper:
@@ -108,25 +113,27 @@ class EvidenceSweeper:
     older than `draft_age`, then every file under the evidence directory that no row names (an
     abandoned draft's, a download whose update then failed, a crash's temporary file). A row bound to a
     case is never deleted, so its file (content-addressed: possibly shared with a draft) always stays.
-    Files younger than `grace` stay too: they may belong to an update whose row is not committed yet."""
+    Files younger than `grace` stay too: they may belong to an update whose row is not committed yet.
+    With a `purge` (retention), the rows of cases closed long ago go first, so their files go in the same run."""
 
     def __init__(self, uow: UnitOfWorkFactory, directory: str | Path, draft_age: timedelta,
                  grace: timedelta = timedelta(hours=1), clock: Clock = utcnow,
-                 wall: Callable[[], float] = time.time) -> None:
+                 wall: Callable[[], float] = time.time, purge: Purge | None = None) -> None:
         self.uow, self.directory, self.draft_age, self.grace = uow, Path(directory), draft_age, grace
-        self.clock, self.wall = clock, wall
+        self.clock, self.wall, self.purge = clock, wall, purge
 
     async def sweep(self) -> Swept:
+        purged = await self.purge(self.clock()) if self.purge is not None else 0
         async with self.uow() as uow:
             rows = await uow.evidence.prune_drafts(self.clock() - self.draft_age)
             keep = await uow.evidence.stored_digests()
             await uow.commit()
         files = await asyncio.to_thread(self._remove_unnamed, keep, self.wall() - self.grace.total_seconds())
-        return Swept(rows, files)
+        return Swept(rows, files, purged)
 
     async def sweep_count(self) -> int:
         swept = await self.sweep()
-        return swept.rows + swept.files
+        return swept.rows + swept.files + swept.purged
 
     def _remove_unnamed(self, keep: set[str], older_than: float) -> int:
         removed = 0

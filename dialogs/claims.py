@@ -120,9 +120,10 @@ class OrderClaims(DialogPart):
             self.order = await self.uow.orders.get(wanted)
 
     async def phone_matches(self) -> bool:
-        # Phone digits prove only an unbound order: a bound one opens for its own account alone.
+        # Phone digits prove only an unbound order: a bound one opens for its own account alone; an
+        # erased phone number (retention, `customers forget`) proves nothing.
         order = self.order
-        return (order is not None and order.buyer_telegram_id is None
+        return (order is not None and order.buyer_telegram_id is None and len(order.buyer_phone) >= 4
                 and order.buyer_phone[-4:] == self.event.text.strip())
 
     async def say_not_found(self) -> None:

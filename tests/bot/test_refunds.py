@@ -17,7 +17,7 @@ from aiohttp import web
 from aiohttp.test_utils import TestServer
 from sqlalchemy import select
 
-from bot.finance import export_cases, local_range
+from bot.finance import export_rows, local_range, write_csv
 from bot.platform import HttpGateway, ManualGateway
 from bot.workers.refunds import RefundWorker
 from dialogs.cases import CaseWorkflow
@@ -248,7 +248,7 @@ async def test_export_writes_the_finance_columns_and_filters_by_status_and_day(d
 
     async def export(**filters: object) -> list[dict[str, str]]:
         out = io.StringIO()
-        await export_cases(database.uow, out, **filters)  # type: ignore[arg-type]
+        write_csv(await export_rows(database, **filters), out)  # type: ignore[arg-type]
         return list(csv.DictReader(io.StringIO(out.getvalue())))
 
     everything = await export()
