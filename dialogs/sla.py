@@ -218,10 +218,16 @@ async def _remind(uow: UnitOfWork, case: Case, timer: Timer, now: datetime, sett
 
 async def info_close_at(uow: UnitOfWork, case_no: str, settings: CoreSettings) -> str | None:
     """When a needs_info case closes for silence, in local time ("YYYY-MM-DD HH:MM"); None: it does not."""
-    closes = [due_at for kind, due_at in await uow.timers.pending(case_no) if kind is K.INFO_CLOSE]
-    if not closes:
+    close = await info_close_due(uow, case_no)
+    if close is None:
         return None
-    return max(closes).astimezone(ZoneInfo(settings.i18n.timezone)).strftime("%Y-%m-%d %H:%M")
+    return close.astimezone(ZoneInfo(settings.i18n.timezone)).strftime("%Y-%m-%d %H:%M")
+
+
+async def info_close_due(uow: UnitOfWork, case_no: str) -> datetime | None:
+    """The instant the silence timer closes a needs_info case; None: nothing will close it."""
+    closes = [due_at for kind, due_at in await uow.timers.pending(case_no) if kind is K.INFO_CLOSE]
+    return max(closes) if closes else None
 
 
 async def _overdue(uow: UnitOfWork, case: Case, deadline: str, missed: date, now: datetime,
