@@ -16,7 +16,17 @@ from dialogs.settings import CoreSettings, OrderSettings, PolicySettings
 from dialogs.steps import Step
 from dialogs.texts import Texts
 from dialogs.words import day, looks_like_order_number, moment
-from tests.dialogs.customer import NOW, NUMBER, ZH, Customer, case_of, conversation, service, with_case, with_order
+from tests.dialogs.customer import (
+    NOW,
+    NUMBER,
+    ZH,
+    Customer,
+    case_of,
+    conversation,
+    service,
+    with_case,
+    with_order,
+)
 from tests.fakes import FakeDatabase
 
 EN = Texts("en")
