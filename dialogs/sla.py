@@ -67,7 +67,8 @@ def next_deadline(case: Case) -> tuple[str, date] | None:
 
 
 def deadline_line(case: Case, t: Texts, review: str = "card.review_due", credit: str = "card.credit_due") -> str:
-    """The next promised date in the words of the customer's card (default) or the desk card's."""
+    """The next promised date, as an ISO date, in the words of the desk card (the caller names its keys);
+    the customer's card and /status say it with the weekday (dialogs.words.deadline_line)."""
     deadline = next_deadline(case)
     if deadline is None:
         return ""
