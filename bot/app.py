@@ -15,6 +15,7 @@ from aiohttp import web
 
 from bot.api import PlatformApi, add_api_routes
 from bot.config import AppConfig
+from bot.dashboard import Dashboard
 from bot.demo import AGENTS, CUSTOMERS, DESK_TITLE, demo_orders
 from bot.evidence import EvidenceIntake, EvidenceSweeper
 from bot.metrics import Metrics
@@ -218,10 +219,14 @@ async def serve(running: Running, config: AppConfig, stop: asyncio.Event) -> Non
     gc.freeze()
     gc.set_threshold(50_000, 20, 100)
 
-    def webhook(app: web.Application) -> None:
-        running.runner.add_webhook_route(app, tg.webhook_path, tg.webhook_secret)
+    def routes(app: web.Application) -> None:
+        # The supervisors' dashboard (mounted only when [dashboard] allows a sign-in), and Telegram's POSTs.
+        Dashboard(running.database, config.dashboard, config.desk, token=config.telegram.token,
+                  timezone=config.i18n.timezone).add_routes(app)
+        if tg.mode == "webhook":
+            running.runner.add_webhook_route(app, tg.webhook_path, tg.webhook_secret)
 
-    app_runner, running.web_url = await start_web(running.api, config, webhook if tg.mode == "webhook" else None)
+    app_runner, running.web_url = await start_web(running.api, config, routes)
     try:
         if tg.mode == "polling":
             await running.runner.run_polling(stop)
@@ -273,7 +278,9 @@ async def run(config: AppConfig, stop: asyncio.Event, announce: Callable[[str], 
 
     from sandbox.server import Emulator
 
-    async with Emulator(host=config.sandbox.host, port=config.sandbox.port) as emulator:
+    # The page shows times in the platform's zone, as the bot's own texts do.
+    async with Emulator(host=config.sandbox.host, port=config.sandbox.port,
+                        timezone=config.i18n.timezone) as emulator:
         config = await stage_sandbox(emulator.base_url, config)
         async with running_bot(config, SANDBOX_TOKEN, emulator.base_url) as running:
             count = await seed_demo_orders(running.database) if config.sandbox.demo_orders else 0

@@ -14,7 +14,9 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from dialogs.settings import (
     AutoApproveSettings,
     CoreSettings,
+    DashboardSettings,
     DeskSettings,
+    FaqEntry,
     I18nSettings,
     OrderSettings,
     PolicySettings,
@@ -35,6 +37,7 @@ ENV_OVERRIDES = {
     "REFUNDBOT_DATABASE_URL": ("database", "url"),
     "REFUNDBOT_PLATFORM_SECRET": ("platform", "secret"),
     "REFUNDBOT_REDIS_URL": ("redis", "url"),  # may carry a password
+    "REFUNDBOT_DASHBOARD_PASSWORD": ("dashboard", "password"),
 }
 
 
@@ -171,15 +174,17 @@ class AppConfig(_Section):
     sla: SlaSettings = SlaSettings()
     auto_approve: AutoApproveSettings = AutoApproveSettings()
     desk: DeskSettings = DeskSettings()
+    faq: tuple[FaqEntry, ...] = ()
     relay: RelayConfig = RelayConfig()
     redis: RedisConfig = RedisConfig()
     platform: PlatformConfig = PlatformConfig()
     log: LogConfig = LogConfig()
+    dashboard: DashboardSettings = DashboardSettings()
 
     @property
     def core(self) -> CoreSettings:
         return CoreSettings(orders=self.orders, policy=self.policy, i18n=self.i18n, sla=self.sla,
-                            auto_approve=self.auto_approve, desk=self.desk)
+                            auto_approve=self.auto_approve, desk=self.desk, faq=self.faq)
 
 
 def describe_errors(exc: ValidationError) -> str:

@@ -197,6 +197,7 @@ class CaseActions(DialogPart):
             fresh = await self.uow.cases.get(self.case_no())
             due = (fresh or moved).review_due
             self.say("appeal_sent", case_no=self.case_no(), due=day(self.t, due))
+            self.add_off_hours_notice()
         self.clear_draft()
 
     # -- rating -----------------------------------------------------------------------------

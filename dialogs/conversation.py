@@ -16,7 +16,7 @@ from typing import Any, NamedTuple
 
 from transitions.extensions.asyncio import AsyncMachine
 
-from dialogs import ledger, policy, sla
+from dialogs import hours, ledger, policy, sla
 from dialogs.case_actions import CASE_ACTION_BUTTONS, CASE_ACTION_TRANSITIONS, CaseActions
 from dialogs.cases import CaseWorkflow
 from dialogs.claims import OrderClaims
@@ -213,6 +213,13 @@ class Dialog(OrderClaims, EvidenceIntake, CaseActions):
         self.data["nonce"] = nonce
         return nonce
 
+    def add_off_hours_notice(self) -> None:
+        """A case just went to a person: off the desk's hours, the last reply says when one is there."""
+        notice = hours.off_hours_notice(self.now, self.settings, self.calendar, self.t)
+        if notice is not None and self.replies:
+            last = self.replies[-1]
+            self.replies[-1] = Reply(f"{last.text}\n\n{notice}", last.buttons)
+
     def button(self, key: str, action: str, **kw: Any) -> Button:
         return Button(self.t(key, **kw), f"{self.data['nonce']}.{action}")
 
@@ -376,6 +383,8 @@ class Dialog(OrderClaims, EvidenceIntake, CaseActions):
             due=day(self.t, review_due),
             next_steps=self.t(f"next_steps.{case.verdict.value}"),
         )
+        if case.status is CaseStatus.SUBMITTED:  # not auto-approved: a person reviews it
+            self.add_off_hours_notice()
         self.clear_draft()
 
     async def say_cancelled(self) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+from dialogs import faq, hours
 from dialogs.case_actions import CARD_ACTIONS, parse_card_token
 from dialogs.conversation import (
     BUTTON_TRIGGERS,
@@ -42,15 +43,14 @@ class Router:
         if ev.kind is EventKind.BUTTON:
             return await self._button(d)
         route = MESSAGE_ROUTES.get((Step(d.state), MESSAGE_KINDS.get(ev.kind, "")))
-        if route is not None and route.opens_request and not await d.well_formed_order():
-            if looks_like_order_number(ev.text, self.settings.orders):
+        if route is None or (route.opens_request and not await d.well_formed_order()):
+            if await self._faq(d, uow):
+                return None
+            if route is not None and looks_like_order_number(ev.text, self.settings.orders):
                 d.hinted = True  # a mistyped number: the format, not the general hint; nothing changes
                 await d.say_malformed_order()
             else:
                 self._hint(d)
-            return None
-        if route is None:
-            self._hint(d)
             return None
         if route.opens_request:
             d.start_draft()
@@ -59,6 +59,16 @@ class Router:
 
     async def _fire(self, d: Dialog, trigger: str) -> bool:
         return bool(await MACHINE.events[trigger].trigger(d))
+
+    async def _faq(self, d: Dialog, uow: UnitOfWork) -> bool:
+        """An FAQ answer in place of the idle hint, when the text names a keyword (dialogs.faq)."""
+        if d.state != Step.IDLE or d.event.kind is not EventKind.TEXT:
+            return False
+        entry = faq.match(d.event.text, self.settings.faq)
+        if entry is None:
+            return False
+        d.replies.append(Reply(await faq.answer(uow, entry, d.event.user_id, d.event.chat_id, d.t)))
+        return True
 
     def _hint(self, d: Dialog) -> None:
         d.hinted = True
@@ -128,7 +138,9 @@ class Router:
                 created_at=d.now,
             ))
             await self.desk.agent_requested(uow, d.event, d.now)
-            d.say("agent_recorded_again" if already else "agent_recorded")
+            said = d.t("agent_recorded_again" if already else "agent_recorded")
+            promise = hours.reply_promise(d.now, self.settings, d.calendar, d.t)  # when a person answers
+            d.replies.append(Reply(f"{said}\n{promise}" if promise else said))
         elif name == "lang":
             wanted = pick_locale(args, "") if args else ""
             if wanted not in LOCALES:

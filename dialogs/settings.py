@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import re
+import string
 from datetime import date
 from decimal import Decimal
+from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
 from dialogs.domain import PaymentChannel, Reason
 
@@ -151,6 +153,98 @@ def _default_canned() -> tuple[CannedReply, ...]:
     )
 
 
+_CLOCK_TIME = re.compile(r"([01]\d|2[0-3]):[0-5]\d")
+# The variables a customer-facing template may use: FAQ answers to a customer with an open case, and
+# agents' macros (the case of the topic). Checked when the configuration is read.
+FAQ_VARIABLES = frozenset({"case_no", "deadline", "order_no", "status"})
+MACRO_VARIABLES = frozenset({"case_no", "amount", "refundable", "deadline", "order_no", "alias"})
+
+
+def placeholders(template: str) -> set[str]:
+    """The {names} a str.format template uses (ValueError when it is not one)."""
+    return {name for _, name, _, _ in string.Formatter().parse(template) if name is not None}
+
+
+def _only(template: str, allowed: frozenset[str]) -> str:
+    try:
+        used = placeholders(template)
+    except ValueError as exc:
+        raise ValueError(f"not a valid template ({exc}); write {{{{ and }}}} for a literal brace") from exc
+    unknown = used - allowed
+    if unknown:
+        raise ValueError(f"unknown variable(s) {sorted(unknown)}; allowed: {sorted(allowed)}")
+    return template
+
+
+class HoursSettings(_Frozen):
+    """When people answer on the desk, in [i18n] timezone. The default (00:00-24:00 every day) is always
+    open; typical_reply_minutes = 0 promises no reply time (both: today's behaviour)."""
+
+    start: str = "00:00"
+    end: str = "24:00"  # an end before the start closes on the next day (e.g. 20:00-02:00)
+    days: Literal["workdays", "every_day"] = "every_day"  # workdays: Chinese working days (dialogs.workdays)
+    typical_reply_minutes: int = Field(0, ge=0)
+
+    @field_validator("start", "end")
+    @classmethod
+    def _clock_time(cls, value: str, info: ValidationInfo) -> str:
+        if not (_CLOCK_TIME.fullmatch(value) or (info.field_name == "end" and value == "24:00")):
+            raise ValueError('a time of day as "HH:MM" (00:00-23:59; the end may be 24:00)')
+        return value
+
+    @model_validator(mode="after")
+    def _some_time_open(self) -> HoursSettings:
+        if self.start == self.end:
+            raise ValueError("end must differ from start")
+        return self
+
+    @property
+    def always_open(self) -> bool:
+        return self.days == "every_day" and (self.start, self.end) == ("00:00", "24:00")
+
+
+class Macro(_Frozen):
+    """An agent's ready-made reply, `/m KEY` in a taken-over case's topic."""
+
+    key: str = Field(pattern=r"^[A-Za-z0-9_-]{1,32}$")
+    zh_CN: str
+    en: str
+
+    @field_validator("zh_CN", "en")
+    @classmethod
+    def _known_variables(cls, value: str) -> str:
+        return _only(value, MACRO_VARIABLES)
+
+
+class FaqEntry(_Frozen):
+    """An auto-reply to a customer's free text that contains one of the keywords, where no free text is
+    expected. `*_with_case` (optional) answer a customer with an open case and may use FAQ_VARIABLES;
+    the plain answers are for everyone else."""
+
+    keywords_zh_CN: tuple[str, ...] = ()
+    keywords_en: tuple[str, ...] = ()
+    zh_CN: str
+    en: str
+    zh_CN_with_case: str = ""
+    en_with_case: str = ""
+
+    @field_validator("zh_CN", "en")
+    @classmethod
+    def _plain(cls, value: str) -> str:
+        return _only(value, frozenset())
+
+    @field_validator("zh_CN_with_case", "en_with_case")
+    @classmethod
+    def _case_variables(cls, value: str) -> str:
+        return _only(value, FAQ_VARIABLES)
+
+    @model_validator(mode="after")
+    def _has_keywords(self) -> FaqEntry:
+        if not any(k.strip() for k in self.keywords_zh_CN + self.keywords_en):
+            raise ValueError("an FAQ entry needs at least one keyword")
+        return self
+
+
 class DeskSettings(_Frozen):
     # The agents' forum supergroup (a negative id); 0 = no desk: cases wait for `refundbot cases move`.
     chat_id: int = 0
@@ -165,6 +259,16 @@ class DeskSettings(_Frozen):
     idle_remind_minutes: int = Field(10, ge=1)
     idle_release_minutes: int = Field(20, ge=1)
     canned: tuple[CannedReply, ...] = Field(default_factory=_default_canned)
+    hours: HoursSettings = HoursSettings()
+    macros: tuple[Macro, ...] = ()
+
+    @field_validator("macros")
+    @classmethod
+    def _unique_keys(cls, value: tuple[Macro, ...]) -> tuple[Macro, ...]:
+        keys = [m.key.lower() for m in value]
+        if len(keys) != len(set(keys)):
+            raise ValueError("two macros share a key")
+        return value
 
     def is_agent(self, user_id: int) -> bool:
         return user_id in self.agents or user_id in self.supervisors
@@ -187,3 +291,19 @@ class CoreSettings(_Frozen):
     sla: SlaSettings = SlaSettings()
     auto_approve: AutoApproveSettings = AutoApproveSettings()
     desk: DeskSettings = DeskSettings()
+    faq: tuple[FaqEntry, ...] = ()
+
+
+class DashboardSettings(_Frozen):
+    """The supervisors' web dashboard (/dashboard on the bot's web app; bot/dashboard)."""
+
+    # A shared password (env REFUNDBOT_DASHBOARD_PASSWORD); "" = no password sign-in. With no password
+    # and no Telegram sign-in (bot_username and a real token) the dashboard answers 404.
+    password: str = ""
+    # The bot's @username without the @: shows Telegram's Login Widget (the domain set with /setdomain).
+    bot_username: str = ""
+    session_hours: float = Field(12, gt=0, le=24 * 30)
+    # Wrong passwords from one address within the window before it has to wait out the window.
+    max_attempts: int = Field(5, ge=1)
+    attempt_window_minutes: float = Field(15, gt=0)
+    default_days: int = Field(30, ge=1, le=366)

@@ -1,4 +1,4 @@
-"""`python -m sandbox [--host H] [--port P]` serves the emulator (and its web chat at /);
+"""`python -m sandbox [--host H] [--port P] [--timezone Z]` serves the emulator (and its web chat at /);
 `python -m sandbox chat --url URL --user-id N` chats with the bot through a running one."""
 
 from __future__ import annotations
@@ -17,10 +17,13 @@ def _serve(argv: list[str]) -> int:
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (default: loopback only)")
     parser.add_argument("--port", type=int, default=8081, help="port (0 picks a free one)")
     parser.add_argument("--update-id-base", type=int, default=None, help="first update_id (default: random)")
+    parser.add_argument("--timezone", default=None,
+                        help="IANA zone the web page shows times in, e.g. Asia/Shanghai (default: the browser's)")
     args = parser.parse_args(argv)
 
     async def main() -> None:
-        emu = Emulator(args.host, args.port, state=EmulatorState(update_id_base=args.update_id_base))
+        emu = Emulator(args.host, args.port, state=EmulatorState(update_id_base=args.update_id_base),
+                       timezone=args.timezone)
         async with emu:
             print(f"Telegram Bot API emulator listening on {emu.base_url}", flush=True)
             print(f"  bot API:  {emu.base_url}/bot<token>/<method>   (any token, e.g. {DEFAULT_TOKEN})")

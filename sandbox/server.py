@@ -16,6 +16,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Self
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from aiohttp import web
 
@@ -52,6 +53,28 @@ class Hooks:
 
 
 HOOKS_KEY = web.AppKey("hooks", Hooks)
+
+
+@dataclass(frozen=True)
+class PageOptions:
+    """What the web page takes from the emulator's owner: `timezone`, the IANA zone its times are shown in
+    (the platform's, e.g. Asia/Shanghai); None shows them in the browser's own zone."""
+
+    timezone: str | None = None
+
+
+PAGE_KEY = web.AppKey("page", PageOptions)
+
+
+def check_timezone(name: str | None) -> str | None:
+    """The zone name when the system knows it: a typo fails at start, not silently in every browser."""
+    if name is None:
+        return None
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError) as exc:
+        raise ValueError(f"unknown time zone {name!r}") from exc
+    return name
 
 
 # ---- request decoding ------------------------------------------------------------------------
@@ -537,7 +560,7 @@ async def c_language(request: web.Request) -> web.Response:
 
 
 async def c_directory(request: web.Request) -> web.Response:
-    return _ok(request.app[STATE_KEY].directory())
+    return _ok({**request.app[STATE_KEY].directory(), "timezone": request.app[PAGE_KEY].timezone})
 
 
 async def c_events(request: web.Request) -> web.StreamResponse:
@@ -592,13 +615,14 @@ async def c_ping(request: web.Request) -> web.Response:
 # ---- application -------------------------------------------------------------------------------
 
 def create_app(state: EmulatorState | None = None, *, webhook_timeout: float = 30.0,
-               on_reset: ResetHook | None = None) -> web.Application:
+               on_reset: ResetHook | None = None, timezone: str | None = None) -> web.Application:
     state = state or EmulatorState()
     app = web.Application(client_max_size=MAX_BODY, middlewares=[_control_errors])
     api = BotApi(state)
     app[STATE_KEY] = state
     app[API_KEY] = api
     app[HOOKS_KEY] = Hooks(on_reset)
+    app[PAGE_KEY] = PageOptions(check_timezone(timezone))
     app[DELIVERER_KEY] = WebhookDeliverer(state, api, request_timeout=webhook_timeout)
 
     async def on_startup(app: web.Application) -> None:
@@ -657,17 +681,18 @@ class Emulator:
     """The emulator as a server: `async with Emulator() as emu:` or `start_in_thread()` for sync callers.
 
     Touch `emu.state` directly only from the emulator's own loop (async mode); from other threads,
-    go through the control API (EmulatorClient).
+    go through the control API (EmulatorClient). `timezone` (an IANA name) is the zone the web page shows
+    times in; None: the browser's.
     """
 
     def __init__(self, host: str = "127.0.0.1", port: int = 0, *, state: EmulatorState | None = None,
                  token: str = DEFAULT_TOKEN, webhook_timeout: float = 30.0,
-                 on_reset: ResetHook | None = None) -> None:
+                 on_reset: ResetHook | None = None, timezone: str | None = None) -> None:
         self.host = host
         self.port = port
         self.state = state or EmulatorState()
         self.token = token
-        self.app = create_app(self.state, webhook_timeout=webhook_timeout, on_reset=on_reset)
+        self.app = create_app(self.state, webhook_timeout=webhook_timeout, on_reset=on_reset, timezone=timezone)
         self._runner: web.AppRunner | None = None
         self._thread: threading.Thread | None = None
         self._thread_loop: asyncio.AbstractEventLoop | None = None

@@ -15,7 +15,7 @@ from decimal import Decimal, InvalidOperation
 TOKEN_PREFIX = "dk."
 # Button actions and the command each one is.
 ACTIONS = ("take", "release", "approve", "reject", "ask", "note", "confirm", "close")
-COMMANDS = frozenset({"queue", "help", *ACTIONS})
+COMMANDS = frozenset({"queue", "help", "m", *ACTIONS})  # m: macros (dialogs.desk.macros)
 # Desk commands an agent may also send in a private chat with the bot (their answers come there).
 PRIVATE_COMMANDS = frozenset({"queue", "take", "release", "approve", "reject", "ask", "note", "confirm", "close"})
 _KEY = re.compile(r"^(R\d{8}-\d{4,}|chat:-?\d+)$", re.IGNORECASE)

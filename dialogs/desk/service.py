@@ -12,12 +12,14 @@ from dialogs.desk.base import Turn
 from dialogs.desk.commands import COMMANDS, PRIVATE_COMMANDS, TOKEN_PREFIX, named_key, parse_token
 from dialogs.desk.decisions import Decisions
 from dialogs.desk.idle import IdleNudges
+from dialogs.desk.macros import COMMAND as MACRO_COMMAND
+from dialogs.desk.macros import Macros
 from dialogs.desk.queue import DeskQueue
 from dialogs.io import Event, EventKind, Outcome
 from dialogs.ports import UnitOfWork
 
 
-class DeskService(Decisions, IdleNudges, DeskQueue):
+class DeskService(Decisions, IdleNudges, DeskQueue, Macros):
     """The desk, whole: its parts are mixed in here, each in the room of its concern."""
 
     # -- routing --------------------------------------------------------------------------------
@@ -66,6 +68,9 @@ class DeskService(Decisions, IdleNudges, DeskQueue):
             return
         if name == "help":
             await self._answer(uow, turn, "desk.help")
+            return
+        if name == MACRO_COMMAND:
+            await self._macros(uow, turn, args)
             return
         head, _, rest = args.partition(" ")
         named = named_key(head)

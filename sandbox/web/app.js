@@ -18,7 +18,67 @@ const view = {
   threadId: null,       // the topic shown (1: General)
   seen: new Map(),      // "group:thread" -> message count when last looked at (for unread badges)
   pending: new Map(),   // callback_query_id -> {button, until}
+  lang: "en",           // the page's own language: "zh" or "en" (PAGE_STRINGS in i18n.js)
+  live: "connecting",   // the live feed's state, shown in the top bar
 };
+
+// ---- the page's language ------------------------------------------------------------------------
+
+const pageLangOf = (code) => (String(code || "").toLowerCase().startsWith("zh") ? "zh" : "en");
+view.lang = pageLangOf(stored("lang") || navigator.language);
+
+function t(key, vars = {}) {
+  const text = PAGE_STRINGS[view.lang][key] ?? PAGE_STRINGS.en[key] ?? key;
+  return text.replace(/\{(\w+)\}/g, (whole, name) => (name in vars ? String(vars[name]) : whole));
+}
+
+function applyPageTexts() {
+  // The static labels of index.html: data-i18n (text), data-i18n-placeholder / -title / -aria-label.
+  document.documentElement.lang = view.lang === "zh" ? "zh-Hans" : "en";
+  document.title = t("title");
+  for (const el of document.querySelectorAll("[data-i18n]")) el.textContent = t(el.dataset.i18n);
+  for (const [attr, key] of [["placeholder", "i18nPlaceholder"], ["title", "i18nTitle"], ["aria-label", "i18nAriaLabel"]]) {
+    for (const el of document.querySelectorAll(`[data-i18n-${attr}]`)) el.setAttribute(attr, t(el.dataset[key]));
+  }
+  for (const b of document.querySelectorAll("#lang-toggle button")) {
+    b.setAttribute("aria-pressed", String(pageLangOf(b.dataset.lang) === view.lang));
+  }
+  showLive();
+}
+
+function setPageLang(lang) {
+  if (lang === view.lang) return;
+  view.lang = lang;
+  remember("lang", lang);
+  applyPageTexts();
+  refresh();
+}
+
+// ---- times, in the platform's zone ----------------------------------------------------------------
+// The emulator's owner names the zone (GET /control/directory: timezone, e.g. Asia/Shanghai); without
+// one the browser's own zone is used.
+
+const formatters = new Map();
+
+function formatter(kind) {
+  const zone = (view.dir && view.dir.timezone) || undefined;
+  const key = `${kind}|${view.lang}|${zone}`;
+  if (!formatters.has(key)) {
+    const options = kind === "time" ? { hour: "2-digit", minute: "2-digit", hourCycle: "h23" }
+      : { dateStyle: "medium", timeStyle: "long" };
+    let f;
+    try {
+      f = new Intl.DateTimeFormat(PAGE_LOCALES[view.lang], { ...options, timeZone: zone });
+    } catch { // a zone this browser does not know: its own zone rather than no page
+      f = new Intl.DateTimeFormat(PAGE_LOCALES[view.lang], options);
+    }
+    formatters.set(key, f);
+  }
+  return formatters.get(key);
+}
+
+const time = (ts) => formatter("time").format(new Date(ts * 1000));
+const fullTime = (ts) => formatter("full").format(new Date(ts * 1000));
 
 // ---- HTTP ---------------------------------------------------------------------------------------
 
@@ -46,7 +106,7 @@ function toast(text, kind = "", ms = 3500) {
   el.textContent = text;
   const close = document.createElement("button");
   close.type = "button";
-  close.textContent = "OK";
+  close.textContent = t("ok");
   close.addEventListener("click", () => el.remove());
   el.append(close);
   $("#toasts").append(el);
@@ -126,10 +186,6 @@ function renderText(text, entities) {
 
 // ---- one message --------------------------------------------------------------------------------
 
-function time(ts) {
-  return new Date(ts * 1000).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
-}
-
 function size(n) {
   if (n == null) return "";
   if (n < 1024) return n + " B";
@@ -141,33 +197,32 @@ function preview(m) {
   if (!m) return "";
   if (m.text) return m.text;
   if (m.caption) return "🖼 " + m.caption;
-  const words = { photo: "🖼 Photo", document: "📄 File", sticker: "Sticker", voice: "🎤 Voice message",
-    location: "📍 Location", service: "", video: "🎬 Video" };
-  return words[m.kind] ?? m.kind;
+  if (m.kind === "service") return "";
+  return PAGE_STRINGS.en["kind." + m.kind] ? t("kind." + m.kind) : m.kind;
 }
 
 function serviceText(m) {
   const actor = nameOf(m.from_id);
-  if (m.forum_topic_created) return `${actor} created the topic “${m.forum_topic_created.name}”`;
+  if (m.forum_topic_created) return t("svc.created", { actor, name: m.forum_topic_created.name });
   if (m.forum_topic_edited) {
-    return m.forum_topic_edited.name ? `${actor} renamed the topic to “${m.forum_topic_edited.name}”`
-      : `${actor} changed the topic icon`;
+    return m.forum_topic_edited.name ? t("svc.renamed", { actor, name: m.forum_topic_edited.name })
+      : t("svc.icon", { actor });
   }
-  if (m.forum_topic_closed) return `${actor} closed the topic`;
-  if (m.forum_topic_reopened) return `${actor} reopened the topic`;
-  if (m.general_forum_topic_hidden) return `${actor} hid General`;
-  if (m.general_forum_topic_unhidden) return `${actor} unhid General`;
+  if (m.forum_topic_closed) return t("svc.closed", { actor });
+  if (m.forum_topic_reopened) return t("svc.reopened", { actor });
+  if (m.general_forum_topic_hidden) return t("svc.general_hidden", { actor });
+  if (m.general_forum_topic_unhidden) return t("svc.general_unhidden", { actor });
   if (m.new_chat_members) {
     const names = m.new_chat_members.map((u) => u.first_name).join(", ");
     return m.new_chat_members.length === 1 && m.new_chat_members[0].id === m.from_id
-      ? `${names} joined the group` : `${actor} added ${names}`;
+      ? t("svc.joined", { names }) : t("svc.added", { actor, names });
   }
   if (m.left_chat_member) {
-    return m.left_chat_member.id === m.from_id ? `${m.left_chat_member.first_name} left the group`
-      : `${actor} removed ${m.left_chat_member.first_name}`;
+    const name = m.left_chat_member.first_name;
+    return m.left_chat_member.id === m.from_id ? t("svc.left", { name }) : t("svc.removed", { actor, name });
   }
-  if (m.pinned_message) return `${actor} pinned a message`;
-  return "service message";
+  if (m.pinned_message) return t("svc.pinned", { actor });
+  return t("svc.other");
 }
 
 function renderKeyboard(m, ctx) {
@@ -194,10 +249,10 @@ function renderKeyboard(m, ctx) {
           el.addEventListener("click", () => ctx.press(m, b, el));
         } else if (b.copy_text) {
           el.addEventListener("click", () => navigator.clipboard.writeText(b.copy_text.text)
-            .then(() => toast("Copied"), fail));
+            .then(() => toast(t("copied")), fail));
         } else {
           el.disabled = true;
-          el.title = "Not supported in the sandbox";
+          el.title = t("unsupported");
         }
       }
       el.textContent = b.text;
@@ -229,12 +284,12 @@ function renderMessage(m, ctx) {
     who.style.color = colorOf(m.from_id);
     who.textContent = nameOf(m.from_id);
     const member = ctx.members && ctx.members.get(m.from_id);
-    const title = member && (member.custom_title || (member.status === "creator" ? "owner" : member.status === "administrator" ? "admin" : ""));
+    const title = member && (member.custom_title || (["creator", "administrator"].includes(member.status) ? t("status." + member.status) : ""));
     if (title) {
-      const t = document.createElement("span");
-      t.className = "title";
-      t.textContent = title;
-      who.append(t);
+      const badge = document.createElement("span");
+      badge.className = "title";
+      badge.textContent = title;
+      who.append(badge);
     }
     bubble.append(who);
   }
@@ -244,9 +299,9 @@ function renderMessage(m, ctx) {
     q.type = "button";
     q.className = "quote";
     const b = document.createElement("b");
-    b.textContent = replied ? nameOf(replied.from_id) : "Reply";
+    b.textContent = replied ? nameOf(replied.from_id) : t("reply");
     const s = document.createElement("span");
-    s.textContent = replied ? preview(replied) : `message #${m.reply_to_message_id}`;
+    s.textContent = replied ? preview(replied) : t("reply.missing", { id: m.reply_to_message_id });
     q.append(b, s);
     q.addEventListener("click", () => {
       const target = ctx.container.querySelector(`[data-message-id="${m.reply_to_message_id}"]`);
@@ -255,13 +310,22 @@ function renderMessage(m, ctx) {
     bubble.append(q);
   }
   const fileUrl = m.file_id ? "/control/file?" + query({ file_id: m.file_id }) : null;
-  if (m.kind === "photo" && fileUrl) {
+  // A picture sent as a file (an album's fallback when photos are refused) still shows the picture.
+  const picture = fileUrl && (m.kind === "photo" || (m.kind === "document" && /^image\//.test(m.mime_type || "")
+    && m.width && m.height));
+  if (picture) {
     const img = document.createElement("img");
     img.className = "photo";
     img.src = fileUrl;
-    img.alt = m.caption || "photo";
+    img.alt = m.caption || m.file_name || t("photo");
     if (m.width && m.height) { img.width = m.width; img.height = m.height; img.style.height = "auto"; }
     bubble.append(img);
+    if (m.kind === "document") {
+      const name = document.createElement("small");
+      name.className = "file-name";
+      name.textContent = `📄 ${m.file_name || t("file")} · ${size(m.file_size)}`;
+      bubble.append(name);
+    }
   } else if (m.kind === "sticker") {
     const s = document.createElement("div");
     s.className = "sticker";
@@ -277,7 +341,7 @@ function renderMessage(m, ctx) {
     icon.className = "icon";
     icon.textContent = m.kind === "voice" ? "🎤" : "📄";
     const label = document.createElement("span");
-    label.textContent = m.kind === "voice" ? `Voice message` : (m.file_name || m.kind);
+    label.textContent = m.kind === "voice" ? t("voice") : (m.file_name || m.kind);
     const small = document.createElement("small");
     small.textContent = m.kind === "voice" ? `0:${String(m.duration || 0).padStart(2, "0")}` : `${size(m.file_size)} ${m.mime_type || ""}`;
     label.append(small);
@@ -290,12 +354,13 @@ function renderMessage(m, ctx) {
   }
   const meta = document.createElement("span");
   meta.className = "meta";
-  meta.textContent = (m.edits ? "edited " : "") + time(m.edit_date || m.date) + (mine ? " ✓✓" : "");
+  meta.textContent = (m.edits ? t("edited") + " " : "") + time(m.edit_date || m.date) + (mine ? " ✓✓" : "");
+  meta.title = fullTime(m.edit_date || m.date);
   const body = m.text ?? m.caption;
   if (body) {
-    const t = renderText(body, m.text != null ? m.entities : m.caption_entities);
-    t.append(meta);
-    bubble.append(t);
+    const textEl = renderText(body, m.text != null ? m.entities : m.caption_entities);
+    textEl.append(meta);
+    bubble.append(textEl);
   } else {
     bubble.append(meta);
   }
@@ -307,21 +372,30 @@ function renderMessage(m, ctx) {
 
 // ---- a list of messages, updated in place --------------------------------------------------------
 
+// Opening a case's topic shows its card (the topic's first message), as Telegram opens a chat at its first
+// unread message: until the viewer scrolls or sends, later messages (the evidence album) show only as far
+// as the card stays in view.
 class ChatView {
-  constructor(container, emptyText) {
+  constructor(container, emptyKey) {
     this.container = container;
-    this.emptyText = emptyText;
+    this.emptyKey = emptyKey;
     this.key = null;
+    this.anchor = false; // keep the first message in view (set on opening a case topic)
     this.rendered = new Map(); // message_id -> {sig, el, edits}
+    for (const ev of ["wheel", "touchstart", "keydown", "mousedown"]) {
+      container.addEventListener(ev, () => { this.anchor = false; }, { passive: true });
+    }
   }
 
   show(key, messages, ctx) {
     const fresh = key !== this.key;
     if (fresh) {
       this.key = key;
+      this.anchor = Boolean(ctx.anchorFirst);
       this.rendered.clear();
       this.container.replaceChildren();
     }
+    if (ctx.followMine) this.anchor = false;
     const box = this.container;
     const nearBottom = box.scrollHeight - box.scrollTop - box.clientHeight < 80;
     const visible = messages.filter((m) => !m.deleted);
@@ -330,9 +404,11 @@ class ChatView {
     const keep = new Set();
     let added = false;
     let cursor = null;
+    // The page's language and time zone are part of what a bubble shows: a switch redraws it in place.
+    const look = [view.lang, view.dir && view.dir.timezone];
     for (const m of visible) {
       const replied = m.reply_to_message_id ? ctx.byId.get(m.reply_to_message_id) : null;
-      const sig = JSON.stringify([m, ctx.viewerId, replied ? preview(replied) : null]);
+      const sig = JSON.stringify([m, ctx.viewerId, replied ? preview(replied) : null, look]);
       let entry = this.rendered.get(m.message_id);
       if (!entry || entry.sig !== sig) {
         const el = renderMessage(m, ctx);
@@ -353,16 +429,23 @@ class ChatView {
     for (const [id, entry] of this.rendered) {
       if (!keep.has(id)) { entry.el.remove(); this.rendered.delete(id); }
     }
-    const empty = box.querySelector(":scope > .empty");
+    markAlbums(visible, this.rendered);
+    let empty = box.querySelector(":scope > .empty");
     if (!visible.length && !empty) {
-      const e = document.createElement("div");
-      e.className = "empty";
-      e.textContent = this.emptyText;
-      box.append(e);
+      empty = document.createElement("div");
+      empty.className = "empty";
+      box.append(empty);
     } else if (visible.length && empty) {
       empty.remove();
     }
-    if (fresh || (added && (nearBottom || ctx.followMine))) box.scrollTop = box.scrollHeight;
+    if (!visible.length) empty.textContent = t(this.emptyKey);
+    const first = this.anchor ? box.querySelector(":scope > .msg:not(.service)") : null;
+    if (first) {
+      // The browser stops at the bottom by itself: the newest as far as the card stays on top.
+      box.scrollTop += first.getBoundingClientRect().top - box.getBoundingClientRect().top - 6;
+    } else if (fresh || (added && (nearBottom || ctx.followMine))) {
+      box.scrollTop = box.scrollHeight;
+    }
   }
 
   clear(text) {
@@ -375,8 +458,22 @@ class ChatView {
   }
 }
 
-const customerView = new ChatView($("#customer-messages"), "No messages yet. Press START or say /start.");
-const groupView = new ChatView($("#group-messages"), "No messages in this topic yet.");
+function markAlbums(visible, rendered) {
+  // The messages of one media group sit together as one album: no gaps, one rounded outline.
+  for (let i = 0; i < visible.length; i++) {
+    const group = visible[i].media_group_id;
+    const el = rendered.get(visible[i].message_id).el;
+    const prev = i > 0 && group && visible[i - 1].media_group_id === group;
+    const next = i + 1 < visible.length && group && visible[i + 1].media_group_id === group;
+    el.classList.toggle("album", Boolean(group));
+    el.classList.toggle("album-first", Boolean(group) && !prev);
+    el.classList.toggle("album-last", Boolean(group) && !next);
+    if (group) el.dataset.album = group;
+  }
+}
+
+const customerView = new ChatView($("#customer-messages"), "empty.customer");
+const groupView = new ChatView($("#group-messages"), "empty.topic");
 
 // ---- pickers ------------------------------------------------------------------------------------
 
@@ -440,24 +537,21 @@ function renderPickers() {
   const label = (u) => `${u.name} (${u.id})`;
   const customers = d.users.filter((u) => !u.groups.length).map((u) => [u.id, label(u)]);
   const members = d.users.filter((u) => u.groups.length).map((u) => [u.id, label(u)]);
-  fillSelect($("#customer-select"), [[customers.length && members.length ? "Customers" : null, customers],
-    [members.length ? "Group members" : null, members]].filter(([, o]) => o.length), view.userId);
-  fillSelect($("#group-select"), [[null, d.groups.map((g) => [g.id, g.title + (g.is_forum ? "" : " (not a forum)")])]], view.groupId);
+  fillSelect($("#customer-select"), [[customers.length && members.length ? t("customers") : null, customers],
+    [members.length ? t("members") : null, members]].filter(([, o]) => o.length), view.userId);
+  fillSelect($("#group-select"), [[null, d.groups.map((g) => [g.id, g.is_forum ? g.title : t("group.not_forum", { title: g.title })])]], view.groupId);
   const group = groupOf(view.groupId);
-  const agents = group ? group.members.filter((m) => !m.is_bot).map((m) => [m.user_id, `${m.name} (${m.user_id})${m.status === "member" ? "" : " · " + m.status}`]) : [];
+  const status = (s) => (s === "member" ? "" : " · " + (PAGE_STRINGS.en["status." + s] ? t("status." + s) : s));
+  const agents = group ? group.members.filter((m) => !m.is_bot).map((m) => [m.user_id, `${m.name} (${m.user_id})${status(m.status)}`]) : [];
   fillSelect($("#agent-select"), [[null, agents]], view.agentId);
 
   const user = userById(view.userId);
   const code = (user && user.language_code) || "";
-  for (const b of document.querySelectorAll("#lang-toggle button")) {
-    const on = b.dataset.lang === "en" ? code.startsWith("en") : code.startsWith("zh");
-    b.setAttribute("aria-pressed", String(on));
-    b.disabled = !user;
-  }
-  $("#lang-toggle").title = user ? `language_code: ${code || "(none)"}` : "";
+  $("#lang-toggle").title = user ? t("lang.title", { code: code || t("lang.none") }) : "";
   $("#customer-chat-title").textContent = d.bot.first_name;
   $("#customer-avatar").textContent = d.bot.first_name.slice(0, 1);
-  $("#customer-chat-sub").textContent = user ? `bot · you are ${user.name}${user.blocked_bot ? " (blocked the bot)" : ""}` : "bot · register a user first";
+  $("#customer-chat-sub").textContent = user ? t(user.blocked_bot ? "chat.sub.blocked" : "chat.sub", { name: user.name })
+    : t("chat.sub.none");
 }
 
 function renderTopics() {
@@ -465,54 +559,55 @@ function renderTopics() {
   const group = groupOf(view.groupId);
   if (!group) {
     list.replaceChildren();
-    $("#topic-title").textContent = "No supergroup in the emulator";
+    $("#topic-title").textContent = t("group.none");
     $("#topic-sub").textContent = "";
     return;
   }
   const focusedThread = document.activeElement && document.activeElement.dataset ? document.activeElement.dataset.thread : null;
   list.replaceChildren();
-  for (const t of group.topics) {
-    if (t.is_general && t.hidden) continue;
-    const key = `${group.id}:${t.message_thread_id}`;
-    if (t.message_thread_id === view.threadId || !view.seen.has(key)) view.seen.set(key, t.messages);
-    const unread = t.messages - view.seen.get(key);
+  for (const topic of group.topics) {
+    if (topic.is_general && topic.hidden) continue;
+    const key = `${group.id}:${topic.message_thread_id}`;
+    if (topic.message_thread_id === view.threadId || !view.seen.has(key)) view.seen.set(key, topic.messages);
+    const unread = topic.messages - view.seen.get(key);
     const li = document.createElement("li");
     const b = document.createElement("button");
     b.type = "button";
     b.className = "topic";
-    b.dataset.thread = t.message_thread_id;
-    b.setAttribute("aria-current", String(t.message_thread_id === view.threadId));
+    b.dataset.thread = topic.message_thread_id;
+    b.setAttribute("aria-current", String(topic.message_thread_id === view.threadId));
     const icon = document.createElement("span");
     icon.className = "avatar topic-icon";
     icon.setAttribute("aria-hidden", "true");
-    icon.textContent = t.is_general ? "#" : (t.name.slice(0, 1) || "?");
-    if (!t.is_general) icon.style.background = hex(t.icon_color);
+    icon.textContent = topic.is_general ? "#" : (topic.name.slice(0, 1) || "?");
+    if (!topic.is_general) icon.style.background = hex(topic.icon_color);
     const body = document.createElement("span");
     body.className = "body";
     const name = document.createElement("span");
     name.className = "name";
-    name.textContent = t.name + (t.closed ? " 🔒" : "");
+    name.textContent = topic.name + (topic.closed ? " 🔒" : "");
     const last = document.createElement("small");
-    last.textContent = t.last ? (t.last.kind === "service" ? "—" : `${nameOf(t.last.from_id)}: ${t.last.text ?? preview(t.last)}`) : "";
+    last.textContent = topic.last ? (topic.last.kind === "service" ? "—" : `${nameOf(topic.last.from_id)}: ${topic.last.text ?? preview(topic.last)}`) : "";
     body.append(name, last);
     b.append(icon, body);
     if (unread > 0) {
       const badge = document.createElement("span");
       badge.className = "badge";
       badge.textContent = unread;
-      badge.setAttribute("aria-label", `${unread} new`);
+      badge.setAttribute("aria-label", t("topic.unread", { count: unread }));
       b.append(badge);
     }
-    b.addEventListener("click", () => selectTopic(t.message_thread_id));
+    b.addEventListener("click", () => selectTopic(topic.message_thread_id));
     li.append(b);
     list.append(li);
-    if (String(t.message_thread_id) === focusedThread) b.focus();
+    if (String(topic.message_thread_id) === focusedThread) b.focus();
   }
-  const t = group.topics.find((x) => x.message_thread_id === view.threadId);
-  $("#topic-title").textContent = t ? t.name : group.title;
-  $("#topic-avatar").textContent = t && !t.is_general ? t.name.slice(0, 1) : "#";
-  $("#topic-avatar").style.background = t && !t.is_general ? hex(t.icon_color) : "";
-  $("#topic-sub").textContent = `${group.title} · ${group.members.length} members` + (t && t.closed ? " · closed" : "");
+  const topic = group.topics.find((x) => x.message_thread_id === view.threadId);
+  $("#topic-title").textContent = topic ? topic.name : group.title;
+  $("#topic-avatar").textContent = topic && !topic.is_general ? topic.name.slice(0, 1) : "#";
+  $("#topic-avatar").style.background = topic && !topic.is_general ? hex(topic.icon_color) : "";
+  $("#topic-sub").textContent = t(topic && topic.closed ? "topic.sub.closed" : "topic.sub",
+    { title: group.title, count: group.members.length });
 }
 
 // ---- loading ------------------------------------------------------------------------------------
@@ -551,17 +646,17 @@ async function load() {
     renderReplyKeyboard(mine);
     $("#customer-start").hidden = mine.some((m) => !m.deleted);
   } else {
-    customerView.clear("No users yet: register one with POST /control/users.");
+    customerView.clear(t("empty.no_users"));
     $("#customer-start").hidden = true;
   }
   if (topic) {
     const members = new Map(group.members.map((m) => [m.user_id, m]));
     const root = view.threadId === GENERAL ? null : view.threadId;
     groupView.show(`g${group.id}:${view.threadId}`, topic, { viewerId: view.agentId, showSenders: true, rootId: root,
-      members, press: pressAs(() => view.agentId, group.id), followMine: groupView.followMine });
+      members, press: pressAs(() => view.agentId, group.id), followMine: groupView.followMine, anchorFirst: root != null });
     groupView.followMine = false;
   } else {
-    groupView.clear("No supergroup yet: create one with POST /control/groups.");
+    groupView.clear(t("empty.no_group"));
   }
   setComposer("#customer-composer", view.userId != null);
   setComposer("#group-composer", group != null && view.agentId != null);
@@ -609,7 +704,7 @@ function renderReplyKeyboard(messages) {
 function pressAs(who, chatId) {
   return async (m, button, el) => {
     const userId = who();
-    if (userId == null) return fail(new Error("Pick someone to press as"));
+    if (userId == null) return fail(new Error(t("pick_presser")));
     el.classList.add("pending");
     try {
       const body = { user_id: userId, message_id: m.message_id, data: button.callback_data };
@@ -756,11 +851,11 @@ function wire() {
   });
   for (const b of document.querySelectorAll("#lang-toggle button")) {
     b.addEventListener("click", async () => {
+      setPageLang(pageLangOf(b.dataset.lang));
       if (view.userId == null) return;
       try {
         await control("POST", "language", { user_id: view.userId, language_code: b.dataset.lang });
-        toast(`Telegram language: ${b.textContent}. The bot sees it on this customer's next messages; `
-          + "send /lang or /start to switch the chat.");
+        toast(t("lang.toast", { lang: b.textContent }));
         refresh();
       } catch (err) { fail(err); }
     });
@@ -770,37 +865,43 @@ function wire() {
   reset.addEventListener("click", async () => {
     if (!armed) {
       reset.dataset.armed = "";
-      reset.textContent = "Really reset?";
-      armed = setTimeout(() => { armed = null; delete reset.dataset.armed; reset.textContent = "Reset demo"; }, 4000);
+      reset.textContent = t("reset.armed");
+      armed = setTimeout(() => { armed = null; delete reset.dataset.armed; reset.textContent = t("reset"); }, 4000);
       return;
     }
     clearTimeout(armed);
     armed = null;
     delete reset.dataset.armed;
-    reset.textContent = "Resetting…";
+    reset.textContent = t("reset.busy");
     reset.disabled = true;
     try {
       const r = await control("POST", "demo_reset", {});
       view.seen.clear();
-      toast(r.hook ? "Chats cleared and demo data restored." : "Chats cleared.");
+      toast(t(r.hook ? "reset.done" : "reset.cleared"));
       refresh();
     } catch (err) {
       fail(err);
     } finally {
       reset.disabled = false;
-      reset.textContent = "Reset demo";
+      reset.textContent = t("reset");
     }
   });
 }
 
-function listen() {
+function showLive() {
   const live = $("#live");
-  const events = new EventSource("/control/events");
-  events.addEventListener("open", () => { live.dataset.state = "live"; live.textContent = "live"; refresh(); });
-  events.addEventListener("changed", () => refresh());
-  events.addEventListener("error", () => { live.dataset.state = "offline"; live.textContent = "reconnecting…"; });
+  live.dataset.state = view.live;
+  live.textContent = t("live." + view.live);
 }
 
+function listen() {
+  const events = new EventSource("/control/events");
+  events.addEventListener("open", () => { view.live = "live"; showLive(); refresh(); });
+  events.addEventListener("changed", () => refresh());
+  events.addEventListener("error", () => { view.live = "offline"; showLive(); });
+}
+
+applyPageTexts();
 wire();
 refresh();
 listen();

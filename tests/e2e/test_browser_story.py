@@ -4,7 +4,8 @@ seed_demo_orders, serve). The customer 小明 files a card-code refund with a sc
 takes it over in the agents' forum, they exchange a message, the agent approves, finance confirms the
 payout (no page for that: dialogs.refunds.mark_refunded, as `refundbot cases mark-refunded` does) and the
 customer's status card turns to refunded in place. Screenshots of both panes go to the test's tmp_path;
-the side-by-side one is copied to docs/sandbox.png for the README when REFUNDBOT_UPDATE_SCREENSHOT=1.
+the side-by-side one is copied to docs/sandbox.png (and the page in English to docs/sandbox-en.png) for
+the README when REFUNDBOT_UPDATE_SCREENSHOT=1.
 
 Needs Debian's chromium and chromium-driver; skipped with the reason when they are missing, unless
 REFUNDBOT_REQUIRE_BROWSER=1 (CI), where that is a failure (see tests/sandbox/test_web.py)."""
@@ -33,7 +34,7 @@ from dialogs.texts import Texts
 from sandbox.server import Emulator
 from tests.e2e.conftest import png_bytes
 from tests.sandbox import test_web as web
-from tests.sandbox.test_web import by_css, clear_toasts, wait_for
+from tests.sandbox.test_web import by_css, clear_toasts, in_view, wait_for
 
 pytestmark = pytest.mark.slow
 
@@ -43,7 +44,8 @@ AGENT = next(a for a in AGENTS if not a.supervisor)
 ORDER = "KM20261101000001"
 CASE_NO = re.compile(r"R\d{8}-\d{4}")
 WAIT = 15.0  # the relay keeps Telegram's limits (1 message a second per chat): the bot's news takes a moment
-README_SHOT = Path(__file__).resolve().parents[2] / "docs" / "sandbox.png"
+README_SHOT = Path(__file__).resolve().parents[2] / "docs" / "sandbox.png"  # the page in Chinese
+README_SHOT_EN = README_SHOT.with_name("sandbox-en.png")  # the same page, its labels in English
 T = TypeVar("T")
 
 driver = web.driver  # the headless Chromium fixture of the page's own test
@@ -80,7 +82,8 @@ def sandbox(tmp_path: Path, framework: str) -> Iterator[Sandbox]:
         stop = asyncio.Event()
         stop_box.append((asyncio.get_running_loop(), stop))
         try:
-            async with Emulator(host=config.sandbox.host, port=config.sandbox.port) as emulator:
+            async with Emulator(host=config.sandbox.host, port=config.sandbox.port,
+                                timezone=config.i18n.timezone) as emulator:
                 staged = await stage_sandbox(emulator.base_url, config)
                 async with running_bot(staged, SANDBOX_TOKEN, emulator.base_url) as running:
                     await seed_demo_orders(running.database)
@@ -164,7 +167,7 @@ def test_a_customer_files_a_card_refund_an_agent_takes_it_over_approves_and_it_i
 
     d = driver
     d.set_window_size(1400, 1000)
-    d.get(f"{sandbox.web_url}?user={XIAOMING.user_id}")
+    d.get(f"{sandbox.web_url}?user={XIAOMING.user_id}&lang=zh")
     wait_for(d, lambda d: d.find_element("id", "live").get_attribute("data-state") == "live", "no live feed")
     assert d.find_element("id", "customer-select").get_attribute("value") == str(XIAOMING.user_id)
     assert Select(d.find_element("id", "group-select")).first_selected_option.text == DESK_TITLE
@@ -209,6 +212,8 @@ def test_a_customer_files_a_card_refund_an_agent_takes_it_over_approves_and_it_i
     wait_for(d, lambda d: d.find_element("id", "topic-title").text.startswith(case_no), "the topic did not open")
     wait_for(d, lambda d: seen(d, group + " .msg.in", lead("dk.card.title", case_no=case_no)),
              "no case card in the topic", WAIT)
+    card = next(m for m in by_css(d, group + " .msg.in") if lead("dk.card.title", case_no=case_no) in m.text)
+    assert in_view(d, card)  # the topic opens at its card, not at the evidence under it
     press(d, group, ZH("dk.btn.take"), "the case card has no take-over button")
     wait_for(d, lambda d: seen(d, "#toasts .toast", ZH("desk.you_took", case=case_no)), "no toast for the take-over")
     alias = sandbox.config.desk.alias(AGENT.user_id, ZH.locale)  # what the customer calls the agent
@@ -242,7 +247,7 @@ def test_a_customer_files_a_card_refund_an_agent_takes_it_over_approves_and_it_i
     assert done.changed
     refunded = wait_for(d, lambda d: card_says(d, case_no, "status.refunded"),
                         "the customer's status card did not reach refunded", WAIT)
-    assert refunded[0] == card_id and "edited" in refunded[1]
+    assert refunded[0] == card_id and "已编辑" in refunded[1]  # the page's own label, in Chinese
     assert len([t for t in texts_of(d, customer_in) if t.startswith(ZH("card.title", case_no=case_no))]) == 1
     wait_for(d, lambda d: seen(d, customer_in, lead("news.refunded", case_no=case_no)),
              "the customer is not told the money is back", WAIT)
@@ -254,7 +259,16 @@ def test_a_customer_files_a_card_refund_an_agent_takes_it_over_approves_and_it_i
     d.find_element("id", "customer-pane").screenshot(str(tmp_path / "customer-pane.png"))
     d.find_element("id", "group-pane").screenshot(str(tmp_path / "agents-pane.png"))
     d.save_screenshot(str(tmp_path / "sandbox.png"))
-    for name in ("customer-pane.png", "agents-pane.png", "sandbox.png"):
+
+    # The same page with its labels in English (the chats stay as written).
+    d.find_element("css selector", '#lang-toggle button[data-lang="en"]').click()
+    wait_for(d, lambda d: d.find_element("id", "customer-title").text == "Customer", "the page is not in English")
+    clear_toasts(d)
+    d.execute_script("document.querySelector(`#customer-messages .msg[data-message-id='${arguments[0]}']`)"
+                     ".scrollIntoView({block: 'center'})", card_id)
+    d.save_screenshot(str(tmp_path / "sandbox-en.png"))
+    for name in ("customer-pane.png", "agents-pane.png", "sandbox.png", "sandbox-en.png"):
         assert (tmp_path / name).stat().st_size > 20_000, name
-    if os.environ.get("REFUNDBOT_UPDATE_SCREENSHOT") == "1":  # refresh the README's picture on purpose only
+    if os.environ.get("REFUNDBOT_UPDATE_SCREENSHOT") == "1":  # refresh the README's pictures on purpose only
         shutil.copyfile(tmp_path / "sandbox.png", README_SHOT)
+        shutil.copyfile(tmp_path / "sandbox-en.png", README_SHOT_EN)

@@ -12,9 +12,13 @@ import os
 import shutil
 import time
 import urllib.request
+import uuid
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import datetime
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 
@@ -64,6 +68,24 @@ class FakeBot:
         assert body["ok"], body
         return body["result"]
 
+    def upload(self, method: str, files: dict[str, tuple[str, bytes]], **params: Any) -> Any:
+        """A multipart call: `files` maps a part name to (filename, bytes); other params go as JSON strings."""
+        boundary = uuid.uuid4().hex
+        parts = []
+        for name, value in params.items():
+            text = value if isinstance(value, str) else json.dumps(value)
+            parts.append(f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"\r\n\r\n{text}\r\n'.encode())
+        for name, (filename, data) in files.items():
+            head = (f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"; filename="{filename}"\r\n'
+                    "Content-Type: application/octet-stream\r\n\r\n")
+            parts.append(head.encode() + data + b"\r\n")
+        req = urllib.request.Request(f"{self.api}/{method}", data=b"".join(parts) + f"--{boundary}--\r\n".encode(),
+                                     headers={"Content-Type": f"multipart/form-data; boundary={boundary}"})
+        with urllib.request.urlopen(req, timeout=30) as resp:
+            body = json.load(resp)
+        assert body["ok"], body
+        return body["result"]
+
     def next_update(self, kind: str, timeout: float = WAIT) -> dict[str, Any]:
         """The next update of this kind (others are skipped); fails after `timeout` seconds."""
         deadline = time.monotonic() + timeout
@@ -83,12 +105,22 @@ def control(emu: Emulator, path: str, body: dict[str, Any] | None = None) -> Any
         return json.load(resp)
 
 
+CARD = "新案件 R20261124-0001\n订单 KM20261101000001 · ¥100 · 卡密无效"
+World = tuple[Emulator, FakeBot, int, int, list[str]]
+
+
 @pytest.fixture
-def world() -> Iterator[tuple[Emulator, FakeBot, int, int, list[str]]]:
+def world() -> Iterator[World]:
     """An emulator with a customer, an agent, the agents' forum and one case topic; the reset hook logs."""
+    with open_world() as w:
+        yield w
+
+
+@contextmanager
+def open_world(timezone: str | None = None) -> Iterator[World]:
     resets: list[str] = []
     emu = Emulator(port=0, state=EmulatorState(update_id_base=700_000),
-                   on_reset=lambda: resets.append("demo data restored"))
+                   on_reset=lambda: resets.append("demo data restored"), timezone=timezone)
     emu.start_in_thread()
     try:
         control(emu, "users", {"user_id": CUSTOMER, "first_name": "小明", "language_code": "zh-hans"})
@@ -96,8 +128,7 @@ def world() -> Iterator[tuple[Emulator, FakeBot, int, int, list[str]]]:
         group = control(emu, "groups", {"title": "退款客服 Refund desk", "creator_id": AGENT})["chat"]["id"]
         bot = FakeBot(emu)
         topic = bot.call("createForumTopic", chat_id=group, name=TOPIC)["message_thread_id"]
-        bot.call("sendMessage", chat_id=group, message_thread_id=topic,
-                 text="新案件 R20261124-0001\n订单 KM20261101000001 · ¥100 · 卡密无效",
+        bot.call("sendMessage", chat_id=group, message_thread_id=topic, text=CARD,
                  reply_markup={"inline_keyboard": [[{"text": "接手 Take over", "callback_data": "take:1"}]]})
         yield emu, bot, group, topic, resets
     finally:
@@ -140,6 +171,20 @@ def by_css(d: Any, css: str) -> list[Any]:
 def button(d: Any, scope: str, text: str) -> Any:
     found = [b for b in by_css(d, f"{scope} .inline-btn") if b.text == text]
     return found[0] if found else False
+
+
+def in_view(d: Any, element: Any) -> bool:
+    """The element is wholly inside its scrolling chat and inside the window: the viewer sees it."""
+    return bool(d.execute_script("""
+        const el = arguments[0], box = el.closest('.messages').getBoundingClientRect(), r = el.getBoundingClientRect();
+        return r.height > 0 && r.top >= box.top - 1 && r.bottom <= box.bottom + 1
+            && r.top >= 0 && r.bottom <= window.innerHeight;""", element))
+
+
+def open_page(d: Any, emu: Emulator, **params: Any) -> None:
+    """The page with these query parameters (user, lang, topic...), once its live feed is up."""
+    d.get(emu.web_url + "?" + "&".join(f"{k}={v}" for k, v in params.items()))
+    wait_for(d, lambda d: d.find_element("id", "live").get_attribute("data-state") == "live", "no live feed")
 
 
 def clear_toasts(d: Any) -> None:
@@ -244,3 +289,151 @@ def test_customer_and_agent_act_in_the_page_and_the_page_follows_the_bot_live(
     assert control(emu, f"chat?chat_id={CUSTOMER}") == []
     for name in ("customer-pane.png", "agents-pane.png", "page.png", "phone.png"):
         assert (tmp_path / name).stat().st_size > 10_000, name
+
+
+# ---- the page's own language --------------------------------------------------------------------
+
+def labels(d: Any) -> dict[str, str]:
+    """What the page itself says (not the chats): headings, buttons, placeholders, empty states."""
+    return d.execute_script("""
+        const $ = (s) => document.querySelector(s);
+        return {title: $('#customer-title').textContent, group: $('#group-title').textContent,
+                reset: $('#reset').textContent, start: $('#customer-start').textContent,
+                live: $('#live').textContent, placeholder: $('#customer-input').placeholder,
+                send: $('#customer-composer .send').getAttribute('aria-label'),
+                empty: $('#customer-messages .empty').textContent, sub: $('#topic-sub').textContent,
+                lang: document.documentElement.lang};""")
+
+
+def test_the_language_toggle_switches_the_pages_labels_between_english_and_chinese(
+        driver: Any, world: World) -> None:
+    emu, *_ = world
+    d = driver
+    open_page(d, emu, user=CUSTOMER, lang="en")
+    english = {"title": "Customer", "group": "Agents' group", "reset": "Reset demo", "start": "START", "live": "live",
+               "placeholder": "Message", "send": "Send", "empty": "No messages yet. Press START or say /start.",
+               "sub": "退款客服 Refund desk · 2 members", "lang": "en"}
+    wait_for(d, lambda d: labels(d) == english, f"not the English page: {labels(d)}")
+
+    d.find_element("css selector", '#lang-toggle button[data-lang="zh-hans"]').click()
+    chinese = {"title": "顾客", "group": "客服群", "reset": "重置演示", "start": "开始", "live": "实时",
+               "placeholder": "输入消息", "send": "发送", "empty": "还没有消息。点击“开始”或发送 /start。",
+               "sub": "退款客服 Refund desk · 2 位成员", "lang": "zh-Hans"}
+    wait_for(d, lambda d: labels(d) == chinese, f"the page did not switch to Chinese: {labels(d)}")
+    wait_for(d, lambda d: any("Telegram 语言已设为中文" in t.text for t in by_css(d, "#toasts .toast")),
+             "no Chinese toast for the switch")
+    assert d.find_element("css selector", '#lang-toggle button[data-lang="zh-hans"]').get_attribute(
+        "aria-pressed") == "true"
+
+    d.find_element("css selector", '#lang-toggle button[data-lang="en"]').click()
+    wait_for(d, lambda d: labels(d) == english, f"the page did not switch back to English: {labels(d)}")
+
+
+def test_a_bots_edited_message_says_edited_in_the_pages_language(driver: Any, world: World) -> None:
+    emu, bot, *_ = world
+    d = driver
+    sent = bot.call("sendMessage", chat_id=CUSTOMER, text="请选择退款原因")
+    bot.call("editMessageText", chat_id=CUSTOMER, message_id=sent["message_id"], text="已选择：卡密无效")
+    open_page(d, emu, user=CUSTOMER, lang="zh")
+    meta = f'#customer-messages .msg[data-message-id="{sent["message_id"]}"] .meta'
+    wait_for(d, lambda d: any(m.text.startswith("已编辑 ") for m in by_css(d, meta)), "not 已编辑 in Chinese")
+    d.find_element("css selector", '#lang-toggle button[data-lang="en"]').click()
+    wait_for(d, lambda d: any(m.text.startswith("edited ") for m in by_css(d, meta)), "not 'edited' in English")
+
+
+# ---- times in the platform's zone -----------------------------------------------------------------
+
+def far_zone() -> str:
+    """A zone whose clock differs from this machine's now (the browser's own zone is the machine's)."""
+    here = datetime.now().astimezone().utcoffset()
+    return next(z for z in ("America/Los_Angeles", "Asia/Shanghai")
+                if datetime.now(ZoneInfo(z)).utcoffset() != here)
+
+
+def test_a_messages_time_shows_in_the_configured_zone_not_the_browsers(driver: Any) -> None:
+    zone = far_zone()
+    with open_world(timezone=zone) as (emu, bot, _group, _topic, _resets):
+        sent = bot.call("sendMessage", chat_id=CUSTOMER, text="您的退款单已提交")
+        expected = datetime.fromtimestamp(sent["date"], ZoneInfo(zone)).strftime("%H:%M")
+        browser = datetime.fromtimestamp(sent["date"]).strftime("%H:%M")
+        assert expected != browser  # else this test could not tell the zones apart
+        d = driver
+        open_page(d, emu, user=CUSTOMER, lang="en")
+        meta = f'#customer-messages .msg[data-message-id="{sent["message_id"]}"] .meta'
+        wait_for(d, lambda d: by_css(d, meta), "the bot's message is not shown")
+        (shown,) = by_css(d, meta)
+        assert shown.text == expected
+        assert control(emu, "directory")["timezone"] == zone
+
+
+def test_the_emulator_refuses_a_time_zone_it_does_not_know() -> None:
+    with pytest.raises(ValueError, match="Mars/Olympus"):
+        Emulator(port=0, timezone="Mars/Olympus")
+
+
+# ---- a case's topic opens at its card ---------------------------------------------------------------
+
+def send_album(bot: FakeBot, chat_id: int, kind: str, sizes: list[tuple[int, int]], **where: Any) -> list[Any]:
+    """sendMediaGroup of real PNGs uploaded as `kind` (photo or document), a caption on the first."""
+    files = {f"p{n}": (f"evidence-{n}.png", png_bytes(w, h, ("navy", "teal")[n % 2])) for n, (w, h) in enumerate(sizes)}
+    media = [{"type": kind, "media": f"attach://p{n}", **({"caption": "证据 2 张"} if n == 0 else {})}
+             for n in range(len(sizes))]
+    return list(bot.upload("sendMediaGroup", files, chat_id=chat_id, media=media, **where))
+
+
+def fill_topic(bot: FakeBot, group: int, topic: int) -> None:
+    """More than a screen under the card: the evidence album and the case's history."""
+    send_album(bot, group, "photo", [(300, 900), (300, 900)], message_thread_id=topic)
+    for n in range(8):
+        bot.call("sendMessage", chat_id=group, message_thread_id=topic, text=f"处理记录 {n + 1}")
+
+
+def card_element(d: Any) -> Any:
+    found = [m for m in by_css(d, "#group-messages .msg.in") if "新案件 R20261124-0001" in m.text]
+    return found[0] if found else False
+
+
+def test_opening_a_case_topic_shows_its_card_not_the_bottom(driver: Any, world: World) -> None:
+    emu, bot, group, topic, _ = world
+    fill_topic(bot, group, topic)
+    d = driver
+    open_page(d, emu, user=CUSTOMER, lang="en", topic=1)  # General first
+    wait_for(d, lambda d: d.find_element("id", "topic-title").text == "General", "General is not shown")
+    next(t for t in by_css(d, "#topic-list .topic") if t.get_attribute("data-thread") == str(topic)).click()
+    card = wait_for(d, card_element, "the case card is not shown")
+    wait_for(d, lambda d: in_view(d, card), "the case card is not in view after opening the topic")
+    last = next(m for m in by_css(d, "#group-messages .msg") if "处理记录 8" in m.text)
+    assert not in_view(d, last)  # the topic is longer than the screen: the card, not the bottom
+
+
+def test_an_album_arriving_after_the_topic_opened_keeps_the_card_in_view(driver: Any, world: World) -> None:
+    emu, bot, group, topic, _ = world
+    d = driver
+    open_page(d, emu, user=CUSTOMER, lang="en", topic=topic)
+    card = wait_for(d, card_element, "the case card is not shown")
+    fill_topic(bot, group, topic)
+    wait_for(d, lambda d: any("处理记录 8" in m.text for m in by_css(d, "#group-messages .msg")),
+             "the topic's later messages are not shown")
+    assert in_view(d, card)
+
+
+# ---- albums keep their pictures ------------------------------------------------------------------------
+
+@pytest.mark.parametrize("kind", ["photo", "document"])
+def test_an_album_of_two_pngs_shows_two_picture_previews(driver: Any, world: World, kind: str) -> None:
+    emu, bot, *_ = world
+    sent = send_album(bot, CUSTOMER, kind, [(320, 200), (200, 320)])
+    d = driver
+    open_page(d, emu, user=CUSTOMER, lang="en")
+    ids = [m["message_id"] for m in sent]
+
+    def previews(d: Any) -> list[tuple[int, int]] | bool:
+        sizes = [d.execute_script("const i = arguments[0]; return i.complete ? [i.naturalWidth, i.naturalHeight] : null;",
+                                  img)
+                 for i in ids for img in by_css(d, f'#customer-messages .msg[data-message-id="{i}"] img.photo')]
+        return sizes if len(sizes) == 2 and all(sizes) else False
+
+    assert sorted(map(tuple, wait_for(d, previews, "the album's pictures are not shown"))) == [(200, 320), (320, 200)]
+    album = by_css(d, "#customer-messages .msg.album")
+    assert [m.get_attribute("data-message-id") for m in album] == [str(i) for i in ids]
+    assert "album-first" in album[0].get_attribute("class") and "album-last" in album[1].get_attribute("class")
