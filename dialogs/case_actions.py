@@ -18,6 +18,7 @@ from dialogs.lifecycle import ForbiddenTransition
 from dialogs.notify import APPEALABLE, INFO_ADDABLE, RATEABLE, WITHDRAWABLE
 from dialogs.outbox import CASE_CARD
 from dialogs.steps import Step
+from dialogs.words import appeal_example, day
 
 S = Step
 
@@ -166,10 +167,17 @@ class CaseActions(DialogPart):
     # -- appeal (平台介入) ---------------------------------------------------------------------
     async def ask_appeal_reason(self) -> None:
         self.new_nonce()
-        self.say("ask_appeal_reason", ((self.button("btn_cancel", "cancel"),),), case_no=self.case_no())
+        self.say("ask_appeal_reason", ((self.button("btn_cancel", "cancel"),),), case_no=self.case_no(),
+                 example=await self.appeal_example())
 
     async def coach_appeal(self) -> None:
-        self.say("coach_appeal", ((self.button("btn_cancel", "cancel"),),))
+        self.say("coach_appeal", ((self.button("btn_cancel", "cancel"),),), example=await self.appeal_example())
+
+    async def appeal_example(self) -> str:
+        """An appeal reason in the words of the case's product (a top-up's is about top-ups)."""
+        case = await self.uow.cases.get(self.case_no())
+        order = await self.uow.orders.get(case.order_no) if case is not None else None
+        return appeal_example(self.t, order.product_kind if order is not None else None)
 
     async def keep_appeal_reason(self) -> None:
         self.data["appeal_reason"] = self.event.text.strip()[: self.settings.policy.max_description_chars]
@@ -188,7 +196,7 @@ class CaseActions(DialogPart):
             await self.uow.evidence.attach(self.data["draft_id"], self.case_no())
             fresh = await self.uow.cases.get(self.case_no())
             due = (fresh or moved).review_due
-            self.say("appeal_sent", case_no=self.case_no(), due=due.isoformat())
+            self.say("appeal_sent", case_no=self.case_no(), due=day(self.t, due))
             self.add_off_hours_notice()
         self.clear_draft()
 

@@ -17,6 +17,7 @@ from dialogs.dialog_part import DialogPart
 from dialogs.domain import OPEN_STATUSES, Case, Order
 from dialogs.ports import LookupTally
 from dialogs.texts import money, when
+from dialogs.words import deadline_line
 
 
 class OrderClaims(DialogPart):
@@ -168,5 +169,5 @@ class OrderClaims(DialogPart):
             self.say("order_case_elsewhere")  # someone else's case: not even its number
         else:
             self.say("case_exists", case_no=case.case_no, status=self.t(f"status.{case.status.value}"),
-                     due=case.review_due.isoformat())
+                     deadline=deadline_line(self.t, case))
         self.clear_draft()

@@ -20,7 +20,7 @@ from dialogs import hours, ledger, policy, sla
 from dialogs.case_actions import CASE_ACTION_BUTTONS, CASE_ACTION_TRANSITIONS, CaseActions
 from dialogs.cases import CaseWorkflow
 from dialogs.claims import OrderClaims
-from dialogs.coaching import is_concrete
+from dialogs.coaching import coaching_key, is_concrete
 from dialogs.domain import (
     AgentRequest,
     Case,
@@ -38,6 +38,7 @@ from dialogs.settings import CoreSettings
 from dialogs.steps import Step
 from dialogs.tables import plain_table
 from dialogs.texts import Texts, money, when
+from dialogs.words import day, examples, policy_link, rule_title
 from dialogs.workdays import WorkingCalendar
 
 S = Step
@@ -296,7 +297,11 @@ class Dialog(OrderClaims, EvidenceIntake, CaseActions):
             buttons = ((self.button("btn_ask_human", "human"),), (self.button("btn_cancel", "cancel"),))
         else:
             buttons = ((self.button("btn_continue", "go"),), (self.button("btn_cancel", "cancel"),))
-        self.say(f"verdict.{decision.verdict.value}", buttons, rule=decision.rule_id, why=why, note=note)
+        if decision.verdict is Verdict.NOT_ELIGIBLE:
+            note += policy_link(self.t, self.settings.policy)
+        # The customer reads the rule's title; its id stays on the case for the desk and exports.
+        self.say(f"verdict.{decision.verdict.value}", buttons, why=why, note=note,
+                 title=rule_title(self.t, decision.rule_id, self.settings.policy))
 
     async def verdict_allows_filing(self) -> bool:
         return self.data.get("verdict") != Verdict.NOT_ELIGIBLE.value
@@ -306,15 +311,20 @@ class Dialog(OrderClaims, EvidenceIntake, CaseActions):
 
     async def ask_description(self) -> None:
         self.new_nonce()
-        self.say("ask_description", (( self.button("btn_cancel", "cancel"),),),
-                 examples=self.t(f"examples.{self.chosen_reason().value}"))
+        self.say("ask_description", ((self.button("btn_cancel", "cancel"),),),
+                 examples=await self.examples())
+
+    async def examples(self) -> str:
+        order = await self.draft_order()
+        return examples(self.t, self.chosen_reason(), order.product_kind if order else None)
 
     # -- description --------------------------------------------------------------------------
     async def description_is_concrete(self) -> bool:
         return is_concrete(self.event.text, self.settings.policy)
 
     async def coach_description(self) -> None:
-        self.say("coach_description", examples=self.t(f"examples.{self.chosen_reason().value}"))
+        # Answers what the vague phrase says ("不满意" is not "商品不好"), with an example for the product.
+        self.say(coaching_key(self.event.text, self.settings.policy), examples=await self.examples())
 
     async def keep_description(self) -> None:
         self.data["description"] = self.event.text.strip()[: self.settings.policy.max_description_chars]
@@ -334,14 +344,14 @@ class Dialog(OrderClaims, EvidenceIntake, CaseActions):
             amount=money(Decimal(self.data["amount"])),
             reason=self.t(f"reason.{self.chosen_reason().value}"),
             verdict=self.t(f"verdict_short.{self.data['verdict']}"),
-            rule=self.data["rule_id"],
+            title=rule_title(self.t, self.data["rule_id"], self.settings.policy),
             description=self.data["description"],
             count=self.evidence_count,
         )
 
     async def file_case(self) -> None:
-        day = sla.local_day(self.now, self.settings)
-        case_no = await self.uow.cases.next_case_no(day.strftime("%Y%m%d"))
+        filed_on = sla.local_day(self.now, self.settings)
+        case_no = await self.uow.cases.next_case_no(filed_on.strftime("%Y%m%d"))
         review_due = sla.review_due(self.now, self.settings, self.calendar)
         evidence = tuple(await self.uow.evidence.list_draft(self.data["draft_id"]))
         case = Case(
@@ -370,7 +380,7 @@ class Dialog(OrderClaims, EvidenceIntake, CaseActions):
             case_no=case_no,
             min_days=self.settings.policy.review_min_working_days,
             max_days=self.settings.policy.review_working_days,
-            due=review_due.isoformat(),
+            due=day(self.t, review_due),
             next_steps=self.t(f"next_steps.{case.verdict.value}"),
         )
         if case.status is CaseStatus.SUBMITTED:  # not auto-approved: a person reviews it

@@ -29,7 +29,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
-from datetime import datetime
+from datetime import date, datetime, timedelta
 from typing import Any
 
 from dialogs import ledger, lifecycle
@@ -63,8 +63,9 @@ from dialogs.outbox import (
 )
 from dialogs.ports import UnitOfWork
 from dialogs.settings import CoreSettings
-from dialogs.sla import deadline_line, info_close_at
+from dialogs.sla import info_close_due
 from dialogs.texts import Texts, money
+from dialogs.words import day, deadline_line, moment, policy_link
 
 C = CaseStatus
 Buttons = tuple[tuple[Button, ...], ...]
@@ -155,7 +156,7 @@ def card_text(case: Case, order: Order | None, t: Texts) -> str:
         t("card.reason", reason=t(f"reason.{case.reason.value}"), amount=money(case.amount)),
         t("card.status", status=t(f"status.{case.status.value}")),
     ]
-    if deadline := deadline_line(case, t):
+    if deadline := deadline_line(t, case):
         lines.append(deadline)
     if case.rating is not None:
         lines.append(t("card.rated", stars="⭐" * case.rating))
@@ -196,23 +197,31 @@ async def compose(uow: UnitOfWork, delivery: Delivery, settings: CoreSettings,
         if status in (C.REFUNDING, C.REFUNDED, C.REFUND_FAILED):  # what is paid: a partial approval pays less
             attempts = await uow.refunds.for_case(case.case_no)
             amount = attempts[-1].amount if attempts else amount
+        # The silence close of a needs_info request: the timer's own instant, or (the case has moved on
+        # since) the same sum the timer was set with, from when the request was made.
+        close = (await info_close_due(uow, case.case_no) if status is C.NEEDS_INFO else None) or (
+            delivery.created_at + timedelta(days=settings.sla.needs_info_close_days))
         text = t(f"news.{status.value}", case_no=case.case_no, note=note or t("news.no_note"),
                  amount=money(amount),
                  channel=t(f"channel.{order.payment_channel.value}") if order else "",
-                 due=case.credit_due.isoformat() if case.credit_due else "",
-                 days=settings.sla.needs_info_close_days)
+                 due=day(t, case.credit_due) if case.credit_due else "",
+                 days=settings.sla.needs_info_close_days,
+                 close=moment(t, close, settings.i18n.timezone))
+        if status in (C.REJECTED, C.REJECTED_FINAL):
+            text += policy_link(t, settings.policy)
         return Notice(delivery.chat_id, text, card_buttons(case, t) if status is case.status else ())
     if delivery.kind == INFO_REMINDER:
         if case.status is not C.NEEDS_INFO:
             return None
         # The close date as it stands now: a reminder held while the chat was blocked went out after the
         # clock restarted (dialogs.sla.restart_info_clock).
-        close = await info_close_at(uow, case.case_no, settings) or payload["close"]
-        return Notice(delivery.chat_id, t("reminder.needs_info", case_no=case.case_no, close=close),
+        closes = await info_close_due(uow, case.case_no)
+        until = moment(t, closes, settings.i18n.timezone) if closes is not None else str(payload["close"])
+        return Notice(delivery.chat_id, t("reminder.needs_info", case_no=case.case_no, close=until),
                       card_buttons(case, t))
     if delivery.kind == DEADLINE_MOVED:
         return Notice(delivery.chat_id, t(f"apology.{payload['deadline']}", case_no=case.case_no,
-                                          new_due=payload["new_due"]))
+                                          new_due=day(t, date.fromisoformat(str(payload["new_due"])))))
     return None
 
 

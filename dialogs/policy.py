@@ -1,7 +1,8 @@
 """The refund policy: which reasons fit a product and which rule decides a claim.
 
 Every verdict names the rule that produced it (`rule_id`), so the customer, an agent and an
-auditor see the same why. Numbers come from `PolicySettings`, never from code.
+auditor see the same why: the customer by the rule's plain title (dialogs.words.rule_title), the desk,
+history and exports by its id. Numbers come from `PolicySettings`, never from code.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ REASONS_BY_KIND: dict[ProductKind, tuple[Reason, ...]] = {
     ProductKind.OTHER: _ANY,
 }
 
-# Every rule id the policy can produce; the texts catalog explains each one (rule.<ID>).
+# Every rule id the policy can produce; the catalog titles (rule_title.<ID>) and explains (rule.<ID>) each.
 RULE_IDS = (
     "SPECIAL_GOODS",
     "CARD_DEFECT_IN_WINDOW",

@@ -21,9 +21,9 @@ from dialogs.io import EventKind, Reply
 from dialogs.notify import RATEABLE, card_buttons, card_text
 from dialogs.ports import UnitOfWork
 from dialogs.settings import CoreSettings
-from dialogs.sla import deadline_line
 from dialogs.steps import Step
 from dialogs.texts import LOCALES, Texts, pick_locale
+from dialogs.words import deadline_line, looks_like_order_number, policy_link
 
 # /status shows at most this many cards (each a message: Telegram allows ~1 message/s per chat).
 _STATUS_CARDS = 3
@@ -44,7 +44,12 @@ class Router:
             return await self._button(d)
         route = MESSAGE_ROUTES.get((Step(d.state), MESSAGE_KINDS.get(ev.kind, "")))
         if route is None or (route.opens_request and not await d.well_formed_order()):
-            if not await self._faq(d, uow):
+            if await self._faq(d, uow):
+                return None
+            if route is not None and looks_like_order_number(ev.text, self.settings.orders):
+                d.hinted = True  # a mistyped number: the format, not the general hint; nothing changes
+                await d.say_malformed_order()
+            else:
                 self._hint(d)
             return None
         if route.opens_request:
@@ -117,8 +122,8 @@ class Router:
             else:
                 await self._fire(d, "cancel")
         elif name == "help":
-            d.say("help", hours=p.card_claim_window_hours, min_days=p.review_min_working_days,
-                  max_days=p.review_working_days)
+            d.replies.append(Reply(d.t("help", hours=p.card_claim_window_hours, min_days=p.review_min_working_days,
+                                       max_days=p.review_working_days) + policy_link(d.t, p)))
         elif name == "status":
             await self._status(d, uow)
         elif name == "agent":
@@ -162,6 +167,6 @@ class Router:
         if rest:
             d.replies.append(Reply("\n".join(
                 d.t("status_line", case_no=c.case_no, reason=d.t(f"reason.{c.reason.value}"),
-                    order_no=c.order_no, status=d.t(f"status.{c.status.value}"), deadline=deadline_line(c, d.t))
+                    order_no=c.order_no, status=d.t(f"status.{c.status.value}"), deadline=deadline_line(d.t, c))
                 for c in rest)))
 

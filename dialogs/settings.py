@@ -77,6 +77,16 @@ class PolicySettings(_Frozen):
     # Working days past the years chinese-calendar knows: weekends plus these.
     extra_holidays: tuple[date, ...] = ()
     extra_workdays: tuple[date, ...] = ()
+    # The full refund policy's web page: /help and every rejection link to it; "" = no link.
+    url: str = ""
+
+    @field_validator("url")
+    @classmethod
+    def _web_address(cls, value: str) -> str:
+        value = value.strip()
+        if value and not value.startswith(("https://", "http://")):
+            raise ValueError("policy url must start with https:// or http://")
+        return value
 
     def evidence_needed(self, reason: Reason) -> int:
         return self.min_evidence.get(reason, 0)

@@ -67,7 +67,8 @@ def next_deadline(case: Case) -> tuple[str, date] | None:
 
 
 def deadline_line(case: Case, t: Texts, review: str = "card.review_due", credit: str = "card.credit_due") -> str:
-    """The next promised date in the words of the customer's card (default) or the desk card's."""
+    """The next promised date, as an ISO date, in the words of the desk card (the caller names its keys);
+    the customer's card and /status say it with the weekday (dialogs.words.deadline_line)."""
     deadline = next_deadline(case)
     if deadline is None:
         return ""
@@ -218,10 +219,16 @@ async def _remind(uow: UnitOfWork, case: Case, timer: Timer, now: datetime, sett
 
 async def info_close_at(uow: UnitOfWork, case_no: str, settings: CoreSettings) -> str | None:
     """When a needs_info case closes for silence, in local time ("YYYY-MM-DD HH:MM"); None: it does not."""
-    closes = [due_at for kind, due_at in await uow.timers.pending(case_no) if kind is K.INFO_CLOSE]
-    if not closes:
+    close = await info_close_due(uow, case_no)
+    if close is None:
         return None
-    return max(closes).astimezone(ZoneInfo(settings.i18n.timezone)).strftime("%Y-%m-%d %H:%M")
+    return close.astimezone(ZoneInfo(settings.i18n.timezone)).strftime("%Y-%m-%d %H:%M")
+
+
+async def info_close_due(uow: UnitOfWork, case_no: str) -> datetime | None:
+    """The instant the silence timer closes a needs_info case; None: nothing will close it."""
+    closes = [due_at for kind, due_at in await uow.timers.pending(case_no) if kind is K.INFO_CLOSE]
+    return max(closes) if closes else None
 
 
 async def _overdue(uow: UnitOfWork, case: Case, deadline: str, missed: date, now: datetime,

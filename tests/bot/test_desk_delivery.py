@@ -214,7 +214,7 @@ async def test_a_settled_case_comes_off_the_desk_and_its_card_shows_the_outcome(
     item = await desk_item(database)
     assert item.closed_at is not None
     [card] = shown(await tg.topic_messages(DESK, item.thread_id or 0))
-    assert "✅ 已结束" in card["text"] and "退款处理中" in card["text"] and tokens(card) == []
+    assert "✅ 已移出工作台" in card["text"] and "退款处理中" in card["text"] and tokens(card) == []
 
 
 async def test_an_appeal_puts_a_rejected_case_back_on_the_desk_in_its_topic(

@@ -15,8 +15,9 @@ from dialogs.domain import OutboxMessage
 from dialogs.outbox import CUSTOMER_TEXT, INFO_REMINDER
 from dialogs.reach import chat_back
 from dialogs.settings import CoreSettings, DeskSettings
-from dialogs.sla import info_close_at
+from dialogs.sla import info_close_due
 from dialogs.texts import Texts
+from dialogs.words import moment
 from sandbox import BOT_USER_ID, Emulator, EmulatorClient
 from storage.uow import Database
 from tests.bot.test_relay import FAST, backlog, bot_messages, calls, file_cases, move, relay
@@ -96,10 +97,11 @@ async def test_a_reminder_held_while_blocked_names_the_close_date_of_the_restart
     assert await reopen(database, 556)
     await relay(database, sender).drain(until_empty=True)
     async with database.uow() as uow:
-        close = await info_close_at(uow, case_no, SETTINGS)
-    assert close is not None and close[:10] >= (datetime.now(UTC) + timedelta(days=6)).date().isoformat()
-    [reminder] = [m["text"] for m in bot_messages(emu, 556) if "2000-01-01" in m["text"] or close in m["text"]]
-    assert close in reminder
+        closes = await info_close_due(uow, case_no)
+    assert closes is not None and closes >= datetime.now(UTC) + timedelta(days=6)
+    close = moment(ZH, closes, SETTINGS.i18n.timezone)  # as the customer reads it
+    [reminder] = [m["text"] for m in bot_messages(emu, 556) if m["text"].startswith("⏰")]
+    assert close in reminder and "2000-01-01" not in reminder
 
 
 async def test_reopening_a_chat_that_was_not_held_changes_nothing(database: Database) -> None:

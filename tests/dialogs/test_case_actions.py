@@ -10,6 +10,7 @@ from dialogs.cases import CaseWorkflow
 from dialogs.domain import CaseStatus
 from dialogs.notify import card_token
 from dialogs.steps import Step
+from dialogs.words import day
 from tests.dialogs.customer import (
     NOW,
     STRANGER,
@@ -115,7 +116,9 @@ async def test_a_vague_appeal_reason_is_coached(customer: Customer, database: Fa
     await with_case(database, C.REJECTED)
     await customer.presses(press("appeal"))
     shown = await customer.says("不服")
-    assert shown.step == Step.APPEAL_REASON and customer.texts() == [ZH("coach_appeal")]
+    # The demo order is a card code: the example talks about card codes.
+    assert shown.step == Step.APPEAL_REASON
+    assert customer.texts() == [ZH("coach_appeal", example=ZH("appeal_example.card_code"))]
 
 
 async def test_an_appeal_needs_new_evidence_before_it_goes(customer: Customer, database: FakeDatabase) -> None:
@@ -135,7 +138,7 @@ async def test_an_appeal_with_evidence_is_sent_with_its_reason(customer: Custome
     shown = await customer.presses(customer.button("appeal_done"))
     case = await case_of(database)
     assert shown.step == Step.IDLE and case.status is C.APPEALED
-    assert customer.texts() == [ZH("appeal_sent", case_no=CASE, due=case.review_due.isoformat())]
+    assert customer.texts() == [ZH("appeal_sent", case_no=CASE, due=day(ZH, case.review_due))]
     async with database.uow() as uow:
         assert (await uow.desk.history(CASE))[-1].note == REASON
 

@@ -10,6 +10,7 @@ from dialogs.domain import CaseStatus
 from dialogs.settings import CoreSettings
 from dialogs.steps import Step
 from dialogs.texts import when
+from dialogs.words import day
 from tests.dialogs.customer import (
     NOW,
     NUMBER,
@@ -115,7 +116,7 @@ async def test_a_vague_description_is_coached_and_the_step_stays(customer: Custo
     await describing(customer)
     shown = await customer.says("我要退款")
     assert shown.step == Step.DESCRIBING
-    assert customer.texts() == [ZH("coach_description", examples=ZH("examples.card_invalid"))]
+    assert customer.texts() == [ZH("coach.refund", examples=ZH("examples.card_invalid"))]
 
 
 async def test_a_concrete_description_is_kept_and_evidence_is_asked_for(
@@ -171,7 +172,7 @@ async def test_an_order_with_an_open_case_takes_no_second_claim(customer: Custom
     shown = await customer.says(NUMBER)
     assert shown.step == Step.IDLE
     assert customer.texts() == [ZH("case_exists", case_no=case.case_no, status=ZH("status.in_review"),
-                                   due=case.review_due.isoformat())]
+                                   deadline=ZH("card.review_due", due=day(ZH, case.review_due)))]
 
 
 async def test_cancel_forgets_the_draft_but_not_the_failures(customer: Customer, database: FakeDatabase) -> None:

@@ -174,7 +174,7 @@ def test_a_closed_item_shows_its_outcome_and_no_owner() -> None:
     facts = CardFacts(item(closed_at=AT + timedelta(hours=1), owner_id=None), case(status=C.REFUNDING),
                       make_order(), HISTORY, None, {})
     text = card_text(facts, DESK, ZH, TZ)
-    assert "✅ 已结束（2026-11-24 11:30）：退款处理中" in text
+    assert "✅ 已移出工作台（2026-11-24 11:30），当前状态：退款处理中" in text
     assert "处理人" not in text and "审核截止" not in text
 
 

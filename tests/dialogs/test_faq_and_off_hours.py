@@ -107,7 +107,7 @@ async def test_a_case_filed_off_hours_for_a_person_says_when_the_desk_opens(data
     filed = await customer.presses(customer.button("submit"))
     assert filed.step == Step.IDLE
     [text] = customer.texts()
-    assert text.startswith("退款申请") and text.endswith(CLOSED)
+    assert text.startswith("退款单 ") and text.endswith(CLOSED)
 
 
 async def test_an_appeal_sent_off_hours_says_when_the_desk_opens(database: FakeDatabase) -> None:

@@ -47,3 +47,16 @@ def test_money_words_say_exactly_what_happened() -> None:
         assert not any(word in en(key, **params) for word in ("has been refunded", "credited back", "is back")), key
     assert "发起退款" in zh("news.refunding", **params) and "started" in en("news.refunding", **params)
     assert "到账" in zh("news.refunded", **params) and "credited" in en("news.refunded", **params)
+
+
+def test_every_product_kind_has_its_appeal_example_and_its_examples_for_the_shared_reasons():
+    from dialogs.domain import ProductKind
+    from dialogs.policy import RULE_IDS
+    for locale in LOCALES:
+        messages = catalog(locale)
+        for kind in ProductKind:
+            assert f"appeal_example.{kind.value}" in messages, (locale, kind)
+            for reason in (Reason.NOT_AS_DESCRIBED, Reason.OTHER):
+                assert f"examples.{reason.value}.{kind.value}" in messages, (locale, kind, reason)
+        for rule in RULE_IDS:
+            assert f"rule_title.{rule}" in messages, (locale, rule)

@@ -89,7 +89,7 @@ async def test_a_forged_button_changes_nothing(bot, customer, control):
     assert await c.toast() == ZH("stale_button")
     # The conversation is where it was: the genuine button still works.
     shown = await c.press(ZH("reason.card_invalid"))
-    assert "CARD_DEFECT_IN_WINDOW" in texts(shown)
+    assert ZH("rule_title.CARD_DEFECT_IN_WINDOW", hours=24) in texts(shown)
 
 
 async def test_a_stale_button_of_an_earlier_step_changes_nothing(bot, customer):

@@ -13,6 +13,7 @@ from typing import Any
 from dialogs.domain import Case, CaseStatus
 from dialogs.refunds import settle
 from dialogs.texts import Texts
+from dialogs.words import day
 from tests.e2e.conftest import CASE_NO, BotHandle, Customer, buttons, png_bytes, texts
 
 ZH, EN = Texts("zh_CN"), Texts("en")
@@ -160,7 +161,7 @@ async def test_a_rejected_customer_appeals_with_a_reason_and_new_evidence(bot, c
 
     await c.press(ZH("btn_appeal"))
     shown = await c.say("不满意")
-    assert texts(shown) == ZH("coach_appeal")
+    assert texts(shown) == ZH("coach_appeal", example=ZH("appeal_example.card_code"))
     shown = await c.say("截图显示卡密在发货前已经被别人使用，不是我用的")
     assert ZH("btn_appeal_done") in buttons(shown)
     shown = await c.press(ZH("btn_appeal_done"))
@@ -171,7 +172,7 @@ async def test_a_rejected_customer_appeals_with_a_reason_and_new_evidence(bot, c
 
     case = await stored(bot, case_no)
     assert case.status is CaseStatus.APPEALED and len(case.evidence) == 2
-    assert ZH("appeal_sent", case_no=case_no, due=case.review_due.isoformat()) == texts(shown)
+    assert ZH("appeal_sent", case_no=case_no, due=day(ZH, case.review_due)) == texts(shown)
 
 
 async def test_money_news_arrives_and_the_customer_rates_the_service(bot, customer):
@@ -180,7 +181,7 @@ async def test_money_news_arrives_and_the_customer_rates_the_service(bot, custom
     await move(bot, case_no, "start_review", "approve")
     case = await stored(bot, case_no)
     assert case.status is CaseStatus.REFUNDING and case.credit_due is not None
-    await eventually(c, lambda m: case.credit_due.isoformat() in texts(m) and "💸" in texts(m))
+    await eventually(c, lambda m: day(ZH, case.credit_due) in texts(m) and "💸" in texts(m))
 
     await move(bot, case_no, "confirm_refund")
     news = await eventually(c, lambda m: "🎉" in texts(m))
