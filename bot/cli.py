@@ -15,7 +15,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-from bot.config import AppConfig, describe_errors, load_config
+from bot.config import AppConfig, explain_load_error, load_config
 from bot.logs import configure_logging
 from dialogs.domain import CaseStatus
 
@@ -29,11 +29,12 @@ orders_app = typer.Typer(help="Orders the bot can look up.", no_args_is_help=Tru
 app.add_typer(db_app, name="db")
 app.add_typer(orders_app, name="orders")
 console = Console()
+errors = Console(stderr=True)  # what went wrong goes to standard error, one or two lines with the fix
 
 ConfigOption = Annotated[
     Path | None,
     typer.Option("--config", "-c", help="TOML settings (default ./config.toml, else built-in defaults).",
-                 exists=True, dir_okay=False),
+                 dir_okay=False),
 ]
 
 
@@ -52,11 +53,10 @@ LogFormatOption = Annotated[
 def _config(path: Path | None) -> AppConfig:
     try:
         return load_config(path)
-    except Exception as exc:
-        why = describe_errors(exc) if isinstance(exc, ValidationError) else str(exc)
-        for line in why.splitlines():
-            console.print(f"[red]Cannot read the configuration:[/red] {escape(line)}", soft_wrap=True)
-        raise typer.Exit(2) from exc
+    except (ValidationError, OSError, ValueError) as exc:  # TOMLDecodeError is a ValueError
+        for line in explain_load_error(exc, path).splitlines():
+            errors.print(f"[red]Cannot read the configuration:[/red] {escape(line)}", soft_wrap=True)
+        raise typer.Exit(2) from None
 
 
 def _run_until_signal(make_coro) -> None:  # type: ignore[no-untyped-def]
@@ -446,6 +446,14 @@ def cases_export(
         return
     with open(output, "w", newline="", encoding="utf-8") as handle:
         _on_database(settings, lambda database: export(database, handle))
+
+
+# --- the setup: doctor and calendar (bot.cli_doctor) ---------------------------------------------
+
+from bot.cli_doctor import calendar, doctor  # noqa: E402 - registered here, kept out of this module
+
+app.command()(doctor)
+app.command()(calendar)
 
 
 def main() -> None:
