@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import gc
 import logging
 from collections.abc import AsyncIterator, Callable
@@ -42,6 +43,24 @@ SANDBOX_TOKEN = "7000000001:sandbox-token"
 
 class StartupError(Exception):
     """Something the operator must fix before the bot can start; the message says what."""
+
+
+class PortInUse(StartupError):
+    """A port the config names is taken: another refundbot, most likely."""
+
+    def __init__(self, port: int, setting: str) -> None:
+        super().__init__(f"port {port} is in use (another refundbot?): stop it or set {setting}")
+
+
+@contextlib.asynccontextmanager
+async def listening(port: int, setting: str) -> AsyncIterator[None]:
+    """Turn "address already in use" while binding `port` into PortInUse, naming the setting to change."""
+    try:
+        yield
+    except OSError as exc:
+        if exc.errno == errno.EADDRINUSE:
+            raise PortInUse(port, setting) from None
+        raise
 
 
 async def open_database(config: AppConfig) -> Database:
@@ -254,8 +273,13 @@ async def start_web(api: PlatformApi, config: AppConfig,
         more(app)
     app_runner = web.AppRunner(app, access_log=None)
     await app_runner.setup()
-    await web.TCPSite(app_runner, config.telegram.listen_host, config.telegram.listen_port,
-                      reuse_port=config.telegram.reuse_port or None).start()
+    try:
+        async with listening(config.telegram.listen_port, "[telegram] listen_port"):
+            await web.TCPSite(app_runner, config.telegram.listen_host, config.telegram.listen_port,
+                              reuse_port=config.telegram.reuse_port or None).start()
+    except BaseException:
+        await app_runner.cleanup()
+        raise
     url = f"http://{config.telegram.listen_host}:{bound_port(app_runner)}"
     log.info("platform API, /healthz and /metrics on %s", url)
     return app_runner, url
@@ -279,8 +303,10 @@ async def run(config: AppConfig, stop: asyncio.Event, announce: Callable[[str], 
     from sandbox.server import Emulator
 
     # The page shows times in the platform's zone, as the bot's own texts do.
-    async with Emulator(host=config.sandbox.host, port=config.sandbox.port,
-                        timezone=config.i18n.timezone) as emulator:
+    emulator = Emulator(host=config.sandbox.host, port=config.sandbox.port, timezone=config.i18n.timezone)
+    async with listening(config.sandbox.port, "[sandbox] port"):
+        await emulator.start()
+    try:
         config = await stage_sandbox(emulator.base_url, config)
         async with running_bot(config, SANDBOX_TOKEN, emulator.base_url) as running:
             count = await seed_demo_orders(running.database) if config.sandbox.demo_orders else 0
@@ -304,6 +330,8 @@ async def run(config: AppConfig, stop: asyncio.Event, announce: Callable[[str], 
                 "Press Ctrl+C to stop."
             )
             await serve(running, config, stop)
+    finally:
+        await emulator.close()
 
 
 async def stage_sandbox(base_url: str, config: AppConfig) -> AppConfig:

@@ -157,13 +157,16 @@ def sandbox(config: ConfigOption = None, verbose: bool = typer.Option(False, "--
 
 
 def _run(settings: AppConfig, verbose: bool, log_format: LogFormat | None = None) -> None:
-    from bot.app import StartupError
+    from bot.app import PortInUse, StartupError
     from bot.app import run as run_app
 
     configure_logging(log_format.value if log_format else settings.log.format,
                       "DEBUG" if verbose else settings.log.level, order_pattern=settings.orders.number_pattern)
     try:
         _run_until_signal(lambda stop: run_app(settings, stop))
+    except PortInUse as exc:
+        errors.print(f"[red]refundbot cannot start:[/red] {escape(str(exc))}", soft_wrap=True)
+        raise typer.Exit(2) from None
     except StartupError as exc:
         console.print(f"[red]refundbot cannot start:[/red] {exc}")
         raise typer.Exit(1) from exc
@@ -172,10 +175,14 @@ def _run(settings: AppConfig, verbose: bool, log_format: LogFormat | None = None
 @app.command()
 def chat(
     user: int = typer.Option(10001, help="Demo customer to play (10001 小明, 10002 Alice, 10003 小红)."),
-    url: str | None = typer.Option(None, help="Emulator address (default: [sandbox] host and port)."),
+    url: str | None = typer.Option(None, help=(
+        "The emulator's address (default: http://HOST:PORT from \\[sandbox] host and port, "
+        "http://127.0.0.1:8081 unless the config changes them).")),
     config: ConfigOption = None,
 ) -> None:
     """Play a demo customer in the terminal, against a running `refundbot run` without a token."""
+    import aiohttp
+
     from bot.demo import CUSTOMERS
     from sandbox.terminal import run_terminal_chat
 
@@ -183,7 +190,12 @@ def chat(
     base = url or f"http://{settings.sandbox.host}:{settings.sandbox.port}"
     who = next((c for c in CUSTOMERS if c.user_id == user), None)
     name, lang = (who.first_name, who.language_code) if who else (f"User {user}", "zh-hans")
-    asyncio.run(run_terminal_chat(base, user, name, lang))
+    try:
+        asyncio.run(run_terminal_chat(base, user, name, lang))
+    except aiohttp.ClientConnectionError:
+        errors.print(f"[red]Nothing is listening at {escape(base)}:[/red] start `refundbot run` (without a token) "
+                     "or `refundbot sandbox` first, or point --url at it.", soft_wrap=True)
+        raise typer.Exit(2) from None
 
 
 @db_app.command("upgrade")
