@@ -38,6 +38,9 @@ ConfigOption = Annotated[
 ]
 
 
+VERBOSE_HELP = "Log at DEBUG, with the state machines' and the migrations' chatter."
+
+
 class LogFormat(StrEnum):
     text = "text"
     json = "json"
@@ -88,7 +91,7 @@ def _on_database(settings: AppConfig, work: Callable[[Database], Awaitable[int]]
 
 
 @app.command()
-def run(config: ConfigOption = None, verbose: bool = typer.Option(False, "--verbose", "-v"),
+def run(config: ConfigOption = None, verbose: bool = typer.Option(False, "--verbose", "-v", help=VERBOSE_HELP),
         log_format: LogFormatOption = None,
         workers: int = typer.Option(1, "--workers", "-w", min=1, max=64,
                                     help="Worker processes on one webhook port (webhook mode, PostgreSQL)."),
@@ -147,10 +150,11 @@ async def _record(work, codes: list[int]) -> None:  # type: ignore[no-untyped-de
 
 
 @app.command()
-def sandbox(config: ConfigOption = None, verbose: bool = typer.Option(False, "--verbose", "-v"),
+def sandbox(config: ConfigOption = None, verbose: bool = typer.Option(False, "--verbose", "-v", help=VERBOSE_HELP),
             log_format: LogFormatOption = None) -> None:
-    """Try refundbot without Telegram, whatever the config says about a token: the emulator, demo orders
-    and a web page with a customer and the agents' desk side by side."""
+    """Try refundbot without Telegram, whatever the config says about a token.
+
+    The built-in emulator, demo orders and a web page with a customer and the agents' desk side by side."""
     settings = _config(config)
     _run(settings.model_copy(update={"telegram": settings.telegram.model_copy(update={"token": ""})}), verbose,
          log_format)
@@ -329,17 +333,18 @@ def cases_move(
     case_no: Annotated[str, typer.Argument(metavar="CASE", help="Case number, e.g. R20261124-0001.")],
     trigger: Annotated[str, typer.Argument(metavar="ACTION", help=(
         "start_review, ask_info, approve (the refund starts at once, or waits for a supervisor's confirm above "
-        "[desk] confirm_above), confirm (a supervisor's second signature), reject, reject_final, retry_refund, "
+        "\\[desk] confirm_above), confirm (a supervisor's second signature), reject, reject_final, retry_refund, "
         "hand_to_human, fail_refund (only when no refund attempt is in flight), close_silent."))],
     by: Annotated[str, typer.Option("--by", help=(
-        "Who decides: an agent's Telegram id or alias from [desk] (any name when the desk has no staff). "
+        "Who decides: an agent's Telegram id or alias from \\[desk] (any name when the desk has no staff). "
         "Kept in the case history."))],
     note: Annotated[str, typer.Option("--note", help="Shown to the customer with the news (why, what is needed).")] = "",
     amount: Annotated[str | None, typer.Option("--amount", help="approve: refund only this much (CNY).")] = None,
     config: ConfigOption = None,
 ) -> None:
-    """Move a case as a support agent would, under the desk's rules (owner, two people above
-    confirm_above): the case event, the customer's status card and news, the desk card, deadlines and
+    """Move a case as a support agent would, under the desk's rules.
+
+    The desk's rules: the case's owner decides, and an approval above confirm_above needs two people. The case event, the customer's status card and news, the desk card, deadlines and
     the refund follow as for any move.
 
     Exit codes: 0 moved (or waiting for a supervisor), 2 unknown action or person, 3 no such case,
@@ -406,8 +411,9 @@ def cases_mark_failed(
     note: Annotated[str, typer.Option("--note", help="Why it failed, shown to the customer with the news.")] = "",
     config: ConfigOption = None,
 ) -> None:
-    """The payout of the case's open refund attempt failed (finance or the payment channel says so): the
-    attempt is failed and the case goes to refund_failed, ready for a retry under a new key. Use it
+    """The payout of the case's open refund attempt failed: the case goes to refund_failed.
+
+    Finance or the payment channel says so: the attempt is failed and the case goes to refund_failed, ready for a retry under a new key. Use it
     only once the outcome is known: an attempt the channel may still pay must not be failed.
 
     Exit codes: 0 done (or already failed), 2 unknown person, 3 no such case, 4 the case is not waiting
@@ -418,14 +424,15 @@ def cases_mark_failed(
 @cases_app.command("export")
 def cases_export(
     status: Annotated[list[str] | None, typer.Option("--status", "-s", help="Only these statuses (repeatable).")] = None,
-    since: Annotated[str | None, typer.Option(help="Created on or after this day (YYYY-MM-DD, [i18n] timezone).")] = None,
+    since: Annotated[str | None, typer.Option(help="Created on or after this day (YYYY-MM-DD, \\[i18n] timezone).")] = None,
     until: Annotated[str | None, typer.Option(help="Created on or before this day (YYYY-MM-DD, inclusive).")] = None,
     output: Annotated[Path | None, typer.Option("--output", "-o", dir_okay=False,
                                                 help="CSV file to write (default: standard output).")] = None,
     config: ConfigOption = None,
 ) -> None:
-    """Write a CSV of cases for finance: case_no, order_no, user, reason, verdict, rule_id, amount,
-    refunded_amount, status, created_at, review_due, credit_due, rating."""
+    """Write a CSV of cases for finance.
+
+    Columns: case_no, order_no, user, reason, verdict, rule_id, amount, refunded_amount, status, created_at, review_due, credit_due, rating."""
     import sys
     from datetime import date
     from typing import TextIO

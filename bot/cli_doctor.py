@@ -27,13 +27,22 @@ DoctorConfig = Annotated[
 ]
 
 
+CalendarConfig = Annotated[
+    Path | None,
+    typer.Option("--config", "-c", dir_okay=False,
+                 help="TOML settings (default ./config.toml, else built-in defaults)."),
+]
+
+
 def _today(settings: AppConfig) -> date:
     return datetime.now(ZoneInfo(settings.i18n.timezone)).date()
 
 
 def doctor(config: DoctorConfig = None) -> None:
-    """Check the setup, one line per finding with the fix: the config, the database, the token, the
-    webhook, the desk group and its agents, the platform's URLs and the holiday calendar.
+    """Check the setup, one line per finding with the fix.
+
+    In order: the config, the database, the token, the webhook, the desk group and its agents, the
+    platform's URLs and the holiday calendar. Nothing is changed.
 
     Exit codes: 0 all good (warnings alone too), 1 something must be fixed."""
     from bot.doctor import Finding, Level, diagnose, exit_code
@@ -67,11 +76,13 @@ def calendar(
                                                max=2200)] = None,
     days: Annotated[int, typer.Option("--days", "-n", min=1, max=60,
                                       help="How many of the next working days to list.")] = 10,
-    config: DoctorConfig = None,
+    config: CalendarConfig = None,
 ) -> None:
-    """What the bot believes about Chinese working days: a year's holidays on weekdays and make-up
-    working days (调休), where each comes from (chinese-calendar or [policy] in the config), and the
-    next working days from today, counted as the review and credit deadlines are."""
+    """What the bot believes about Chinese working days.
+
+    A year's holidays on weekdays and make-up working days (调休), where each comes from
+    (chinese-calendar, or \\[policy] extra_holidays / extra_workdays in the config), and the next
+    working days from today, counted as the review and credit deadlines are."""
     from bot.calendar_check import known_years, library_version, next_working_days, year_view
     from bot.cli import _config
 
