@@ -344,8 +344,8 @@ def cases_move(
 ) -> None:
     """Move a case as a support agent would, under the desk's rules.
 
-    The desk's rules: the case's owner decides, and an approval above confirm_above needs two people. The case event, the customer's status card and news, the desk card, deadlines and
-    the refund follow as for any move.
+    The case's owner decides, and an approval above confirm_above needs two people. The case event,
+    the customer's status card and news, the desk card, deadlines and the refund follow as for any move.
 
     Exit codes: 0 moved (or waiting for a supervisor), 2 unknown action or person, 3 no such case,
     4 refused (the case's status, the desk's rules or the order's refund ledger do not allow it)."""
