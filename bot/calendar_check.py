@@ -37,13 +37,14 @@ def calendar_findings(policy: PolicySettings, today: date) -> list[tuple[str, st
             continue
         listed = sum(1 for day in policy.extra_holidays if day.year == year)
         if listed:
-            lines.append(("ok", f"{year}: chinese-calendar does not know it; [policy] extra_holidays lists "
-                                f"{listed} holidays for it"))
+            text = (f"{year}: chinese-calendar does not know it; [policy] extra_holidays lists {listed} "
+                    f"holiday{'s' if listed > 1 else ''} for it")
+            lines.append(("ok", text))
         else:
-            lines.append(("warn", f"{year}: neither chinese-calendar nor [policy] extra_holidays knows its holidays, "
-                                  "so deadlines count weekends only: add the State Council's holidays to "
-                                  "[policy] extra_holidays and the make-up working days to extra_workdays "
-                                  "(or upgrade chinesecalendar once it ships that year)"))
+            text = (f"{year}: neither chinese-calendar nor [policy] extra_holidays knows its holidays, so deadlines "
+                    "count weekends only: add the State Council's holidays to [policy] extra_holidays and the "
+                    "make-up working days to extra_workdays (or upgrade chinesecalendar once it ships that year)")
+            lines.append(("warn", text))
     return lines
 
 

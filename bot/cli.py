@@ -10,12 +10,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
-from pydantic import ValidationError
 from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-from bot.config import AppConfig, explain_load_error, load_config
+from bot.cli_errors import config_or_exit, errors
+from bot.config import AppConfig
 from bot.logs import configure_logging
 from dialogs.domain import CaseStatus
 
@@ -29,7 +29,6 @@ orders_app = typer.Typer(help="Orders the bot can look up.", no_args_is_help=Tru
 app.add_typer(db_app, name="db")
 app.add_typer(orders_app, name="orders")
 console = Console()
-errors = Console(stderr=True)  # what went wrong goes to standard error, one or two lines with the fix
 
 ConfigOption = Annotated[
     Path | None,
@@ -54,12 +53,7 @@ LogFormatOption = Annotated[
 
 
 def _config(path: Path | None) -> AppConfig:
-    try:
-        return load_config(path)
-    except (ValidationError, OSError, ValueError) as exc:  # TOMLDecodeError is a ValueError
-        for line in explain_load_error(exc, path).splitlines():
-            errors.print(f"[red]Cannot read the configuration:[/red] {escape(line)}", soft_wrap=True)
-        raise typer.Exit(2) from None
+    return config_or_exit(path)
 
 
 def _run_until_signal(make_coro) -> None:  # type: ignore[no-untyped-def]
@@ -469,7 +463,7 @@ def cases_export(
 
 # --- the setup: doctor and calendar (bot.cli_doctor) ---------------------------------------------
 
-from bot.cli_doctor import calendar, doctor  # noqa: E402 - registered here, kept out of this module
+from bot.cli_doctor import calendar, doctor  # registered here, written there
 
 app.command()(doctor)
 app.command()(calendar)

@@ -15,6 +15,7 @@ from pydantic import ValidationError
 from rich.console import Console
 from rich.markup import escape
 
+from bot.cli_errors import config_or_exit
 from bot.config import AppConfig, explain_load_error, load_config
 
 console = Console()
@@ -84,9 +85,7 @@ def calendar(
     (chinese-calendar, or \\[policy] extra_holidays / extra_workdays in the config), and the next
     working days from today, counted as the review and credit deadlines are."""
     from bot.calendar_check import known_years, library_version, next_working_days, year_view
-    from bot.cli import _config
-
-    settings = _config(config)
+    settings = config_or_exit(config)
     today = _today(settings)
     view = year_view(year or today.year, settings.policy)
     first, last = known_years()
@@ -105,8 +104,13 @@ def calendar(
     for day in view.workdays:
         console.print(f"  {day.day} {day.day:%a}  {day.name or '-':<22} {day.source}", markup=False)
     # The fallback's own warning would repeat what the heading above says.
-    logging.getLogger("dialogs.workdays").setLevel(logging.ERROR)
-    upcoming = next_working_days(settings.policy, today, days)
+    fallback_log = logging.getLogger("dialogs.workdays")
+    level = fallback_log.level
+    fallback_log.setLevel(logging.ERROR)
+    try:
+        upcoming = next_working_days(settings.policy, today, days)
+    finally:
+        fallback_log.setLevel(level)
     console.print(f"The next {days} working days after {today} ({settings.i18n.timezone}):", markup=False)
     for day in upcoming:
         console.print(f"  {day} {day:%a}", markup=False)

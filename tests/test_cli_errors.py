@@ -20,7 +20,7 @@ SCREEN = 24  # lines
 
 def refundbot(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, "-m", "bot", *args], capture_output=True, text=True, timeout=timeout,
-                          env={**os.environ, "COLUMNS": "200"})
+                          env={**os.environ, "COLUMNS": "200"}, check=False)
 
 
 def assert_short_error(result: subprocess.CompletedProcess[str]) -> list[str]:
