@@ -227,9 +227,11 @@ def evidence_sweeper(config: AppConfig, database: Database) -> EvidenceSweeper:
                            timedelta(days=config.storage.draft_evidence_days))
 
 
-async def serve(running: Running, config: AppConfig, stop: asyncio.Event) -> None:
+async def serve(running: Running, config: AppConfig, stop: asyncio.Event,
+                listening_now: Callable[[], None] | None = None) -> None:
     """Polling or webhook, until `stop` is set. One web app serves the platform API, /healthz and
-    /metrics, and in webhook mode Telegram's POSTs too."""
+    /metrics, and in webhook mode Telegram's POSTs too. `listening_now` runs once its port is bound
+    (the banner: a taken port must fail before anything says the bot runs)."""
     tg = config.telegram
     # Everything imported and built so far lives as long as the process: keep the cyclic garbage
     # collector from walking it again and again (its full passes showed up as latency spikes). Then
@@ -246,6 +248,8 @@ async def serve(running: Running, config: AppConfig, stop: asyncio.Event) -> Non
             running.runner.add_webhook_route(app, tg.webhook_path, tg.webhook_secret)
 
     app_runner, running.web_url = await start_web(running.api, config, routes)
+    if listening_now is not None:
+        listening_now()
     try:
         if tg.mode == "polling":
             await running.runner.run_polling(stop)
@@ -296,8 +300,8 @@ async def run(config: AppConfig, stop: asyncio.Event, announce: Callable[[str], 
     token = config.telegram.token
     if token:
         async with running_bot(config, token, config.telegram.api_base) as running:
-            announce(f"refundbot is running ({config.telegram.mode}) on {config.telegram.api_base or 'Telegram'}.")
-            await serve(running, config, stop)
+            await serve(running, config, stop, lambda: announce(
+                f"refundbot is running ({config.telegram.mode}) on {config.telegram.api_base or 'Telegram'}."))
         return
 
     from sandbox.server import Emulator
@@ -319,7 +323,7 @@ async def run(config: AppConfig, stop: asyncio.Event, announce: Callable[[str], 
             emulator.on_reset = reset_demo
             people = ", ".join(f"{c.user_id} {c.first_name}" for c in CUSTOMERS)
             agents = ", ".join(f"{a.user_id} {a.first_name}" for a in AGENTS)
-            announce(
+            banner = (
                 "No Telegram token configured: refundbot runs on the built-in Telegram emulator with "
                 f"{count} demo orders (database {config.database.url}).\n"
                 f"Open {emulator.web_url} in a browser: play a customer and the agents' desk side by side.\n"
@@ -329,7 +333,7 @@ async def run(config: AppConfig, stop: asyncio.Event, announce: Callable[[str], 
                 "Demo orders: KM20261101000001 … KM20261101000015.\n"
                 "Press Ctrl+C to stop."
             )
-            await serve(running, config, stop)
+            await serve(running, config, stop, lambda: announce(banner))
     finally:
         await emulator.close()
 

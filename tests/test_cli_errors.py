@@ -61,6 +61,17 @@ def test_a_second_run_on_a_taken_sandbox_port_names_the_port_and_the_setting(tmp
                          "stop it or set [sandbox] port")
 
 
+def test_a_taken_listen_port_fails_before_the_banner_and_names_its_setting(tmp_path, taken_port):
+    config = tmp_path / "config.toml"
+    config.write_text(f'[database]\nurl = "sqlite:///{tmp_path}/db.sqlite"\n[sandbox]\nport = 0\n'
+                      f'[telegram]\nlisten_port = {taken_port}\n[storage]\nevidence_dir = "{tmp_path}/ev"\n',
+                      encoding="utf-8")
+    result = refundbot("run", "--config", str(config))
+    lines = assert_short_error(result)
+    assert lines[-1].endswith(f"port {taken_port} is in use (another refundbot?): stop it or set [telegram] listen_port")
+    assert "Press Ctrl+C" not in result.stdout  # nothing claimed the bot was running
+
+
 def test_a_missing_config_file_is_named_with_the_fix(tmp_path):
     missing = tmp_path / "nowhere.toml"
     lines = assert_short_error(refundbot("db", "current", "--config", str(missing)))

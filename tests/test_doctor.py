@@ -46,9 +46,9 @@ def stage(emulator: Emulator, *, agents_in_desk: tuple[int, ...] = (AGENT, SUPER
 
 
 def write_config(tmp_path: Path, emulator: Emulator, database_url: str, desk: int = 0, *,
-                 agents: tuple[int, ...] = (AGENT,), token: str = TOKEN) -> Path:
+                 agents: tuple[int, ...] = (AGENT,), token: str = TOKEN, telegram: str = "") -> Path:
     path = tmp_path / "doctor.toml"
-    lines = ["[telegram]", f'token = "{token}"', f'api_base = "{emulator.base_url}"', "",
+    lines = ["[telegram]", f'token = "{token}"', f'api_base = "{emulator.base_url}"', telegram, "",
              "[database]", f'url = "{database_url}"', "",
              "[desk]", f"chat_id = {desk}", f"agents = {list(agents)}", f"supervisors = [{SUPERVISOR}]"]
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
@@ -131,13 +131,17 @@ def test_an_unmigrated_database_says_to_run_db_upgrade(tmp_path, emulator, datab
     assert "run `refundbot db upgrade`" in line_of(output, "database", "✗")
 
 
-def test_polling_with_a_webhook_set_warns_of_409(tmp_path, emulator, migrated_database_url):
-    desk = stage(emulator)
+def set_webhook(emulator: Emulator, url: str) -> None:
     request = urllib.request.Request(f"{emulator.base_url}/bot{TOKEN}/setWebhook",
-                                     data=json.dumps({"url": "https://elsewhere.example/hook"}).encode(),
+                                     data=json.dumps({"url": url}).encode(),
                                      headers={"Content-Type": "application/json"})
     with urllib.request.urlopen(request) as answer:
         assert json.load(answer)["ok"]
+
+
+def test_polling_with_a_webhook_set_warns_of_409(tmp_path, emulator, migrated_database_url):
+    desk = stage(emulator)
+    set_webhook(emulator, "https://elsewhere.example/hook")
     code, output = doctor(write_config(tmp_path, emulator, migrated_database_url, desk))
     assert code == 1
     problem = line_of(output, "webhook", "✗")
@@ -172,3 +176,24 @@ def test_an_http_gateway_without_a_secret_or_a_listener_is_named(tmp_path, emula
     assert code == 1
     platform = line_of(output, "platform", "✗")
     assert "need [platform] secret" in platform and f"http://127.0.0.1:{port}/refund: nothing answers" in platform
+
+
+def test_webhook_mode_with_telegram_posting_elsewhere_names_both_urls(tmp_path, emulator, migrated_database_url):
+    desk = stage(emulator)
+    set_webhook(emulator, "https://old.example/hook")
+    ours = 'mode = "webhook"\nwebhook_url = "https://bot.example/telegram/webhook"\nwebhook_secret = "s3cret"'
+    code, output = doctor(write_config(tmp_path, emulator, migrated_database_url, desk, telegram=ours))
+    assert code == 1
+    problem = line_of(output, "webhook", "✗")
+    assert "posts this bot's updates to https://old.example/hook" in problem
+    assert "https://bot.example/telegram/webhook" in problem
+
+
+def test_webhook_mode_with_its_url_registered_passes_and_says_the_secret_is_set(tmp_path, emulator,
+                                                                                migrated_database_url):
+    desk = stage(emulator)
+    set_webhook(emulator, "https://bot.example/telegram/webhook")
+    ours = 'mode = "webhook"\nwebhook_url = "https://bot.example/telegram/webhook"\nwebhook_secret = "s3cret"'
+    code, output = doctor(write_config(tmp_path, emulator, migrated_database_url, desk, telegram=ours))
+    assert code == 0, output
+    assert "secret token is set" in line_of(output, "webhook", "✓")
