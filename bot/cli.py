@@ -407,8 +407,9 @@ def cases_mark_failed(
 ) -> None:
     """The payout of the case's open refund attempt failed: the case goes to refund_failed.
 
-    Finance or the payment channel says so: the attempt is failed and the case goes to refund_failed, ready for a retry under a new key. Use it
-    only once the outcome is known: an attempt the channel may still pay must not be failed.
+    Finance or the payment channel says so: the attempt is failed, and the case is ready for a retry
+    under a new key. Use it only once the outcome is known: an attempt the channel may still pay must
+    not be failed.
 
     Exit codes: 0 done (or already failed), 2 unknown person, 3 no such case, 4 the case is not waiting
     for money."""
@@ -426,7 +427,8 @@ def cases_export(
 ) -> None:
     """Write a CSV of cases for finance.
 
-    Columns: case_no, order_no, user, reason, verdict, rule_id, amount, refunded_amount, status, created_at, review_due, credit_due, rating."""
+    Columns: case_no, order_no, user, reason, verdict, rule_id, amount, refunded_amount, status,
+    created_at, review_due, credit_due, rating."""
     import sys
     from datetime import date
     from typing import TextIO
