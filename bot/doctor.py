@@ -18,6 +18,7 @@ from typing import Any
 
 import aiohttp
 from sqlalchemy.engine import make_url
+from yarl import URL
 
 from bot.calendar_check import calendar_findings
 from bot.config import AppConfig
@@ -215,6 +216,9 @@ async def _desk_group(api: BotApi, chat_id: int, bot_id: int) -> AsyncIterator[F
     status = member.get("status")
     if status == "creator":
         yield ok("desk", "the bot owns the desk group")
+    elif status in ("left", "kicked"):
+        yield fail("desk", f"the bot is not in the desk group ({status}): add it as an administrator with the "
+                           f"right {', '.join(repr(r) for r in DESK_RIGHTS.values())}")
     elif status != "administrator":
         yield fail("desk", f"the bot is {status} in the desk, not an administrator: promote it with the "
                            f"right {', '.join(repr(r) for r in DESK_RIGHTS.values())}")
@@ -275,7 +279,7 @@ async def _probe(setting: str, url: str, secret: str, timeout: float) -> Finding
         return fail("platform", f"[platform] {setting} is empty: set the platform's URL")
     target = url.rstrip("/") + "/" if setting == "orders_url" else url
     try:
-        path = aiohttp.client.URL(target).raw_path_qs.encode()
+        path = URL(target).raw_path_qs.encode()
         headers = signed_headers(secret, path, time.time()) if secret else {}
         async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=timeout)) as http, \
                 http.get(target, headers=headers, allow_redirects=False) as resp:

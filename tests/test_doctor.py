@@ -197,3 +197,46 @@ def test_webhook_mode_with_its_url_registered_passes_and_says_the_secret_is_set(
     code, output = doctor(write_config(tmp_path, emulator, migrated_database_url, desk, telegram=ours))
     assert code == 0, output
     assert "secret token is set" in line_of(output, "webhook", "✓")
+
+
+def test_a_bot_removed_from_the_desk_is_told_to_be_added_back(tmp_path, emulator, migrated_database_url):
+    desk = stage(emulator, bot_status="left")
+    code, output = doctor(write_config(tmp_path, emulator, migrated_database_url, desk))
+    assert code == 1
+    assert "the bot is not in the desk group (left): add it as an administrator" in line_of(output, "desk", "✗")
+
+
+def test_an_unknown_supervisors_chat_is_named(tmp_path, emulator, migrated_database_url):
+    desk = stage(emulator)
+    path = write_config(tmp_path, emulator, migrated_database_url, desk)
+    path.write_text(path.read_text(encoding="utf-8") + "\n[sla]\nsupervisors_chat_id = -1009999999999\n",
+                    encoding="utf-8")
+    code, output = doctor(path)
+    assert code == 1
+    assert "[sla] supervisors_chat_id -1009999999999: 400" in line_of(output, "desk", "✗")
+
+
+def test_a_platform_url_that_never_answers_is_named_as_a_timeout(tmp_path, emulator, migrated_database_url):
+    import socket
+
+    with socket.socket() as silent:  # accepts connections, never answers
+        silent.bind(("127.0.0.1", 0))
+        silent.listen()
+        url = f"http://127.0.0.1:{silent.getsockname()[1]}/orders"
+        path = write_config(tmp_path, emulator, migrated_database_url, token="")
+        path.write_text(path.read_text(encoding="utf-8") + f'\n[platform]\norders = "http"\norders_url = "{url}"\n'
+                        'secret = "shared"\ntimeout_seconds = 0.5\n', encoding="utf-8")
+        code, output = doctor(path)
+    assert code == 1
+    assert f"orders_url {url} did not answer within 0.5 s ([platform] timeout_seconds)" in line_of(
+        output, "platform", "✗")
+
+
+def test_a_platform_url_that_answers_passes_whatever_it_thinks_of_a_get(tmp_path, emulator, migrated_database_url):
+    url = f"{emulator.base_url}/shop/orders"  # someone listens there: a 404 is still an answer
+    path = write_config(tmp_path, emulator, migrated_database_url, token="")
+    path.write_text(path.read_text(encoding="utf-8") + f'\n[platform]\norders = "http"\norders_url = "{url}"\n'
+                    'secret = "shared"\n', encoding="utf-8")
+    code, output = doctor(path)
+    assert code == 0, output
+    assert f"orders_url {url} answers (HTTP 404 to a signed GET)" in line_of(output, "platform", "✓")
