@@ -7,7 +7,7 @@ import asyncio
 import logging
 from datetime import date, datetime
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 from zoneinfo import ZoneInfo
 
 import typer
@@ -17,6 +17,9 @@ from rich.markup import escape
 
 from bot.cli_errors import config_or_exit
 from bot.config import AppConfig, explain_load_error, load_config
+
+if TYPE_CHECKING:
+    from bot.doctor import Finding  # imported when doctor runs: aiohttp and SQLAlchemy cost start-up time
 
 console = Console()
 MARKS = {"ok": "[green]✓[/green]", "warn": "[yellow]![/yellow]", "fail": "[red]✗[/red]"}
@@ -67,9 +70,8 @@ def doctor(config: DoctorConfig = None) -> None:
     raise typer.Exit(exit_code(findings))
 
 
-def _show(finding: object) -> None:
-    level, check, text = (getattr(finding, name) for name in ("level", "check", "text"))
-    console.print(f"{MARKS[str(level)]} {check}: {escape(text)}", soft_wrap=True)
+def _show(finding: Finding) -> None:
+    console.print(f"{MARKS[finding.level.value]} {finding.check}: {escape(finding.text)}", soft_wrap=True)
 
 
 def calendar(

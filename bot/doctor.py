@@ -134,9 +134,12 @@ async def telegram_findings(config: AppConfig) -> AsyncIterator[Finding]:
                 yield fail("token", f"getMe failed: {code} {why}")
             return
         yield ok("token", f"the token belongs to @{me.get('username')} (id {me.get('id')})")
-        yield await _webhook_finding(api, config)
-        async for finding in _desk_findings(api, config, int(me["id"])):
-            yield finding
+        try:
+            yield await _webhook_finding(api, config)
+            async for finding in _desk_findings(api, config, int(me["id"])):
+                yield finding
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            yield fail("token", f"lost {api.base} halfway: {_first_line(exc) or type(exc).__name__} (run doctor again)")
     finally:
         await api.close()
 
