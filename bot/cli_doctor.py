@@ -99,12 +99,11 @@ def calendar(
     else:
         console.print(f"{view.year}: chinese-calendar {library_version()} knows {first}-{last} only: weekends "
                       "plus [policy] extra_holidays and extra_workdays", markup=False, soft_wrap=True)
-    console.print(f"Holidays on weekdays ({len(view.holidays)}):", markup=False)
-    for day in view.holidays:
-        console.print(f"  {day.day} {day.day:%a}  {day.name or '-':<22} {day.source}", markup=False)
-    console.print(f"Make-up working days on weekends ({len(view.workdays)}):", markup=False)
-    for day in view.workdays:
-        console.print(f"  {day.day} {day.day:%a}  {day.name or '-':<22} {day.source}", markup=False)
+    for heading, listed in (("Holidays on weekdays", view.holidays),
+                            ("Make-up working days on weekends", view.workdays)):
+        console.print(f"{heading} ({len(listed)}):", markup=False)
+        for day in listed:
+            console.print(f"  {day.day} {day.day:%a}  {day.name or '-':<22} {day.source}", markup=False)
     # The fallback's own warning would repeat what the heading above says.
     fallback_log = logging.getLogger("dialogs.workdays")
     level = fallback_log.level
