@@ -86,8 +86,9 @@ class PlatformApi:
         self._not_ready: str | None = None  # the last reason /readyz gave, to log changes only
         self.metrics = metrics if metrics is not None else Metrics()
         self._openapi = OPENAPI_PATH.read_bytes()
-        if not secret:
-            log.warning("no [platform] secret: every signed platform request will be refused (401)")
+        # Without a secret nothing the platform sends can be checked; that matters only once it calls
+        # (a demo never does), so the warning waits for the first call (_check).
+        self._warned_no_secret = False
 
     # -- mounting ------------------------------------------------------------------------------
     def add_routes(self, app: web.Application, *, healthz: bool = True, metrics: bool = True) -> None:
@@ -119,6 +120,10 @@ class PlatformApi:
 
     # -- checks --------------------------------------------------------------------------------
     def _check(self, request: web.Request, message: bytes) -> str:
+        if not self.secret and not self._warned_no_secret:
+            self._warned_no_secret = True
+            log.warning("the platform called %s but no [platform] secret is configured: every signed platform "
+                        "request is refused (401) until it is", request.path)
         try:
             return verify(self.secret, request.headers, message, now=self.clock(), max_skew=self.max_skew)
         except SignatureError as exc:

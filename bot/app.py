@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import gc
 import logging
 from collections.abc import AsyncIterator, Callable
@@ -42,6 +43,24 @@ SANDBOX_TOKEN = "7000000001:sandbox-token"
 
 class StartupError(Exception):
     """Something the operator must fix before the bot can start; the message says what."""
+
+
+class PortInUse(StartupError):
+    """A port the config names is taken: another refundbot, most likely."""
+
+    def __init__(self, port: int, setting: str) -> None:
+        super().__init__(f"port {port} is in use (another refundbot?): stop it or set {setting}")
+
+
+@contextlib.asynccontextmanager
+async def listening(port: int, setting: str) -> AsyncIterator[None]:
+    """Turn "address already in use" while binding `port` into PortInUse, naming the setting to change."""
+    try:
+        yield
+    except OSError as exc:
+        if exc.errno == errno.EADDRINUSE:
+            raise PortInUse(port, setting) from None
+        raise
 
 
 async def open_database(config: AppConfig) -> Database:
@@ -222,9 +241,11 @@ def retention(config: AppConfig, database: Database) -> Purge | None:
     return purge
 
 
-async def serve(running: Running, config: AppConfig, stop: asyncio.Event) -> None:
+async def serve(running: Running, config: AppConfig, stop: asyncio.Event,
+                listening_now: Callable[[], None] | None = None) -> None:
     """Polling or webhook, until `stop` is set. One web app serves the platform API, /healthz and
-    /metrics, and in webhook mode Telegram's POSTs too."""
+    /metrics, and in webhook mode Telegram's POSTs too. `listening_now` runs once its port is bound
+    (the banner: a taken port must fail before anything says the bot runs)."""
     tg = config.telegram
     # Everything imported and built so far lives as long as the process: keep the cyclic garbage
     # collector from walking it again and again (its full passes showed up as latency spikes). Then
@@ -241,6 +262,8 @@ async def serve(running: Running, config: AppConfig, stop: asyncio.Event) -> Non
             running.runner.add_webhook_route(app, tg.webhook_path, tg.webhook_secret)
 
     app_runner, running.web_url = await start_web(running.api, config, routes)
+    if listening_now is not None:
+        listening_now()
     try:
         if tg.mode == "polling":
             await running.runner.run_polling(stop)
@@ -268,8 +291,13 @@ async def start_web(api: PlatformApi, config: AppConfig,
         more(app)
     app_runner = web.AppRunner(app, access_log=None)
     await app_runner.setup()
-    await web.TCPSite(app_runner, config.telegram.listen_host, config.telegram.listen_port,
-                      reuse_port=config.telegram.reuse_port or None).start()
+    try:
+        async with listening(config.telegram.listen_port, "[telegram] listen_port"):
+            await web.TCPSite(app_runner, config.telegram.listen_host, config.telegram.listen_port,
+                              reuse_port=config.telegram.reuse_port or None).start()
+    except BaseException:
+        await app_runner.cleanup()
+        raise
     url = f"http://{config.telegram.listen_host}:{bound_port(app_runner)}"
     log.info("platform API, /healthz and /metrics on %s", url)
     return app_runner, url
@@ -286,15 +314,17 @@ async def run(config: AppConfig, stop: asyncio.Event, announce: Callable[[str], 
     token = config.telegram.token
     if token:
         async with running_bot(config, token, config.telegram.api_base) as running:
-            announce(f"refundbot is running ({config.telegram.mode}) on {config.telegram.api_base or 'Telegram'}.")
-            await serve(running, config, stop)
+            await serve(running, config, stop, lambda: announce(
+                f"refundbot is running ({config.telegram.mode}) on {config.telegram.api_base or 'Telegram'}."))
         return
 
     from sandbox.server import Emulator
 
     # The page shows times in the platform's zone, as the bot's own texts do.
-    async with Emulator(host=config.sandbox.host, port=config.sandbox.port,
-                        timezone=config.i18n.timezone) as emulator:
+    emulator = Emulator(host=config.sandbox.host, port=config.sandbox.port, timezone=config.i18n.timezone)
+    async with listening(config.sandbox.port, "[sandbox] port"):
+        await emulator.start()
+    try:
         config = await stage_sandbox(emulator.base_url, config)
         async with running_bot(config, SANDBOX_TOKEN, emulator.base_url) as running:
             count = await seed_demo_orders(running.database) if config.sandbox.demo_orders else 0
@@ -307,7 +337,7 @@ async def run(config: AppConfig, stop: asyncio.Event, announce: Callable[[str], 
             emulator.on_reset = reset_demo
             people = ", ".join(f"{c.user_id} {c.first_name}" for c in CUSTOMERS)
             agents = ", ".join(f"{a.user_id} {a.first_name}" for a in AGENTS)
-            announce(
+            banner = (
                 "No Telegram token configured: refundbot runs on the built-in Telegram emulator with "
                 f"{count} demo orders (database {config.database.url}).\n"
                 f"Open {emulator.web_url} in a browser: play a customer and the agents' desk side by side.\n"
@@ -317,7 +347,9 @@ async def run(config: AppConfig, stop: asyncio.Event, announce: Callable[[str], 
                 "Demo orders: KM20261101000001 … KM20261101000015.\n"
                 "Press Ctrl+C to stop."
             )
-            await serve(running, config, stop)
+            await serve(running, config, stop, lambda: announce(banner))
+    finally:
+        await emulator.close()
 
 
 async def stage_sandbox(base_url: str, config: AppConfig) -> AppConfig:

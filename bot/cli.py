@@ -9,12 +9,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from bot import cli_backup, cli_cases, cli_customers
 from bot.cli_base import ConfigOption, console
 from bot.cli_base import load_settings as _config
 from bot.cli_base import on_database as _on_database
+from bot.cli_errors import errors
 from bot.config import AppConfig
 from bot.logs import configure_logging
 from dialogs.domain import CaseStatus
@@ -28,6 +30,9 @@ db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
 orders_app = typer.Typer(help="Orders the bot can look up.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(orders_app, name="orders")
+
+VERBOSE_HELP = "Log at DEBUG, with the state machines' and the migrations' chatter."
+
 
 class LogFormat(StrEnum):
     text = "text"
@@ -53,7 +58,7 @@ def _run_until_signal(make_coro) -> None:  # type: ignore[no-untyped-def]
 
 
 @app.command()
-def run(config: ConfigOption = None, verbose: bool = typer.Option(False, "--verbose", "-v"),
+def run(config: ConfigOption = None, verbose: bool = typer.Option(False, "--verbose", "-v", help=VERBOSE_HELP),
         log_format: LogFormatOption = None,
         workers: int = typer.Option(1, "--workers", "-w", min=1, max=64,
                                     help="Worker processes on one webhook port (webhook mode, PostgreSQL)."),
@@ -112,23 +117,27 @@ async def _record(work, codes: list[int]) -> None:  # type: ignore[no-untyped-de
 
 
 @app.command()
-def sandbox(config: ConfigOption = None, verbose: bool = typer.Option(False, "--verbose", "-v"),
+def sandbox(config: ConfigOption = None, verbose: bool = typer.Option(False, "--verbose", "-v", help=VERBOSE_HELP),
             log_format: LogFormatOption = None) -> None:
-    """Try refundbot without Telegram, whatever the config says about a token: the emulator, demo orders
-    and a web page with a customer and the agents' desk side by side."""
+    """Try refundbot without Telegram, whatever the config says about a token.
+
+    The built-in emulator, demo orders and a web page with a customer and the agents' desk side by side."""
     settings = _config(config)
     _run(settings.model_copy(update={"telegram": settings.telegram.model_copy(update={"token": ""})}), verbose,
          log_format)
 
 
 def _run(settings: AppConfig, verbose: bool, log_format: LogFormat | None = None) -> None:
-    from bot.app import StartupError
+    from bot.app import PortInUse, StartupError
     from bot.app import run as run_app
 
     configure_logging(log_format.value if log_format else settings.log.format,
                       "DEBUG" if verbose else settings.log.level, order_pattern=settings.orders.number_pattern)
     try:
         _run_until_signal(lambda stop: run_app(settings, stop))
+    except PortInUse as exc:
+        errors.print(f"[red]refundbot cannot start:[/red] {escape(str(exc))}", soft_wrap=True)
+        raise typer.Exit(2) from None
     except StartupError as exc:
         console.print(f"[red]refundbot cannot start:[/red] {exc}")
         raise typer.Exit(1) from exc
@@ -137,10 +146,14 @@ def _run(settings: AppConfig, verbose: bool, log_format: LogFormat | None = None
 @app.command()
 def chat(
     user: int = typer.Option(10001, help="Demo customer to play (10001 小明, 10002 Alice, 10003 小红)."),
-    url: str | None = typer.Option(None, help="Emulator address (default: [sandbox] host and port)."),
+    url: str | None = typer.Option(None, help=(
+        "The emulator's address (default: http://HOST:PORT from \\[sandbox] host and port, "
+        "http://127.0.0.1:8081 unless the config changes them).")),
     config: ConfigOption = None,
 ) -> None:
     """Play a demo customer in the terminal, against a running `refundbot run` without a token."""
+    import aiohttp
+
     from bot.demo import CUSTOMERS
     from sandbox.terminal import run_terminal_chat
 
@@ -148,7 +161,12 @@ def chat(
     base = url or f"http://{settings.sandbox.host}:{settings.sandbox.port}"
     who = next((c for c in CUSTOMERS if c.user_id == user), None)
     name, lang = (who.first_name, who.language_code) if who else (f"User {user}", "zh-hans")
-    asyncio.run(run_terminal_chat(base, user, name, lang))
+    try:
+        asyncio.run(run_terminal_chat(base, user, name, lang))
+    except aiohttp.ClientConnectionError:
+        errors.print(f"[red]Nothing is listening at {escape(base)}:[/red] start `refundbot run` (without a token) "
+                     "or `refundbot sandbox` first, or point --url at it.", soft_wrap=True)
+        raise typer.Exit(2) from None
 
 
 @db_app.command("upgrade")
@@ -282,18 +300,19 @@ def cases_move(
     case_no: Annotated[str, typer.Argument(metavar="CASE", help="Case number, e.g. R20261124-0001.")],
     trigger: Annotated[str, typer.Argument(metavar="ACTION", help=(
         "start_review, ask_info, approve (the refund starts at once, or waits for a supervisor's confirm above "
-        "[desk] confirm_above), confirm (a supervisor's second signature), reject, reject_final, retry_refund, "
+        "\\[desk] confirm_above), confirm (a supervisor's second signature), reject, reject_final, retry_refund, "
         "hand_to_human, fail_refund (only when no refund attempt is in flight), close_silent."))],
     by: Annotated[str, typer.Option("--by", help=(
-        "Who decides: an agent's Telegram id or alias from [desk] (any name when the desk has no staff). "
+        "Who decides: an agent's Telegram id or alias from \\[desk] (any name when the desk has no staff). "
         "Kept in the case history."))],
     note: Annotated[str, typer.Option("--note", help="Shown to the customer with the news (why, what is needed).")] = "",
     amount: Annotated[str | None, typer.Option("--amount", help="approve: refund only this much (CNY).")] = None,
     config: ConfigOption = None,
 ) -> None:
-    """Move a case as a support agent would, under the desk's rules (owner, two people above
-    confirm_above): the case event, the customer's status card and news, the desk card, deadlines and
-    the refund follow as for any move.
+    """Move a case as a support agent would, under the desk's rules.
+
+    The case's owner decides, and an approval above confirm_above needs two people. The case event,
+    the customer's status card and news, the desk card, deadlines and the refund follow as for any move.
 
     Exit codes: 0 moved (or waiting for a supervisor), 2 unknown action or person, 3 no such case,
     4 refused (the case's status, the desk's rules or the order's refund ledger do not allow it)."""
@@ -359,9 +378,11 @@ def cases_mark_failed(
     note: Annotated[str, typer.Option("--note", help="Why it failed, shown to the customer with the news.")] = "",
     config: ConfigOption = None,
 ) -> None:
-    """The payout of the case's open refund attempt failed (finance or the payment channel says so): the
-    attempt is failed and the case goes to refund_failed, ready for a retry under a new key. Use it
-    only once the outcome is known: an attempt the channel may still pay must not be failed.
+    """The payout of the case's open refund attempt failed: the case goes to refund_failed.
+
+    Finance or the payment channel says so: the attempt is failed, and the case is ready for a retry
+    under a new key. Use it only once the outcome is known: an attempt the channel may still pay must
+    not be failed.
 
     Exit codes: 0 done (or already failed), 2 unknown person, 3 no such case, 4 the case is not waiting
     for money."""
@@ -371,6 +392,14 @@ def cases_mark_failed(
 cli_cases.register(cases_app)
 cli_backup.register(app)
 cli_customers.register(app)
+
+
+# --- the setup: doctor and calendar (bot.cli_doctor) ---------------------------------------------
+
+from bot.cli_doctor import calendar, doctor  # registered here, written there
+
+app.command()(doctor)
+app.command()(calendar)
 
 
 def main() -> None:

@@ -9,11 +9,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
-from pydantic import ValidationError
 from rich.console import Console
-from rich.markup import escape
 
-from bot.config import AppConfig, describe_errors, load_config
+from bot.cli_errors import config_or_exit
+from bot.config import AppConfig
 
 if TYPE_CHECKING:
     from storage.uow import Database
@@ -23,18 +22,12 @@ console = Console()
 ConfigOption = Annotated[
     Path | None,
     typer.Option("--config", "-c", help="TOML settings (default ./config.toml, else built-in defaults).",
-                 exists=True, dir_okay=False),
+                 dir_okay=False),  # no exists=True: a missing file gets bot.cli_errors' one line
 ]
 
 
 def load_settings(path: Path | None) -> AppConfig:
-    try:
-        return load_config(path)
-    except Exception as exc:
-        why = describe_errors(exc) if isinstance(exc, ValidationError) else str(exc)
-        for line in why.splitlines():
-            console.print(f"[red]Cannot read the configuration:[/red] {escape(line)}", soft_wrap=True)
-        raise typer.Exit(2) from exc
+    return config_or_exit(path)
 
 
 def on_database(settings: AppConfig, work: Callable[[Database], Awaitable[int]]) -> None:

@@ -157,7 +157,7 @@ class ExportFormat(StrEnum):
 
 def cases_export(
     status: Annotated[list[str] | None, typer.Option("--status", "-s", help="Only these statuses (repeatable).")] = None,
-    since: Annotated[str | None, typer.Option(help="Created on or after this day (YYYY-MM-DD, [i18n] timezone).")] = None,
+    since: Annotated[str | None, typer.Option(help="Created on or after this day (YYYY-MM-DD, \\[i18n] timezone).")] = None,
     until: Annotated[str | None, typer.Option(help="Created on or before this day (YYYY-MM-DD, inclusive).")] = None,
     output: Annotated[Path | None, typer.Option("--output", "-o", dir_okay=False,
                                                 help="File to write (default: standard output; xlsx needs a file).")] = None,

@@ -214,3 +214,18 @@ def load_config(path: str | Path | None = None, environ: dict[str, str] | None =
         if env.get(var):
             raw.setdefault(section, {})[key] = env[var]
     return AppConfig.model_validate(raw)
+
+
+def explain_load_error(exc: Exception, path: str | Path | None) -> str:
+    """Why load_config failed, for an operator: one line per problem, each naming where and the fix."""
+    where = str(path) if path is not None else str(DEFAULT_PATH)
+    if isinstance(exc, ValidationError):
+        return describe_errors(exc)
+    if isinstance(exc, FileNotFoundError):
+        return (f"no file at {where}: copy config.example.toml there, or leave --config out to run on the "
+                "built-in defaults")
+    if isinstance(exc, tomllib.TOMLDecodeError):
+        return f"{where} is not valid TOML: {exc} (fix that line; config.example.toml shows every setting)"
+    if isinstance(exc, IsADirectoryError | PermissionError | UnicodeDecodeError):
+        return f"cannot read {where}: {exc}"
+    return f"{where}: {exc}"

@@ -21,7 +21,6 @@ from __future__ import annotations
 import ast
 import contextlib
 import contextvars
-import copy
 import json
 import logging
 import re
@@ -173,13 +172,14 @@ class _RedactingFormatter(logging.Formatter):
     def message(self, record: logging.LogRecord) -> str:
         """The record's final message with bytes replaced by their size, redacted. The record itself is
         left alone: other handlers see it as it was."""
-        safe = copy.copy(record)
-        safe.msg = _safe(record.msg)
+        # As LogRecord.getMessage, on safe copies of msg and args (no copy of the record: copy.copy
+        # fails while the interpreter shuts down, when asyncio still reports unclosed sessions).
+        msg = str(_safe(record.msg))
         if isinstance(record.args, Mapping):
-            safe.args = {k: _safe(v) for k, v in record.args.items()}
+            msg = msg % {k: _safe(v) for k, v in record.args.items()}
         elif record.args:
-            safe.args = tuple(_safe(v) for v in record.args)
-        return self.redact(safe.getMessage())
+            msg = msg % tuple(_safe(v) for v in record.args)
+        return self.redact(msg)
 
     def exception(self, record: logging.LogRecord) -> str | None:
         parts = []
@@ -244,6 +244,7 @@ def make_formatter(fmt: LogFormat, *, order_pattern: str | None = None) -> loggi
 
 
 _OURS = "_refundbot_handler"
+QUIET_UNLESS_VERBOSE = ("transitions", "alembic")
 
 
 def configure_logging(fmt: LogFormat = "text", level: int | str = "INFO", *, order_pattern: str | None = None,
@@ -262,4 +263,9 @@ def configure_logging(fmt: LogFormat = "text", level: int | str = "INFO", *, ord
     # second that is most of the log and a measurable share of the CPU; its warnings still come through.
     for chatty in ("httpx", "httpcore"):
         logging.getLogger(chatty).setLevel(logging.WARNING)
+    # transitions logs every state's enter and exit callbacks at INFO, alembic every migration with
+    # its whole docstring: at INFO both drown what an operator needs. --verbose (DEBUG) shows them.
+    quiet = logging.NOTSET if root.level <= logging.DEBUG else logging.WARNING
+    for chatty in QUIET_UNLESS_VERBOSE:
+        logging.getLogger(chatty).setLevel(quiet)
     return handler

@@ -742,7 +742,11 @@ class Emulator:
         self._runner = web.AppRunner(self.app, shutdown_timeout=1.0, access_log=None)
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.host, self.port)
-        await site.start()
+        try:
+            await site.start()
+        except BaseException:  # e.g. the port is taken: leave nothing open behind
+            await self.close()
+            raise
         self.port = int(self._runner.addresses[0][1])
         return self
 

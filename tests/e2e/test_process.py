@@ -94,7 +94,7 @@ async def test_run_without_a_token_starts_the_emulator_with_demo_orders_and_says
             assert line, banner
             banner += line.decode()
         assert "refundbot chat" in banner and "15 demo orders" in banner
-        base = re.search(r"http://127\.0\.0\.1:\d+", banner).group(0)
+        base = re.search(r"Open (http://127\.0\.0\.1:\d+)/ in a browser", banner).group(1)  # the emulator, not the API
         from sandbox.client import EmulatorClient
         async with EmulatorClient(base) as client:
             await client.create_user(10001, "小明", language_code="zh-hans")
