@@ -147,7 +147,7 @@ class RefundService:
         when the chat's step takes a file (a short read of the conversation, for file updates only)."""
         if event.kind is EventKind.MEMBER:
             return await self._membership(event)
-        if self.desk.wants(event):
+        if self.desk.wants(event) or (self.desk.may_want(event) and await self._staff_command(event)):
             return await self._desk(event)
         if not event.private or event.kind is EventKind.SERVICE:
             return Outcome()  # other groups are none of our business; service messages need no answer
@@ -196,6 +196,11 @@ class RefundService:
                     raise
                 await asyncio.sleep(0.01 * (attempt + 1))
         raise AssertionError("unreachable")
+
+    async def _staff_command(self, event: Event) -> bool:
+        """A desk command typed in a private chat: an agent's (the desk's) or a customer's (the dialog's)."""
+        async with self.uow_factory() as uow:
+            return await self.desk.wants_private(uow, event, self.clock())
 
     async def _wants_file(self, chat_id: int) -> bool:
         async with self.uow_factory() as uow:

@@ -32,11 +32,24 @@ class DeskService(Decisions, IdleNudges, DeskQueue, Macros):
             return True
         if event.kind is EventKind.BUTTON:
             return event.text.startswith(TOKEN_PREFIX)
-        return (event.private and event.kind is EventKind.COMMAND and event.text.lower() in PRIVATE_COMMANDS
-                and self.desk.is_agent(event.user_id))
+        return False
+
+    def may_want(self, event: Event) -> bool:
+        """A desk command in a private chat: the desk's if its sender is on the staff (`wants_private`)."""
+        return bool(self.desk.chat_id and event.private and event.kind is EventKind.COMMAND
+                    and event.text.lower() in PRIVATE_COMMANDS)
+
+    async def wants_private(self, uow: UnitOfWork, event: Event, now: datetime) -> bool:
+        """Whether a `may_want` event comes from an agent (the staff as the database has them)."""
+        async with self.staffed(uow, now) as desk:
+            return desk.is_agent(event.user_id)
 
     async def handle(self, uow: UnitOfWork, event: Event, now: datetime) -> Outcome:
         """An event `wants` accepted, in the caller's unit of work (the update is claimed)."""
+        async with self.staffed(uow, now):
+            return await self._handle(uow, event, now)
+
+    async def _handle(self, uow: UnitOfWork, event: Event, now: datetime) -> Outcome:
         turn = Turn(event, now, self.t)
         if event.thread_id is not None and event.chat_id == self.desk.chat_id:
             turn.topic_item = await uow.desk.by_thread(event.thread_id)
