@@ -402,5 +402,10 @@ app.command()(doctor)
 app.command()(calendar)
 
 
+from bot.cli_staff import agents_app
+
+app.add_typer(agents_app, name="agents")
+
+
 def main() -> None:
     app()

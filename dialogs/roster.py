@@ -56,3 +56,20 @@ async def current_desk(uow: UnitOfWork, desk: DeskSettings, at: datetime) -> Des
     members = await uow.staff.members(removed=True)
     members += unseen(desk, {m.user_id for m in members}, at)
     return with_staff(desk, members)
+
+
+async def add(uow: UnitOfWork, desk: DeskSettings, user_id: int, *, supervisor: bool, alias: str | None, by: str,
+              at: datetime) -> StaffMember:
+    """Make `user_id` a current agent (or supervisor), audited as `by`. A TOML member the database has
+    not seen yet is written first, so its first-added place stays what the seed gives it."""
+    await seed(uow, desk, at)
+    member = StaffMember(user_id=user_id, role=SUPERVISOR if supervisor else AGENT, alias=alias or None,
+                         added_by=by, added_at=at)
+    await uow.staff.put(member, action="add")
+    return member
+
+
+async def remove(uow: UnitOfWork, desk: DeskSettings, user_id: int, *, by: str, at: datetime) -> bool:
+    """`user_id` acts on the desk no more (False: not a current member); the seed never brings them back."""
+    await seed(uow, desk, at)
+    return await uow.staff.remove(user_id, by=by, at=at)
