@@ -12,7 +12,7 @@ import typer
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-from bot import cli_backup, cli_cases, cli_customers
+from bot import cli_backup, cli_cases, cli_customers, cli_staff
 from bot.cli_base import ConfigOption, console
 from bot.cli_base import load_settings as _config
 from bot.cli_base import on_database as _on_database
@@ -392,6 +392,7 @@ def cases_mark_failed(
 cli_cases.register(cases_app)
 cli_backup.register(app)
 cli_customers.register(app)
+cli_staff.register(app)
 
 
 # --- the setup: doctor and calendar (bot.cli_doctor) ---------------------------------------------
@@ -400,11 +401,6 @@ from bot.cli_doctor import calendar, doctor  # registered here, written there
 
 app.command()(doctor)
 app.command()(calendar)
-
-
-from bot.cli_staff import agents_app
-
-app.add_typer(agents_app, name="agents")
 
 
 def main() -> None:

@@ -10,12 +10,19 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 from rich.table import Table
 
-from bot.cli import ConfigOption, _config, _on_database, console
+from bot.cli_base import ConfigOption, console
+from bot.cli_base import load_settings as _config
+from bot.cli_base import on_database as _on_database
 
 if TYPE_CHECKING:
     from storage.uow import Database
 
 agents_app = typer.Typer(help="The desk's agents and supervisors.", no_args_is_help=True)
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(agents_app, name="agents")
+
 
 ByOption = Annotated[str, typer.Option("--by", help="Who makes the change (recorded in the staff audit).")]
 
@@ -101,5 +108,3 @@ def list_(config: ConfigOption = None) -> None:
 
     _on_database(settings, go)
 
-
-__all__ = ["agents_app"]

@@ -60,6 +60,7 @@ class Event:
     thread_id: int | None = None
     edited: bool = False  # an edited_message: `text` is the new text (or caption)
     reply_to: int | None = None  # the message this one answers (not the topic's opening message)
+    reply_to_user: int | None = None  # who wrote the message this one answers
 
 
 @dataclass(frozen=True, slots=True)

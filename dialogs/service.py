@@ -24,6 +24,7 @@ from dialogs.desk import TAKEOVER, DeskService
 from dialogs.domain import Conversation, Order
 from dialogs.io import Event, EventKind, Outcome, Reply
 from dialogs.lifecycle import ForbiddenTransition
+from dialogs.moderation import held
 from dialogs.ports import ConcurrentUpdate, OrderLookup, OrderSourceUnavailable, UnitOfWork, UnitOfWorkFactory
 from dialogs.reach import GONE, PRESENT, chat_back, chat_lost
 from dialogs.router import Router
@@ -249,6 +250,10 @@ class RefundService:
         async with self.uow_factory() as uow:
             if not await uow.updates.claim(event.update_id, event.chat_id, now):
                 return await self._repeated(uow, event, now)
+            stopped = await held(uow, event, now, self.settings)  # banned or muted by the desk
+            if stopped is not None:
+                await uow.commit()
+                return stopped
             # The customer wrote: a chat held after a 403 is open again, and what was held goes out.
             await chat_back(uow, event.chat_id, now, self.settings)
             if event.edited:  # never a new step of the dialog; a copy in a desk topic follows it

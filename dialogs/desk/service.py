@@ -15,11 +15,12 @@ from dialogs.desk.idle import IdleNudges
 from dialogs.desk.macros import COMMAND as MACRO_COMMAND
 from dialogs.desk.macros import Macros
 from dialogs.desk.queue import DeskQueue
+from dialogs.desk.staffing import STAFF_COMMANDS, Staffing
 from dialogs.io import Event, EventKind, Outcome
 from dialogs.ports import UnitOfWork
 
 
-class DeskService(Decisions, IdleNudges, DeskQueue, Macros):
+class DeskService(Decisions, IdleNudges, DeskQueue, Macros, Staffing):
     """The desk, whole: its parts are mixed in here, each in the room of its concern."""
 
     # -- routing --------------------------------------------------------------------------------
@@ -63,7 +64,7 @@ class DeskService(Decisions, IdleNudges, DeskQueue, Macros):
                 turn.toast = self.t("desk.stale")
             else:
                 await self._act(uow, turn, *parsed, args="")
-        elif event.kind is EventKind.COMMAND and event.text.lower() in COMMANDS:
+        elif event.kind is EventKind.COMMAND and event.text.lower() in COMMANDS | STAFF_COMMANDS:
             await self._command(uow, turn, event.text.lower(), event.args.strip())
         elif event.kind is not EventKind.COMMAND and self.desk.is_agent(event.user_id):
             await self._agent_message(uow, turn)
@@ -84,6 +85,9 @@ class DeskService(Decisions, IdleNudges, DeskQueue, Macros):
             return
         if name == MACRO_COMMAND:
             await self._macros(uow, turn, args)
+            return
+        if name in STAFF_COMMANDS:
+            await self._staff_command(uow, turn, name, args)
             return
         head, _, rest = args.partition(" ")
         named = named_key(head)
