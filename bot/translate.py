@@ -59,6 +59,7 @@ def from_message(message: Any, update_id: int, *, edited: bool = False) -> Event
         "edited": edited,
         "reply_to": _reply_to(message),
         "reply_to_user": _reply_to_user(message),
+        "forum": bool(getattr(message.chat, "is_forum", False)),
     }
     text = message.text
     if edited:  # the new text or caption, as it is: an edit is never a command
