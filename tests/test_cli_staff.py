@@ -102,3 +102,13 @@ def test_bad_input_is_refused_with_exit_2_and_changes_nothing(tmp_path: Path) ->
     assert agents(config, "add", "abc", "--by", "ops")[0] == 2
     members, changes = stored(config)
     assert members == [] and changes == []
+
+
+def test_cases_move_knows_people_by_the_database_not_the_toml(tmp_path: Path) -> None:
+    config = setup(tmp_path)
+    agents(config, "remove", str(OTHER), "--by", "ops")
+    agents(config, "add", str(NEWBIE), "--by", "ops")
+    removed = runner.invoke(app, ["cases", "move", "R20261124-0001", "start_review", "--by", str(OTHER), "-c", config])
+    assert removed.exit_code == 2 and "is not one of" in removed.output
+    added = runner.invoke(app, ["cases", "move", "R20261124-0001", "start_review", "--by", str(NEWBIE), "-c", config])
+    assert added.exit_code == 3 and "No case R20261124-0001." in added.output  # known: the case is what is missing
