@@ -106,13 +106,16 @@ class Staffing(DeskBase):
             await self._record(uow, turn.event.user_id, item, "unban", turn.now)
             await self._answer(uow, turn, "desk.moderation_lifted", {"case": item.key})
             return
-        reason = args.strip()[:500] if until is None else f"{hours} h"
-        await uow.moderation.put(Restriction(chat_id=item.chat_id, kind=name, reason=reason,
-                                             by=self.actor(turn.event), at=turn.now, until=until))
-        await self._record(uow, turn.event.user_id, item, name, turn.now, reason)
         if until is None:
+            reason = args.strip()[:500]
+            await uow.moderation.put(Restriction(chat_id=item.chat_id, kind="ban", reason=reason,
+                                                 by=self.actor(turn.event), at=turn.now))
+            await self._record(uow, turn.event.user_id, item, "ban", turn.now, reason)
             await self._answer(uow, turn, "desk.moderation_banned", {"case": item.key})
         else:
+            await uow.moderation.put(Restriction(chat_id=item.chat_id, kind="mute", reason=f"{hours} h",
+                                                 by=self.actor(turn.event), at=turn.now, until=until))
+            await self._record(uow, turn.event.user_id, item, "mute", turn.now, str(hours))
             await self._answer(uow, turn, "desk.moderation_muted", {"case": item.key, "hours": str(hours)})
 
 

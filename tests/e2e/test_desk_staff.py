@@ -114,7 +114,7 @@ async def test_a_banned_customer_is_told_once_and_nothing_else_happens(desk: Des
     await c.read()
     await desk.agent.send("/ban 辱骂客服", topic)
     await desk.seen_in_topic(case_no, has(ZH("desk.moderation_banned", case=case_no)))
-    assert (f"agent:{AGENT}", "ban: 辱骂客服") in await _history(desk, case_no)
+    assert (f"agent:{AGENT}", "ban: 辱骂客服") in await _history(desk, case_no)  # the card says it in words
 
     assert texts(await c.say("/start")) == ZH("moderation.banned")  # once, in the customer's language
     assert await c.say("退款！") == []  # and then silence
