@@ -87,7 +87,7 @@ async def seed_staff(database: Database, config: AppConfig) -> int:
         added = await roster.seed(uow, config.core.desk, utcnow())
         await uow.commit()
     if added:
-        log.info("staff: %d member(s) from [desk] joined the database", len(added))
+        log.debug("staff: %d member(s) from [desk] joined the database", len(added))
     return len(added)
 
 
