@@ -57,7 +57,8 @@ def add(user_id: Annotated[int, typer.Argument(help="The person's Telegram user 
             member = await roster.add(uow, settings.core.desk, user_id, supervisor=supervisor,
                                       alias=alias.strip() if alias else None, by=who, at=utcnow())
             await uow.commit()
-        console.print(f"{member.user_id} is now {'an agent' if member.role == roster.AGENT else 'a supervisor'}" + (f" ({member.alias})." if member.alias else "."))
+        role = "an agent" if member.role == roster.AGENT else "a supervisor"
+        console.print(f"{member.user_id} is now {role}" + (f" ({member.alias})." if member.alias else "."))
         return 0
 
     _on_database(settings, go)

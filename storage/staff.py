@@ -7,6 +7,7 @@ from datetime import datetime
 from typing import Any, cast
 
 from sqlalchemy import Table, bindparam, delete, insert, select, update
+from sqlalchemy.exc import IntegrityError
 
 from dialogs.ports import Restriction, StaffChange, StaffMember
 from storage.models import RestrictionRow, StaffEventRow, StaffRow
@@ -33,10 +34,15 @@ class SqlaStaffDirectory(SessionRepository):
     async def put(self, member: StaffMember, *, action: str) -> None:
         values = {"role": member.role, "alias": member.alias, "added_by": member.added_by,
                   "added_at": member.added_at, "removed_at": None, "removed_by": None}
-        changed = await self._session.execute(
-            update(_STAFF).where(_STAFF.c.user_id == member.user_id).values(**values))
-        if rowcount(changed) == 0:  # keeps its first-added place (and id) when it exists
-            await self._session.execute(insert(_STAFF).values(user_id=member.user_id, **values))
+        set_row = update(_STAFF).where(_STAFF.c.user_id == member.user_id).values(**values)
+        if rowcount(await self._session.execute(set_row)) == 0:  # an existing row keeps its first-added place
+            try:
+                # Savepoint: several processes starting at once seed the same people; the loser of the
+                # unique key waits for the winner's commit, then updates the winner's row.
+                async with self._session.begin_nested():
+                    await self._session.execute(insert(_STAFF).values(user_id=member.user_id, **values))
+            except IntegrityError:
+                await self._session.execute(set_row)
         await self._audit(StaffChange(at=member.added_at, user_id=member.user_id, action=action, role=member.role,
                                       alias=member.alias, by=member.added_by))
 

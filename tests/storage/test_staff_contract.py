@@ -3,6 +3,7 @@ PostgreSQL alike (the core's tests run on the fakes), and the TOML seed rule hol
 
 from __future__ import annotations
 
+import asyncio
 from datetime import timedelta
 from typing import Any
 
@@ -124,3 +125,14 @@ async def test_a_restriction_is_read_by_its_chat_replaced_noticed_and_lifted(db:
         assert await uow.moderation.lift(42)
         assert not await uow.moderation.lift(42)
         assert await uow.moderation.get(42) is None
+
+
+async def test_two_starts_seeding_at_once_leave_one_row_per_person(db: Any) -> None:
+    async def start() -> None:
+        async with db.uow() as uow:
+            await roster.seed(uow, TOML, T0)
+            await uow.commit()
+
+    await asyncio.gather(start(), start())
+    async with db.uow() as uow:
+        assert [m.user_id for m in await uow.staff.members(removed=True)] == [7001, 7002, 7009]
