@@ -30,6 +30,7 @@ from bot.workers.housekeeping import Chore, Prune
 from bot.workers.refunds import RefundWorker
 from bot.workers.relay import Relay
 from bot.workers.timers import TimerSweeper
+from dialogs import roster
 from dialogs.clock import utcnow
 from dialogs.service import RefundService
 from storage import migrate
@@ -79,6 +80,17 @@ async def open_database(config: AppConfig) -> Database:
     return Database.from_url(url)
 
 
+async def seed_staff(database: Database, config: AppConfig) -> int:
+    """[desk] agents / supervisors / aliases the database has never seen join its staff (dialogs.roster:
+    someone removed in the app stays removed). Returns how many joined."""
+    async with database.uow() as uow:
+        added = await roster.seed(uow, config.core.desk, utcnow())
+        await uow.commit()
+    if added:
+        log.debug("staff: %d member(s) from [desk] joined the database", len(added))
+    return len(added)
+
+
 async def seed_demo_orders(database: Database, now: datetime | None = None) -> int:
     async with database.uow() as uow:
         for order in demo_orders(now or utcnow()):
@@ -107,6 +119,14 @@ async def opened_core(config: AppConfig) -> AsyncIterator[tuple[Core, ManualGate
     try:
         database = await open_database(config)
     except BaseException:
+        await gateway.close()
+        if order_lookup is not None:
+            await order_lookup.close()
+        raise
+    try:
+        await seed_staff(database, config)
+    except BaseException:
+        await database.dispose()
         await gateway.close()
         if order_lookup is not None:
             await order_lookup.close()

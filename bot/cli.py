@@ -12,7 +12,7 @@ import typer
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-from bot import cli_backup, cli_cases, cli_customers
+from bot import cli_backup, cli_cases, cli_customers, cli_staff
 from bot.cli_base import ConfigOption, console
 from bot.cli_base import load_settings as _config
 from bot.cli_base import on_database as _on_database
@@ -251,18 +251,22 @@ def _workflow(settings: AppConfig):  # type: ignore[no-untyped-def]
 def _mark(config: Path | None, case_no: str, *, succeeded: bool, by: str, note: str) -> None:
     """mark-refunded / mark-failed: a person states the outcome of the case's open refund attempt."""
     from dialogs import staff
+    from dialogs.clock import utcnow
     from dialogs.lifecycle import ForbiddenTransition
     from dialogs.refunds import AttemptSettled, NothingInFlight, mark_settled
+    from dialogs.roster import current_desk
 
     settings = _config(config)
-    try:
-        person = staff.identify(settings.core.desk, by) if not succeeded else staff.Person(by)
-    except staff.UnknownPerson as exc:
-        console.print(f"[red]{exc}[/red]")
-        raise typer.Exit(2) from None
     outcome = "refunded" if succeeded else "refund_failed"
 
     async def go(database: Database) -> int:
+        async with database.uow() as uow:  # the staff as the database has them (dialogs.roster)
+            known = await current_desk(uow, settings.core.desk, utcnow())
+        try:
+            person = staff.identify(known, by) if not succeeded else staff.Person(by)
+        except staff.UnknownPerson as exc:
+            console.print(f"[red]{exc}[/red]")
+            return 2
         try:
             done = await mark_settled(database.uow, _workflow(settings), case_no, succeeded=succeeded,
                                       actor=person.actor, note=note)
@@ -323,6 +327,7 @@ def cases_move(
     from dialogs.desk import DeskService
     from dialogs.ledger import AttemptInFlight, ExceedsRefundable, NothingToRefund
     from dialogs.lifecycle import TRIGGERS, ForbiddenTransition
+    from dialogs.roster import current_desk
 
     if trigger != "confirm" and (trigger not in TRIGGERS or trigger in (
             "withdraw", "appeal", "provide_info", "confirm_refund", "auto_approve", "start_refund")):
@@ -331,15 +336,21 @@ def cases_move(
         raise typer.Exit(2)
     settings = _config(config)
     try:
-        person = staff.identify(settings.core.desk, by)
         wanted = Decimal(amount) if amount is not None else None
-    except (staff.UnknownPerson, InvalidOperation) as exc:
-        console.print(f"[red]{exc or 'not an amount: ' + str(amount)}[/red]")
+    except InvalidOperation:
+        console.print(f"[red]not an amount: {amount}[/red]")
         raise typer.Exit(2) from None
     workflow = _workflow(settings)
     desk = DeskService(settings.core, workflow) if settings.core.desk.chat_id else None
 
     async def go(database: Database) -> int:
+        async with database.uow() as uow:  # the staff as the database has them (dialogs.roster)
+            known = await current_desk(uow, settings.core.desk, utcnow())
+        try:
+            person = staff.identify(known, by)
+        except staff.UnknownPerson as exc:
+            console.print(f"[red]{exc}[/red]")
+            return 2
         try:
             async with database.uow() as uow:
                 at = utcnow()
@@ -392,6 +403,7 @@ def cases_mark_failed(
 cli_cases.register(cases_app)
 cli_backup.register(app)
 cli_customers.register(app)
+cli_staff.register(app)
 
 
 # --- the setup: doctor and calendar (bot.cli_doctor) ---------------------------------------------

@@ -94,17 +94,21 @@ def customers_forget(
     Exit codes: 0 erased, 2 unknown person, 4 refused: a payout of theirs is in flight."""
     from dialogs import staff
     from dialogs.clock import utcnow
+    from dialogs.roster import current_desk
     from storage.customers import PayoutInFlight, forget_customer, scrub_sqlite
 
     settings = load_settings(config)
-    try:
-        person = staff.identify(settings.core.desk, by)
-    except staff.UnknownPerson as exc:
-        console.print(str(exc), markup=False)
-        raise typer.Exit(EXIT_BAD_ARGUMENTS) from None
     done: list[Any] = []
 
     async def forget(database: Database) -> int:
+        async with database.uow() as uow:  # the staff as the database has them (dialogs.roster)
+            known = await current_desk(uow, settings.core.desk, utcnow())
+        try:
+            person = staff.identify(known, by)
+        except staff.UnknownPerson as exc:
+            console.print(str(exc), markup=False)
+            return EXIT_BAD_ARGUMENTS
+        done.append(person)
         try:
             done.append(await forget_customer(database, user, actor=person.actor, actor_id=person.agent_id,
                                               at=utcnow()))
@@ -116,7 +120,7 @@ def customers_forget(
         return 0
 
     on_database(settings, forget)
-    forgotten = done[0]
+    person, forgotten = done[0], done[1]
     removed = 0
     for name in forgotten.orphaned_files:
         path = Path(name)
@@ -127,6 +131,6 @@ def customers_forget(
                   f"data, {forgotten.orders} orders without contact, {forgotten.conversations} conversations "
                   f"and {forgotten.evidence_rows} evidence rows deleted, {removed} files removed.",
                   markup=False, soft_wrap=True)
-    if len(done) > 1 and not done[1]:
+    if len(done) > 2 and not done[2]:
         console.print("The SQLite file was busy: run `refundbot customers forget` again later (or VACUUM it) so "
                       "erased values leave its free pages.", markup=False, soft_wrap=True)

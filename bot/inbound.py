@@ -18,6 +18,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from typing import Protocol, TypeVar
 
+from bot.chat_ids import answer_id, asks_id
 from bot.evidence import EvidenceIntake
 from bot.logs import log_context
 from bot.pacing import inline_wait
@@ -56,6 +57,9 @@ class Inbound:
             await self._handle(event)
 
     async def _handle(self, event: Event) -> None:
+        if asks_id(event):  # an operator looking for ids: answered here (it needs getChatMember)
+            await answer_id(self.service, self.sender, event)
+            return
         if event.edited:
             # An edit never answers anything; its copy in a desk topic (or at the customer's) is edited
             # through the outbox.

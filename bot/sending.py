@@ -287,6 +287,10 @@ class Sender(Protocol):
         Telegram already says the file is bigger than `cap`)."""
         ...
 
+    async def member_status(self, chat_id: int, user_id: int) -> str:
+        """getChatMember(chat_id, user_id).status: "creator", "administrator", "member", "left"..."""
+        ...
+
     async def chat_name(self, chat_id: int, *, member_of: int | None = None) -> str:
         """A person's or group's display name: getChat, or getChatMember(member_of, chat_id) for a member
         of a group who may never have written to the bot."""

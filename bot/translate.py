@@ -38,6 +38,11 @@ def _reply_to(message: Any) -> int | None:
     return int(replied.message_id)
 
 
+def _reply_to_user(message: Any) -> int | None:
+    replied = message.reply_to_message if _reply_to(message) is not None else None
+    return int(replied.from_user.id) if replied is not None and replied.from_user is not None else None
+
+
 def from_message(message: Any, update_id: int, *, edited: bool = False) -> Event:
     user = message.from_user
     at = (_when(message.edit_date) if edited else None) or _when(message.date) or utcnow()
@@ -53,6 +58,8 @@ def from_message(message: Any, update_id: int, *, edited: bool = False) -> Event
         "thread_id": _thread(message),
         "edited": edited,
         "reply_to": _reply_to(message),
+        "reply_to_user": _reply_to_user(message),
+        "forum": bool(getattr(message.chat, "is_forum", False)),
     }
     text = message.text
     if edited:  # the new text or caption, as it is: an edit is never a command

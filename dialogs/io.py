@@ -60,6 +60,8 @@ class Event:
     thread_id: int | None = None
     edited: bool = False  # an edited_message: `text` is the new text (or caption)
     reply_to: int | None = None  # the message this one answers (not the topic's opening message)
+    reply_to_user: int | None = None  # who wrote the message this one answers
+    forum: bool = False  # the chat is a forum supergroup (topics)
 
 
 @dataclass(frozen=True, slots=True)

@@ -62,6 +62,7 @@ from dialogs.outbox import (
     album_rows,
 )
 from dialogs.ports import UnitOfWork
+from dialogs.roster import current_desk
 from dialogs.settings import CoreSettings
 from dialogs.sla import info_close_due
 from dialogs.texts import Texts, money
@@ -248,7 +249,8 @@ async def desk_card_notice(uow: UnitOfWork, item: DeskItem, chat_id: int, settin
     facts = await _card_facts(uow, item, names)
     has_topic = item.thread_id is not None
     return Notice(
-        chat_id, desk_card_text(facts, settings.desk, t, settings.i18n.timezone),
+        chat_id, desk_card_text(facts, await current_desk(uow, settings.desk, item.opened_at), t,
+                                settings.i18n.timezone),
         desk_card_buttons(item, facts.case, facts.pending, t),
         edit_message_id=item.card_message_id if has_topic else None, desk_key=item.key, thread_id=item.thread_id,
         topic_name=None if has_topic else topic_name(item, facts.case, names, t), desk_card=True, prelude=prelude,

@@ -393,6 +393,84 @@ class DeskRepository(Protocol):
         ...
 
 
+@dataclass(frozen=True, slots=True)
+class StaffMember:
+    """Someone the desk knows: an agent or a supervisor (supervisors are agents too). A removed member
+    keeps the row (so the TOML seed never brings them back, and their alias still names them)."""
+
+    user_id: int
+    role: str  # "agent" | "supervisor"
+    alias: str | None
+    added_by: str
+    added_at: datetime
+    removed_at: datetime | None = None
+    removed_by: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class StaffChange:
+    """One line of the staff audit: who changed whom, how, when."""
+
+    at: datetime
+    user_id: int
+    action: str  # "add" | "remove" | "seed"
+    role: str
+    alias: str | None
+    by: str
+
+
+class StaffDirectory(Protocol):
+    """The desk's agents and supervisors, and the audit of every change to them."""
+
+    async def members(self, *, removed: bool = False) -> list[StaffMember]:
+        """The current members in the order they were first added (with `removed`, the removed too)."""
+        ...
+
+    async def put(self, member: StaffMember, *, action: str) -> None:
+        """Insert or replace the member's row (a re-added member is current again) and audit it."""
+        ...
+
+    async def remove(self, user_id: int, *, by: str, at: datetime) -> bool:
+        """Mark a current member removed (False: not one) and audit it."""
+        ...
+
+    async def changes(self, limit: int = 50) -> list[StaffChange]:
+        """The latest changes, newest first."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class Restriction:
+    """A customer the desk banned (until None) or muted (until the mute ends)."""
+
+    chat_id: int
+    kind: str  # "ban" | "mute"
+    reason: str
+    by: str
+    at: datetime
+    until: datetime | None = None
+    noticed_at: datetime | None = None  # when the customer was last told
+
+    def active(self, now: datetime) -> bool:
+        return self.until is None or now < self.until
+
+
+class Moderation(Protocol):
+    """Banned and muted customers, one row per chat (looked up by its key on every customer update)."""
+
+    async def get(self, chat_id: int) -> Restriction | None: ...
+
+    async def put(self, restriction: Restriction) -> None:
+        """Insert or replace the chat's restriction."""
+        ...
+
+    async def lift(self, chat_id: int) -> bool:
+        """Remove the chat's restriction (False: there was none)."""
+        ...
+
+    async def noticed(self, chat_id: int, *, at: datetime) -> None: ...
+
+
 class UnitOfWork(Protocol):
     orders: OrderStore
     cases: CaseRepository
@@ -407,6 +485,8 @@ class UnitOfWork(Protocol):
     nonces: NonceLedger
     desk: DeskRepository
     lookups: LookupFailures
+    staff: StaffDirectory
+    moderation: Moderation
 
     async def __aenter__(self) -> Self: ...
 

@@ -17,6 +17,7 @@ from datetime import datetime
 from dialogs.domain import OutboxMessage
 from dialogs.outbox import CUSTOMER_TEXT
 from dialogs.ports import UnitOfWork
+from dialogs.roster import current_desk
 from dialogs.settings import CoreSettings
 from dialogs.sla import restart_info_clock
 
@@ -54,7 +55,7 @@ def _is_desk(chat_id: int, settings: CoreSettings) -> bool:
 async def _tell_supervisors(uow: UnitOfWork, settings: CoreSettings, text_key: str, at: datetime,
                             params: dict[str, str]) -> None:
     # One message per supervisor per change: the key names the moment it was recorded.
-    for supervisor in settings.desk.supervisors:
+    for supervisor in (await current_desk(uow, settings.desk, at)).supervisors:  # the staff of now
         await uow.outbox.add(OutboxMessage(
             kind=CUSTOMER_TEXT, chat_id=supervisor, dedupe_key=f"reach:{settings.desk.chat_id}:{text_key}:"
                                                                f"{at.isoformat()}:{supervisor}",

@@ -24,6 +24,7 @@ from dialogs.desk import TAKEOVER, DeskService
 from dialogs.domain import Conversation, Order
 from dialogs.io import Event, EventKind, Outcome, Reply
 from dialogs.lifecycle import ForbiddenTransition
+from dialogs.moderation import held
 from dialogs.ports import ConcurrentUpdate, OrderLookup, OrderSourceUnavailable, UnitOfWork, UnitOfWorkFactory
 from dialogs.reach import GONE, PRESENT, chat_back, chat_lost
 from dialogs.router import Router
@@ -147,7 +148,7 @@ class RefundService:
         when the chat's step takes a file (a short read of the conversation, for file updates only)."""
         if event.kind is EventKind.MEMBER:
             return await self._membership(event)
-        if self.desk.wants(event):
+        if self.desk.wants(event) or (self.desk.may_want(event) and await self._staff_command(event)):
             return await self._desk(event)
         if not event.private or event.kind is EventKind.SERVICE:
             return Outcome()  # other groups are none of our business; service messages need no answer
@@ -197,6 +198,11 @@ class RefundService:
                 await asyncio.sleep(0.01 * (attempt + 1))
         raise AssertionError("unreachable")
 
+    async def _staff_command(self, event: Event) -> bool:
+        """A desk command typed in a private chat: an agent's (the desk's) or a customer's (the dialog's)."""
+        async with self.uow_factory() as uow:
+            return await self.desk.wants_private(uow, event, self.clock())
+
     async def _wants_file(self, chat_id: int) -> bool:
         async with self.uow_factory() as uow:
             return takes_file(await uow.conversations.load(chat_id))
@@ -244,6 +250,10 @@ class RefundService:
         async with self.uow_factory() as uow:
             if not await uow.updates.claim(event.update_id, event.chat_id, now):
                 return await self._repeated(uow, event, now)
+            stopped = await held(uow, event, now, self.settings)  # banned or muted by the desk
+            if stopped is not None:
+                await uow.commit()
+                return stopped
             # The customer wrote: a chat held after a 403 is open again, and what was held goes out.
             await chat_back(uow, event.chat_id, now, self.settings)
             if event.edited:  # never a new step of the dialog; a copy in a desk topic follows it

@@ -1,8 +1,8 @@
 """Decisions taken outside Telegram (the CLI) by a named person, under the desk's rules.
 
-With an agents' desk, the person must be one of `[desk] agents` / `supervisors` (by Telegram id or
-alias) and the decision goes through `DeskService` exactly as if they had typed the command to the
-bot in a private chat: the owner rule and the two-person rule are checked under the case's lock, the
+With an agents' desk, the person must be on its staff (dialogs.roster: the database, seeded from
+`[desk] agents` / `supervisors`; by Telegram id or alias) and the decision goes through `DeskService`
+exactly as if they had typed the command to the bot in a private chat: the owner rule and the two-person rule are checked under the case's lock, the
 desk card and the customer hear of it, the audit records it. Without a desk, any name is recorded,
 and an approval above `[desk] confirm_above` is refused: two people cannot be told apart.
 """

@@ -385,3 +385,46 @@ class PendingApprovalRow(Base):
     amount: Mapped[Decimal] = mapped_column(Money)
     requested_by: Mapped[int] = mapped_column(BigInteger)
     requested_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class StaffRow(Base):
+    """The desk's agents and supervisors (dialogs.ports.StaffMember); a removed member keeps the row."""
+
+    __tablename__ = "staff"
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)  # first-added order
+    user_id: Mapped[int] = mapped_column(BigInteger, unique=True)
+    role: Mapped[str] = mapped_column(String(16))
+    alias: Mapped[str | None] = mapped_column(String(64))
+    added_by: Mapped[str] = mapped_column(String(64))
+    added_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    removed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    removed_by: Mapped[str | None] = mapped_column(String(64))
+
+
+class StaffEventRow(Base):
+    """Every change to the staff: who changed whom, how, when."""
+
+    __tablename__ = "staff_events"
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
+    at: Mapped[datetime] = mapped_column(UTCDateTime)
+    user_id: Mapped[int] = mapped_column(BigInteger, index=True)
+    action: Mapped[str] = mapped_column(String(16))
+    role: Mapped[str] = mapped_column(String(16))
+    alias: Mapped[str | None] = mapped_column(String(64))
+    by: Mapped[str] = mapped_column(String(64))
+
+
+class RestrictionRow(Base):
+    """A banned (until NULL) or muted customer chat; read by its key on every customer update."""
+
+    __tablename__ = "restrictions"
+
+    chat_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    kind: Mapped[str] = mapped_column(String(8))
+    reason: Mapped[str] = mapped_column(Text)
+    by: Mapped[str] = mapped_column(String(64))
+    at: Mapped[datetime] = mapped_column(UTCDateTime)
+    until: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    noticed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

@@ -20,10 +20,12 @@ from dialogs.ports import (
     DeskRepository,
     EvidenceRepository,
     LookupFailures,
+    Moderation,
     NonceLedger,
     OrderStore,
     Outbox,
     RefundLedger,
+    StaffDirectory,
     Timers,
     UpdateLedger,
 )
@@ -42,6 +44,7 @@ from storage.evidence import SqlaEvidenceRepository
 from storage.lookups import SqlaLookupFailures
 from storage.orders import SqlaOrderStore
 from storage.platform import SqlaNonceLedger, SqlaRefundLedger
+from storage.staff import SqlaModeration, SqlaStaffDirectory
 from storage.syncsession import SyncSessionAdapter
 from storage.timers import SqlaTimers
 from storage.updates import SqlaUpdateLedger
@@ -68,6 +71,8 @@ class SqlaUnitOfWork:
     nonces: NonceLedger
     desk: DeskRepository
     lookups: LookupFailures
+    staff: StaffDirectory
+    moderation: Moderation
 
     def __init__(self, session_factory: Callable[[], AsyncSession], clock: Clock = utcnow,
                  gate: asyncio.Lock | None = None) -> None:
@@ -102,6 +107,8 @@ class SqlaUnitOfWork:
         self.nonces = SqlaNonceLedger(session)
         self.desk = SqlaDeskRepository(session, self._clock)
         self.lookups = SqlaLookupFailures(session, self._clock)
+        self.staff = SqlaStaffDirectory(session, self._clock)
+        self.moderation = SqlaModeration(session, self._clock)
         return self
 
     async def __aexit__(

@@ -153,6 +153,10 @@ class AiogramSender(LibrarySender):
         assert buffer is not None
         return buffer.read(cap + 1)
 
+    async def member_status(self, chat_id: int, user_id: int) -> str:
+        member = await self._call(lambda: self.bot.get_chat_member(chat_id, user_id, request_timeout=self.request_timeout))
+        return str(member.status)
+
     async def chat_name(self, chat_id: int, *, member_of: int | None = None) -> str:
         if member_of is not None:
             member = await self._call(lambda: self.bot.get_chat_member(member_of, chat_id,

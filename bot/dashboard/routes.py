@@ -34,6 +34,7 @@ from bot.dashboard.auth import (
     password_matches,
     verify_widget,
 )
+from dialogs.roster import current_desk
 from dialogs.settings import DashboardSettings, DeskSettings
 from dialogs.texts import Texts
 from storage.stats import MAX_DAYS, DashboardStats, dashboard_stats
@@ -76,15 +77,20 @@ class Dashboard:
         app.router.add_get("/dashboard/data", self.data)
         app.router.add_static("/dashboard/static", STATIC, append_version=False)
 
+    async def staff(self) -> DeskSettings:
+        """The desk with its staff as the database has them now (dialogs.roster): who is a supervisor."""
+        async with self.database.uow() as uow:
+            return await current_desk(uow, self.desk, _utc(self.clock()))
+
     # -- sessions ------------------------------------------------------------------------------
-    def session(self, request: web.Request) -> Session | None:
+    async def session(self, request: web.Request) -> Session | None:
         """The request's valid session; a Telegram one only while its account is still a supervisor."""
         found = self.signer.read(request.cookies.get(COOKIE))
         if found is None:
             return None
         if found.subject == PASSWORD_USER:
             return found if self.settings.password else None
-        if not self.widget or not found.subject.isdigit() or not is_supervisor(self.desk, int(found.subject)):
+        if not self.widget or not found.subject.isdigit() or not is_supervisor(await self.staff(), int(found.subject)):
             return None
         return found
 
@@ -109,12 +115,12 @@ class Dashboard:
     # -- pages ---------------------------------------------------------------------------------
     async def index(self, request: web.Request) -> web.Response:
         locale = page.pick_locale(request)
-        found = self.session(request)
+        found = await self.session(request)
         if found is None:
             return self._login(request, locale)
         t = Texts(locale)
         signed_in = t("dash.signed_in_password") if found.subject == PASSWORD_USER else \
-            t("dash.signed_in_as", who=self.desk.alias(int(found.subject), locale))
+            t("dash.signed_in_as", who=(await self.staff()).alias(int(found.subject), locale))
         try:
             days = parse_days(request.query.get("days"), self.settings.default_days)
         except ValueError:
@@ -143,7 +149,7 @@ class Dashboard:
         data = {k: v for k, v in request.query.items() if k != "lang"}
         try:
             user_id = verify_widget(data, self.token if self.widget else "", now=self.clock())
-            if not is_supervisor(self.desk, user_id):
+            if not is_supervisor(await self.staff(), user_id):
                 raise LoginRefused(f"{user_id} is not a supervisor")
         except LoginRefused as refused:
             log.warning("dashboard: Telegram sign-in refused: %s", refused)
@@ -161,14 +167,14 @@ class Dashboard:
     async def data(self, request: web.Request) -> web.Response:
         locale = page.pick_locale(request)
         t = Texts(locale)
-        if self.session(request) is None:
+        if await self.session(request) is None:
             return web.json_response({"error": t("dash.signed_out")}, status=401)
         try:
             days = parse_days(request.query.get("days"), self.settings.default_days)
         except ValueError:
             return web.json_response({"error": t("dash.bad_days", max=MAX_DAYS)}, status=400)
         stats = await dashboard_stats(self.database, days=days, now=_utc(self.clock()), timezone=self.timezone)
-        return web.json_response(stats_json(stats, self.desk, locale), headers={"Cache-Control": "no-store"})
+        return web.json_response(stats_json(stats, await self.staff(), locale), headers={"Cache-Control": "no-store"})
 
 
 def see_other(location: str) -> web.Response:

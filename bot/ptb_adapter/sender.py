@@ -131,6 +131,10 @@ class PtbSender(LibrarySender):
             chat_id, media, message_thread_id=thread_id, read_timeout=timeout, write_timeout=timeout))
         return [m.message_id for m in sent]
 
+    async def member_status(self, chat_id: int, user_id: int) -> str:
+        member = await self._call(lambda: self.bot.get_chat_member(chat_id, user_id, read_timeout=self.request_timeout))
+        return str(member.status)
+
     async def chat_name(self, chat_id: int, *, member_of: int | None = None) -> str:
         if member_of is not None:
             member = await self._call(lambda: self.bot.get_chat_member(member_of, chat_id,

@@ -7,6 +7,9 @@ only answers where no topic is involved (General, a private chat, a button's toa
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -18,10 +21,14 @@ from dialogs.domain import DeskItem, OutboxMessage
 from dialogs.io import Event, EventKind, Reply
 from dialogs.outbox import CUSTOMER_TEXT, DESK_CARD, DESK_TEXT
 from dialogs.ports import UnitOfWork
-from dialogs.settings import CoreSettings
+from dialogs.roster import current_desk
+from dialogs.settings import CoreSettings, DeskSettings
 from dialogs.texts import Texts
 
 TOAST_MAX = 190
+# The desk settings with the staff as the unit of work read them (dialogs.roster), for the update being
+# handled: a context variable, so updates handled concurrently each see their own.
+_STAFFED: ContextVar[DeskSettings | None] = ContextVar("desk_staffed", default=None)
 
 
 @dataclass
@@ -42,9 +49,23 @@ class DeskBase:
 
     def __init__(self, settings: CoreSettings, workflow: CaseWorkflow) -> None:
         self.settings = settings
-        self.desk = settings.desk
         self.workflow = workflow
         self.t = Texts(settings.i18n.default_locale)
+
+    @property
+    def desk(self) -> DeskSettings:
+        """The desk settings; inside `staffed`, with the staff (agents, supervisors, aliases) from the database."""
+        return _STAFFED.get() or self.settings.desk
+
+    @asynccontextmanager
+    async def staffed(self, uow: UnitOfWork, now: datetime) -> AsyncIterator[DeskSettings]:
+        """Within the block, `self.desk` names the staff as `uow` has them (nested blocks reuse it)."""
+        outer = _STAFFED.get()
+        token = _STAFFED.set(outer or await current_desk(uow, self.settings.desk, now))
+        try:
+            yield self.desk
+        finally:
+            _STAFFED.reset(token)
 
     # -- answers --------------------------------------------------------------------------------
     async def _answer(self, uow: UnitOfWork, turn: Turn, text_key: str, params: dict[str, str] | None = None,

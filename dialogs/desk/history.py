@@ -47,6 +47,9 @@ PHRASES: dict[str, str] = {
     "approve_request": "dk.ev.approve_request",
     "idle_release": "dk.ev.idle_release",
     "macro": "dk.ev.macro",  # dialogs.desk.macros: the macro's key
+    "ban": "dk.ev.ban",  # dialogs.desk.staffing: the reason
+    "mute": "dk.ev.mute",  # dialogs.desk.staffing: the hours
+    "unban": "dk.ev.unban",
 }
 
 
@@ -81,6 +84,8 @@ _DETAILS: dict[str, Callable[[str], dict[str, str]]] = {
     "approve_request": _amount,
     "idle_release": _minutes,
     "macro": lambda detail: {"macro": detail},
+    "ban": lambda detail: {"text": detail},
+    "mute": lambda detail: {"text": detail},
 }
 
 # The core's own notes (in English, for auditors) that the phrase says already: what is left of them

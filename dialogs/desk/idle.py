@@ -30,7 +30,8 @@ class IdleNudges(Takeover):
             return ""
         quiet = now - item.owner_active_at
         stamp = f"{item.owner_id}:{item.owner_active_at.timestamp():.0f}"
-        agent = self.label(item.owner_id)
+        async with self.staffed(uow, now):
+            agent = self.label(item.owner_id)
         if quiet >= timedelta(minutes=self.desk.idle_release_minutes):
             await self._end_takeover(uow, item, now, "desk.customer_released", f"idle:{stamp}")
             await self._record(uow, item.owner_id, item, "idle_release", now,

@@ -15,11 +15,12 @@ from dialogs.desk.idle import IdleNudges
 from dialogs.desk.macros import COMMAND as MACRO_COMMAND
 from dialogs.desk.macros import Macros
 from dialogs.desk.queue import DeskQueue
+from dialogs.desk.staffing import STAFF_COMMANDS, Staffing
 from dialogs.io import Event, EventKind, Outcome
 from dialogs.ports import UnitOfWork
 
 
-class DeskService(Decisions, IdleNudges, DeskQueue, Macros):
+class DeskService(Decisions, IdleNudges, DeskQueue, Macros, Staffing):
     """The desk, whole: its parts are mixed in here, each in the room of its concern."""
 
     # -- routing --------------------------------------------------------------------------------
@@ -32,11 +33,24 @@ class DeskService(Decisions, IdleNudges, DeskQueue, Macros):
             return True
         if event.kind is EventKind.BUTTON:
             return event.text.startswith(TOKEN_PREFIX)
-        return (event.private and event.kind is EventKind.COMMAND and event.text.lower() in PRIVATE_COMMANDS
-                and self.desk.is_agent(event.user_id))
+        return False
+
+    def may_want(self, event: Event) -> bool:
+        """A desk command in a private chat: the desk's if its sender is on the staff (`wants_private`)."""
+        return bool(self.desk.chat_id and event.private and event.kind is EventKind.COMMAND
+                    and event.text.lower() in PRIVATE_COMMANDS)
+
+    async def wants_private(self, uow: UnitOfWork, event: Event, now: datetime) -> bool:
+        """Whether a `may_want` event comes from an agent (the staff as the database has them)."""
+        async with self.staffed(uow, now) as desk:
+            return desk.is_agent(event.user_id)
 
     async def handle(self, uow: UnitOfWork, event: Event, now: datetime) -> Outcome:
         """An event `wants` accepted, in the caller's unit of work (the update is claimed)."""
+        async with self.staffed(uow, now):
+            return await self._handle(uow, event, now)
+
+    async def _handle(self, uow: UnitOfWork, event: Event, now: datetime) -> Outcome:
         turn = Turn(event, now, self.t)
         if event.thread_id is not None and event.chat_id == self.desk.chat_id:
             turn.topic_item = await uow.desk.by_thread(event.thread_id)
@@ -50,7 +64,7 @@ class DeskService(Decisions, IdleNudges, DeskQueue, Macros):
                 turn.toast = self.t("desk.stale")
             else:
                 await self._act(uow, turn, *parsed, args="")
-        elif event.kind is EventKind.COMMAND and event.text.lower() in COMMANDS:
+        elif event.kind is EventKind.COMMAND and event.text.lower() in COMMANDS | STAFF_COMMANDS:
             await self._command(uow, turn, event.text.lower(), event.args.strip())
         elif event.kind is not EventKind.COMMAND and self.desk.is_agent(event.user_id):
             await self._agent_message(uow, turn)
@@ -71,6 +85,9 @@ class DeskService(Decisions, IdleNudges, DeskQueue, Macros):
             return
         if name == MACRO_COMMAND:
             await self._macros(uow, turn, args)
+            return
+        if name in STAFF_COMMANDS:
+            await self._staff_command(uow, turn, name, args)
             return
         head, _, rest = args.partition(" ")
         named = named_key(head)

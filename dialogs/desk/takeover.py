@@ -182,7 +182,8 @@ class Takeover(DeskBase):
             conv.data.pop(TAKEOVER, None)
             return None
         t = Texts(conv.locale)
-        alias = self.desk.alias(item.owner_id, conv.locale)
+        async with self.staffed(uow, now) as desk:
+            alias = desk.alias(item.owner_id, conv.locale)
         if event.kind is EventKind.COMMAND and event.text.lower() == "status":
             return None
         if event.kind is EventKind.COMMAND and event.text.lower() == "cancel":

@@ -23,10 +23,12 @@ from dialogs.ports import (
     DeskRepository,
     EvidenceRepository,
     LookupFailures,
+    Moderation,
     NonceLedger,
     OrderStore,
     Outbox,
     RefundLedger,
+    StaffDirectory,
     Timers,
     UpdateLedger,
 )
@@ -42,6 +44,7 @@ from tests.fakes.records import (
     FakeUpdateLedger,
     Work,
 )
+from tests.fakes.staff import FakeModeration, FakeStaffDirectory
 from tests.fakes.tables import HELD_UNTIL, AuditRow, OutboxRow, Tables
 
 __all__ = ["HELD_UNTIL", "AuditRow", "FakeDatabase", "FakeUnitOfWork", "OutboxRow", "Tables"]
@@ -64,6 +67,8 @@ class FakeUnitOfWork:
     nonces: NonceLedger
     desk: DeskRepository
     lookups: LookupFailures
+    staff: StaffDirectory
+    moderation: Moderation
 
     def __init__(self, database: FakeDatabase) -> None:
         self._database = database
@@ -84,6 +89,7 @@ class FakeUnitOfWork:
         self.outbox, self.chats, self.timers = FakeOutbox(work), FakeChatDirectory(work), FakeTimers(work)
         self.refunds, self.nonces = FakeRefundLedger(work), FakeNonceLedger(work)
         self.desk, self.lookups = FakeDeskRepository(work), FakeLookupFailures(work)
+        self.staff, self.moderation = FakeStaffDirectory(work), FakeModeration(work)
         return self
 
     async def __aexit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,

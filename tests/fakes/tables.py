@@ -19,7 +19,7 @@ from dialogs.domain import (
     RefundAttempt,
     TimerKind,
 )
-from dialogs.ports import LookupTally
+from dialogs.ports import LookupTally, Restriction, StaffChange, StaffMember
 
 # A held outbox row: due at a time that never comes, until its chat is released (as storage.delivery).
 HELD_UNTIL = datetime(9000, 1, 1, tzinfo=UTC)
@@ -123,6 +123,9 @@ class Tables:
     audit: list[AuditRow] = field(default_factory=list)
     links: list[MessageLink] = field(default_factory=list)
     approvals: dict[str, tuple[Decimal, int, datetime]] = field(default_factory=dict)
+    staff: dict[int, StaffMember] = field(default_factory=dict)  # in first-added order
+    staff_events: list[StaffChange] = field(default_factory=list)
+    restrictions: dict[int, Restriction] = field(default_factory=dict)
     last_id: int = 0
 
     def new_id(self) -> int:
