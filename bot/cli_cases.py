@@ -168,7 +168,7 @@ def cases_export(
 ) -> None:
     """Cases for finance: case_no, order_no, user, reason, verdict, rule_id, amount, refunded_amount,
     status, created_at, review_due, credit_due, rating, payment_channel, buyer_contact, approved_amount,
-    trade_no.
+    trade_no (the order's, on its rail), payout_ref (the latest payout's).
 
     Exit codes: 0 written, 2 bad arguments."""
     import sys

@@ -41,6 +41,14 @@ AGENTS = (
 DESK_TITLE = "退款客服台 (agents)"
 
 
+def _trade_no(channel: PaymentChannel, paid: datetime, i: int) -> str | None:
+    """A trade number shaped like the rail's: Alipay's trade_no and WeChat Pay's transaction_id are 28
+    digits; a bank card payment has the acquirer's serial; the shop balance has none."""
+    day = paid.strftime("%Y%m%d")
+    return {PaymentChannel.ALIPAY: f"{day}22001{i:015d}", PaymentChannel.WECHAT: f"42000{i:015d}{day}",
+            PaymentChannel.BANK_CARD: f"UP{day}{i:010d}"}.get(channel)
+
+
 def _no(i: int) -> str:
     return f"KM20261101{i:06d}"
 
@@ -64,7 +72,7 @@ def demo_orders(now: datetime) -> list[Order]:
             product_name=name, product_kind=kind, tags=frozenset(tags), amount=Decimal(amount),
             payment_channel=channel, paid_at=now - age - timedelta(minutes=2),
             delivered_at=(now - age) if status is D else None, delivery_status=status,
-            card_redeemed=redeemed, topup_credited=credited,
+            card_redeemed=redeemed, topup_credited=credited, trade_no=_trade_no(channel, now - age, i),
         )
 
     return [

@@ -104,6 +104,9 @@ class Order:
     delivered_at: datetime | None = None
     card_redeemed: bool | None = None
     topup_credited: bool | None = None
+    # The payment rail's number for the purchase (Alipay trade_no, WeChat transaction_id, the shop's
+    # payment serial): what finance refunds against. Optional: older imports have none.
+    trade_no: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

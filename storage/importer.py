@@ -46,12 +46,14 @@ FIELDS = (
     "delivery_status",
     "card_redeemed",
     "topup_credited",
+    "trade_no",
 )
-OPTIONAL_FIELDS = frozenset({"buyer_telegram_id", "tags", "delivered_at", "card_redeemed", "topup_credited"})
+OPTIONAL_FIELDS = frozenset({"buyer_telegram_id", "tags", "delivered_at", "card_redeemed", "topup_credited",
+                             "trade_no"})
 REQUIRED_FIELDS = tuple(name for name in FIELDS if name not in OPTIONAL_FIELDS)
 
 MAX_AMOUNT = Decimal("9999999999.99")  # NUMERIC(12,2)
-_MAX_LENGTHS = {"order_no": 64, "buyer_phone": 32, "product_name": 255}
+_MAX_LENGTHS = {"order_no": 64, "buyer_phone": 32, "product_name": 255, "trade_no": 64}
 _ENCODING = "utf-8-sig"  # tolerate the BOM spreadsheet programs write
 
 E = TypeVar("E", bound=StrEnum)
@@ -212,6 +214,7 @@ def parse_order(fields: Mapping[str, Any]) -> Order:
     delivery_status = check(lambda: _enum("delivery_status", get("delivery_status"), DeliveryStatus))
     card_redeemed = check(lambda: _flag("card_redeemed", get("card_redeemed")))
     topup_credited = check(lambda: _flag("topup_credited", get("topup_credited")))
+    trade_no = None if _blank(get("trade_no")) else check(lambda: _text("trade_no", get("trade_no")))
     if problems:
         raise _RowError("; ".join(problems))
     return Order(
@@ -228,6 +231,7 @@ def parse_order(fields: Mapping[str, Any]) -> Order:
         delivery_status=delivery_status,
         card_redeemed=card_redeemed,
         topup_credited=topup_credited,
+        trade_no=trade_no,
     )
 
 

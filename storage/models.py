@@ -116,6 +116,7 @@ class OrderRow(Base):
     delivery_status: Mapped[str] = mapped_column(String(16))
     card_redeemed: Mapped[bool | None] = mapped_column(Boolean)
     topup_credited: Mapped[bool | None] = mapped_column(Boolean)
+    trade_no: Mapped[str | None] = mapped_column(String(64))
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
 

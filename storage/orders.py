@@ -47,6 +47,7 @@ def order_values(order: Order, now: datetime) -> dict[str, Any]:
         "delivery_status": order.delivery_status.value,
         "card_redeemed": order.card_redeemed,
         "topup_credited": order.topup_credited,
+        "trade_no": order.trade_no,
         "updated_at": now,
     }
 
@@ -67,6 +68,7 @@ def order_from_row(row: Any) -> Order:
         delivery_status=DeliveryStatus(row.delivery_status),
         card_redeemed=row.card_redeemed,
         topup_credited=row.topup_credited,
+        trade_no=row.trade_no,
     )
 
 

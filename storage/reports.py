@@ -104,7 +104,8 @@ class MoneyFacts:
     payment_channel: str
     buyer_phone: str
     approved: Decimal | None
-    trade_no: str  # the payout rail's reference of the latest attempt ("" when none is known)
+    trade_no: str  # the order's payment trade number on its rail ("" when the shop sent none)
+    payout_ref: str  # the payout rail's reference of the latest attempt ("" when none is known)
 
 
 def _line(row: CaseRow, approved: Decimal | None, owner_id: int | None) -> CaseLine:
@@ -186,22 +187,23 @@ async def case_detail(database: Database, case_no: str) -> CaseDetail | None:
 
 
 async def money_facts(database: Database, cases: Sequence[tuple[str, str]]) -> dict[str, MoneyFacts]:
-    """For (case_no, order_no) pairs: the order's payment channel and buyer phone, the approved amount
-    and the payout reference of each case's latest refund attempt."""
+    """For (case_no, order_no) pairs: the order's payment channel, trade number and buyer phone, the
+    approved amount and the payout reference of each case's latest refund attempt."""
     order_nos = sorted({order_no for _, order_no in cases})
-    orders: dict[str, tuple[str, str]] = {}
+    orders: dict[str, tuple[str, str, str]] = {}
     async with database.uow() as uow:
         attempts = await _latest_attempts(uow.session, [case_no for case_no, _ in cases])
         for start in range(0, len(order_nos), 500):
             rows = await uow.session.execute(
-                select(OrderRow.order_no, OrderRow.payment_channel, OrderRow.buyer_phone)
+                select(OrderRow.order_no, OrderRow.payment_channel, OrderRow.buyer_phone, OrderRow.trade_no)
                 .where(OrderRow.order_no.in_(order_nos[start:start + 500])))
-            orders.update({no: (channel, phone) for no, channel, phone in rows})
+            orders.update({no: (channel, phone, trade_no or "") for no, channel, phone, trade_no in rows})
     facts: dict[str, MoneyFacts] = {}
     for case_no, order_no in cases:
-        channel, phone = orders.get(order_no, ("", ""))
+        channel, phone, trade_no = orders.get(order_no, ("", "", ""))
         attempt = attempts.get(case_no)
         facts[case_no] = MoneyFacts(payment_channel=channel, buyer_phone=phone,
                                     approved=attempt[0] if attempt is not None else None,
-                                    trade_no=(attempt[1] or "") if attempt is not None else "")
+                                    trade_no=trade_no,
+                                    payout_ref=(attempt[1] or "") if attempt is not None else "")
     return facts

@@ -23,6 +23,7 @@ from bot.cli import app
 from storage import migrate
 from storage.uow import Database
 from tests.storage.people import (
+    A1001_TRADE_NO,
     OTHER_PHONE,
     PAID,
     STRANGER,
@@ -139,13 +140,16 @@ def export_csv(config: str, *args: str) -> dict[str, dict[str, str]]:
     return {row["case_no"]: row for row in csv.DictReader(io.StringIO(out))}
 
 
-def test_the_csv_export_has_channel_masked_contact_approved_and_refunded_amounts(tmp_path: Path) -> None:
+def test_the_csv_export_has_channel_trade_number_masked_contact_approved_and_refunded_amounts(
+        tmp_path: Path) -> None:
     config, _ = setup(tmp_path, settled=True)
 
     rows = export_csv(config)
 
     paid = rows[PAID]
-    assert (paid["payment_channel"], paid["buyer_contact"]) == ("alipay", "139****5678")
+    assert (paid["payment_channel"], paid["trade_no"], paid["buyer_contact"]) == (
+        "alipay", A1001_TRADE_NO, "139****5678")
+    assert (rows[WAITING]["trade_no"], rows[WAITING]["payout_ref"]) == ("", "")  # the shop sent none; no payout
     assert (paid["amount"], paid["approved_amount"], paid["refunded_amount"]) == ("30.00", "20.00", "20.00")
     assert (rows[WAITING]["payment_channel"], rows[WAITING]["approved_amount"]) == ("wechat", "")
     assert ZHANG_PHONE not in json.dumps(rows) and OTHER_PHONE not in json.dumps(rows)
@@ -169,7 +173,7 @@ def test_the_xlsx_export_has_a_frozen_header_and_amounts_as_numbers(tmp_path: Pa
     sheet = load_workbook(out).active
     assert sheet is not None and sheet.freeze_panes == "A2"
     header = [cell.value for cell in sheet[1]]
-    assert header[:2] == ["case_no", "order_no"] and "approved_amount" in header and "trade_no" in header
+    assert header[:2] == ["case_no", "order_no"] and header[-3:] == ["approved_amount", "trade_no", "payout_ref"]
     rows = {row[0]: dict(zip(header, row, strict=True)) for row in sheet.iter_rows(min_row=2, values_only=True)}
     assert rows[PAID]["approved_amount"] == 20 and rows[PAID]["refunded_amount"] == 20
     assert rows[PAID]["amount"] == 30 and rows[PAID]["buyer_contact"] == "139****5678"

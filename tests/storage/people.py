@@ -40,13 +40,16 @@ def png(directory: Path) -> tuple[str, Path, int]:
     return digest, path, len(data.getvalue())
 
 
+A1001_TRADE_NO = "2026112422001412345678901234"  # shaped like an Alipay trade_no
+
+
 async def seed_people(database: Database, evidence_dir: Path) -> Seeded:
     """ZHANG: PAID (A1001, ¥30 asked, ¥20 approved: refunding, the attempt in flight) and WAITING (A2002,
     ¥50 by WeChat, in review, one picture); a conversation whose draft names him. OTHER: STRANGER."""
     digest, path, size = png(evidence_dir)
     async with database.uow() as uow:
         await uow.orders.upsert(make_order("A1001", buyer_phone=ZHANG_PHONE, buyer_telegram_id=ZHANG,
-                                           amount=Decimal("30.00")))
+                                           amount=Decimal("30.00"), trade_no=A1001_TRADE_NO))
         await uow.orders.upsert(make_order("A2002", buyer_phone=ZHANG_PHONE, buyer_telegram_id=ZHANG,
                                            amount=Decimal("50.00"), payment_channel=PaymentChannel.WECHAT))
         await uow.orders.upsert(make_order("B3003", buyer_phone=OTHER_PHONE, buyer_telegram_id=OTHER))

@@ -223,3 +223,23 @@ def test_a_byte_order_mark_and_header_case_are_tolerated(tmp_path: Path) -> None
     path.write_text("\ufeff" + HEADER.upper() + "\n" + _row("A1") + "\n", encoding="utf-8")
     [(line, order)] = list(read_orders(path))
     assert line == 2 and not isinstance(order, RejectedRow) and order.order_no == "A1"
+
+
+async def test_the_payment_trade_number_is_optional_and_kept_when_given(database: Database, tmp_path: Path) -> None:
+    header = HEADER + ",trade_no"
+    path = tmp_path / "orders.csv"
+    path.write_text("\n".join([header, _row("T1") + ",2026112422001412345678901234", _row("T2") + ","]) + "\n",
+                    encoding="utf-8")
+    report = await import_orders(database, path)
+    assert (report.inserted, report.rejected) == (2, [])
+    async with database.uow() as uow:
+        t1, t2 = await uow.orders.get("T1"), await uow.orders.get("T2")
+    assert t1 is not None and t1.trade_no == "2026112422001412345678901234"
+    assert t2 is not None and t2.trade_no is None
+
+
+def test_a_trade_number_longer_than_the_column_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "orders.csv"
+    path.write_text("\n".join([HEADER + ",trade_no", _row("T3") + "," + "9" * 65]) + "\n", encoding="utf-8")
+    [rejected] = _reasons(path)
+    assert "trade_no: longer than 64 characters" in rejected.reason

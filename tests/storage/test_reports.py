@@ -10,7 +10,16 @@ from dialogs.domain import CaseStatus, DeskItem
 from storage.reports import case_detail, list_cases, money_facts
 from storage.uow import Database
 from tests.storage.factories import T0
-from tests.storage.people import OTHER, PAID, STRANGER, WAITING, ZHANG, ZHANG_PHONE, seed_people
+from tests.storage.people import (
+    A1001_TRADE_NO,
+    OTHER,
+    PAID,
+    STRANGER,
+    WAITING,
+    ZHANG,
+    ZHANG_PHONE,
+    seed_people,
+)
 
 
 async def test_list_filters_by_status_order_and_customer_and_shows_the_approved_amount(
@@ -52,12 +61,13 @@ async def test_detail_has_the_history_the_attempt_and_the_evidence_on_disk(datab
     assert await case_detail(database, "R20990101-0001") is None
 
 
-async def test_money_facts_bring_the_channel_phone_approved_amount_and_payout_reference(
+async def test_money_facts_bring_the_channel_trade_number_phone_approved_amount_and_payout_reference(
         database: Database, tmp_path: Path) -> None:
     await seed_people(database, tmp_path)
 
     facts = await money_facts(database, [(PAID, "A1001"), (WAITING, "A2002")])
 
-    assert (facts[PAID].payment_channel, facts[PAID].buyer_phone, facts[PAID].approved) == (
-        "alipay", ZHANG_PHONE, Decimal("20.00"))
-    assert (facts[WAITING].payment_channel, facts[WAITING].approved, facts[WAITING].trade_no) == ("wechat", None, "")
+    assert (facts[PAID].payment_channel, facts[PAID].trade_no, facts[PAID].buyer_phone, facts[PAID].approved) == (
+        "alipay", A1001_TRADE_NO, ZHANG_PHONE, Decimal("20.00"))
+    assert (facts[WAITING].payment_channel, facts[WAITING].approved, facts[WAITING].trade_no,
+            facts[WAITING].payout_ref) == ("wechat", None, "", "")
