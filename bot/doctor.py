@@ -84,6 +84,20 @@ async def check_database(config: AppConfig) -> Finding:
     return fail("database", state.message)
 
 
+async def _with_database_staff(config: AppConfig) -> AppConfig:
+    from dialogs.clock import utcnow
+    from dialogs.roster import current_desk
+    from storage.uow import Database
+
+    database = Database.from_url(config.database.url)
+    try:
+        async with database.uow() as uow:
+            desk = await current_desk(uow, config.desk, utcnow())
+    finally:
+        await database.dispose()
+    return config.model_copy(update={"desk": desk})
+
+
 # --- Telegram -----------------------------------------------------------------------------------
 
 
@@ -238,8 +252,8 @@ async def _agents(api: BotApi, config: AppConfig) -> AsyncIterator[Finding]:
     desk = config.desk
     staff = list(dict.fromkeys(desk.agents + desk.supervisors))
     if not staff:
-        yield warn("agents", "no [desk] agents or supervisors: list their Telegram ids, or nobody may act "
-                             "on the desk")
+        yield warn("agents", "no agents or supervisors: add them with `refundbot agents add USER_ID --by WHO` "
+                             "(or list them in [desk] agents), or nobody may act on the desk")
         return
     for user_id in staff:
         role = "supervisor" if desk.is_supervisor(user_id) else "agent"
@@ -302,7 +316,10 @@ async def _probe(setting: str, url: str, secret: str, timeout: float) -> Finding
 
 async def diagnose(config: AppConfig, today: date | None = None) -> AsyncIterator[Finding]:
     """Every check after the configuration's, in order: database, Telegram, the platform, the calendar."""
-    yield await check_database(config)
+    database = await check_database(config)
+    yield database
+    if database.level is Level.OK:  # the staff as the desk will see it: the database's, seeded from TOML
+        config = await _with_database_staff(config)
     async for finding in telegram_findings(config):
         yield finding
     async for finding in platform_findings(config):

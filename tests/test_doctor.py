@@ -240,3 +240,32 @@ def test_a_platform_url_that_answers_passes_whatever_it_thinks_of_a_get(tmp_path
     code, output = doctor(path)
     assert code == 0, output
     assert f"orders_url {url} answers (HTTP 404 to a signed GET)" in line_of(output, "platform", "✓")
+
+
+def test_an_agent_added_in_the_app_is_checked_and_one_removed_is_not(tmp_path, emulator, migrated_database_url):
+    from dialogs import roster
+    from dialogs.clock import utcnow
+    from dialogs.settings import DeskSettings
+    from storage.uow import Database
+
+    newcomer = AGENT + 100
+    desk = stage(emulator, agents_in_desk=(SUPERVISOR,))
+
+    async def change_staff() -> None:
+        database = Database.from_url(migrated_database_url)
+        try:
+            async with database.uow() as uow:
+                toml = DeskSettings(agents=(AGENT,), supervisors=(SUPERVISOR,))
+                await roster.seed(uow, toml, utcnow())
+                await roster.add(uow, toml, newcomer, supervisor=False, alias=None, by="test", at=utcnow())
+                await roster.remove(uow, toml, AGENT, by="test", at=utcnow())
+                await uow.commit()
+        finally:
+            await database.dispose()
+
+    asyncio.run(change_staff())
+    code, output = doctor(write_config(tmp_path, emulator, migrated_database_url, desk, agents=(AGENT,)))
+
+    assert code == 0, output
+    assert f"agent {newcomer}" in line_of(output, "agents", "!")  # in the database, not in the desk group
+    assert f"agent {AGENT} " not in output  # removed in the app: the TOML no longer brings them back
