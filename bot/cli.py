@@ -13,7 +13,7 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from bot import cli_backup, cli_cases, cli_customers, cli_staff
-from bot.cli_base import ConfigOption, console
+from bot.cli_base import ConfigOption, console, person_named
 from bot.cli_base import load_settings as _config
 from bot.cli_base import on_database as _on_database
 from bot.cli_errors import errors
@@ -251,21 +251,15 @@ def _workflow(settings: AppConfig):  # type: ignore[no-untyped-def]
 def _mark(config: Path | None, case_no: str, *, succeeded: bool, by: str, note: str) -> None:
     """mark-refunded / mark-failed: a person states the outcome of the case's open refund attempt."""
     from dialogs import staff
-    from dialogs.clock import utcnow
     from dialogs.lifecycle import ForbiddenTransition
     from dialogs.refunds import AttemptSettled, NothingInFlight, mark_settled
-    from dialogs.roster import current_desk
 
     settings = _config(config)
     outcome = "refunded" if succeeded else "refund_failed"
 
     async def go(database: Database) -> int:
-        async with database.uow() as uow:  # the staff as the database has them (dialogs.roster)
-            known = await current_desk(uow, settings.core.desk, utcnow())
-        try:
-            person = staff.identify(known, by) if not succeeded else staff.Person(by)
-        except staff.UnknownPerson as exc:
-            console.print(f"[red]{exc}[/red]")
+        person = staff.Person(by) if succeeded else await person_named(database, settings, by)
+        if person is None:
             return 2
         try:
             done = await mark_settled(database.uow, _workflow(settings), case_no, succeeded=succeeded,
@@ -327,7 +321,6 @@ def cases_move(
     from dialogs.desk import DeskService
     from dialogs.ledger import AttemptInFlight, ExceedsRefundable, NothingToRefund
     from dialogs.lifecycle import TRIGGERS, ForbiddenTransition
-    from dialogs.roster import current_desk
 
     if trigger != "confirm" and (trigger not in TRIGGERS or trigger in (
             "withdraw", "appeal", "provide_info", "confirm_refund", "auto_approve", "start_refund")):
@@ -344,12 +337,8 @@ def cases_move(
     desk = DeskService(settings.core, workflow) if settings.core.desk.chat_id else None
 
     async def go(database: Database) -> int:
-        async with database.uow() as uow:  # the staff as the database has them (dialogs.roster)
-            known = await current_desk(uow, settings.core.desk, utcnow())
-        try:
-            person = staff.identify(known, by)
-        except staff.UnknownPerson as exc:
-            console.print(f"[red]{exc}[/red]")
+        person = await person_named(database, settings, by)
+        if person is None:
             return 2
         try:
             async with database.uow() as uow:

@@ -10,11 +10,13 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from bot.cli_errors import config_or_exit
 from bot.config import AppConfig
 
 if TYPE_CHECKING:
+    from dialogs.staff import Person
     from storage.uow import Database
 
 console = Console()
@@ -45,3 +47,19 @@ def on_database(settings: AppConfig, work: Callable[[Database], Awaitable[int]])
     code = asyncio.run(go())
     if code:
         raise typer.Exit(code)
+
+
+async def person_named(database: Database, settings: AppConfig, by: str) -> Person | None:
+    """`--by WHO` as the desk knows people (the database's staff, seeded from TOML: dialogs.roster), or
+    None once the reason is printed: with desk staff, WHO must be one of them."""
+    from dialogs import staff
+    from dialogs.clock import utcnow
+    from dialogs.roster import current_desk
+
+    async with database.uow() as uow:
+        known = await current_desk(uow, settings.core.desk, utcnow())
+    try:
+        return staff.identify(known, by)
+    except staff.UnknownPerson as exc:
+        console.print(f"[red]{escape(str(exc))}[/red]")
+        return None

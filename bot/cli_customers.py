@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from bot.cli_base import ConfigOption, console, load_settings, on_database
+from bot.cli_base import ConfigOption, console, load_settings, on_database, person_named
 
 if TYPE_CHECKING:
     from storage.uow import Database
@@ -92,21 +92,15 @@ def customers_forget(
     rewritten (VACUUM) so nothing erased lingers in it.
 
     Exit codes: 0 erased, 2 unknown person, 4 refused: a payout of theirs is in flight."""
-    from dialogs import staff
     from dialogs.clock import utcnow
-    from dialogs.roster import current_desk
     from storage.customers import PayoutInFlight, forget_customer, scrub_sqlite
 
     settings = load_settings(config)
     done: list[Any] = []
 
     async def forget(database: Database) -> int:
-        async with database.uow() as uow:  # the staff as the database has them (dialogs.roster)
-            known = await current_desk(uow, settings.core.desk, utcnow())
-        try:
-            person = staff.identify(known, by)
-        except staff.UnknownPerson as exc:
-            console.print(str(exc), markup=False)
+        person = await person_named(database, settings, by)
+        if person is None:
             return EXIT_BAD_ARGUMENTS
         done.append(person)
         try:

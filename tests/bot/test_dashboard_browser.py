@@ -28,7 +28,7 @@ from dialogs.refunds import settle
 from sandbox.server import Emulator
 from storage.uow import Database
 from tests.e2e.conftest import TOKEN, make_config
-from tests.sandbox.test_web import need_browser, wait_for
+from tests.sandbox.test_web import headless_chromium, wait_for
 from tests.storage.factories import make_case, make_order
 
 PASSWORD = "supervisor-only"
@@ -83,20 +83,7 @@ async def seed_cases(database: Database, workflow: CaseWorkflow, now: datetime) 
 
 @pytest.fixture
 def driver() -> Iterator[Any]:
-    chromium, chromedriver = need_browser()
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
-    options = webdriver.ChromeOptions()
-    options.binary_location = chromium
-    for arg in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu",
-                "--window-size=1280,1180", "--lang=en-US"):
-        options.add_argument(arg)
-    d = webdriver.Chrome(options=options, service=Service(chromedriver))
-    try:
-        yield d
-    finally:
-        d.quit()
+    yield from headless_chromium("1280,1180")  # tall enough for the five charts in one screenshot
 
 
 @pytest.fixture

@@ -135,8 +135,8 @@ def open_world(timezone: str | None = None) -> Iterator[World]:
         emu.stop()
 
 
-@pytest.fixture
-def driver() -> Iterator[Any]:
+def headless_chromium(window_size: str = "1280,860") -> Iterator[Any]:
+    """Debian's Chromium, headless, through its chromedriver (skipped or failed by need_browser)."""
     chromium, chromedriver = need_browser()
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
@@ -144,7 +144,7 @@ def driver() -> Iterator[Any]:
     options = webdriver.ChromeOptions()
     options.binary_location = chromium
     for arg in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu",
-                "--window-size=1280,860", "--lang=en-US"):
+                f"--window-size={window_size}", "--lang=en-US"):
         options.add_argument(arg)
     # Both paths given: Selenium Manager has nothing to look up or download.
     d = webdriver.Chrome(options=options, service=Service(chromedriver))
@@ -152,6 +152,11 @@ def driver() -> Iterator[Any]:
         yield d
     finally:
         d.quit()
+
+
+@pytest.fixture
+def driver() -> Iterator[Any]:
+    yield from headless_chromium()
 
 
 def wait_for(d: Any, what: Callable[[Any], Any], message: str, timeout: float = WAIT) -> Any:
