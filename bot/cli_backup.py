@@ -21,7 +21,9 @@ def backup(
     print_only: Annotated[bool, typer.Option("--print", help="PostgreSQL: only print the pg_dump command.")] = False,
     config: ConfigOption = None,
 ) -> None:
-    """SQLite: copy the database with SQLite's online backup (safe while the bot writes) and print the
+    """Back the database up, safely while the bot runs.
+
+    SQLite: copy the database with SQLite's online backup (safe while the bot writes) and print the
     file and its size. PostgreSQL: run pg_dump (custom format, restore with pg_restore) when it is on
     PATH, else print the command to run.
 

@@ -54,7 +54,9 @@ def cases_list(
     limit: Annotated[int, typer.Option("--limit", "-n", min=1, max=10000, help="At most this many rows.")] = 50,
     config: ConfigOption = None,
 ) -> None:
-    """The most recently updated cases first: number, status, order, amounts asked and approved, reason,
+    """List cases, most recently updated first.
+
+    Columns: number, status, order, amounts asked and approved, reason,
     rule, last update and the desk agent who owns it."""
     from storage.reports import list_cases
 
@@ -166,7 +168,9 @@ def cases_export(
     full: Annotated[bool, typer.Option("--full", help="The buyer's contact in full (masked by default: 138****5678).")] = False,
     config: ConfigOption = None,
 ) -> None:
-    """Cases for finance: case_no, order_no, user, reason, verdict, rule_id, amount, refunded_amount,
+    """Export cases for finance, as CSV or XLSX.
+
+    Columns: case_no, order_no, user, reason, verdict, rule_id, amount, refunded_amount,
     status, created_at, review_due, credit_due, rating, payment_channel, buyer_contact, approved_amount,
     trade_no (the order's, on its rail), payout_ref (the latest payout's).
 

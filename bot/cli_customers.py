@@ -36,7 +36,9 @@ def customers_export(
     as_zip: Annotated[bool, typer.Option("--zip", help="Pack the folder into FOLDER.zip and remove the folder.")] = False,
     config: ConfigOption = None,
 ) -> None:
-    """Write everything we hold about a Telegram user: conversations, cases with their history and refund
+    """Export everything we hold about a customer (PIPL).
+
+    Writes everything we hold about a Telegram user: conversations, cases with their history and refund
     attempts, orders bound to them, agent requests, messages queued or sent to them, and their evidence
     files (copied into evidence/).
 
@@ -86,7 +88,9 @@ def customers_forget(
         "Kept in each case's history and the desk audit."))],
     config: ConfigOption = None,
 ) -> None:
-    """Erase a customer's personal data: their messages and conversations, their own words on cases,
+    """Erase a customer's personal data; keep the money records.
+
+    Erases their messages and conversations, their own words on cases,
     phone numbers and Telegram bindings on their orders, evidence rows and files. Case numbers, amounts,
     statuses, refund attempts and the agents' history stay for finance and audit. On SQLite the file is
     rewritten (VACUUM) so nothing erased lingers in it.
