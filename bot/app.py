@@ -7,7 +7,7 @@ import contextlib
 import errno
 import gc
 import logging
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -21,7 +21,8 @@ from bot.demo import AGENTS, CUSTOMERS, DESK_TITLE, demo_orders
 from bot.evidence import EvidenceIntake, EvidenceSweeper, Purge
 from bot.metrics import Metrics
 from bot.pacing import RedisLimiter
-from bot.platform import HttpGateway, ManualGateway, build_gateway, build_order_lookup
+from bot.platform import build_order_lookup
+from bot.rails import build_gateways
 from bot.sending import Sender
 from bot.transport import Runner
 from bot.workers.base import Sweep
@@ -32,6 +33,7 @@ from bot.workers.relay import Relay
 from bot.workers.timers import TimerSweeper
 from dialogs import roster
 from dialogs.clock import utcnow
+from dialogs.ports import RefundGateway
 from dialogs.service import RefundService
 from storage import migrate
 from storage.maintenance import wipe
@@ -109,40 +111,28 @@ class Core:
 
 
 @contextlib.asynccontextmanager
-async def opened_core(config: AppConfig) -> AsyncIterator[tuple[Core, ManualGateway | HttpGateway]]:
-    """Open the database and build the service (and the platform gateway the refund worker uses)."""
-    try:
-        gateway = build_gateway(config.platform)
-        order_lookup = build_order_lookup(config.platform)
-    except ValueError as exc:
-        raise StartupError(str(exc)) from exc
-    try:
+async def opened_core(config: AppConfig) -> AsyncIterator[tuple[Core, dict[str, RefundGateway]]]:
+    """Open the database and build the service, and the refund gateways the refund workers use (one per
+    name: the default and each of `[platform.rails]`)."""
+    async with contextlib.AsyncExitStack() as stack:
+        try:
+            gateways = build_gateways(config.platform)
+            order_lookup = build_order_lookup(config.platform)
+        except ValueError as exc:
+            raise StartupError(str(exc)) from exc
+        for gateway in gateways.values():
+            stack.push_async_callback(gateway.close)
+        if order_lookup is not None:
+            stack.push_async_callback(order_lookup.close)
         database = await open_database(config)
-    except BaseException:
-        await gateway.close()
-        if order_lookup is not None:
-            await order_lookup.close()
-        raise
-    try:
+        stack.push_async_callback(database.dispose)
         await seed_staff(database, config)
-    except BaseException:
-        await database.dispose()
-        await gateway.close()
-        if order_lookup is not None:
-            await order_lookup.close()
-        raise
-    service = RefundService(
-        database.uow, config.core,
-        flood_limit=config.telegram.flood_max_updates, flood_window=config.telegram.flood_window_seconds,
-        gateway=config.platform.gateway, orders=order_lookup,
-    )
-    try:
-        yield Core(database, service, EvidenceIntake(config.storage.evidence_dir, config.policy)), gateway
-    finally:
-        await gateway.close()
-        if order_lookup is not None:
-            await order_lookup.close()
-        await database.dispose()
+        service = RefundService(
+            database.uow, config.core,
+            flood_limit=config.telegram.flood_max_updates, flood_window=config.telegram.flood_window_seconds,
+            gateway=config.platform.gateway, orders=order_lookup, rails=config.platform.rails,
+        )
+        yield Core(database, service, EvidenceIntake(config.storage.evidence_dir, config.policy)), gateways
 
 
 @dataclass
@@ -153,13 +143,13 @@ class Workers:
 
     relay: Relay
     sweeper: TimerSweeper
-    refunds: RefundWorker
+    refunds: list[RefundWorker]  # one per gateway in use
     desk_sweeper: DeskSweeper
     api: PlatformApi
 
 
 @contextlib.asynccontextmanager
-async def running_workers(core: Core, gateway: ManualGateway | HttpGateway, config: AppConfig, sender: Sender,
+async def running_workers(core: Core, gateways: Mapping[str, RefundGateway], config: AppConfig, sender: Sender,
                           handled: Callable[[], int]) -> AsyncIterator[Workers]:
     """Start the background workers on `sender` (the adapter's Bot); stop them on exit: they finish
     the call in flight and release what they hold."""
@@ -170,8 +160,8 @@ async def running_workers(core: Core, gateway: ManualGateway | HttpGateway, conf
     sweeper = TimerSweeper(database.uow, service.workflow)
     # The worker's own cap on a gateway call sits just past the HTTP client's timeout.
     call_timeout = config.platform.timeout_seconds + 5
-    refunds = RefundWorker(database.uow, service.workflow, gateway, call_timeout=call_timeout,
-                           lease_seconds=max(300.0, call_timeout + 60))
+    refunds = [RefundWorker(database.uow, service.workflow, gateway, call_timeout=call_timeout,
+                            lease_seconds=max(300.0, call_timeout + 60)) for gateway in gateways.values()]
     desk_sweeper = DeskSweeper(database.uow, service.desk)
     metrics = Metrics()
     metrics.count_updates_from(handled)
@@ -180,7 +170,7 @@ async def running_workers(core: Core, gateway: ManualGateway | HttpGateway, conf
     api = PlatformApi(database.uow, service.workflow, secret=config.platform.secret,
                       max_clock_skew=config.platform.max_clock_skew_seconds, metrics=metrics)
     stop_workers = asyncio.Event()
-    sweeps: list[Sweep[Any]] = [relay, sweeper, refunds, desk_sweeper,
+    sweeps: list[Sweep[Any]] = [relay, sweeper, *refunds, desk_sweeper,
                                 Prune(service.forget_old_claims, "update claims older than Telegram's retention"),
                                 Chore(database.checkpoint, "SQLite checkpoint", every=1.0),
                                 Prune(api.forget_old_nonces, "replay ledger"),
@@ -231,11 +221,11 @@ class Running:
 async def running_bot(config: AppConfig, token: str, api_base: str) -> AsyncIterator[Running]:
     """Open the database, build the service, the adapter and the background workers (notification
     relay, deadline sweeper, refund worker); stop and close them on exit."""
-    async with opened_core(config) as (core, gateway):
+    async with opened_core(config) as (core, gateways):
         runner = make_runner(config, token, api_base, core)
         try:
             await runner.start()
-            async with running_workers(core, gateway, config, runner.sender, lambda: runner.handled) as w:
+            async with running_workers(core, gateways, config, runner.sender, lambda: runner.handled) as w:
                 yield Running(runner, core.database, core.service, api_base, w.relay, w.sweeper, w.refunds,
                               w.api, desk_sweeper=w.desk_sweeper)
         finally:

@@ -245,7 +245,7 @@ _DECIDED = {"approve": {CaseStatus.REFUNDING, CaseStatus.REFUNDED}, "confirm": {
 def _workflow(settings: AppConfig):  # type: ignore[no-untyped-def]
     from dialogs.cases import CaseWorkflow
 
-    return CaseWorkflow.for_settings(settings.core, settings.platform.gateway)
+    return CaseWorkflow.for_settings(settings.core, settings.platform.gateway, settings.platform.rails)
 
 
 def _mark(config: Path | None, case_no: str, *, succeeded: bool, by: str, note: str) -> None:

@@ -11,6 +11,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from dialogs.domain import PaymentChannel
 from dialogs.settings import (
     AutoApproveSettings,
     CoreSettings,
@@ -137,6 +138,9 @@ class PlatformConfig(_Section):
     # mark-refunded CASE` or the API). "http": refundbot calls refund_url.
     gateway: Literal["manual", "http"] = "manual"
     refund_url: str = ""
+    # Per payment channel, another gateway (bot/rails/): e.g. {alipay = "alipay", wechat = "wechat"}.
+    # A channel not named here goes to `gateway`.
+    rails: dict[PaymentChannel, str] = Field(default_factory=dict)
     # "local": orders come from `refundbot orders import` / the order-upsert callback. "http": GET orders_url/{order_no}.
     orders: Literal["local", "http"] = "local"
     orders_url: str = ""

@@ -52,9 +52,9 @@ class EmbeddedRefundbot:
         if self.started:
             return
         try:
-            core, gateway = await self._stack.enter_async_context(opened_core(self.config))
+            core, gateways = await self._stack.enter_async_context(opened_core(self.config))
             self.workers = await self._stack.enter_async_context(
-                running_workers(core, gateway, self.config, sender, lambda: self.handled))
+                running_workers(core, gateways, self.config, sender, lambda: self.handled))
             web, self.web_url = await start_web(self.workers.api, self.config)
             self._stack.push_async_callback(web.cleanup)
         except BaseException:

@@ -1,4 +1,5 @@
-"""The shop platform, seen from refundbot: signed HTTP both ways, the refund gateways and the order lookup.
+"""The shop platform, seen from refundbot: signed HTTP both ways, its HTTP client and the order lookup
+(the refund gateways, the platform's own among them, are in bot/rails/).
 
 Signing (both directions, one shared secret, `[platform] secret` / REFUNDBOT_PLATFORM_SECRET):
 
@@ -10,14 +11,6 @@ where `message` is the raw request body for POST and the raw path with its query
 `max_clock_skew_seconds` away from our clock is refused, and so is a POST whose signature was
 already accepted once (the nonce ledger): together they make a captured request useless.
 
-The platform's refund endpoint (`[platform] refund_url`, used by HttpGateway) receives
-
-    POST refund_url   {"case_no", "order_no", "amount": "12.50", "currency": "CNY", "idempotency_key"}
-
-and answers 2xx with {"status": "accepted" | "succeeded" | "failed", "reference"?, "amount"?,
-"reason"?}. The idempotency key is the platform's duplicate guard: the same key must never pay twice,
-and refundbot re-sends an attempt under the same key whenever it does not know the outcome.
-
 Every call to the platform follows no redirect (a signed body must not travel to another host, nor its
 answer be trusted: a 3xx is an error) and reads at most `max_answer_bytes` of the answer; either is
 treated like an unreachable platform.
@@ -27,11 +20,10 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import json
 import logging
 import time
 from collections.abc import Callable, Mapping
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import Any
 from urllib.parse import quote
 
@@ -40,8 +32,8 @@ from yarl import URL
 
 from bot import bodies
 from bot.config import MAX_ANSWER_BYTES, PlatformConfig
-from dialogs.domain import Order, RefundAttempt, RefundStatus
-from dialogs.ports import GatewayResult, GatewayUnavailable, OrderSourceUnavailable
+from dialogs.domain import Order
+from dialogs.ports import OrderSourceUnavailable
 from storage.importer import parse_order
 
 log = logging.getLogger(__name__)
@@ -91,28 +83,13 @@ def verify(secret: str, headers: Mapping[str, str], message: bytes, *, now: floa
 # --- refund gateways --------------------------------------------------------------------------
 
 
-class ManualGateway:
-    """Nothing to call: finance pays the money back by hand and confirms with
-    `refundbot cases mark-refunded CASE` (or the refund callback); the case waits in refunding."""
-
-    name = "manual"
-
-    async def refund(self, attempt: RefundAttempt, order_no: str) -> GatewayResult:
-        return GatewayResult(RefundStatus.REQUESTED, reason="waiting for finance to pay and confirm")
-
-    async def close(self) -> None:
-        return None
-
-
-_RETRYABLE = frozenset({401, 403, 404, 408, 409, 425, 429})  # misconfiguration or "busy": nothing was paid
-_REFUSED = frozenset({400, 422})  # the platform looked at the request and refused it
-
+# --- the platform's HTTP client (refunds: bot/rails/http.py; orders: below) -------------------
 
 class PlatformCallFailed(Exception):
     """No answer worth reading: network error, timeout, a redirect, an answer over the size cap."""
 
 
-class _PlatformClient:
+class PlatformClient:
     """What both calls to the platform share: a URL and the secret they are signed with (both
     required), a timeout, a cap on the answer's size and one HTTP session, opened on first use."""
 
@@ -154,82 +131,6 @@ class _PlatformClient:
             await self._session.close()
 
 
-class HttpGateway(_PlatformClient):
-    """POSTs each attempt to `[platform] refund_url`, signed, under its idempotency key.
-
-    - 2xx {"status": "accepted"}: the platform has it; the case waits for the refund callback.
-    - 2xx {"status": "succeeded" | "failed"}: settled now.
-    - 400 / 422: refused (the attempt fails and the case goes to refund_failed for a person).
-    - network errors, timeouts, redirects, over-large answers, 5xx and the other 4xx: GatewayUnavailable, sent again later with
-      the same key (a retry never pays twice).
-    - a 2xx we cannot trust (not JSON, unknown status, another key, an amount other than the
-      attempt's, in particular more): never taken as paid or failed; the attempt is parked as
-      requested with the answer in its note, for finance to settle.
-    """
-
-    name = "http"
-
-    def __init__(self, url: str, secret: str, timeout: float = 10, *, clock: Clock = time.time,
-                 max_answer_bytes: int = MAX_ANSWER_BYTES) -> None:
-        super().__init__(url, secret, timeout, clock, 'gateway = "http"', "refund_url", max_answer_bytes)
-        self.url = url
-
-    async def refund(self, attempt: RefundAttempt, order_no: str) -> GatewayResult:
-        key = attempt.idempotency_key
-        body = json.dumps({"case_no": attempt.case_no, "order_no": order_no, "amount": str(attempt.amount),
-                           "currency": "CNY", "idempotency_key": key}, separators=(",", ":")).encode()
-        headers = {"Content-Type": "application/json", "Idempotency-Key": key,
-                   **signed_headers(self._secret, body, self._clock())}
-        try:
-            status, raw = await self._call("POST", self.url, headers, body)
-        except PlatformCallFailed as exc:
-            raise GatewayUnavailable(f"refund {key}: {exc}") from exc
-        text = raw[:300].decode("utf-8", "replace")
-        if status in _REFUSED:
-            return GatewayResult(RefundStatus.FAILED, reason=f"the platform refused the refund (HTTP {status}): {text}")
-        if status >= 300:
-            if status not in _RETRYABLE and status < 500:
-                log.warning("refund %s: unexpected HTTP %s from the platform; will retry", key, status)
-            raise GatewayUnavailable(f"refund {key}: HTTP {status}: {text}")
-        return self._read_answer(attempt, raw, text)
-
-    def _read_answer(self, attempt: RefundAttempt, raw: bytes, text: str) -> GatewayResult:
-        key = attempt.idempotency_key
-
-        def unclear(why: str) -> GatewayResult:
-            log.error("refund %s: untrustworthy answer from the platform (%s): %s; held for finance", key, why, text)
-            return GatewayResult(RefundStatus.REQUESTED, reason=f"unclear answer from the platform ({why}): {text}")
-
-        try:
-            answer = bodies.loads(raw, parse_float=Decimal)
-        except ValueError:
-            return unclear("not JSON")
-        if not isinstance(answer, dict):
-            return unclear("not a JSON object")
-        if answer.get("idempotency_key", key) != key:
-            return unclear("another idempotency key")
-        if answer.get("amount") is not None:
-            try:
-                amount = Decimal(str(answer["amount"]))
-            except InvalidOperation:
-                return unclear("amount is not a number")
-            if amount > attempt.amount:
-                return unclear(f"amount {amount} is more than the {attempt.amount} asked for")
-            if amount != attempt.amount:
-                return unclear(f"amount {amount} is not the {attempt.amount} asked for")
-        reference = answer.get("reference")
-        reference = str(reference)[:128] if reference not in (None, "") else None
-        outcome = answer.get("status")
-        if outcome == "accepted":
-            return GatewayResult(RefundStatus.REQUESTED, external_ref=reference)
-        if outcome == "succeeded":
-            return GatewayResult(RefundStatus.SUCCEEDED, external_ref=reference)
-        if outcome == "failed":
-            reason = str(answer.get("reason") or "the platform reported the refund failed")[:500]
-            return GatewayResult(RefundStatus.FAILED, external_ref=reference, reason=reason)
-        return unclear(f"unknown status {outcome!r}")
-
-
 # --- orders from the platform -----------------------------------------------------------------
 
 
@@ -237,7 +138,7 @@ class OrderLookupError(OrderSourceUnavailable):
     """The platform's order API did not answer usefully (network, 5xx, a malformed order)."""
 
 
-class HttpOrderLookup(_PlatformClient):
+class HttpOrderLookup(PlatformClient):
     """dialogs.ports.OrderLookup over `GET {orders_url}/{order_no}` (signed like every call):
     200 with an order object in the import format → the Order; 404 → None; anything else →
     OrderLookupError."""
@@ -280,14 +181,6 @@ def order_from_json(fields: Any) -> Order:
 
 
 # --- from configuration -----------------------------------------------------------------------
-
-
-def build_gateway(config: PlatformConfig) -> ManualGateway | HttpGateway:
-    """`[platform] gateway`: "manual" (default) or "http" (needs refund_url and secret)."""
-    if config.gateway == "http":
-        return HttpGateway(config.refund_url, config.secret, config.timeout_seconds,
-                           max_answer_bytes=config.max_answer_bytes)
-    return ManualGateway()
 
 
 def build_order_lookup(config: PlatformConfig) -> HttpOrderLookup | None:

@@ -5,7 +5,8 @@ others. Who may fire a trigger (customer, agent, platform, system) is the caller
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
 
@@ -16,6 +17,7 @@ from dialogs.domain import (
     DeskItem,
     Order,
     OutboxMessage,
+    PaymentChannel,
     ProductKind,
     Reason,
     Verdict,
@@ -52,11 +54,20 @@ class CaseWorkflow:
     settings: CoreSettings
     calendar: WorkingCalendar
     gateway: str = "manual"  # the RefundGateway that new refund attempts go to
+    # Per payment channel, another gateway (`[platform.rails]`): the money goes back on the rail it came by.
+    rails: Mapping[PaymentChannel, str] = field(default_factory=dict)
 
     @classmethod
-    def for_settings(cls, settings: CoreSettings, gateway: str = "manual") -> CaseWorkflow:
+    def for_settings(cls, settings: CoreSettings, gateway: str = "manual",
+                     rails: Mapping[PaymentChannel, str] | None = None) -> CaseWorkflow:
         calendar = WorkingCalendar(settings.policy.extra_holidays, settings.policy.extra_workdays)
-        return cls(settings, calendar, gateway)
+        return cls(settings, calendar, gateway, dict(rails or {}))
+
+    def gateway_for(self, order: Order | None) -> str:
+        """The gateway an attempt for this order goes to: its channel's rail, else the default."""
+        if order is None:
+            return self.gateway
+        return self.rails.get(order.payment_channel, self.gateway)
 
     async def filed(self, uow: UnitOfWork, case: Case, order: Order | None) -> Case:
         """A case was just added: show its card, start its review clock, auto-approve if allowed."""
@@ -184,4 +195,5 @@ class CaseWorkflow:
             attempts = await uow.refunds.for_case(case.case_no)
             if attempts:
                 requested = attempts[-1].amount
-        await ledger.reserve(uow, case, gateway=self.gateway, at=at, requested=requested, exact=exact)
+        gateway = self.gateway_for(await uow.orders.get(case.order_no)) if self.rails else self.gateway
+        await ledger.reserve(uow, case, gateway=gateway, at=at, requested=requested, exact=exact)

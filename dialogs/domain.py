@@ -31,6 +31,7 @@ class ProductKind(StrEnum):
 class PaymentChannel(StrEnum):
     ALIPAY = "alipay"
     WECHAT = "wechat"
+    EPAY = "epay"  # 彩虹易支付, the aggregator many card shops take Alipay / WeChat payments through
     BANK_CARD = "bank_card"
     BALANCE = "balance"
 
@@ -237,6 +238,16 @@ class RefundStatus(StrEnum):
     FAILED = "failed"
 
 
+class RailError(StrEnum):
+    """Why a rail refused a refund, in words the case history, the desk and the customer share."""
+
+    TRADE_CLOSED = "trade_closed"  # the purchase is closed on the rail (never paid, or already settled away)
+    WINDOW_PASSED = "window_passed"  # past the rail's refund window (Alipay / WeChat Pay: a year)
+    BALANCE_LOW = "balance_low"  # the merchant account cannot cover it now: retry later (RailBusy)
+    AMOUNT_TOO_HIGH = "amount_too_high"  # more than the rail still holds refundable for the purchase
+    REJECTED = "rejected"  # any other refusal; `reason` has the rail's own words
+
+
 @dataclass(frozen=True, slots=True)
 class RefundAttempt:
     case_no: str
@@ -245,8 +256,13 @@ class RefundAttempt:
     amount: Decimal
     status: RefundStatus
     created_at: datetime
-    external_ref: str | None = None
+    external_ref: str | None = None  # the rail's (or platform's) refund id
     note: str = ""
+    # When the attempt was first handed to its gateway (None: never sent). A sent attempt whose outcome
+    # is unknown is asked about (RefundGateway.query) before it is ever sent again.
+    sent_at: datetime | None = None
+    rail_status: str = ""  # the rail's own word for it, as last heard (SUCCESS, PROCESSING, REFUND_SUCCESS…)
+    error: RailError | None = None  # a FAILED attempt the rail refused: why
 
 
 @dataclass(frozen=True, slots=True)

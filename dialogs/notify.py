@@ -30,6 +30,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from datetime import date, datetime, timedelta
+from decimal import Decimal
 from typing import Any
 
 from dialogs import ledger, lifecycle
@@ -183,6 +184,10 @@ async def compose(uow: UnitOfWork, delivery: Delivery, settings: CoreSettings,
     t = Texts(case.locale)
     if delivery.kind == SUPERVISOR_ALERT:
         t = Texts(settings.i18n.default_locale)
+        if "text_key" in payload:  # an alert about the money (dialogs.refunds.rail_busy)
+            params = dict(payload.get("params") or {})
+            return Notice(delivery.chat_id, t(str(payload["text_key"]), case_no=case.case_no,
+                                              **{**params, "amount": money(Decimal(str(params.get("amount", 0))))}))
         return Notice(delivery.chat_id, t(f"alert.{payload['deadline']}", case_no=case.case_no,
                                           due=payload["due"], new_due=payload["new_due"],
                                           status=t(f"status.{case.status.value}")))
@@ -198,6 +203,8 @@ async def compose(uow: UnitOfWork, delivery: Delivery, settings: CoreSettings,
         if status in (C.REFUNDING, C.REFUNDED, C.REFUND_FAILED):  # what is paid: a partial approval pays less
             attempts = await uow.refunds.for_case(case.case_no)
             amount = attempts[-1].amount if attempts else amount
+            if status is C.REFUND_FAILED and attempts and attempts[-1].error is not None:
+                note = t(f"rail_error.{attempts[-1].error.value}")  # the rail's refusal, in the customer's words
         # The silence close of a needs_info request: the timer's own instant, or (the case has moved on
         # since) the same sum the timer was set with, from when the request was made.
         close = (await info_close_due(uow, case.case_no) if status is C.NEEDS_INFO else None) or (

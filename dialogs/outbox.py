@@ -15,7 +15,9 @@ CASE_CARD = "case_card"  # payload {"case_no"}: the customer's status card, queu
 CASE_NEWS = "case_news"  # payload {"case_no", "from", "to", "note"}: a message when the customer must act
 INFO_REMINDER = "info_reminder"  # payload {"case_no", "close"}: a needs_info case waits on the customer
 DEADLINE_MOVED = "deadline_moved"  # payload {"case_no", "deadline", "new_due"}: the apology for a missed date
-SUPERVISOR_ALERT = "supervisor_alert"  # payload {"case_no", "deadline", "due", "new_due"}: to the supervisors
+# payload {"case_no", "deadline", "due", "new_due"} (a missed date) or {"case_no", "text_key", "params"}: to
+# the supervisors' chat
+SUPERVISOR_ALERT = "supervisor_alert"
 CUSTOMER_TEXT = "customer_text"  # payload {"text_key", "params", "locale"}: a bot message to the customer
 
 # The agents' desk.

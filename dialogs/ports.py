@@ -24,6 +24,8 @@ from dialogs.domain import (
     MessageLink,
     Order,
     OutboxMessage,
+    PaymentChannel,
+    RailError,
     Reason,
     RefundAttempt,
     RefundStatus,
@@ -265,9 +267,19 @@ class RefundLedger(Protocol):
         """The attempts of every case of an order, oldest first."""
         ...
 
+    async def get(self, idempotency_key: str) -> RefundAttempt | None:
+        ...
+
     async def set_status(self, idempotency_key: str, status: RefundStatus, *, at: datetime,
-                         external_ref: str | None = None, note: str = "") -> None:
-        """Any status but PENDING also ends a worker's hold on the attempt (see claim_pending)."""
+                         external_ref: str | None = None, note: str = "", rail_status: str | None = None,
+                         error: RailError | None = None) -> None:
+        """Any status but PENDING also ends a worker's hold on the attempt (see claim_pending).
+        `external_ref` and `rail_status` are kept as they were when None."""
+        ...
+
+    async def mark_sent(self, idempotency_key: str, at: datetime) -> None:
+        """The attempt is about to go to its gateway: from now on its outcome is asked about (query)
+        before it is ever sent again. Keeps the first time."""
         ...
 
     async def pending(self, limit: int = 100) -> list[RefundAttempt]:
@@ -516,6 +528,22 @@ class ConcurrentUpdate(Exception):
 
 
 @dataclass(frozen=True, slots=True)
+class Payment:
+    """What a gateway needs besides the attempt: the purchase being paid back."""
+
+    order_no: str  # the shop's order number: the rail's out_trade_no
+    paid: Decimal  # what the purchase cost in total (WeChat Pay wants it beside the refund amount)
+    trade_no: str | None = None  # the rail's own number for the purchase (Order.trade_no), when known
+    channel: PaymentChannel | None = None  # None: the order is not in our books (only its number is)
+
+    @classmethod
+    def of(cls, order_no: str, order: Order | None, fallback_paid: Decimal) -> Payment:
+        if order is None:
+            return cls(order_no=order_no, paid=fallback_paid)
+        return cls(order_no=order_no, paid=order.amount, trade_no=order.trade_no, channel=order.payment_channel)
+
+
+@dataclass(frozen=True, slots=True)
 class GatewayResult:
     """What a refund gateway said about one attempt.
 
@@ -524,8 +552,10 @@ class GatewayResult:
     """
 
     status: RefundStatus
-    external_ref: str | None = None
+    external_ref: str | None = None  # the rail's refund id
     reason: str = ""
+    rail_status: str = ""  # the rail's own status word, kept on the attempt for finance and reconciliation
+    error: RailError | None = None  # with FAILED: why, in shared words
 
 
 class GatewayUnavailable(Exception):
@@ -533,12 +563,29 @@ class GatewayUnavailable(Exception):
     the same attempt; its idempotency key keeps the platform from paying twice."""
 
 
+class RailBusy(GatewayUnavailable):
+    """The rail answered but cannot pay now (the merchant balance is too low): nothing was paid; try
+    again later with the same attempt, and tell the supervisors."""
+
+    error = RailError.BALANCE_LOW
+
+
 class RefundGateway(Protocol):
     """Pays a recorded refund attempt back on the order's original payment route."""
 
-    name: str  # the RefundAttempt.gateway this gateway handles ("manual", "http")
+    name: str  # the RefundAttempt.gateway this gateway handles ("manual", "http", "alipay", …)
 
-    async def refund(self, attempt: RefundAttempt, order_no: str) -> GatewayResult:
+    async def refund(self, attempt: RefundAttempt, payment: Payment) -> GatewayResult:
         """Ask for the payout of `attempt` (exactly its amount, under its idempotency key).
-        Raises GatewayUnavailable when the outcome is unknown; calling again is always safe."""
+        Raises GatewayUnavailable when the outcome is unknown (RailBusy: the rail cannot pay now)."""
+        ...
+
+    async def query(self, attempt: RefundAttempt, payment: Payment) -> GatewayResult | None:
+        """What the rail knows of an attempt that was sent before with an unknown outcome (a timeout, a
+        crash), asked before it is ever sent again: a result to record, or None when the rail has no
+        such refund (then, and only then, it is sent again under the same key). A gateway whose other
+        side deduplicates by key itself may answer None. Raises GatewayUnavailable when it cannot tell."""
+        ...
+
+    async def close(self) -> None:
         ...

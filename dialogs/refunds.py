@@ -13,10 +13,12 @@ from decimal import Decimal
 
 from dialogs.cases import CaseWorkflow
 from dialogs.clock import utcnow
-from dialogs.domain import Case, CaseStatus, RefundAttempt, RefundStatus
+from dialogs.domain import Case, CaseStatus, OutboxMessage, RailError, RefundAttempt, RefundStatus
 from dialogs.ledger import IN_FLIGHT, open_attempt
 from dialogs.lifecycle import ForbiddenTransition
+from dialogs.outbox import SUPERVISOR_ALERT
 from dialogs.ports import UnitOfWork, UnitOfWorkFactory
+from dialogs.settings import CoreSettings
 
 
 class UnknownAttempt(KeyError):
@@ -44,7 +46,8 @@ class Settled:
 
 async def settle(uow: UnitOfWork, workflow: CaseWorkflow, case_no: str, *, succeeded: bool, actor: str,
                  at: datetime, note: str = "", case_note: str = "", idempotency_key: str | None = None,
-                 external_ref: str | None = None, amount: Decimal | None = None) -> Settled:
+                 external_ref: str | None = None, amount: Decimal | None = None, rail_status: str | None = None,
+                 error: RailError | None = None) -> Settled:
     """Record that a refund attempt paid out (`succeeded`) or failed, and move the case
     (confirm_refund / fail_refund) — in the caller's unit of work.
 
@@ -81,9 +84,11 @@ async def settle(uow: UnitOfWork, workflow: CaseWorkflow, case_no: str, *, succe
     if attempt.status not in IN_FLIGHT:
         raise AttemptSettled(f"attempt {attempt.idempotency_key} is already {attempt.status.value}")
     moved = await workflow.move(uow, case_no, trigger, actor=actor, at=at, note=case_note, settling=True)
-    await uow.refunds.set_status(attempt.idempotency_key, target, at=at, external_ref=external_ref, note=note)
+    await uow.refunds.set_status(attempt.idempotency_key, target, at=at, external_ref=external_ref, note=note,
+                                 rail_status=rail_status, error=error)
     return Settled(moved, replace(attempt, status=target, external_ref=external_ref or attempt.external_ref,
-                                  note=note), changed=True)
+                                  note=note, rail_status=rail_status or attempt.rail_status, error=error),
+                   changed=True)
 
 
 async def mark_settled(uow_factory: UnitOfWorkFactory, workflow: CaseWorkflow, case_no: str, *,
@@ -101,3 +106,16 @@ async def mark_refunded(uow_factory: UnitOfWorkFactory, workflow: CaseWorkflow, 
                         actor: str = "finance", note: str = "", at: datetime | None = None) -> Settled:
     """Finance paid the money back (ManualGateway, or by hand): the case is refunded."""
     return await mark_settled(uow_factory, workflow, case_no, succeeded=True, actor=actor, note=note, at=at)
+
+
+async def rail_busy(uow: UnitOfWork, settings: CoreSettings, attempt: RefundAttempt, why: str, at: datetime) -> None:
+    """The rail cannot pay `attempt` now (the merchant balance is too low; the worker tries again later):
+    tell the supervisors' chat, once a day per attempt."""
+    if not settings.sla.supervisors_chat_id:
+        return
+    await uow.outbox.add(OutboxMessage(
+        kind=SUPERVISOR_ALERT, chat_id=settings.sla.supervisors_chat_id,
+        dedupe_key=f"rail_busy:{attempt.idempotency_key}:{at.date().isoformat()}",
+        payload={"case_no": attempt.case_no, "text_key": "alert.rail_busy",
+                 "params": {"amount": str(attempt.amount), "gateway": attempt.gateway, "why": why[:200]}},
+        created_at=at))

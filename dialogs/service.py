@@ -13,7 +13,7 @@ import re
 import socket
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from datetime import datetime, timedelta
 
@@ -21,7 +21,7 @@ from dialogs.cases import CaseWorkflow
 from dialogs.clock import utcnow
 from dialogs.conversation import FILE_STEPS, Dialog
 from dialogs.desk import TAKEOVER, DeskService
-from dialogs.domain import Conversation, Order
+from dialogs.domain import Conversation, Order, PaymentChannel
 from dialogs.io import Event, EventKind, Outcome, Reply
 from dialogs.lifecycle import ForbiddenTransition
 from dialogs.moderation import held
@@ -124,11 +124,12 @@ class RefundService:
         flood_window: float = 10.0,
         gateway: str = "manual",
         orders: OrderLookup | None = None,
+        rails: Mapping[PaymentChannel, str] | None = None,
     ) -> None:
         self.uow_factory = uow_factory
         self.settings = settings
         self.clock = clock
-        self.workflow = CaseWorkflow.for_settings(settings, gateway)
+        self.workflow = CaseWorkflow.for_settings(settings, gateway, rails)
         self.calendar = self.workflow.calendar
         # An order source other than the local table (the platform's API): asked before the unit of
         # work opens, so a slow answer never holds the database, and its answer is kept locally.

@@ -110,6 +110,7 @@ def _default_credit_days() -> dict[PaymentChannel, int]:
         PaymentChannel.BALANCE: 1,
         PaymentChannel.ALIPAY: 3,
         PaymentChannel.WECHAT: 3,
+        PaymentChannel.EPAY: 3,
         PaymentChannel.BANK_CARD: 5,
     }
 

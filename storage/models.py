@@ -324,6 +324,9 @@ class RefundAttemptRow(Base):
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
     claimed_by: Mapped[str | None] = mapped_column(String(64))
     claim_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)  # first handed to the gateway
+    rail_status: Mapped[str | None] = mapped_column(String(32))  # the rail's own word, as last heard
+    error: Mapped[str | None] = mapped_column(String(32))  # dialogs.domain.RailError of a refused attempt
 
 
 class ApiNonceRow(Base):

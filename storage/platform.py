@@ -16,7 +16,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.exc import IntegrityError
 
-from dialogs.domain import RefundAttempt, RefundStatus
+from dialogs.domain import RailError, RefundAttempt, RefundStatus
 from storage.leases import LeaseClaim
 from storage.models import ApiNonceRow, CaseRow, RefundAttemptRow, UTCDateTime
 from storage.repositories import SessionRepository, execute_core, rowcount
@@ -26,7 +26,8 @@ def _attempt(row: Any) -> RefundAttempt:
     """A RefundAttemptRow, or a Core row with its columns."""
     return RefundAttempt(case_no=row.case_no, idempotency_key=row.idempotency_key, gateway=row.gateway,
                          amount=row.amount, status=RefundStatus(row.status), created_at=row.created_at,
-                         external_ref=row.external_ref, note=row.note)
+                         external_ref=row.external_ref, note=row.note, sent_at=row.sent_at,
+                         rail_status=row.rail_status or "", error=RailError(row.error) if row.error else None)
 
 
 # Prebuilt Core statements for the refund workers' claim (see storage.leases).
@@ -42,7 +43,8 @@ _CLAIM = LeaseClaim(
     pick_only=[_ATTEMPTS.c.gateway == bindparam("w_gateway")],
     returning=[_ATTEMPTS.c.id, _ATTEMPTS.c.case_no, _ATTEMPTS.c.idempotency_key, _ATTEMPTS.c.gateway,
                _ATTEMPTS.c.amount, _ATTEMPTS.c.status, _ATTEMPTS.c.created_at, _ATTEMPTS.c.external_ref,
-               _ATTEMPTS.c.note])
+               _ATTEMPTS.c.note, _ATTEMPTS.c.sent_at, _ATTEMPTS.c.rail_status,
+               _ATTEMPTS.c.error])
 _RELEASE = (
     update(_ATTEMPTS).where(_ATTEMPTS.c.idempotency_key == bindparam("w_key"),
                             _ATTEMPTS.c.claimed_by == bindparam("w_owner"), _IS_PENDING)
@@ -79,18 +81,34 @@ class SqlaRefundLedger(SessionRepository):
             .execution_options(populate_existing=True))
         return [_attempt(row) for row in rows]
 
+    async def get(self, idempotency_key: str) -> RefundAttempt | None:
+        row = await self._session.scalar(
+            select(RefundAttemptRow).where(RefundAttemptRow.idempotency_key == idempotency_key)
+            .execution_options(populate_existing=True))
+        return _attempt(row) if row is not None else None
+
     async def set_status(self, idempotency_key: str, status: RefundStatus, *, at: datetime,
-                         external_ref: str | None = None, note: str = "") -> None:
-        values: dict[str, object] = {"status": status.value, "updated_at": at, "note": note}
+                         external_ref: str | None = None, note: str = "", rail_status: str | None = None,
+                         error: RailError | None = None) -> None:
+        values: dict[str, object] = {"status": status.value, "updated_at": at, "note": note,
+                                     "error": error.value if error is not None else None}
         if status is not RefundStatus.PENDING:  # settled or with the platform: no worker holds it any more
             values.update(claimed_by=None, claim_until=None)
         if external_ref is not None:
             values["external_ref"] = external_ref
+        if rail_status is not None:
+            values["rail_status"] = rail_status[:32]
         result = await self._session.execute(
             update(RefundAttemptRow).where(RefundAttemptRow.idempotency_key == idempotency_key).values(**values)
             .execution_options(synchronize_session=False))
         if rowcount(result) == 0:
             raise KeyError(idempotency_key)
+
+    async def mark_sent(self, idempotency_key: str, at: datetime) -> None:
+        await self._session.execute(
+            update(RefundAttemptRow).where(RefundAttemptRow.idempotency_key == idempotency_key,
+                                           RefundAttemptRow.sent_at.is_(None))
+            .values(sent_at=at).execution_options(synchronize_session=False))
 
     async def pending(self, limit: int = 100) -> list[RefundAttempt]:
         rows = await self._session.scalars(

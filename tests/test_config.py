@@ -25,7 +25,7 @@ def fields(model: type[BaseModel], prefix: str = "") -> set[str]:
 def keys(table: dict, prefix: str = "") -> set[str]:
     out = set()
     for name, value in table.items():
-        if isinstance(value, dict) and name not in ("min_evidence", "credit_working_days", "aliases"):  # maps
+        if isinstance(value, dict) and name not in ("min_evidence", "credit_working_days", "aliases", "rails"):  # maps
             out |= keys(value, f"{prefix}{name}.")
         else:
             out.add(prefix + name)

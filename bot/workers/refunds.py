@@ -33,8 +33,16 @@ from dialogs.cases import CaseWorkflow
 from dialogs.clock import utcnow
 from dialogs.domain import CaseStatus, RefundAttempt, RefundStatus
 from dialogs.lifecycle import ForbiddenTransition
-from dialogs.ports import GatewayResult, GatewayUnavailable, RefundGateway, UnitOfWork, UnitOfWorkFactory
-from dialogs.refunds import settle
+from dialogs.ports import (
+    GatewayResult,
+    GatewayUnavailable,
+    Payment,
+    RailBusy,
+    RefundGateway,
+    UnitOfWork,
+    UnitOfWorkFactory,
+)
+from dialogs.refunds import rail_busy, settle
 
 if TYPE_CHECKING:
     from bot.metrics import Metrics
@@ -135,10 +143,10 @@ class RefundWorker(Sweep[RefundAttempt]):
                 self._failures.pop(key, None)
                 log.warning("refund %s not sent: case %s is %s", key, attempt.case_no, status)
                 return True
-            order_no = case.order_no
+            payment = Payment.of(case.order_no, await uow.orders.get(case.order_no), fallback_paid=case.amount)
         try:
             async with asyncio.timeout(self.call_timeout):
-                result = await self.gateway.refund(current, order_no)
+                result = await self._pay(current, payment)
         except (GatewayUnavailable, TimeoutError) as exc:
             failures = self._failures.get(key, 0)
             delay = min(self.retry_base * 2 ** failures, self.retry_max)
@@ -147,15 +155,31 @@ class RefundWorker(Sweep[RefundAttempt]):
             until = self.clock() + timedelta(seconds=delay) if delay > 0 else None
             async with self.uow() as uow:
                 await uow.refunds.release(key, owner=self.owner, until=until)
+                if isinstance(exc, RailBusy):  # the rail answered "not now": people must act (top the account up)
+                    await rail_busy(uow, self.workflow.settings, current, str(exc), self.clock())
                 await uow.commit()
             why = exc if isinstance(exc, GatewayUnavailable) else f"no answer within {self.call_timeout:g} s"
-            log.warning("refund %s: %s; trying again in %.0f s with the same key", key, why, delay)
-            self._count("unavailable")
+            log.warning("refund %s: %s; asking again in %.0f s (same key)", key, why, delay)
+            self._count("busy" if isinstance(exc, RailBusy) else "unavailable")
             return False
         self._failures.pop(key, None)
         self._count(result.status.value)
         await self._record(current, result)
         return True
+
+    async def _pay(self, attempt: RefundAttempt, payment: Payment) -> GatewayResult:
+        """Query before retry: an attempt sent before whose outcome is unknown (a timeout, a crash) is
+        asked about first, and sent again (under the same key) only when the rail has no such refund."""
+        if attempt.sent_at is not None:
+            known = await self.gateway.query(attempt, payment)
+            if known is not None:
+                return known
+            log.info("refund %s: the rail has no such refund; sending it again with the same key",
+                     attempt.idempotency_key)
+        async with self.uow() as uow:
+            await uow.refunds.mark_sent(attempt.idempotency_key, self.clock())
+            await uow.commit()
+        return await self.gateway.refund(attempt, payment)
 
     async def _record(self, attempt: RefundAttempt, result: GatewayResult) -> None:
         key = attempt.idempotency_key
@@ -168,18 +192,20 @@ class RefundWorker(Sweep[RefundAttempt]):
                 return
             if result.status is RefundStatus.REQUESTED:
                 await uow.refunds.set_status(key, RefundStatus.REQUESTED, at=at, external_ref=result.external_ref,
-                                             note=result.reason)
+                                             note=result.reason, rail_status=result.rail_status or None)
             else:
                 try:
                     await settle(uow, self.workflow, attempt.case_no, succeeded=result.status is RefundStatus.SUCCEEDED,
                                  actor="gateway", at=at, note=result.reason, idempotency_key=key,
-                                 external_ref=result.external_ref)
+                                 external_ref=result.external_ref, rail_status=result.rail_status or None,
+                                 error=result.error, case_note=_case_note(result))
                 except ForbiddenTransition as exc:
                     # The case moved on while the gateway worked; what happened to the money stays true.
                     log.error("refund %s: gateway said %s, but %s; recorded on the attempt only",
                               key, result.status.value, exc)
                     await uow.refunds.set_status(key, result.status, at=at, external_ref=result.external_ref,
-                                                 note=f"{result.reason} (case was not refunding)".strip())
+                                                 note=f"{result.reason} (case was not refunding)".strip(),
+                                                 rail_status=result.rail_status or None, error=result.error)
             await uow.commit()
 
     def _count(self, outcome: str) -> None:
@@ -189,3 +215,10 @@ class RefundWorker(Sweep[RefundAttempt]):
 
 async def _attempt(uow: UnitOfWork, case_no: str, key: str) -> RefundAttempt | None:
     return next((a for a in await uow.refunds.for_case(case_no) if a.idempotency_key == key), None)
+
+
+def _case_note(result: GatewayResult) -> str:
+    """What the case's history says of a settled attempt: the rail's refusal by name, with its words."""
+    if result.error is None:
+        return ""
+    return f"{result.error.value}: {result.reason}"[:500] if result.reason else result.error.value

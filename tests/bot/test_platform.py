@@ -16,20 +16,22 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
+from bot.config import PlatformConfig
 from bot.platform import (
     SIGNATURE_HEADER,
     TIMESTAMP_HEADER,
-    HttpGateway,
     HttpOrderLookup,
-    ManualGateway,
     OrderLookupError,
     SignatureError,
     sign,
     signed_headers,
     verify,
 )
+from bot.rails import build_gateways
+from bot.rails.http import HttpGateway
+from bot.rails.manual import ManualGateway
 from dialogs.domain import RefundAttempt, RefundStatus
-from dialogs.ports import GatewayUnavailable
+from dialogs.ports import GatewayUnavailable, Payment, RefundGateway
 
 SECRET = "s3cret-shared-with-the-platform"
 NOW = 1_795_000_000.0
@@ -133,6 +135,14 @@ def attempt(amount: str = "30.00", key: str = "R20261124-0001-1") -> RefundAttem
                          status=RefundStatus.PENDING, created_at=datetime(2026, 11, 24, tzinfo=UTC))
 
 
+def payment(order_no: str) -> Payment:
+    return Payment(order_no=order_no, paid=Decimal("100.00"))
+
+
+def build_gateway(config: PlatformConfig) -> RefundGateway:
+    return build_gateways(config)[config.gateway]
+
+
 # --- signatures -------------------------------------------------------------------------------
 
 
@@ -176,7 +186,7 @@ def test_without_a_configured_secret_nothing_verifies() -> None:
 
 
 async def test_manual_gateway_calls_nobody_and_leaves_the_refund_requested() -> None:
-    result = await ManualGateway().refund(attempt(), "KM1")
+    result = await ManualGateway().refund(attempt(), payment("KM1"))
     assert result.status is RefundStatus.REQUESTED
 
 
@@ -188,7 +198,7 @@ async def test_http_gateway_maps_the_platforms_answer(platform: FakePlatform, pl
     platform.plan = [plan]
     gateway = HttpGateway(platform.refund_url, SECRET, timeout=2)
     try:
-        result = await gateway.refund(attempt(), "KM20261124000001")
+        result = await gateway.refund(attempt(), payment("KM20261124000001"))
     finally:
         await gateway.close()
     assert result.status is status
@@ -202,7 +212,7 @@ async def test_an_answer_that_cannot_be_trusted_is_never_taken_as_paid(platform:
     platform.plan = [plan]
     gateway = HttpGateway(platform.refund_url, SECRET, timeout=2)
     try:
-        result = await gateway.refund(attempt(), "KM1")
+        result = await gateway.refund(attempt(), payment("KM1"))
     finally:
         await gateway.close()
     assert result.status is RefundStatus.REQUESTED and "unclear answer" in result.reason
@@ -214,8 +224,8 @@ async def test_a_lost_answer_is_unavailable_and_the_same_key_never_pays_twice(pl
     try:
         for _ in range(2):
             with pytest.raises(GatewayUnavailable):
-                await gateway.refund(attempt(), "KM1")
-        result = await gateway.refund(attempt(), "KM1")
+                await gateway.refund(attempt(), payment("KM1"))
+        result = await gateway.refund(attempt(), payment("KM1"))
     finally:
         await gateway.close()
     assert result.status is RefundStatus.SUCCEEDED
@@ -227,7 +237,7 @@ async def test_a_wrong_secret_is_not_a_failed_refund_but_a_retry(platform: FakeP
     gateway = HttpGateway(platform.refund_url, "wrong-secret", timeout=2)
     try:
         with pytest.raises(GatewayUnavailable, match="401"):
-            await gateway.refund(attempt(), "KM1")
+            await gateway.refund(attempt(), payment("KM1"))
     finally:
         await gateway.close()
     assert platform.payouts == {} and platform.bad_signatures == 1
@@ -237,7 +247,7 @@ async def test_an_unreachable_platform_is_unavailable() -> None:
     gateway = HttpGateway("http://127.0.0.1:9/refunds", SECRET, timeout=1)
     try:
         with pytest.raises(GatewayUnavailable):
-            await gateway.refund(attempt(), "KM1")
+            await gateway.refund(attempt(), payment("KM1"))
     finally:
         await gateway.close()
 
@@ -285,8 +295,7 @@ async def test_http_order_lookup_says_when_it_does_not_know(platform: FakePlatfo
 
 
 def test_configuration_picks_the_gateway_and_the_order_source() -> None:
-    from bot.config import PlatformConfig
-    from bot.platform import build_gateway, build_order_lookup
+    from bot.platform import build_order_lookup
 
     assert isinstance(build_gateway(PlatformConfig()), ManualGateway)
     assert build_order_lookup(PlatformConfig()) is None
@@ -337,7 +346,7 @@ async def test_a_refund_call_follows_no_redirect_and_the_signed_body_stays_home(
     gateway = HttpGateway(f"{base}{status}/refunds", SECRET, timeout=2)
     try:
         with pytest.raises(GatewayUnavailable, match="redirect"):
-            await gateway.refund(attempt(), "KM1")
+            await gateway.refund(attempt(), payment("KM1"))
     finally:
         await gateway.close()
     assert elsewhere.requests == []
@@ -396,7 +405,7 @@ async def test_an_over_large_answer_is_cut_off_early_and_counts_as_unavailable(
     platform_client: HttpGateway | HttpOrderLookup
     if client == "gateway":
         platform_client = HttpGateway(f"{base}refunds", SECRET, timeout=30, max_answer_bytes=1 << 20)
-        call = platform_client.refund(attempt(), "KM1")
+        call = platform_client.refund(attempt(), payment("KM1"))
         failure: type[Exception] = GatewayUnavailable
     else:
         platform_client = HttpOrderLookup(f"{base}orders", SECRET, timeout=30, max_answer_bytes=1 << 20)
@@ -435,7 +444,7 @@ async def test_deeply_nested_json_from_the_platform_is_not_an_order_and_not_a_cr
         try:
             with pytest.raises(OrderLookupError, match="not JSON"):
                 await lookup.get(ORDER["order_no"])
-            result = await gateway.refund(attempt(), "KM1")
+            result = await gateway.refund(attempt(), payment("KM1"))
         finally:
             await lookup.close()
             await gateway.close()
@@ -443,8 +452,7 @@ async def test_deeply_nested_json_from_the_platform_is_not_an_order_and_not_a_cr
 
 
 def test_configuration_passes_the_answer_cap_to_both_clients() -> None:
-    from bot.config import PlatformConfig
-    from bot.platform import build_gateway, build_order_lookup
+    from bot.platform import build_order_lookup
 
     http = PlatformConfig(gateway="http", refund_url="http://127.0.0.1/r", orders="http",
                           orders_url="http://127.0.0.1/o/", secret=SECRET, max_answer_bytes=4096)

@@ -18,13 +18,14 @@ from aiohttp.test_utils import TestServer
 from sqlalchemy import select
 
 from bot.finance import export_rows, local_range, write_csv
-from bot.platform import HttpGateway, ManualGateway
+from bot.rails.http import HttpGateway
+from bot.rails.manual import ManualGateway
 from bot.workers.refunds import RefundWorker
 from dialogs.cases import CaseWorkflow
 from dialogs.domain import CaseStatus, RefundAttempt, RefundStatus
 from dialogs.lifecycle import ForbiddenTransition
 from dialogs.outbox import CASE_NEWS
-from dialogs.ports import GatewayResult
+from dialogs.ports import GatewayResult, Payment
 from dialogs.refunds import mark_refunded
 from dialogs.settings import CoreSettings
 from dialogs.workdays import WorkingCalendar
@@ -109,11 +110,17 @@ class CountingGateway:
     on_call: list[object] = field(default_factory=list)
     name: str = "http"
 
-    async def refund(self, attempt: RefundAttempt, order_no: str) -> GatewayResult:
+    async def refund(self, attempt: RefundAttempt, payment: Payment) -> GatewayResult:
         self.calls[attempt.idempotency_key] += 1
         for hook in self.on_call:
             hook()  # type: ignore[operator]
-        return await self.inner.refund(attempt, order_no)
+        return await self.inner.refund(attempt, payment)
+
+    async def query(self, attempt: RefundAttempt, payment: Payment) -> GatewayResult | None:
+        return await self.inner.query(attempt, payment)
+
+    async def close(self) -> None:
+        await self.inner.close()
 
 
 class SlowPlatform(FakePlatform):
@@ -167,7 +174,7 @@ async def test_a_worker_that_died_after_the_call_pays_nothing_twice(
     await refunding_case(database)
     async with database.uow() as uow:
         [recorded] = await uow.refunds.pending()
-    await gateway.refund(recorded, "A1001")  # the call went out, then the process died before recording
+    await gateway.refund(recorded, Payment("A1001", Decimal("30.00")))  # the call went out, then the process died before recording
     assert await worker(database, gateway).run_once() == 1  # a new process sends it again
     assert platform.payouts == {f"{CASE}-1": 1} and len(platform.calls) == 2
     assert await state(database) == (CaseStatus.REFUNDED, [RefundStatus.SUCCEEDED])

@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Iterable
+from dataclasses import replace
 from datetime import datetime, timedelta
 
-from dialogs.domain import Delivery, OutboxMessage, RefundAttempt, RefundStatus, Timer, TimerKind
+from dialogs.domain import Delivery, OutboxMessage, RailError, RefundAttempt, RefundStatus, Timer, TimerKind
 from tests.fakes.records import FakeRepository
 from tests.fakes.tables import HELD_UNTIL, AttemptRow, OutboxRow, TimerRow
 
@@ -142,18 +143,28 @@ class FakeRefundLedger(FakeRepository):
         of_order = {c.case_no for c in self._t.cases.values() if c.order_no == order_no}
         return [r.attempt for r in self._t.refunds.values() if r.attempt.case_no in of_order]
 
+    async def get(self, idempotency_key: str) -> RefundAttempt | None:
+        row = self._by_key(idempotency_key)
+        return row.attempt if row is not None else None
+
     async def set_status(self, idempotency_key: str, status: RefundStatus, *, at: datetime,
-                         external_ref: str | None = None, note: str = "") -> None:
+                         external_ref: str | None = None, note: str = "", rail_status: str | None = None,
+                         error: RailError | None = None) -> None:
         row = self._by_key(idempotency_key)
         if row is None:
             raise KeyError(idempotency_key)
-        row.attempt = RefundAttempt(
-            case_no=row.attempt.case_no, idempotency_key=idempotency_key, gateway=row.attempt.gateway,
-            amount=row.attempt.amount, status=status, created_at=row.attempt.created_at,
-            external_ref=external_ref if external_ref is not None else row.attempt.external_ref, note=note)
+        row.attempt = replace(
+            row.attempt, status=status, note=note, error=error,
+            external_ref=external_ref if external_ref is not None else row.attempt.external_ref,
+            rail_status=rail_status[:32] if rail_status is not None else row.attempt.rail_status)
         row.updated_at = at
         if status is not RefundStatus.PENDING:  # settled or with the platform: no worker holds it any more
             row.claimed_by = row.claim_until = None
+
+    async def mark_sent(self, idempotency_key: str, at: datetime) -> None:
+        row = self._by_key(idempotency_key)
+        if row is not None and row.attempt.sent_at is None:
+            row.attempt = replace(row.attempt, sent_at=at)
 
     async def pending(self, limit: int = 100) -> list[RefundAttempt]:
         return [r.attempt for r in self._t.refunds.values() if r.attempt.status is RefundStatus.PENDING][:limit]

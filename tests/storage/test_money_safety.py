@@ -48,7 +48,7 @@ from typer.testing import CliRunner
 
 from bot.api import PlatformApi
 from bot.cli import app as cli
-from bot.platform import HttpGateway
+from bot.rails.http import HttpGateway
 from bot.workers.refunds import RefundWorker
 from dialogs.cases import CaseWorkflow
 from dialogs.domain import Reason, RefundStatus, Verdict
