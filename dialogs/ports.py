@@ -556,6 +556,7 @@ class GatewayResult:
     reason: str = ""
     rail_status: str = ""  # the rail's own status word, kept on the attempt for finance and reconciliation
     error: RailError | None = None  # with FAILED: why, in shared words
+    amount: Decimal | None = None  # what the rail says it refunded (or will), when it says (reconciliation)
 
 
 class GatewayUnavailable(Exception):
