@@ -83,7 +83,8 @@ def labels(locale: str) -> dict[str, object]:
     statuses = {k.removeprefix("status."): v for k, v in catalog(locale).items() if k.startswith("status.")}
     return {
         "status": statuses,
-        "channel": {c.value: t(f"channel.{c.value}") for c in PaymentChannel},
+        # The customers' word unless the desk has its own (they read "original payment account" for epay)
+        "channel": {c.value: t(f"dash.channel.{c.value}", t(f"channel.{c.value}")) for c in PaymentChannel},
         "missed": {d: t(f"dash.missed.{d}") for d in ("review", "credit")},
         "agents": {k: t(f"dash.agents.{k}") for k in ("taken", "decided", "open")},
         "csat_average": t("dash.csat.average"), "csat_count": t("dash.csat.count"), "cases": t("dash.cases"),
