@@ -22,10 +22,11 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Any
+from typing import Any, Self
 
 from aiohttp import web
 from aiohttp.test_utils import TestServer
+from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
@@ -94,7 +95,7 @@ class FakeEpay:
         assert self._server is not None
         return str(self._server.make_url("/"))
 
-    async def __aenter__(self) -> FakeEpay:
+    async def __aenter__(self) -> Self:
         app = web.Application()
         app.router.add_route("*", "/api.php", self._v1)
         app.router.add_post("/api/pay/refund", self._v2_refund)
@@ -200,7 +201,7 @@ class FakeEpay:
         try:
             self.merchant_public.verify(base64.b64decode(params.get("sign", "")), _content(params).encode(),
                                         padding.PKCS1v15(), hashes.SHA256())
-        except Exception:
+        except (InvalidSignature, ValueError):
             return params, "签名校验失败"
         if params.get("sign_type") != "RSA":
             return params, "签名类型错误"
