@@ -283,7 +283,7 @@ class EpayGateway:
         answer = await self._call("POST", "api/pay/refundquery", key,
                                   data=self._signed({"pid": self.pid, "out_refund_no": key}))
         if str(answer.get("code")) != "0":
-            if _has(_words(answer), _NOT_FOUND):
+            if _has(_words(answer), _NOT_FOUND) and not _has(_words(answer), _MISCONFIGURED):
                 return None  # the site never took this refund number: it may be sent (again)
             raise GatewayUnavailable(f"refund {key}: epay refundquery: {_words(answer)}")
         self._verify(answer, key)

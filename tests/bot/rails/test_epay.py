@@ -335,3 +335,15 @@ def test_a_bad_key_file_is_named_without_its_contents(tmp_path) -> None:
     with pytest.raises(ValueError, match="merchant private key") as err:
         EpayGateway.from_config(config.platform, environ={})
     assert secret[:20] not in str(err.value)
+
+
+async def test_v2_keys_may_come_from_the_environment_as_the_bare_base64_the_console_shows() -> None:
+    def bare(pem: bytes) -> str:
+        return "".join(line for line in pem.decode().splitlines() if not line.startswith("-----"))
+
+    config = AppConfig.model_validate({"platform": {"epay": {"api_url": "https://pay.example.com", "pid": "1001"}}})
+    gateway = EpayGateway.from_config(config.platform, environ={
+        "REFUNDBOT_EPAY_MERCHANT_PRIVATE_KEY": bare(private_pem(MERCHANT)),
+        "REFUNDBOT_EPAY_PLATFORM_PUBLIC_KEY": bare(public_pem(PLATFORM))})
+
+    assert "RSA 2048" in await gateway.check()
