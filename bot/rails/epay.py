@@ -206,8 +206,9 @@ class EpayGateway:
         calling the site; ValueError names what is wrong."""
         sample = {"pid": self.pid, "out_trade_no": "CHECK", "money": "0.01", "timestamp": "0"}
         if self.version == 1:
-            if len(md5_sign(sample, self._key)) != 32:
-                raise ValueError("[platform.epay] the merchant key cannot sign")
+            if self._key != self._key.strip():
+                raise ValueError("[platform.epay] the merchant key has spaces around it (a copy-paste slip?)")
+            md5_sign(sample, self._key)
             return f"epay v1 (pid {self.pid}): the merchant key signs (MD5) for {self.base}"
         assert self._private is not None and self._public is not None
         signature = rsa_sign(sample, self._private)

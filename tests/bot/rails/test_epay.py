@@ -347,3 +347,9 @@ async def test_v2_keys_may_come_from_the_environment_as_the_bare_base64_the_cons
         "REFUNDBOT_EPAY_PLATFORM_PUBLIC_KEY": bare(public_pem(PLATFORM))})
 
     assert "RSA 2048" in await gateway.check()
+
+
+async def test_check_names_a_v1_key_pasted_with_spaces_around_it(site: FakeEpay) -> None:
+    assert "MD5" in await v1(site).check()
+    with pytest.raises(ValueError, match="spaces around it"):
+        await v1(site, key=site.key + " ").check()
