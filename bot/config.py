@@ -131,6 +131,20 @@ class RedisConfig(_Section):
     retry_seconds: float = Field(5, gt=0)  # Redis away: how long before it is tried again
 
 
+class EpayConfig(_Section):
+    """彩虹易支付 (`[platform.rails] epay = "epay"`): refunds back through the shop's epay merchant account
+    (bot/rails/epay.py). v1: the MD5 merchant key (better: env REFUNDBOT_EPAY_KEY). v2: the merchant RSA
+    private key and the platform's RSA public key, as PEM files (or env REFUNDBOT_EPAY_MERCHANT_PRIVATE_KEY /
+    REFUNDBOT_EPAY_PLATFORM_PUBLIC_KEY holding the PEM or its bare base64)."""
+
+    api_url: str = ""  # the epay site, e.g. https://pay.example.com/ (api.php and api/pay/... live under it)
+    pid: str = ""  # 商户ID
+    version: Literal[1, 2] = 2
+    key: str = ""  # v1: 商户密钥
+    merchant_private_key_file: str = ""  # v2: 商户私钥 (PEM)
+    platform_public_key_file: str = ""  # v2: 平台公钥 (PEM)
+
+
 class PlatformConfig(_Section):
     """The shop platform: where refunds are paid and orders read, and the secret its calls are signed with."""
 
@@ -151,6 +165,7 @@ class PlatformConfig(_Section):
     timeout_seconds: float = Field(10, gt=0)
     # The largest answer read from the platform; a larger one is an error, like an unreachable platform.
     max_answer_bytes: int = Field(MAX_ANSWER_BYTES, ge=1024)
+    epay: EpayConfig = EpayConfig()
 
 
 class LogConfig(_Section):
