@@ -39,13 +39,12 @@ async def attempts_between(database: Database, since: datetime | None, until: da
         query = query.where(RefundAttemptRow.created_at < until)
     if gateways:
         query = query.where(RefundAttemptRow.gateway.in_(sorted(gateways)))
-    async with database.uow() as uow:
-        rows = (await uow.session.execute(query)).all()
     booked: list[BookedAttempt] = []
-    for row, order_no, asked, paid, trade_no, channel in rows:
-        payment = Payment(order_no=order_no, paid=asked, channel=None) if paid is None else Payment(
-            order_no=order_no, paid=paid, trade_no=trade_no, channel=PaymentChannel(channel))
-        booked.append(BookedAttempt(_attempt(row), payment))
+    async with database.uow() as uow:
+        for row, order_no, asked, paid, trade_no, channel in (await uow.session.execute(query)).all():
+            payment = Payment(order_no=order_no, paid=asked) if paid is None else Payment(
+                order_no=order_no, paid=paid, trade_no=trade_no, channel=PaymentChannel(channel))
+            booked.append(BookedAttempt(_attempt(row), payment))
     return booked
 
 
