@@ -86,23 +86,28 @@ def reconcile(
         raise typer.Exit(EXIT_BAD_ARGUMENTS) from exc
     start, end = local_range(first, last, settings.i18n.timezone)
 
+    reports: list[Report] = []
+
     async def go(database: Database) -> int:
         try:
-            report = await run(database, gateways, start, end, only=gateway,
-                               call_timeout=settings.platform.timeout_seconds + 5)
+            reports.append(await run(database, gateways, start, end, only=gateway,
+                                     call_timeout=settings.platform.timeout_seconds + 5))
         finally:
             for built in gateways.values():
                 await built.close()
-        _print(report, first, last)
-        if output is not None:
-            from bot.reconcile import write_csv
-
-            with open(output, "w", newline="", encoding="utf-8") as handle:
-                write_csv(report, handle)
-            console.print(f"{len(report.lines)} lines written to {output}")
-        return EXIT_MISMATCH if report.mismatches else 0
+        return 0
 
     on_database(settings, go)
+    report = reports[0]
+    _print(report, first, last)
+    if output is not None:
+        from bot.reconcile import write_csv
+
+        with open(output, "w", newline="", encoding="utf-8") as handle:
+            write_csv(report, handle)
+        console.print(f"{len(report.lines)} lines written to {output}")
+    if report.mismatches:
+        raise typer.Exit(EXIT_MISMATCH)
 
 
 def _print(report: Report, first: date, last: date) -> None:
