@@ -22,6 +22,7 @@ from yarl import URL
 
 from bot.calendar_check import calendar_findings
 from bot.config import AppConfig
+from bot.doctor_rails import rail_findings
 from bot.platform import signed_headers
 
 TELEGRAM = "https://api.telegram.org"
@@ -325,10 +326,8 @@ async def diagnose(config: AppConfig, today: date | None = None) -> AsyncIterato
         yield finding
     async for finding in platform_findings(config):
         yield finding
-    from bot.doctor_rails import rail_findings  # it imports this module
-
-    async for finding in rail_findings(config.platform):
-        yield finding
+    async for level, text in rail_findings(config.platform):
+        yield Finding(Level(level), "rails", text)
     for finding in calendar_findings(config.policy, today or date.today()):
         yield Finding(Level(finding[0]), "calendar", finding[1])
 

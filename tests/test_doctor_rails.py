@@ -8,8 +8,8 @@ from collections.abc import Callable
 import pytest
 
 from bot.config import AppConfig, DatabaseConfig, PlatformConfig
-from bot.doctor import Finding, Level, diagnose
-from bot.doctor_rails import rail_findings
+from bot.doctor import Level, diagnose
+from bot.doctor_rails import RailFinding, rail_findings
 from bot.rails import BUILDERS
 from dialogs.ports import RefundGateway
 from tests.bot.test_reconcile import QueryRail
@@ -37,7 +37,7 @@ def missing_key_file(config: PlatformConfig) -> RefundGateway:
 
 
 async def findings(platform: PlatformConfig, builders: dict[str, Callable[[PlatformConfig], RefundGateway]]
-                   ) -> list[Finding]:
+                   ) -> list[RailFinding]:
     return [finding async for finding in rail_findings(platform, builders)]
 
 
@@ -46,8 +46,7 @@ async def test_a_rail_whose_keys_check_out_is_ok_in_its_own_words_and_closed() -
 
     [finding] = await findings(PlatformConfig(rails={"alipay": "alipay"}), {"alipay": lambda config: rail})
 
-    assert finding == Finding(Level.OK, "rails",
-                              "alipay: signed a sample with the app private key; Alipay's public key loads")
+    assert finding == ("ok", "alipay: signed a sample with the app private key; Alipay's public key loads")
     assert rail.closed
 
 
@@ -56,23 +55,23 @@ async def test_a_rail_whose_check_raises_fails_with_the_problem() -> None:
 
     [finding] = await findings(PlatformConfig(rails={"epay": "epay"}), {"epay": lambda config: rail})
 
-    assert finding == Finding(Level.FAIL, "rails", "epay: [platform.epay] platform_public_key: not a PEM public key")
+    assert finding == ("fail", "epay: [platform.epay] platform_public_key: not a PEM public key")
     assert rail.closed
 
 
 async def test_a_rail_that_cannot_be_built_fails_naming_the_setting() -> None:
     [finding] = await findings(PlatformConfig(rails={"wechat": "wechat"}), {"wechat": missing_key_file})
 
-    assert finding.level is Level.FAIL
-    assert finding.text.startswith("wechat: [platform.wechat] private_key_file: /etc/refundbot/apiclient_key.pem "
-                                   "does not exist")
+    named = ("wechat: [platform.wechat] private_key_file: /etc/refundbot/apiclient_key.pem does not exist "
+             "(see [platform.wechat] in config.example.toml)")
+    assert finding == ("fail", named)
 
 
 async def test_a_rail_without_a_check_is_a_warning() -> None:
     [finding] = await findings(PlatformConfig(rails={"alipay": "alipay"}),
                                {"alipay": lambda config: QueryRail(name="alipay")})
 
-    assert finding.level is Level.WARN and "cannot check its keys" in finding.text
+    assert finding == ("warn", "alipay: this gateway cannot check its keys without calling the rail")
 
 
 async def test_manual_and_http_have_no_keys_to_check() -> None:
@@ -82,7 +81,8 @@ async def test_manual_and_http_have_no_keys_to_check() -> None:
 async def test_an_unknown_gateway_name_fails() -> None:
     [finding] = await findings(PlatformConfig(rails={"alipay": "alippay"}), {"alipay": missing_key_file})
 
-    assert finding.level is Level.FAIL and "'alippay'" in finding.text
+    level, text = finding
+    assert level == "fail" and text.startswith("[platform.rails] names a gateway 'alippay' that does not exist")
 
 
 async def test_doctor_runs_the_rails_check_after_the_platform_s(monkeypatch: pytest.MonkeyPatch,
