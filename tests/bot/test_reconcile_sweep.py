@@ -3,15 +3,26 @@ once a day after the set local time, and the supervisors' alert on a mismatch, a
 
 from __future__ import annotations
 
+import asyncio
 from datetime import datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
+from typing import cast
 
+import pytest
+
+from bot.app import opened_core, running_workers
+from bot.config import AppConfig, DatabaseConfig, PlatformConfig
+from bot.rails import BUILDERS
+from bot.sending import Sender
 from bot.workers.reconcile import DailyReconcile
-from dialogs.domain import RefundStatus
+from dialogs.clock import utcnow
+from dialogs.domain import CaseStatus, RefundAttempt, RefundStatus
 from dialogs.outbox import SUPERVISOR_ALERT
 from storage.uow import Database
 from tests.bot.test_rail_worker import said
 from tests.bot.test_reconcile import PAID_30, QueryRail, book
-from tests.storage.factories import T0
+from tests.storage.factories import T0, make_case, make_order
 
 NEXT_MORNING = T0.replace(hour=4, minute=0) + timedelta(days=1)  # 2026-11-25 04:00 +08:00
 
@@ -86,3 +97,26 @@ async def test_a_restart_reconciles_the_day_again_but_alerts_once(database: Data
 
     assert len(rail.asked) == 2
     assert len(await said(database, SUPERVISOR_ALERT)) == 1
+
+
+async def test_the_workers_reconcile_daily_when_reconcile_at_is_set(monkeypatch: pytest.MonkeyPatch,
+                                                                     tmp_path: Path) -> None:
+    rail = QueryRail(name="scripted")
+    monkeypatch.setitem(BUILDERS, "scripted", lambda config: rail)
+    config = AppConfig(database=DatabaseConfig(url=f"sqlite:///{tmp_path}/bot.db"),
+                       platform=PlatformConfig(rails={"alipay": "scripted"}, reconcile_at="00:00"))
+    async with opened_core(config) as (core, gateways):
+        async with core.database.uow() as uow:  # made yesterday ([i18n] timezone), on the rail
+            await uow.orders.upsert(make_order("A1001"))
+            await uow.cases.add(make_case("R20261124-0001", "A1001", status=CaseStatus.REFUNDED))
+            await uow.refunds.add(RefundAttempt("R20261124-0001", "R20261124-0001-1", "scripted", Decimal("30.00"),
+                                                RefundStatus.SUCCEEDED, created_at=utcnow() - timedelta(days=1)))
+            await uow.commit()
+        rail.answers["R20261124-0001-1"] = PAID_30
+        async with running_workers(core, gateways, config, cast(Sender, object()), lambda: 0):
+            for _ in range(100):
+                if rail.asked:
+                    break
+                await asyncio.sleep(0.05)
+
+    assert [key for key, _ in rail.asked] == ["R20261124-0001-1"]
