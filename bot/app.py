@@ -28,6 +28,7 @@ from bot.transport import Runner
 from bot.workers.base import Sweep
 from bot.workers.desk_idle import DeskSweeper
 from bot.workers.housekeeping import Chore, Prune
+from bot.workers.reconcile import DailyReconcile
 from bot.workers.refunds import RefundWorker
 from bot.workers.relay import Relay
 from bot.workers.timers import TimerSweeper
@@ -177,6 +178,10 @@ async def running_workers(core: Core, gateways: Mapping[str, RefundGateway], con
                                 Prune(evidence_sweeper(config, database).sweep_count,
                                       "orphaned evidence rows and files",
                                       every=config.storage.evidence_sweep_minutes * 60)]
+    if config.platform.reconcile_at:  # yesterday's refunds against the rails, once a day
+        sweeps.append(DailyReconcile(database, gateways, at=config.platform.reconcile_at,
+                                     timezone=config.i18n.timezone, supervisors_chat_id=config.sla.supervisors_chat_id,
+                                     call_timeout=call_timeout))
     workers = [asyncio.create_task(sweep.run(stop_workers)) for sweep in sweeps]
     try:
         yield Workers(relay, sweeper, refunds, desk_sweeper, api)

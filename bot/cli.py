@@ -12,7 +12,7 @@ import typer
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-from bot import cli_backup, cli_cases, cli_customers, cli_staff
+from bot import cli_backup, cli_cases, cli_customers, cli_reconcile, cli_staff
 from bot.cli_base import ConfigOption, console, person_named
 from bot.cli_base import load_settings as _config
 from bot.cli_base import on_database as _on_database
@@ -393,6 +393,7 @@ cli_cases.register(cases_app)
 cli_backup.register(app)
 cli_customers.register(app)
 cli_staff.register(app)
+cli_reconcile.register(app)
 
 
 # --- the setup: doctor and calendar (bot.cli_doctor) ---------------------------------------------

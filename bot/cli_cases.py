@@ -136,6 +136,11 @@ def _print_detail(detail: CaseDetail, zone: ZoneInfo) -> None:
                              escape(attempt.external_ref or "-"), _when(attempt.created_at, zone),
                              _when(attempt.updated_at, zone))
         console.print(attempts)
+        for attempt in detail.attempts:  # what the rail said, word for word (lines: the words can be long)
+            if attempt.rail_status or attempt.rail_error:
+                said = ", ".join(f"{name} {value}" for name, value in (("rail status", attempt.rail_status),
+                                                                      ("refused", attempt.rail_error)) if value)
+                console.print(f"  {attempt.idempotency_key}: {said}", markup=False, soft_wrap=True)
     else:
         console.print("Refund attempts: none")
 
@@ -172,7 +177,8 @@ def cases_export(
 
     Columns: case_no, order_no, user, reason, verdict, rule_id, amount, refunded_amount,
     status, created_at, review_due, credit_due, rating, payment_channel, buyer_contact, approved_amount,
-    trade_no (the order's, on its rail), payout_ref (the latest payout's).
+    trade_no (the order's, on its rail), payout_ref (the latest payout's refund id on its rail),
+    rail_status (the rail's own word for that payout), rail_error (why the rail refused it).
 
     Exit codes: 0 written, 2 bad arguments."""
     import sys

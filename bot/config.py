@@ -165,7 +165,18 @@ class PlatformConfig(_Section):
     timeout_seconds: float = Field(10, gt=0)
     # The largest answer read from the platform; a larger one is an error, like an unreachable platform.
     max_answer_bytes: int = Field(MAX_ANSWER_BYTES, ge=1024)
+    # "HH:MM" ([i18n] timezone): the workers reconcile yesterday's refunds with the rails once a day after
+    # this time and alert the supervisors on a mismatch (bot/workers/reconcile.py). "": never.
+    reconcile_at: str = ""
     epay: EpayConfig = EpayConfig()
+
+    @field_validator("reconcile_at")
+    @classmethod
+    def _clock_time(cls, value: str) -> str:
+        value = value.strip()
+        if value and not re.fullmatch(r"([01]\d|2[0-3]):[0-5]\d", value):
+            raise ValueError(f'{value!r} is not a time of day: "HH:MM" (e.g. "04:00"), or "" for never')
+        return value
 
 
 class LogConfig(_Section):

@@ -22,6 +22,7 @@ from yarl import URL
 
 from bot.calendar_check import calendar_findings
 from bot.config import AppConfig
+from bot.doctor_rails import rail_findings
 from bot.platform import signed_headers
 
 TELEGRAM = "https://api.telegram.org"
@@ -39,7 +40,7 @@ class Level(StrEnum):
 @dataclass(frozen=True)
 class Finding:
     level: Level
-    check: str  # which check: config, database, token, webhook, desk, agents, platform, calendar
+    check: str  # which check: config, database, token, webhook, desk, agents, platform, rails, calendar
     text: str  # what was found, and the fix when something is wrong
 
 
@@ -315,7 +316,8 @@ async def _probe(setting: str, url: str, secret: str, timeout: float) -> Finding
 
 
 async def diagnose(config: AppConfig, today: date | None = None) -> AsyncIterator[Finding]:
-    """Every check after the configuration's, in order: database, Telegram, the platform, the calendar."""
+    """Every check after the configuration's, in order: database, Telegram, the platform, the rails'
+    keys, the calendar."""
     database = await check_database(config)
     yield database
     if database.level is Level.OK:  # the staff as the desk will see it: the database's, seeded from TOML
@@ -324,6 +326,8 @@ async def diagnose(config: AppConfig, today: date | None = None) -> AsyncIterato
         yield finding
     async for finding in platform_findings(config):
         yield finding
+    async for level, text in rail_findings(config.platform):
+        yield Finding(Level(level), "rails", text)
     for finding in calendar_findings(config.policy, today or date.today()):
         yield Finding(Level(finding[0]), "calendar", finding[1])
 

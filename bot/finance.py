@@ -1,6 +1,6 @@
 """The export for finance (`refundbot cases export`): one row per case, with what its refund attempts
 approved and paid back and what finance needs to pay by hand (the order's payment channel, the buyer's
-contact, the order's trade number, the payout reference), as CSV or XLSX."""
+contact, the order's trade number, the payout reference and what the rail said of it), as CSV or XLSX."""
 
 from __future__ import annotations
 
@@ -23,7 +23,7 @@ if TYPE_CHECKING:
 EXPORT_COLUMNS = ("case_no", "order_no", "user", "reason", "verdict", "rule_id", "amount", "refunded_amount",
                   "status", "created_at", "review_due", "credit_due", "rating",
                   "payment_channel", "buyer_contact", "approved_amount", "trade_no",
-                  "payout_ref")
+                  "payout_ref", "rail_status", "rail_error")
 MONEY_COLUMNS = frozenset({"amount", "refunded_amount", "approved_amount"})
 
 
@@ -62,7 +62,8 @@ async def export_rows(database: Database, *, statuses: Iterable[CaseStatus] = ()
                       full_contact: bool = False) -> Export:
     """One row per case created in [since, until), oldest first. Times are shown in `timezone`;
     refunded_amount sums the attempts that paid out; trade_no is the order's payment number on its rail;
-    approved_amount and payout_ref are the latest attempt's; buyer_contact is masked unless `full_contact`."""
+    approved_amount, payout_ref (the rail's refund id), rail_status (the rail's own word) and rail_error (why
+    the rail refused it) are the latest attempt's; buyer_contact is masked unless `full_contact`."""
     from storage.reports import money_facts
 
     zone = ZoneInfo(timezone)
@@ -81,7 +82,7 @@ async def export_rows(database: Database, *, statuses: Iterable[CaseStatus] = ()
             case.created_at.astimezone(zone).isoformat(timespec="seconds"), case.review_due.isoformat(),
             case.credit_due.isoformat() if case.credit_due else "", str(case.rating) if case.rating is not None else "",
             fact.payment_channel, fact.buyer_phone if full_contact else mask_contact(fact.buyer_phone),
-            fact.approved, fact.trade_no, fact.payout_ref,
+            fact.approved, fact.trade_no, fact.payout_ref, fact.rail_status, fact.rail_error,
         ])
     return Export(EXPORT_COLUMNS, rows)
 

@@ -60,6 +60,8 @@ class AttemptLine:
     note: str
     created_at: datetime
     updated_at: datetime
+    rail_status: str = ""  # the rail's own word for it, as last heard
+    rail_error: str = ""  # dialogs.domain.RailError of a refused attempt
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,6 +108,8 @@ class MoneyFacts:
     approved: Decimal | None
     trade_no: str  # the order's payment trade number on its rail ("" when the shop sent none)
     payout_ref: str  # the payout rail's reference of the latest attempt ("" when none is known)
+    rail_status: str = ""  # the latest attempt's status in the rail's own word ("" when none was heard)
+    rail_error: str = ""  # why the rail refused the latest attempt (dialogs.domain.RailError; "" when it did not)
 
 
 def _line(row: CaseRow, approved: Decimal | None, owner_id: int | None) -> CaseLine:
@@ -114,15 +118,24 @@ def _line(row: CaseRow, approved: Decimal | None, owner_id: int | None) -> CaseL
                     updated_at=row.updated_at, owner_id=owner_id)
 
 
-async def _latest_attempts(session: AsyncSession, case_nos: Sequence[str]) -> dict[str, tuple[Decimal, str | None]]:
-    """The amount and payout reference of each case's latest refund attempt."""
-    latest: dict[str, tuple[Decimal, str | None]] = {}
+@dataclass(frozen=True, slots=True)
+class _Latest:
+    amount: Decimal
+    ref: str | None
+    rail_status: str | None
+    error: str | None
+
+
+async def _latest_attempts(session: AsyncSession, case_nos: Sequence[str]) -> dict[str, _Latest]:
+    """The amount, payout reference and rail status (and refusal) of each case's latest refund attempt."""
+    latest: dict[str, _Latest] = {}
     for start in range(0, len(case_nos), 500):  # bounded IN lists
         rows = await session.execute(
-            select(RefundAttemptRow.case_no, RefundAttemptRow.amount, RefundAttemptRow.external_ref)
+            select(RefundAttemptRow.case_no, RefundAttemptRow.amount, RefundAttemptRow.external_ref,
+                   RefundAttemptRow.rail_status, RefundAttemptRow.error)
             .where(RefundAttemptRow.case_no.in_(case_nos[start:start + 500])).order_by(RefundAttemptRow.id))
-        for case_no, amount, ref in rows:
-            latest[case_no] = (amount, ref)  # ordered by id: the last one wins
+        for case_no, amount, ref, rail_status, error in rows:
+            latest[case_no] = _Latest(amount, ref, rail_status, error)  # ordered by id: the last one wins
     return latest
 
 
@@ -152,7 +165,7 @@ async def list_cases(database: Database, *, statuses: Iterable[CaseStatus] = (),
         case_nos = [row.case_no for row in rows]
         attempts = await _latest_attempts(uow.session, case_nos)
         owners = await _owners(uow.session, case_nos)
-        return [_line(row, attempts[row.case_no][0] if row.case_no in attempts else None, owners.get(row.case_no))
+        return [_line(row, attempts[row.case_no].amount if row.case_no in attempts else None, owners.get(row.case_no))
                 for row in rows]
 
 
@@ -180,7 +193,8 @@ async def case_detail(database: Database, case_no: str) -> CaseDetail | None:
             pending_approval=pending,
             events=tuple(EventLine(e.at, e.actor, e.from_status, e.to_status, e.note) for e in events),
             attempts=tuple(AttemptLine(a.idempotency_key, a.status, a.amount, a.gateway, a.external_ref, a.note,
-                                       a.created_at, a.updated_at) for a in attempts),
+                                       a.created_at, a.updated_at, a.rail_status or "", a.error or "")
+                           for a in attempts),
             evidence=tuple(EvidenceLine(e.path, e.size, e.mime_type, e.created_at) for e in evidence),
             timers=tuple(TimerLine(t.kind, t.due_at, t.done_at) for t in timers),
         )
@@ -188,7 +202,7 @@ async def case_detail(database: Database, case_no: str) -> CaseDetail | None:
 
 async def money_facts(database: Database, cases: Sequence[tuple[str, str]]) -> dict[str, MoneyFacts]:
     """For (case_no, order_no) pairs: the order's payment channel, trade number and buyer phone, the
-    approved amount and the payout reference of each case's latest refund attempt."""
+    approved amount, payout reference, rail status and refusal of each case's latest refund attempt."""
     order_nos = sorted({order_no for _, order_no in cases})
     orders: dict[str, tuple[str, str, str]] = {}
     async with database.uow() as uow:
@@ -203,7 +217,9 @@ async def money_facts(database: Database, cases: Sequence[tuple[str, str]]) -> d
         channel, phone, trade_no = orders.get(order_no, ("", "", ""))
         attempt = attempts.get(case_no)
         facts[case_no] = MoneyFacts(payment_channel=channel, buyer_phone=phone,
-                                    approved=attempt[0] if attempt is not None else None,
+                                    approved=attempt.amount if attempt is not None else None,
                                     trade_no=trade_no,
-                                    payout_ref=(attempt[1] or "") if attempt is not None else "")
+                                    payout_ref=(attempt.ref or "") if attempt is not None else "",
+                                    rail_status=(attempt.rail_status or "") if attempt is not None else "",
+                                    rail_error=(attempt.error or "") if attempt is not None else "")
     return facts

@@ -131,7 +131,8 @@ def test_cases_export_writes_a_csv_filtered_by_status_and_day(tmp_path):
     assert [r["case_no"] for r in rows] == ["R20261124-0001", "R20261125-0001"]
     assert list(rows[0]) == ["case_no", "order_no", "user", "reason", "verdict", "rule_id", "amount",
                              "refunded_amount", "status", "created_at", "review_due", "credit_due", "rating",
-                             "payment_channel", "buyer_contact", "approved_amount", "trade_no", "payout_ref"]
+                             "payment_channel", "buyer_contact", "approved_amount", "trade_no", "payout_ref",
+                             "rail_status", "rail_error"]
     assert (rows[0]["status"], rows[0]["refunded_amount"]) == ("refunded", "30.00")
     assert [r["case_no"] for r in export("--status", "in_review")] == ["R20261125-0001"]
     assert [r["case_no"] for r in export("--status", "refunded", "--status", "in_review")] == [

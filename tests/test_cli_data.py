@@ -173,7 +173,8 @@ def test_the_xlsx_export_has_a_frozen_header_and_amounts_as_numbers(tmp_path: Pa
     sheet = load_workbook(out).active
     assert sheet is not None and sheet.freeze_panes == "A2"
     header = [cell.value for cell in sheet[1]]
-    assert header[:2] == ["case_no", "order_no"] and header[-3:] == ["approved_amount", "trade_no", "payout_ref"]
+    assert header[:2] == ["case_no", "order_no"] and header[-5:] == ["approved_amount", "trade_no", "payout_ref",
+                                                                       "rail_status", "rail_error"]
     rows = {row[0]: dict(zip(header, row, strict=True)) for row in sheet.iter_rows(min_row=2, values_only=True)}
     assert rows[PAID]["approved_amount"] == 20 and rows[PAID]["refunded_amount"] == 20
     assert rows[PAID]["amount"] == 30 and rows[PAID]["buyer_contact"] == "139****5678"
