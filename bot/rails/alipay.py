@@ -117,7 +117,7 @@ def load_private_key(text: bytes, what: str) -> rsa.RSAPrivateKey:
         raise ValueError(f"{what} is not an RSA private key (PEM or base64, PKCS#1 or PKCS#8, "
                          "without a passphrase)") from None
     if not isinstance(key, rsa.RSAPrivateKey):
-        raise ValueError(f"{what} is not an RSA key (Alipay's RSA2 needs one)")
+        raise ValueError(f"{what} is not an RSA key (Alipay's RSA2 needs one)")  # noqa: TRY004 - the builders' contract
     return key
 
 
@@ -128,7 +128,7 @@ def load_public_key(text: bytes, what: str) -> rsa.RSAPublicKey:
     except (ValueError, TypeError, UnsupportedAlgorithm):
         raise ValueError(f"{what} is not an RSA public key (PEM or base64)") from None
     if not isinstance(key, rsa.RSAPublicKey):
-        raise ValueError(f"{what} is not an RSA key (Alipay's RSA2 needs one)")
+        raise ValueError(f"{what} is not an RSA key (Alipay's RSA2 needs one)")  # noqa: TRY004 - the builders' contract
     return key
 
 

@@ -72,7 +72,7 @@ class Trade:
 
     @property
     def refunded(self) -> Decimal:
-        return sum(self.refunds.values(), Decimal("0"))
+        return sum(self.refunds.values(), Decimal(0))
 
 
 @dataclass
@@ -97,7 +97,7 @@ class FakeAlipay:
         return trade
 
     def paid_out(self, out_trade_no: str) -> Decimal:
-        return sum((amount for no, _, amount in self.payouts if no == out_trade_no), Decimal("0"))
+        return sum((amount for no, _, amount in self.payouts if no == out_trade_no), Decimal(0))
 
     def release(self) -> None:
         """Let every held request end (before the server stops)."""
