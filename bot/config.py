@@ -236,9 +236,9 @@ def load_config(path: str | Path | None = None, environ: dict[str, str] | None =
         raw = tomllib.loads(DEFAULT_PATH.read_text(encoding="utf-8"))
     for var, (*sections, key) in ENV_OVERRIDES.items():
         if env.get(var):
-            table: dict[str, object] = raw  # type: ignore[assignment]
+            table: dict = raw
             for section in sections:  # [platform.alipay] is a table inside [platform]
-                table = table.setdefault(section, {})  # type: ignore[assignment]
+                table = table.setdefault(section, {})
             table[key] = env[var]
     return AppConfig.model_validate(raw)
 

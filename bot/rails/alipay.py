@@ -117,18 +117,20 @@ def load_private_key(text: bytes, what: str) -> rsa.RSAPrivateKey:
         raise ValueError(f"{what} is not an RSA private key (PEM or base64, PKCS#1 or PKCS#8, "
                          "without a passphrase)") from None
     if not isinstance(key, rsa.RSAPrivateKey):
-        raise ValueError(f"{what} is not an RSA key (Alipay's RSA2 needs one)")  # noqa: TRY004 - the builders' contract
+        # ValueError, not TypeError: it is what every gateway builder raises for a bad setting.
+        raise ValueError(f"{what} is not an RSA key (Alipay's RSA2 needs one)")  # noqa: TRY004
     return key
 
 
 def load_public_key(text: bytes, what: str) -> rsa.RSAPublicKey:
     der = _der(text)
     try:
-        key = (serialization.load_pem_public_key(text) if der is None else serialization.load_der_public_key(der))
+        key = serialization.load_pem_public_key(text) if der is None else serialization.load_der_public_key(der)
     except (ValueError, TypeError, UnsupportedAlgorithm):
         raise ValueError(f"{what} is not an RSA public key (PEM or base64)") from None
     if not isinstance(key, rsa.RSAPublicKey):
-        raise ValueError(f"{what} is not an RSA key (Alipay's RSA2 needs one)")  # noqa: TRY004 - the builders' contract
+        # ValueError, not TypeError: it is what every gateway builder raises for a bad setting.
+        raise ValueError(f"{what} is not an RSA key (Alipay's RSA2 needs one)")  # noqa: TRY004
     return key
 
 
@@ -151,8 +153,8 @@ class AlipayGateway:
         alipay_cls, sdk_config, self._sdk_error, self._forged = _sdk()
         self.app_id, self.gateway_url, self.timeout = app_id, gateway_url, timeout
         self._app_key, self._alipay_key = app_private_key, alipay_public_key
-        private_pem = app_private_key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                                    serialization.NoEncryption()).decode()
+        private_pem = app_private_key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()).decode()
         public_pem = alipay_public_key.public_bytes(serialization.Encoding.PEM,
                                                     serialization.PublicFormat.SubjectPublicKeyInfo).decode()
         self._client = alipay_cls(appid=app_id, app_private_key_string=private_pem,
@@ -180,12 +182,14 @@ class AlipayGateway:
             signature = base64.b64decode(self._client._sign(sample))
             self._app_key.public_key().verify(signature, sample.encode(), padding.PKCS1v15(), hashes.SHA256())
         except (InvalidSignature, ValueError, TypeError):
-            raise ValueError("[platform.alipay] the app private key does not make a valid RSA2 signature") from None
+            raise ValueError("[platform.alipay] the app private key does not make a valid RSA2 signature") \
+                from None
         if self._alipay_key.public_numbers() == self._app_key.public_key().public_numbers():
             raise ValueError("[platform.alipay] the Alipay public key is your app's own public key: use the "
                              "支付宝公钥 the console shows after you upload the app's public key")
-        return (f"alipay: app {self.app_id} signs RSA2 with a {self._app_key.key_size}-bit key; the Alipay public "
-                f"key ({self._alipay_key.key_size}-bit) loads for verifying answers from {self.gateway_url}")
+        return (f"alipay: app {self.app_id} signs RSA2 with a {self._app_key.key_size}-bit key; "
+                f"the Alipay public key ({self._alipay_key.key_size}-bit) loads for verifying answers "
+                f"from {self.gateway_url}")
 
     async def close(self) -> None:
         return None  # urllib keeps no connections open
@@ -200,8 +204,9 @@ class AlipayGateway:
         if code == SUCCESS:
             self._same_trade(f"refund {key}", answer, payment)
             if answer.get("fund_change") == "Y":
-                return GatewayResult(RefundStatus.SUCCEEDED, external_ref=_ref(answer, payment), rail_status="SUCCESS",
-                                     amount=_amount(answer.get("send_back_fee")) or None)
+                return GatewayResult(RefundStatus.SUCCEEDED, external_ref=_ref(answer, payment),
+                                     rail_status="SUCCESS",
+                                     amount=_amount(answer.get("send_back_fee")) or None)  # 0.00: not said
             # fund_change N: this request number was paid before, or the refund is not settled yet.
             known = await self.query(attempt, payment)
             if known is not None and known.status is RefundStatus.SUCCEEDED:
@@ -232,7 +237,7 @@ class AlipayGateway:
                                      f"{answer.get('sub_msg') or answer.get('msg') or ''}"[:500])
         self._same_trade(f"refund query {key}", answer, payment)
         if answer.get("out_request_no") not in (None, key):
-            raise GatewayUnavailable(f"refund query {key}: the answer is about request {answer['out_request_no']}")
+            raise GatewayUnavailable(f"refund query {key}: the answer is about another request")
         status = answer.get("refund_status")
         if status in (None, ""):
             return None  # Alipay did not receive this refund request (or refused it): safe to send
@@ -249,7 +254,8 @@ class AlipayGateway:
             async with asyncio.timeout(self.timeout * 2 + 1):
                 answer = await asyncio.to_thread(call)
         except self._forged:
-            log.error("%s: an answer whose signature does not verify with the Alipay public key; not trusted", what)
+            log.error("%s: an answer whose signature does not verify with the Alipay public key; not trusted",
+                      what)
             raise GatewayUnavailable(f"{what}: the answer's signature does not verify; not trusted") from None
         except self._sdk_error as exc:  # an answer without a signature
             raise GatewayUnavailable(f"{what}: an unsigned answer, not trusted: {str(exc)[:300]}") from None
