@@ -11,6 +11,7 @@ Scripts (`refund_script`, `query_script`: one behaviour per call, in order; empt
   "hang_after_paying"  pays, then holds the answer past the client's timeout
   "hang_before_paying" holds the request past the client's timeout, then drops it unpaid
   "forge"              answers success without paying, signed with a key that is not Alipay's
+  "unsigned"           answers success without paying, with no signature at all
   "system_error"       ACQ.SYSTEM_ERROR, nothing done
   "http_502"           a bare 502 from the load balancer
 """
@@ -179,6 +180,9 @@ class FakeAlipay:
             return self._answer(answer_key, _failed("ACQ.TRADE_NOT_EXIST", "交易不存在"))
         if behaviour == "forge":  # claims the money went back; it did not
             return self._answer(answer_key, self._paid(trade, Decimal(biz["refund_amount"]), "Y"), key=new_key())
+        if behaviour == "unsigned":
+            content = json.dumps(self._paid(trade, Decimal(biz["refund_amount"]), "Y"), separators=(",", ":"))
+            return web.Response(text='{"%s":%s}' % (answer_key, content), content_type="text/html")  # noqa: UP031
         try:
             amount = Decimal(str(biz["refund_amount"]))
         except (KeyError, InvalidOperation):

@@ -266,6 +266,15 @@ async def test_a_502_from_alipay_is_an_unknown_outcome(alipay: FakeAlipay) -> No
         await gateway(alipay).refund(an_attempt(), PAYMENT)
 
 
+async def test_an_unsigned_success_answer_is_an_unknown_outcome(alipay: FakeAlipay) -> None:
+    alipay.add_trade("A1001", "30.00")
+    alipay.refund_script = ["unsigned"]
+
+    with pytest.raises(GatewayUnavailable, match="unsigned answer"):
+        await gateway(alipay).refund(an_attempt(), PAYMENT)
+    assert alipay.payouts == []
+
+
 async def test_a_request_signed_with_the_wrong_app_key_pays_nothing_and_waits(alipay: FakeAlipay) -> None:
     alipay.add_trade("A1001", "30.00")
     wrong = AlipayGateway.from_config(platform(alipay, app_key=pem(new_key())))
