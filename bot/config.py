@@ -32,13 +32,16 @@ MAX_ANSWER_BYTES = 1 << 20  # [platform] max_answer_bytes by default
 WEBHOOK_SECRET = re.compile(r"[A-Za-z0-9_-]{1,256}")
 
 # Secrets may come from the environment so they stay out of files under version control.
-ENV_OVERRIDES = {
+ENV_OVERRIDES: dict[str, tuple[str, ...]] = {
     "REFUNDBOT_TOKEN": ("telegram", "token"),
     "REFUNDBOT_WEBHOOK_SECRET": ("telegram", "webhook_secret"),
     "REFUNDBOT_DATABASE_URL": ("database", "url"),
     "REFUNDBOT_PLATFORM_SECRET": ("platform", "secret"),
     "REFUNDBOT_REDIS_URL": ("redis", "url"),  # may carry a password
     "REFUNDBOT_DASHBOARD_PASSWORD": ("dashboard", "password"),
+    # PEM text, the bare base64 Alipay's key tool prints, or a path to either.
+    "REFUNDBOT_ALIPAY_APP_PRIVATE_KEY": ("platform", "alipay", "app_private_key"),
+    "REFUNDBOT_ALIPAY_PUBLIC_KEY": ("platform", "alipay", "alipay_public_key"),
 }
 
 
@@ -145,6 +148,22 @@ class EpayConfig(_Section):
     platform_public_key_file: str = ""  # v2: 平台公钥 (PEM)
 
 
+class AlipayConfig(_Section):
+    """[platform.alipay]: refunds paid back on Alipay (bot/rails/alipay.py). The keys are read when the
+    gateway is built and never logged; the *_file settings name files, the environment may carry the
+    keys themselves (REFUNDBOT_ALIPAY_APP_PRIVATE_KEY, REFUNDBOT_ALIPAY_PUBLIC_KEY)."""
+
+    app_id: str = ""
+    app_private_key_file: str = ""  # the app's RSA2 private key (PEM, or the key tool's bare base64)
+    alipay_public_key_file: str = ""  # 支付宝公钥 from the console (not the app's own public key)
+    # The keys as text (or a path), usually from the environment; they win over the *_file settings.
+    app_private_key: str = Field("", repr=False)
+    alipay_public_key: str = Field("", repr=False)
+    sandbox: bool = False  # Alipay's sandbox gateway (openapi-sandbox.dl.alipaydev.com)
+    gateway_url: str = ""  # overrides both gateways (a local fake in tests)
+    sign_type: Literal["RSA2"] = "RSA2"
+
+
 class PlatformConfig(_Section):
     """The shop platform: where refunds are paid and orders read, and the secret its calls are signed with."""
 
@@ -169,6 +188,7 @@ class PlatformConfig(_Section):
     # this time and alert the supervisors on a mismatch (bot/workers/reconcile.py). "": never.
     reconcile_at: str = ""
     epay: EpayConfig = EpayConfig()
+    alipay: AlipayConfig = AlipayConfig()
 
     @field_validator("reconcile_at")
     @classmethod
@@ -240,9 +260,12 @@ def load_config(path: str | Path | None = None, environ: dict[str, str] | None =
         raw = tomllib.loads(Path(path).read_text(encoding="utf-8"))
     elif DEFAULT_PATH.exists():
         raw = tomllib.loads(DEFAULT_PATH.read_text(encoding="utf-8"))
-    for var, (section, key) in ENV_OVERRIDES.items():
+    for var, (*sections, key) in ENV_OVERRIDES.items():
         if env.get(var):
-            raw.setdefault(section, {})[key] = env[var]
+            table: dict = raw
+            for section in sections:  # [platform.alipay] is a table inside [platform]
+                table = table.setdefault(section, {})
+            table[key] = env[var]
     return AppConfig.model_validate(raw)
 
 

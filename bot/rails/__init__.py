@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from bot.config import PlatformConfig
+from bot.rails.alipay import AlipayGateway
 from bot.rails.epay import EpayGateway
 from bot.rails.http import HttpGateway
 from bot.rails.manual import ManualGateway
@@ -22,6 +23,7 @@ BUILDERS: dict[str, Callable[[PlatformConfig], RefundGateway]] = {
     "http": lambda config: HttpGateway(config.refund_url, config.secret, config.timeout_seconds,
                                        max_answer_bytes=config.max_answer_bytes),
     "epay": EpayGateway.from_config,
+    "alipay": AlipayGateway.from_config,
 }
 
 
