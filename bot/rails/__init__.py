@@ -13,6 +13,7 @@ from collections.abc import Callable
 from bot.config import PlatformConfig
 from bot.rails.http import HttpGateway
 from bot.rails.manual import ManualGateway
+from bot.rails.wechat import WechatGateway
 from dialogs.ports import RefundGateway
 
 # How each gateway is built from the configuration; a rail adds its line here.
@@ -20,6 +21,7 @@ BUILDERS: dict[str, Callable[[PlatformConfig], RefundGateway]] = {
     "manual": lambda config: ManualGateway(),
     "http": lambda config: HttpGateway(config.refund_url, config.secret, config.timeout_seconds,
                                        max_answer_bytes=config.max_answer_bytes),
+    "wechat": WechatGateway.from_config,
 }
 
 
