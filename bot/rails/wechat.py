@@ -131,7 +131,7 @@ class WechatGateway:
                             cert_dir=None if public else self.settings.platform_cert_dir,
                             timeout=self.timeout, public_key=self._public_key if public else None,
                             public_key_id=self.settings.public_key_id if public else None)
-        except Exception as exc:  # the SDK's own words name the part, never the key
+        except Exception as exc:  # noqa: BLE001 - the SDK raises bare Exception; its words name the part, not the key
             raise ValueError(f"[platform.wechat]: {exc}") from None
         sdk._core._gate_way = self.api_base  # the SDK has no setting for it; a fake in tests, a proxy in prod
         return sdk
@@ -151,7 +151,7 @@ class WechatGateway:
             status, raw = await asyncio.wait_for(asyncio.to_thread(call, sdk), self.timeout + 5)
         except ValueError as exc:
             raise GatewayUnavailable(f"{what}: {exc}") from None
-        except Exception as exc:  # requests' errors, the SDK's "failed to verify the signature", timeouts
+        except Exception as exc:  # noqa: BLE001 - requests' errors, the SDK's "failed to verify the signature"
             raise GatewayUnavailable(f"{what}: {type(exc).__name__}: {str(exc)[:200]}") from None
         text = raw.decode("utf-8", "replace") if isinstance(raw, bytes) else str(raw)
         try:
@@ -238,7 +238,7 @@ class WechatGateway:
 
         try:
             private = load_private_key(self._private_key)
-        except Exception:
+        except Exception:  # noqa: BLE001 - the SDK raises bare Exception
             raise ValueError("[platform.wechat] private_key_file: not a PEM private key") from None
         sample = b"refundbot check\n"
         signature = private.sign(sample, PKCS1v15(), SHA256())
@@ -246,7 +246,7 @@ class WechatGateway:
         if self._public_key and self.settings.public_key_id:
             try:
                 load_public_key(self._public_key)
-            except Exception:
+            except Exception:  # noqa: BLE001 - the SDK raises bare Exception
                 raise ValueError("[platform.wechat] platform_public_key_file: not a PEM public key") from None
             verifier = f"the WeChat Pay public key {self.settings.public_key_id}"
         else:
@@ -283,7 +283,7 @@ class WechatGateway:
             data = await asyncio.wait_for(asyncio.to_thread(sdk.callback, signed, text), self.timeout + 5)
         except (UnicodeDecodeError, ValueError):
             raise NotificationRefused("unreadable body") from None
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - the SDK raises bare Exception (unknown algorithm, serial)
             raise NotificationRefused(f"cannot verify: {type(exc).__name__}") from None
         if not data or not isinstance(data.get("resource"), dict):
             raise NotificationRefused("bad signature or undecryptable resource")

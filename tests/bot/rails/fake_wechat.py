@@ -19,8 +19,9 @@ import re
 import secrets
 import time
 from dataclasses import dataclass, field
+from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 import aiohttp
 from aiohttp import web
@@ -112,7 +113,7 @@ class FakeWechat:
     server: TestServer | None = None
 
     def trade(self, out_trade_no: str, total_yuan: str, transaction_id: str = "4200002026112400000001") -> None:
-        self.trades[out_trade_no] = Trade(int(round(float(total_yuan) * 100)), transaction_id)
+        self.trades[out_trade_no] = Trade(int(Decimal(total_yuan) * 100), transaction_id)
 
     def payouts(self, out_trade_no: str) -> list[int]:
         """Every refund the ledger holds for the trade (fen), whatever its state: money committed."""
@@ -120,7 +121,7 @@ class FakeWechat:
                 and r.status in ("PROCESSING", "SUCCESS")]
 
     # -- server -------------------------------------------------------------------------------
-    async def __aenter__(self) -> FakeWechat:
+    async def __aenter__(self) -> Self:
         app = web.Application()
         app.router.add_post(REFUNDS, self._refund)
         app.router.add_get(REFUNDS + "/{out_refund_no}", self._query)
