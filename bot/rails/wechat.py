@@ -43,7 +43,7 @@ CLOSED = "closed: WeChat Pay closed the refund"
 # Refusals WeChat Pay words in INVALID_REQUEST (and its kin) by message only: the words say which.
 _CLOSED_WORDS = ("订单已关闭", "交易已关闭", "已关闭", "closed")
 _WINDOW_WORDS = ("退款期限", "超过一年", "超过退款时间", "超过可退款时间", "refund period", "expired")
-_AMOUNT_WORDS = ("金额", "amount", "exceed")
+_AMOUNT_WORDS = ("可退金额", "退款金额超过", "金额超过", "exceed")
 # Codes that mean "nothing was done, ask again later": WeChat's own trouble or our misconfiguration.
 _UNAVAILABLE_CODES = frozenset({"SYSTEM_ERROR", "FREQUENCY_LIMITED", "SIGN_ERROR", "NO_AUTH", "MCH_NOT_EXISTS"})
 

@@ -109,6 +109,7 @@ class FakeWechat:
     script: list[str] = field(default_factory=list)
     hang_seconds: float = 2.0  # how long a scripted timeout holds the answer back
     requests: list[tuple[str, str]] = field(default_factory=list)  # (method, path) of every accepted call
+    asked: list[dict[str, Any]] = field(default_factory=list)  # the body of every accepted refund request
     refused_signatures: int = 0
     server: TestServer | None = None
 
@@ -183,6 +184,7 @@ class FakeWechat:
             return self._error(401, "SIGN_ERROR", "签名错误")
         self.requests.append(("POST", request.raw_path))
         ask = json.loads(body)
+        self.asked.append(ask)
         behaviour = self.script.pop(0) if self.script else ""
         if behaviour == "timeout_before_paying":
             await asyncio.sleep(self.hang_seconds)

@@ -62,10 +62,10 @@ def gateway(keys: Keys, fake: FakeWechat, tmp_path: Path) -> Iterator[WechatGate
 
 
 async def approved(database: Database, case_no: str = CASE, amount: str = "30.00",
-                   reason: Reason = Reason.CARD_INVALID) -> None:
+                   reason: Reason = Reason.CARD_INVALID, trade_no: str | None = TRANSACTION) -> None:
     async with database.uow() as uow:
         await uow.orders.upsert(make_order("A1001", amount=Decimal("30.00"), payment_channel=PaymentChannel.WECHAT,
-                                           trade_no=TRANSACTION))
+                                           trade_no=trade_no))
         await uow.cases.add(make_case(case_no, "A1001", amount=Decimal(amount), status=CaseStatus.IN_REVIEW,
                                       reason=reason))
         await rails_workflow().approve(uow, case_no, actor="agent:1", at=T0)
@@ -100,7 +100,21 @@ async def test_a_full_refund_is_paid_once_and_the_case_is_refunded(database: Dat
     assert (refund.out_refund_no, refund.out_trade_no, refund.refund, refund.total) == (
         f"{CASE}-1", "A1001", 3000, 3000)
     assert refund.notify_url == "https://bot.example.com" + PATH
+    [asked] = fake.asked
+    assert (asked["transaction_id"], asked["amount"]) == (TRANSACTION, {"refund": 3000, "total": 3000, "currency": "CNY"})
     assert fake.payouts("A1001") == [3000] and fake.refused_signatures == 0
+
+
+async def test_an_order_without_wechat_s_transaction_id_is_refunded_by_its_order_number(
+        database: Database, fake: FakeWechat, gateway: WechatGateway) -> None:
+    await approved(database, trade_no=None)
+
+    assert await worker(database, gateway).run_once() == 1
+
+    [asked] = fake.asked
+    assert (asked["out_trade_no"], asked.get("transaction_id")) == ("A1001", None)
+    assert [r.refund for r in fake.refunds.values()] == [3000]
+    assert (await attempts(database))[0] is CaseStatus.REFUNDED
 
 
 async def test_two_partial_refunds_of_one_order_pay_twice_within_its_total(database: Database, fake: FakeWechat,
@@ -370,6 +384,7 @@ def test_the_apiv3_key_may_come_from_the_environment(keys: Keys, fake: FakeWecha
     ("交易时间超过一年的订单无法提交退款", RailError.WINDOW_PASSED),
     ("申请退款金额超过订单可退金额", RailError.AMOUNT_TOO_HIGH),
     ("订单已全额退款", RailError.REJECTED),
+    ("订单金额与原订单金额不一致", RailError.REJECTED),
 ])
 def test_a_refusal_is_named_by_its_words(message: str, error: RailError) -> None:
     assert classify_refusal("INVALID_REQUEST", message) is error
