@@ -72,8 +72,9 @@ def classify_refusal(code: str, message: str) -> RailError:
     return RailError.REJECTED
 
 
-def _read_secret(file_setting: str, env_var: str, environ: Mapping[str, str], what: str) -> str:
-    if environ.get(env_var):
+def _read_secret(file_setting: str, env_var: str | None, environ: Mapping[str, str], what: str) -> str:
+    """The PEM text: from the environment when `env_var` is set there, else from the named file."""
+    if env_var and environ.get(env_var):
         return environ[env_var]
     if not file_setting:
         return ""
@@ -96,7 +97,7 @@ class WechatGateway:
         self._apiv3_key = env.get("REFUNDBOT_WECHAT_APIV3_KEY") or settings.apiv3_key
         self._private_key = _read_secret(settings.private_key_file, "REFUNDBOT_WECHAT_PRIVATE_KEY", env,
                                          "private_key_file")
-        self._public_key = _read_secret(settings.platform_public_key_file, "", env, "platform_public_key_file")
+        self._public_key = _read_secret(settings.platform_public_key_file, None, env, "platform_public_key_file")
         missing = [name for name, value in (("mchid", settings.mchid), ("appid", settings.appid),
                                             ("apiv3_key (or REFUNDBOT_WECHAT_APIV3_KEY)", self._apiv3_key),
                                             ("private_key_file (or REFUNDBOT_WECHAT_PRIVATE_KEY)", self._private_key),
@@ -233,6 +234,7 @@ class WechatGateway:
 
     def _check(self) -> str:
         from cryptography.hazmat.primitives.asymmetric.padding import PKCS1v15
+        from cryptography.hazmat.primitives.ciphers.aead import AESGCM
         from cryptography.hazmat.primitives.hashes import SHA256
         from wechatpayv3.utils import load_private_key, load_public_key
 
@@ -250,13 +252,11 @@ class WechatGateway:
                 raise ValueError("[platform.wechat] platform_public_key_file: not a PEM public key") from None
             verifier = f"the WeChat Pay public key {self.settings.public_key_id}"
         else:
-            certs = [p for p in Path(self.settings.platform_cert_dir).glob("*.pem")]
+            certs = list(Path(self.settings.platform_cert_dir).glob("*.pem"))
             if not certs:
                 raise ValueError(f"[platform.wechat] platform_cert_dir {self.settings.platform_cert_dir} holds no "
                                  "platform certificate (*.pem)")
             verifier = f"{len(certs)} platform certificate(s)"
-        from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-
         AESGCM(self._apiv3_key.encode())  # a 32-byte key, or this raises
         return (f"wechat: merchant {self.settings.mchid} key signs (serial {self.settings.cert_serial_no}); "
                 f"answers verified with {verifier}; APIv3 key ready to decrypt notifications")
