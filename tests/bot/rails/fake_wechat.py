@@ -19,6 +19,7 @@ import re
 import secrets
 import time
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any, Self
@@ -26,6 +27,7 @@ from typing import Any, Self
 import aiohttp
 from aiohttp import web
 from aiohttp.test_utils import TestServer
+from cryptography import x509
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
@@ -33,6 +35,7 @@ from cryptography.hazmat.primitives.asymmetric.padding import PKCS1v15
 from cryptography.hazmat.primitives.asymmetric.rsa import RSAPrivateKey
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.hashes import SHA256
+from cryptography.x509.oid import NameOID
 
 MCHID = "1900009191"
 APPID = "wxd678efh567hg6787"
@@ -68,6 +71,16 @@ class Keys:
     def generate(cls) -> Keys:
         return cls(rsa.generate_private_key(65537, 2048), rsa.generate_private_key(65537, 2048),
                    secrets.token_hex(16))
+
+    def platform_certificate(self) -> tuple[str, str]:
+        """WeChat Pay's platform certificate for the platform key (the older mode), and its serial."""
+        now = datetime.now(UTC)
+        name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "Tenpay.com Root CA")])
+        cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name)
+                .public_key(self.platform.public_key()).serial_number(x509.random_serial_number())
+                .not_valid_before(now - timedelta(days=1)).not_valid_after(now + timedelta(days=365))
+                .sign(self.platform, SHA256()))
+        return cert.public_bytes(serialization.Encoding.PEM).decode(), format(cert.serial_number, "X")
 
     def write(self, folder: Path) -> dict[str, str]:
         """The key files, and the [platform.wechat] settings that name them."""
@@ -112,6 +125,7 @@ class FakeWechat:
     asked: list[dict[str, Any]] = field(default_factory=list)  # the body of every accepted refund request
     refused_signatures: int = 0
     server: TestServer | None = None
+    serial: str = PUBLIC_KEY_ID  # Wechatpay-Serial of its signatures: the public key's ID, or a certificate's serial
 
     def trade(self, out_trade_no: str, total_yuan: str, transaction_id: str = "4200002026112400000001") -> None:
         self.trades[out_trade_no] = Trade(int(Decimal(total_yuan) * 100), transaction_id)
@@ -165,7 +179,7 @@ class FakeWechat:
         key = rsa.generate_private_key(65537, 2048) if forged else self.keys.platform
         return {"Wechatpay-Timestamp": stamp, "Wechatpay-Nonce": nonce,
                 "Wechatpay-Signature": sign(key, f"{stamp}\n{nonce}\n{body}\n"),
-                "Wechatpay-Serial": PUBLIC_KEY_ID, "Wechatpay-Signature-Type": "WECHATPAY2-SHA256-RSA2048"}
+                "Wechatpay-Serial": self.serial, "Wechatpay-Signature-Type": "WECHATPAY2-SHA256-RSA2048"}
 
     def _answer(self, status: int, payload: dict[str, Any], *, forged: bool = False) -> web.Response:
         body = json.dumps(payload, ensure_ascii=False)

@@ -234,6 +234,22 @@ async def test_a_query_answer_failing_verification_cannot_tell(fake: FakeWechat,
     assert result is not None and result.status is RefundStatus.SUCCEEDED
 
 
+async def test_merchants_on_platform_certificates_are_verified_with_them(
+        database: Database, keys: Keys, fake: FakeWechat, tmp_path: Path) -> None:
+    pem, fake.serial = keys.platform_certificate()
+    (tmp_path / "certs").mkdir()
+    (tmp_path / "certs" / f"{fake.serial}.pem").write_text(pem)
+    config = settings(keys, tmp_path / "keys", fake, platform_public_key_file="", public_key_id="",
+                      platform_cert_dir=str(tmp_path / "certs"))
+    gateway = WechatGateway(config, timeout=0.5, environ={})
+    await approved(database)
+
+    assert await worker(database, gateway).run_once() == 1
+
+    assert (await attempts(database))[0] is CaseStatus.REFUNDED
+    assert "1 platform certificate" in await gateway.check()
+
+
 # -- notifications ----------------------------------------------------------------------------------
 @pytest.fixture
 async def bot_url(database: Database, gateway: WechatGateway) -> AsyncIterator[str]:
