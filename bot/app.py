@@ -23,6 +23,7 @@ from bot.metrics import Metrics
 from bot.pacing import RedisLimiter
 from bot.platform import build_order_lookup
 from bot.rails import build_gateways
+from bot.rails.wechat_notify import add_wechat_routes
 from bot.sending import Sender
 from bot.transport import Runner
 from bot.workers.base import Sweep
@@ -302,6 +303,7 @@ async def start_web(api: PlatformApi, config: AppConfig,
     /readyz and /metrics (and whatever `more` adds: Telegram's webhook route). Returns it and its URL."""
     app = web.Application()
     add_api_routes(app, api)
+    add_wechat_routes(app, config.platform, api.uow_factory, api.workflow)  # WeChat Pay's refund notifications
     if more is not None:
         more(app)
     app_runner = web.AppRunner(app, access_log=None)

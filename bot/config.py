@@ -164,6 +164,25 @@ class AlipayConfig(_Section):
     sign_type: Literal["RSA2"] = "RSA2"
 
 
+class WechatConfig(_Section):
+    """WeChat Pay API v3 (`[platform.rails] wechat = "wechat"`): refunds back to WeChat Pay, and its
+    refund notifications at POST /api/v1/rails/wechat/refund. Key material is read from files (or the
+    environment: REFUNDBOT_WECHAT_APIV3_KEY, REFUNDBOT_WECHAT_PRIVATE_KEY), never from this file."""
+
+    mchid: str = ""  # 商户号
+    appid: str = ""
+    apiv3_key: str = ""  # the APIv3 key (32 characters); better: env REFUNDBOT_WECHAT_APIV3_KEY
+    private_key_file: str = ""  # apiclient_key.pem, the merchant API key (or env REFUNDBOT_WECHAT_PRIVATE_KEY)
+    cert_serial_no: str = ""  # the merchant API certificate's serial number
+    # Answers and notifications are verified with the "WeChat Pay public key" (file + its PUB_KEY_ID_...)…
+    platform_public_key_file: str = ""
+    public_key_id: str = ""
+    # …or, in the older mode, with the platform certificates in this directory (downloaded when empty).
+    platform_cert_dir: str = ""
+    notify_url: str = ""  # https://bot.example.com/api/v1/rails/wechat/refund
+    api_base: str = ""  # empty: https://api.mch.weixin.qq.com (tests point it at a local fake)
+
+
 class PlatformConfig(_Section):
     """The shop platform: where refunds are paid and orders read, and the secret its calls are signed with."""
 
@@ -189,6 +208,7 @@ class PlatformConfig(_Section):
     reconcile_at: str = ""
     epay: EpayConfig = EpayConfig()
     alipay: AlipayConfig = AlipayConfig()
+    wechat: WechatConfig = WechatConfig()
 
     @field_validator("reconcile_at")
     @classmethod

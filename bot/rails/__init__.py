@@ -15,6 +15,7 @@ from bot.rails.alipay import AlipayGateway
 from bot.rails.epay import EpayGateway
 from bot.rails.http import HttpGateway
 from bot.rails.manual import ManualGateway
+from bot.rails.wechat import WechatGateway
 from dialogs.ports import RefundGateway
 
 # How each gateway is built from the configuration; a rail adds its line here.
@@ -24,6 +25,7 @@ BUILDERS: dict[str, Callable[[PlatformConfig], RefundGateway]] = {
                                        max_answer_bytes=config.max_answer_bytes),
     "epay": EpayGateway.from_config,
     "alipay": AlipayGateway.from_config,
+    "wechat": WechatGateway.from_config,
 }
 
 
