@@ -367,3 +367,13 @@ def test_the_sandbox_setting_points_at_alipay_s_sandbox_gateway() -> None:
 
     assert AlipayGateway.from_config(PlatformConfig(alipay=sandbox)).gateway_url == (
         "https://openapi-sandbox.dl.alipaydev.com/gateway.do")
+
+
+async def test_doctor_s_rails_line_proves_the_real_alipay_keys_and_names_a_mix_up(alipay: FakeAlipay) -> None:
+    from bot.doctor_rails import rail_findings
+
+    good = [finding async for finding in rail_findings(platform(alipay))]
+    mixed_up = [finding async for finding in rail_findings(platform(alipay, alipay_key=public_pem(APP_KEY)))]
+
+    assert [level for level, _ in good] == ["ok"] and APP_ID in good[0][1]
+    assert [level for level, _ in mixed_up] == ["fail"] and "your app's own public key" in mixed_up[0][1]
