@@ -90,6 +90,7 @@ class FakeAlipay:
     payouts: list[tuple[str, str, Decimal]] = field(default_factory=list)  # (out_trade_no, out_request_no, amount)
     calls: list[tuple[str, dict[str, Any]]] = field(default_factory=list)  # (method, biz_content) of signed calls
     refused_signatures: int = 0
+    repeats: int = 0  # refund requests for a request number already paid (answered "fund_change N")
     _release: asyncio.Event = field(default_factory=asyncio.Event)
 
     def add_trade(self, out_trade_no: str, total: str, trade_no: str | None = None) -> Trade:
@@ -192,6 +193,7 @@ class FakeAlipay:
         # Alipay: without out_request_no the request number is the out_trade_no (a full refund).
         request_no = str(biz.get("out_request_no") or trade.out_trade_no)
         if request_no in trade.refunds:  # the same request again: paid once, answered as success
+            self.repeats += 1
             if trade.refunds[request_no] != amount:
                 return self._answer(answer_key, _failed("ACQ.DISCORDANT_REPEAT_REQUEST", "不一致的请求", trade))
             return self._answer(answer_key, self._paid(trade, amount, "N"))
