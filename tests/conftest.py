@@ -155,6 +155,35 @@ def _sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
+@pytest.fixture
+def fresh_sqlite_databases(_sqlite_template: Path, tmp_path: Path) -> Callable[[], str]:
+    """For property tests: each call gives a new migrated, empty SQLite database (a copy of the template)."""
+    copies = itertools.count(1)
+
+    def new_database() -> str:
+        path = tmp_path / f"world-{next(copies)}.db"
+        shutil.copyfile(_sqlite_template, path)
+        return f"sqlite:///{path}"
+
+    return new_database
+
+
+@pytest.fixture
+def fresh_postgres_database(postgres_databases: PostgresDatabases,
+                            _postgres_migrated: tuple[str, str]) -> Callable[[], str]:
+    """For property tests: each call empties the session's migrated PostgreSQL database and gives its URL."""
+    from storage.models import Base
+
+    name, url = _postgres_migrated
+    tables = [table.name for table in Base.metadata.sorted_tables]
+
+    def new_database() -> str:
+        postgres_databases.truncate(name, tables)
+        return url
+
+    return new_database
+
+
 @pytest.fixture(scope="session")
 def _postgres_migrated(postgres_databases: PostgresDatabases) -> Iterator[tuple[str, str]]:
     from storage import migrate

@@ -55,9 +55,7 @@ from dialogs.domain import Reason, RefundStatus, Verdict
 from dialogs.ledger import IN_FLIGHT, open_attempt, order_balance
 from dialogs.settings import AutoApproveSettings, CoreSettings
 from dialogs.workdays import WorkingCalendar
-from storage.models import Base
 from storage.uow import Database
-from tests.conftest import PostgresDatabases
 from tests.storage.factories import make_case, make_order
 from tests.storage.money_safety_world import (
     GATEWAY_TIMEOUT,
@@ -391,25 +389,10 @@ def _run(machine: type[MoneyWorld], new_database: Callable[[], str], processes: 
         suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much]))
 
 
-def test_money_stays_safe_on_sqlite(_sqlite_template: Path, tmp_path: Path) -> None:
-    copies = itertools.count(1)
-
-    def new_database() -> str:
-        path = tmp_path / f"world-{next(copies)}.db"
-        shutil.copyfile(_sqlite_template, path)
-        return f"sqlite:///{path}"
-
-    _run(MoneyWorld, new_database, processes=1, examples=60, steps=30)
+def test_money_stays_safe_on_sqlite(fresh_sqlite_databases: Callable[[], str]) -> None:
+    _run(MoneyWorld, fresh_sqlite_databases, processes=1, examples=60, steps=30)
 
 
 @pytest.mark.postgres
-def test_money_stays_safe_on_postgresql_with_two_workers(
-        postgres_databases: PostgresDatabases, _postgres_migrated: tuple[str, str]) -> None:
-    name, url = _postgres_migrated
-    tables = [table.name for table in Base.metadata.sorted_tables]
-
-    def new_database() -> str:
-        postgres_databases.truncate(name, tables)
-        return url
-
-    _run(MoneyWorld, new_database, processes=2, examples=20, steps=25)
+def test_money_stays_safe_on_postgresql_with_two_workers(fresh_postgres_database: Callable[[], str]) -> None:
+    _run(MoneyWorld, fresh_postgres_database, processes=2, examples=20, steps=25)

@@ -16,12 +16,9 @@ books' succeeded attempts are exactly Alipay's payouts.
 from __future__ import annotations
 
 import asyncio
-import itertools
-import shutil
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from decimal import Decimal
-from pathlib import Path
 from typing import Any, TypeVar
 
 import pytest
@@ -36,11 +33,9 @@ from bot.workers.refunds import RefundWorker
 from dialogs.cases import CaseWorkflow
 from dialogs.domain import CaseStatus, PaymentChannel, Reason, RefundStatus
 from dialogs.ledger import IN_FLIGHT
-from storage.models import Base
 from storage.uow import Database
 from tests.bot.rails.fake_alipay import FakeAlipay, new_key, pem, public_pem
 from tests.bot.test_rail_worker import SETTINGS
-from tests.conftest import PostgresDatabases
 from tests.storage.factories import T0, make_case, make_order
 
 T = TypeVar("T")
@@ -194,26 +189,11 @@ def _run(new_database: Callable[[], str], examples: int, steps: int) -> None:
 
 
 @pytest.mark.slow
-def test_alipay_refunds_are_never_paid_twice_on_sqlite(_sqlite_template: Path, tmp_path: Path) -> None:
-    copies = itertools.count(1)
-
-    def new_database() -> str:
-        path = tmp_path / f"rail-{next(copies)}.db"
-        shutil.copyfile(_sqlite_template, path)
-        return f"sqlite:///{path}"
-
-    _run(new_database, examples=40, steps=20)
+def test_alipay_refunds_are_never_paid_twice_on_sqlite(fresh_sqlite_databases: Callable[[], str]) -> None:
+    _run(fresh_sqlite_databases, examples=40, steps=20)
 
 
 @pytest.mark.slow
 @pytest.mark.postgres
-def test_alipay_refunds_are_never_paid_twice_on_postgresql(
-        postgres_databases: PostgresDatabases, _postgres_migrated: tuple[str, str]) -> None:
-    name, url = _postgres_migrated
-    tables = [table.name for table in Base.metadata.sorted_tables]
-
-    def new_database() -> str:
-        postgres_databases.truncate(name, tables)
-        return url
-
-    _run(new_database, examples=15, steps=20)
+def test_alipay_refunds_are_never_paid_twice_on_postgresql(fresh_postgres_database: Callable[[], str]) -> None:
+    _run(fresh_postgres_database, examples=15, steps=20)
