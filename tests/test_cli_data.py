@@ -4,7 +4,6 @@ and `customers forget` (PIPL)."""
 
 from __future__ import annotations
 
-import asyncio
 import csv
 import io
 import json
@@ -17,11 +16,10 @@ from pathlib import Path
 
 import pytest
 from openpyxl import load_workbook
-from typer.testing import CliRunner
 
-from bot.cli import app
 from storage import migrate
 from storage.uow import Database
+from tests.cli_support import cli, seeded_sqlite
 from tests.storage.people import (
     A1001_TRADE_NO,
     OTHER_PHONE,
@@ -36,31 +34,15 @@ from tests.storage.people import (
     settle_payout,
 )
 
-WIDE = {"COLUMNS": "250"}  # rich tables at full width, as on an operator's terminal
-
 
 def setup(tmp_path: Path, *, settled: bool = False) -> tuple[str, Seeded]:
-    url = f"sqlite:///{tmp_path}/cli.db"
-    migrate.upgrade(url)
-    config = tmp_path / "config.toml"
-    config.write_text(f'[database]\nurl = "{url}"\n', encoding="utf-8")
+    async def seed(database: Database) -> Seeded:
+        seeded = await seed_people(database, tmp_path / "evidence")
+        if settled:
+            await settle_payout(database)
+        return seeded
 
-    async def seed() -> Seeded:
-        database = Database.from_url(url)
-        try:
-            seeded = await seed_people(database, tmp_path / "evidence")
-            if settled:
-                await settle_payout(database)
-            return seeded
-        finally:
-            await database.dispose()
-
-    return str(config), asyncio.run(seed())
-
-
-def cli(*args: str) -> tuple[int, str]:
-    result = CliRunner(env=WIDE).invoke(app, list(args))
-    return result.exit_code, result.output
+    return seeded_sqlite(tmp_path, seed)
 
 
 # --- cases list / show --------------------------------------------------------------------------

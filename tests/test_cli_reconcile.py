@@ -11,9 +11,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from typer.testing import CliRunner
 
-from bot.cli import app
 from bot.config import load_config
 from bot.rails import BUILDERS
 from dialogs.domain import RailError, RefundStatus
@@ -21,10 +19,10 @@ from dialogs.ports import GatewayUnavailable
 from storage import migrate
 from storage.uow import Database
 from tests.bot.test_reconcile import PAID_30, QueryRail, book
+from tests.cli_support import cli, seeded_sqlite
 from tests.storage.factories import T0
 from tests.storage.people import PAID, seed_people
 
-WIDE = {"COLUMNS": "250"}
 DAY = ["--since", "2026-11-24", "--until", "2026-11-24"]
 
 
@@ -37,25 +35,11 @@ def rail(monkeypatch: pytest.MonkeyPatch) -> Iterator[QueryRail]:
 
 
 def setup(tmp_path: Path, *books: tuple[str, RefundStatus, dict[str, object]]) -> tuple[str, list[str]]:
-    url = f"sqlite:///{tmp_path}/cli.db"
-    migrate.upgrade(url)
-    config = tmp_path / "config.toml"
-    config.write_text(f'[database]\nurl = "{url}"\n\n[platform.rails]\nalipay = "scripted"\n', encoding="utf-8")
+    async def seed(database: Database) -> list[str]:
+        return [await book(database, case_no, status, gateway="scripted", **extra)  # type: ignore[arg-type]
+                for case_no, status, extra in books]
 
-    async def seed() -> list[str]:
-        database = Database.from_url(url)
-        try:
-            return [await book(database, case_no, status, gateway="scripted", **extra)  # type: ignore[arg-type]
-                    for case_no, status, extra in books]
-        finally:
-            await database.dispose()
-
-    return str(config), asyncio.run(seed())
-
-
-def cli(*args: str) -> tuple[int, str]:
-    result = CliRunner(env=WIDE).invoke(app, list(args))
-    return result.exit_code, result.output
+    return seeded_sqlite(tmp_path, seed, '\n[platform.rails]\nalipay = "scripted"\n')
 
 
 def test_a_window_that_agrees_exits_0_and_says_how_many_were_asked(tmp_path: Path, rail: QueryRail) -> None:
