@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import re
 import signal
 import socket
 import subprocess
@@ -95,20 +94,10 @@ def test_an_invalid_value_names_the_key_without_a_pydantic_dump(tmp_path):
 
 async def test_a_demo_run_logs_a_screenful_at_info_without_transitions_or_a_secret_warning(tmp_path):
     from sandbox.client import EmulatorClient
+    from tests.e2e.test_process import demo_run
 
-    config = tmp_path / "config.toml"
-    config.write_text(f'[database]\nurl = "sqlite:///{tmp_path}/db.sqlite"\n[sandbox]\nport = 0\n'
-                      f'[telegram]\nlisten_port = 0\n[storage]\nevidence_dir = "{tmp_path}/ev"\n', encoding="utf-8")
-    process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "bot", "run", "--config", str(config), stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    process, _, base = await demo_run(tmp_path, stderr=asyncio.subprocess.PIPE)  # the log apart, to count it
     try:
-        banner = ""
-        while "Ctrl+C" not in banner:
-            line = await asyncio.wait_for(process.stdout.readline(), 60)
-            assert line, banner
-            banner += line.decode()
-        base = re.search(r"http://127\.0\.0\.1:\d+", banner).group(0)
         async with EmulatorClient(base) as tg:
             for text in ("/start", "KM20261101000001"):  # a conversation that moves its state machine
                 sent = await tg.send_text(10001, text)

@@ -32,10 +32,28 @@ def write_config(tmp_path: Path, api_base: str, framework: str, **database: obje
     return path
 
 
-async def spawn(*args: str) -> asyncio.subprocess.Process:
+async def spawn(*args: str, stderr: int = asyncio.subprocess.STDOUT) -> asyncio.subprocess.Process:
     return await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "bot", *args, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+        sys.executable, "-m", "bot", *args, stdout=asyncio.subprocess.PIPE, stderr=stderr,
         env={**os.environ, "PYTHONUNBUFFERED": "1"})
+
+
+async def demo_run(tmp_path: Path, framework: str = "aiogram", *,
+                   stderr: int = asyncio.subprocess.STDOUT) -> tuple[asyncio.subprocess.Process, str, str]:
+    """`refundbot run` without a token, on free ports: (the process, its banner, the emulator's URL)."""
+    config = tmp_path / "config.toml"
+    config.write_text(f'[database]\nurl = "sqlite:///{tmp_path}/db.sqlite"\n[sandbox]\nport = 0\n'
+                      f'[telegram]\nlisten_port = 0\nframework = "{framework}"\n'
+                      f'[storage]\nevidence_dir = "{tmp_path}/ev"\n', encoding="utf-8")
+    process = await spawn("run", "--config", str(config), stderr=stderr)
+    banner = ""
+    while "Ctrl+C" not in banner:
+        line = await asyncio.wait_for(process.stdout.readline(), 60)  # type: ignore[union-attr]
+        assert line, banner
+        banner += line.decode()
+    match = re.search(r"Open (http://127\.0\.0\.1:\d+)/ in a browser", banner)  # the emulator, not the API
+    assert match, banner
+    return process, banner, match.group(1)
 
 
 async def test_bot_killed_after_evidence_upload_continues_at_the_same_step_with_the_evidence(
@@ -82,19 +100,9 @@ async def test_bot_refuses_to_start_on_an_old_schema_without_auto_upgrade(tmp_pa
 
 
 async def test_run_without_a_token_starts_the_emulator_with_demo_orders_and_says_how_to_talk(tmp_path, framework):
-    config = tmp_path / "config.toml"
-    config.write_text(f'[database]\nurl = "sqlite:///{tmp_path}/db.sqlite"\n[sandbox]\nport = 0\n'
-                      f'[telegram]\nlisten_port = 0\nframework = "{framework}"\n'
-                      f'[storage]\nevidence_dir = "{tmp_path}/ev"\n', encoding="utf-8")
-    process = await spawn("run", "--config", str(config))
+    process, banner, base = await demo_run(tmp_path, framework)
     try:
-        banner = ""
-        while "Ctrl+C" not in banner:
-            line = await asyncio.wait_for(process.stdout.readline(), 60)
-            assert line, banner
-            banner += line.decode()
         assert "refundbot chat" in banner and "15 demo orders" in banner
-        base = re.search(r"Open (http://127\.0\.0\.1:\d+)/ in a browser", banner).group(1)  # the emulator, not the API
         from sandbox.client import EmulatorClient
         async with EmulatorClient(base) as client:
             await client.create_user(10001, "小明", language_code="zh-hans")
