@@ -33,10 +33,11 @@ from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
+from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
+from bot.rails.keys import load_private_key, load_public_key
 from dialogs.domain import RailError, RefundAttempt, RefundStatus
 from dialogs.ports import GatewayResult, GatewayUnavailable, Payment, RailBusy
 
@@ -96,42 +97,6 @@ def _key_text(inline: str, path: str, setting: str, env: str) -> bytes:
         return Path(path).expanduser().read_bytes()
     except OSError as exc:
         raise ValueError(f"{where}: cannot read {path}: {exc.strerror or exc.__class__.__name__}") from None
-
-
-def _der(text: bytes) -> bytes | None:
-    """Bare base64 -> DER; None for PEM."""
-    if text.lstrip().startswith(b"-----BEGIN"):
-        return None
-    try:
-        return base64.b64decode(b"".join(text.split()), validate=True)
-    except ValueError:
-        return b""  # not base64 either: the loader says so
-
-
-def load_private_key(text: bytes, what: str) -> rsa.RSAPrivateKey:
-    der = _der(text)
-    try:
-        key = (serialization.load_pem_private_key(text, None) if der is None
-               else serialization.load_der_private_key(der, None))
-    except (ValueError, TypeError, UnsupportedAlgorithm):
-        raise ValueError(f"{what} is not an RSA private key (PEM or base64, PKCS#1 or PKCS#8, "
-                         "without a passphrase)") from None
-    if not isinstance(key, rsa.RSAPrivateKey):
-        # ValueError, not TypeError: it is what every gateway builder raises for a bad setting.
-        raise ValueError(f"{what} is not an RSA key (Alipay's RSA2 needs one)")  # noqa: TRY004
-    return key
-
-
-def load_public_key(text: bytes, what: str) -> rsa.RSAPublicKey:
-    der = _der(text)
-    try:
-        key = serialization.load_pem_public_key(text) if der is None else serialization.load_der_public_key(der)
-    except (ValueError, TypeError, UnsupportedAlgorithm):
-        raise ValueError(f"{what} is not an RSA public key (PEM or base64)") from None
-    if not isinstance(key, rsa.RSAPublicKey):
-        # ValueError, not TypeError: it is what every gateway builder raises for a bad setting.
-        raise ValueError(f"{what} is not an RSA key (Alipay's RSA2 needs one)")  # noqa: TRY004
-    return key
 
 
 def _amount(value: object) -> Decimal | None:

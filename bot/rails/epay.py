@@ -55,12 +55,12 @@ from typing import Any
 
 import aiohttp
 from cryptography.exceptions import InvalidSignature
-from cryptography.exceptions import UnsupportedAlgorithm as UnsupportedKeyFormat
-from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
 from bot import bodies
 from bot.config import MAX_ANSWER_BYTES, PlatformConfig
+from bot.rails.keys import load_private_key, load_public_key
 from dialogs.domain import RailError, RefundAttempt, RefundStatus
 from dialogs.ports import GatewayResult, GatewayUnavailable, Payment, RailBusy
 
@@ -104,39 +104,6 @@ def rsa_verify(params: Mapping[str, str], signature: str, public_key: rsa.RSAPub
     except (InvalidSignature, ValueError):
         return False
     return True
-
-
-def _pem(text: bytes, label: str) -> bytes:
-    """A PEM as given, or the bare base64 the epay console shows, wrapped as the SDK does."""
-    text = text.strip()
-    if text.startswith(b"-----"):
-        return text
-    body = b"".join(text.split())
-    lines = [body[i:i + 64] for i in range(0, len(body), 64)]
-    return b"\n".join([f"-----BEGIN {label}-----".encode(), *lines, f"-----END {label}-----".encode()])
-
-
-def load_private_key(text: bytes, what: str) -> rsa.RSAPrivateKey:
-    try:
-        key = serialization.load_pem_private_key(_pem(text, "PRIVATE KEY"), password=None)
-    except (ValueError, TypeError, UnsupportedKeyFormat):
-        try:
-            key = serialization.load_pem_private_key(_pem(text, "RSA PRIVATE KEY"), password=None)
-        except (ValueError, TypeError, UnsupportedKeyFormat):
-            raise ValueError(f"{what} is not an unencrypted RSA private key (PEM or base64)") from None
-    if not isinstance(key, rsa.RSAPrivateKey):
-        raise ValueError(f"{what} is not an RSA key")  # noqa: TRY004 - a configuration error, like the others
-    return key
-
-
-def load_public_key(text: bytes, what: str) -> rsa.RSAPublicKey:
-    try:
-        key = serialization.load_pem_public_key(_pem(text, "PUBLIC KEY"))
-    except (ValueError, TypeError, UnsupportedKeyFormat):
-        raise ValueError(f"{what} is not an RSA public key (PEM or base64)") from None
-    if not isinstance(key, rsa.RSAPublicKey):
-        raise ValueError(f"{what} is not an RSA key")  # noqa: TRY004 - a configuration error, like the others
-    return key
 
 
 def _words(answer: Mapping[str, Any]) -> str:
