@@ -108,6 +108,13 @@ class Order:
     # The payment rail's number for the purchase (Alipay trade_no, WeChat transaction_id, the shop's
     # payment serial): what finance refunds against. Optional: older imports have none.
     trade_no: str | None = None
+    # How a card shop knows its buyer (dialogs.proof): the e-mail or contact string given at checkout,
+    # and a digest of the order's 查询密码 (never the password itself; None: the order has none).
+    buyer_contact: str | None = None
+    query_secret: str | None = None
+    # The delivered 卡密, one per entry, as the shop recorded them: masked wherever a customer or a log
+    # could read them (dialogs.proof.mask_code), shown to agents on demand.
+    delivered_codes: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

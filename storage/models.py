@@ -117,6 +117,9 @@ class OrderRow(Base):
     card_redeemed: Mapped[bool | None] = mapped_column(Boolean)
     topup_credited: Mapped[bool | None] = mapped_column(Boolean)
     trade_no: Mapped[str | None] = mapped_column(String(64))
+    buyer_contact: Mapped[str | None] = mapped_column(String(255))
+    query_secret: Mapped[str | None] = mapped_column(String(64))  # dialogs.proof.secret_digest
+    delivered_codes: Mapped[list[str] | None] = mapped_column(JSON)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
 

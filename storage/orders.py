@@ -48,6 +48,9 @@ def order_values(order: Order, now: datetime) -> dict[str, Any]:
         "card_redeemed": order.card_redeemed,
         "topup_credited": order.topup_credited,
         "trade_no": order.trade_no,
+        "buyer_contact": order.buyer_contact,
+        "query_secret": order.query_secret,
+        "delivered_codes": list(order.delivered_codes) or None,
         "updated_at": now,
     }
 
@@ -69,6 +72,9 @@ def order_from_row(row: Any) -> Order:
         card_redeemed=row.card_redeemed,
         topup_credited=row.topup_credited,
         trade_no=row.trade_no,
+        buyer_contact=row.buyer_contact,
+        query_secret=row.query_secret,
+        delivered_codes=tuple(row.delivered_codes or ()),
     )
 
 
