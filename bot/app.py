@@ -119,7 +119,7 @@ async def opened_core(config: AppConfig) -> AsyncIterator[tuple[Core, dict[str, 
     async with contextlib.AsyncExitStack() as stack:
         try:
             gateways = build_gateways(config.platform)
-            order_lookup = build_order_lookup(config.platform)
+            order_lookup = build_order_lookup(config.platform, config.orders.source)
         except ValueError as exc:
             raise StartupError(str(exc)) from exc
         for gateway in gateways.values():

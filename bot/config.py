@@ -219,6 +219,14 @@ class PlatformConfig(_Section):
         return value
 
 
+class OrdersConfig(OrderSettings):
+    """`[orders]`: the core's order-number rules (dialogs.settings.OrderSettings) and where orders come from."""
+
+    # "local": the orders table (`refundbot orders import`, the order-upsert callback); "http": the
+    # platform's GET orders_url/{order_no}; the card shops' own databases or APIs (bot/shops/).
+    source: Literal["local", "http", "dujiaoka", "dujiao_next", "acg_faka"] = "local"
+
+
 class LogConfig(_Section):
     """How `refundbot run` logs to standard error: "text" lines for people, "json" (one object per line,
     with the case and update_id) for a log collector. `refundbot run --log-format` overrides format."""
@@ -242,7 +250,7 @@ class AppConfig(_Section):
     database: DatabaseConfig = DatabaseConfig()
     storage: StorageConfig = StorageConfig()
     sandbox: SandboxConfig = SandboxConfig()
-    orders: OrderSettings = OrderSettings()
+    orders: OrdersConfig = OrdersConfig()
     policy: PolicySettings = PolicySettings()
     i18n: I18nSettings = I18nSettings()
     sla: SlaSettings = SlaSettings()

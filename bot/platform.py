@@ -183,9 +183,10 @@ def order_from_json(fields: Any) -> Order:
 # --- from configuration -----------------------------------------------------------------------
 
 
-def build_order_lookup(config: PlatformConfig) -> HttpOrderLookup | None:
-    """`[platform] orders`: None for "local" (the orders table), HttpOrderLookup for "http"."""
-    if config.orders == "http":
+def build_order_lookup(config: PlatformConfig, source: str = "local") -> HttpOrderLookup | None:
+    """`[orders] source` (or the older `[platform] orders`): None for "local" (the orders table),
+    HttpOrderLookup for "http"."""
+    if source == "http" or config.orders == "http":
         return HttpOrderLookup(config.orders_url, config.secret, config.timeout_seconds,
                                max_answer_bytes=config.max_answer_bytes)
     return None
