@@ -202,7 +202,7 @@ class Driver:
         for _ in range(2):  # done, then submit
             last = await go(lambda m=last: c.press(user, m["message_id"], data=self.token(m)))
         if not self.echo:
-            assert last["text"].startswith("退款申请 R"), last["text"]
+            assert last["text"].startswith("退款单 R"), last["text"]
 
 
 STEPS = 7

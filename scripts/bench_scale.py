@@ -5,9 +5,17 @@ or done twice (cases, update claims, answers per chat).
 
     .venv/bin/python scripts/bench_scale.py --customers 2000 --concurrency 64 --workers 1,2,4
 
-Each worker count gets a fresh database and a fresh emulator process. Nothing is pinned: the workers,
-the emulator, this driver and PostgreSQL share the machine's cores (2 here), so the ratio is what a
-second worker adds on the same machine, not on a machine of its own.
+Each worker count gets a fresh database and a fresh emulator process. Without --cpu-quota nothing is
+pinned: the workers, the emulator, this driver and PostgreSQL share the machine's cores (2 here), so the
+ratio is what a second worker adds on the same machine, not on a machine of its own. With --cpu-quota Q
+every worker runs in a cgroup of its own held to Q of a CPU (scripts/cpu_quota.py; root), the rest of the
+machine left to the load, the emulator and PostgreSQL: the ratio then shows what a worker adds.
+
+    sudo .venv/bin/python scripts/bench_scale.py --cpu-quota 0.25 --workers 1,2,4
+
+Nothing lost or doubled is judged only once the relay has drained: every outbox row sent, or provably
+pending (due later than now); rows due but unsent after --drain-seconds are reported as not drained,
+which is a different finding from a lost or doubled message.
 """
 
 from __future__ import annotations
@@ -28,6 +36,7 @@ import asyncpg
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "scripts")]
 
+from cpu_quota import CpuQuota, QuotaUnavailable
 from bench_dialog import QUIET_EMULATOR, STEPS, USER_BASE, drive, free_port, pct, seed, start, wait_emulator
 
 from sandbox.client import EmulatorClient
@@ -72,22 +81,47 @@ async def count(url: str, sql: str) -> int:
         await connection.close()
 
 
-async def verify(url: str, base: str, customers: range) -> dict[str, object]:
-    """Nothing lost, nothing twice: one case per customer, each update claimed once, and every chat got
-    the same messages (a doubled answer or notification would make one chat differ)."""
+DUE_UNSENT = "SELECT count(*) FROM outbox WHERE sent_at IS NULL AND dead_at IS NULL AND available_at <= now()"
+LATER = "SELECT count(*) FROM outbox WHERE sent_at IS NULL AND dead_at IS NULL AND available_at > now()"
+
+
+async def drain(url: str, seconds: float) -> tuple[int, float]:
+    """Wait for the relay: until no outbox row is due and unsent, or `seconds` pass with no progress.
+    Returns (rows still due and unsent, seconds waited)."""
+    started = last_progress = time.monotonic()
+    due = await count(url, DUE_UNSENT)
+    while due and time.monotonic() - last_progress < seconds:
+        await asyncio.sleep(0.5)
+        now_due = await count(url, DUE_UNSENT)
+        if now_due < due:
+            last_progress = time.monotonic()
+        due = now_due
+    return due, time.monotonic() - started
+
+
+async def verify(url: str, base: str, customers: range, drain_seconds: float) -> dict[str, object]:
+    """Nothing lost, nothing twice, judged after the relay drained: one case per customer, each update
+    claimed once, no outbox row given up, and every chat got the same messages (a doubled answer or
+    notification would make one chat differ). Rows due later (reminders) are pending, not lost."""
+    not_drained, waited = await drain(url, drain_seconds)
     users = f"BETWEEN {USER_BASE + customers.start} AND {USER_BASE + customers.stop - 1}"
     cases = await count(url, f"SELECT count(*) FROM cases WHERE chat_id {users}")
     claims = await count(url, f"SELECT count(*) FROM processed_updates WHERE chat_id {users}")
-    unsent = await count(url, "SELECT count(*) FROM outbox WHERE sent_at IS NULL AND dead_at IS NULL")
+    pending = await count(url, LATER)
+    dead = await count(url, "SELECT count(*) FROM outbox WHERE dead_at IS NOT NULL")
     per_chat: Counter[int] = Counter()
     async with EmulatorClient(base) as client:
         for i in customers:
             per_chat[len(await client.bot_messages(USER_BASE + i))] += 1
-    return {"cases": cases, "claims": claims, "unsent": unsent, "messages_per_chat": dict(per_chat),
-            "ok": cases == len(customers) and claims == len(customers) * STEPS and len(per_chat) == 1}
+    whole = cases == len(customers) and claims == len(customers) * STEPS and len(per_chat) == 1 and not dead
+    verdict = ("NOT DRAINED" if not_drained else "OK") if whole else "LOST OR DOUBLED"
+    return {"cases": cases, "claims": claims, "not_drained": not_drained, "pending": pending, "dead": dead,
+            "drained_in": waited, "messages_per_chat": dict(per_chat), "verdict": verdict,
+            "ok": verdict == "OK"}
 
 
-async def one_count(workers: int, args: argparse.Namespace, tmp: Path, offset: int) -> dict[str, object]:
+async def one_count(workers: int, args: argparse.Namespace, tmp: Path, offset: int,
+                    quota: CpuQuota | None) -> dict[str, object]:
     name = f"refundbot_bench_{secrets.token_hex(3)}"
     await admin(f'CREATE DATABASE "{name}" TEMPLATE template0')
     # Over TCP by default, as to a database host of its own; --pg-socket: the local server's Unix socket.
@@ -107,6 +141,9 @@ async def one_count(workers: int, args: argparse.Namespace, tmp: Path, offset: i
         redis = {"redis_url": args.redis} if args.redis else {}
         cluster = Cluster(base, url, workers, directory, **redis)
         await cluster.start()
+        if quota is not None:
+            for pid in cluster.worker_pids():
+                quota.add(pid)
         # A warm-up the clock does not see: first connections, caches, the JIT-less interpreter's imports.
         await drive(base, warmup, 20, echo=False)
         pids = cluster.worker_pids()
@@ -116,12 +153,13 @@ async def one_count(workers: int, args: argparse.Namespace, tmp: Path, offset: i
         busy_after = machine_busy()
         busy = (busy_after[0] - busy_before[0]) / max(1, busy_after[1] - busy_before[1])
         updates = len(customers) * STEPS
-        await asyncio.sleep(2)  # the relay's last status cards
-        checked = await verify(url, base, customers)
+        checked = await verify(url, base, customers, args.drain_seconds)
         return {"workers": workers, "updates_s": throughput, "p50": pct(latencies, 50), "p99": pct(latencies, 99),
                 "mean": statistics.fmean(latencies) * 1000, "cpu_ms": worker_cpu / updates * 1000,
                 "busy": busy * 100, **checked}
     finally:
+        if quota is not None:
+            quota.close()
         if cluster is not None:
             codes = await cluster.stop()
             if any(codes):
@@ -139,28 +177,40 @@ async def main() -> None:
     parser.add_argument("--redis", default="", help="a Redis URL for the shared send-rate limits (default: none)")
     parser.add_argument("--pg-socket", default="", metavar="DIR",
                         help="reach PostgreSQL through its Unix socket in DIR (e.g. /var/run/postgresql), not TCP")
+    parser.add_argument("--cpu-quota", type=float, default=None, metavar="Q",
+                        help="run every worker in a cgroup of its own held to Q of a CPU (e.g. 0.25; needs root)")
+    parser.add_argument("--drain-seconds", type=float, default=30,
+                        help="after the load, wait this long without relay progress before judging (default 30)")
     args = parser.parse_args()
+    if args.cpu_quota is not None:
+        try:
+            CpuQuota(args.cpu_quota).close()
+        except (QuotaUnavailable, OSError) as exc:
+            sys.exit(f"--cpu-quota: {exc}")
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         for n, workers in enumerate(int(w) for w in args.workers.split(",")):
             started = time.perf_counter()
-            row = await one_count(workers, args, Path(tmp), offset=n * 100_000)
+            quota = CpuQuota(args.cpu_quota) if args.cpu_quota is not None else None
+            row = await one_count(workers, args, Path(tmp), offset=n * 100_000, quota=quota)
             rows.append(row)
             print(f"{workers} worker(s): {row['updates_s']:.0f} updates/s, p50 {row['p50']:.1f} ms, "
                   f"worker CPU {row['cpu_ms']:.2f} ms/update, machine {row['busy']:.0f}% busy, "
-                  f"p99 {row['p99']:.1f} ms; cases {row['cases']}, claims {row['claims']}, unsent {row['unsent']}, "
-                  f"messages per chat {row['messages_per_chat']} -> {'OK' if row['ok'] else 'LOST OR DOUBLED'} "
+                  f"p99 {row['p99']:.1f} ms; cases {row['cases']}, claims {row['claims']}, given up {row['dead']}, "
+                  f"due but unsent {row['not_drained']} after {row['drained_in']:.0f} s, due later {row['pending']}, "
+                  f"messages per chat {row['messages_per_chat']} -> {row['verdict']} "
                   f"({time.perf_counter() - started:.0f} s)", flush=True)
     base = rows[0]["updates_s"]
+    quota_text = f", each worker held to {args.cpu_quota:g} CPU" if args.cpu_quota is not None else ""
     print(f"\n{args.customers} customers x {STEPS} updates, {args.concurrency} in flight, PostgreSQL "
-          f"({'Unix socket' if args.pg_socket else 'TCP'}), webhook, {os.cpu_count()} cores")
+          f"({'Unix socket' if args.pg_socket else 'TCP'}), webhook, {os.cpu_count()} cores{quota_text}")
     print("| workers | updates/s | p50 ms | p99 ms | vs 1 worker | worker CPU ms/update | machine busy "
           "| nothing lost or doubled |")
     print("| --- | --- | --- | --- | --- | --- | --- | --- |")
     for row in rows:
         print(f"| {row['workers']} | {row['updates_s']:.0f} | {row['p50']:.1f} | {row['p99']:.1f} | "
               f"{row['updates_s'] / base:.2f}x | {row['cpu_ms']:.2f} | {row['busy']:.0f}% | "
-              f"{'yes' if row['ok'] else 'NO'} |")
+              f"{'yes' if row['ok'] else row['verdict']} |")
     print("Worker CPU per update staying flat as workers are added means they do not get in each other's way;"
           " a machine near 100% busy means the cores, not refundbot, set the ceiling.")
     if not all(row["ok"] for row in rows):
