@@ -21,6 +21,7 @@ from bot.demo import AGENTS, CUSTOMERS, DESK_TITLE, demo_orders
 from bot.evidence import EvidenceIntake, EvidenceSweeper, Purge
 from bot.metrics import Metrics
 from bot.pacing import RedisLimiter
+from bot.pacing.flood import SharedFloodGuard
 from bot.platform import build_order_lookup
 from bot.rails import build_gateways
 from bot.rails.wechat_notify import add_wechat_routes
@@ -35,8 +36,8 @@ from bot.workers.relay import Relay
 from bot.workers.timers import TimerSweeper
 from dialogs import roster
 from dialogs.clock import utcnow
-from dialogs.ports import RefundGateway
-from dialogs.service import RefundService
+from dialogs.ports import FloodCheck, RefundGateway
+from dialogs.service import FloodGuard, RefundService
 from storage import migrate
 from storage.maintenance import wipe
 from storage.uow import Database
@@ -133,8 +134,18 @@ async def opened_core(config: AppConfig) -> AsyncIterator[tuple[Core, dict[str, 
             database.uow, config.core,
             flood_limit=config.telegram.flood_max_updates, flood_window=config.telegram.flood_window_seconds,
             gateway=config.platform.gateway, orders=order_lookup, rails=config.platform.rails,
+            shared_flood=shared_flood(config, stack),
         )
         yield Core(database, service, EvidenceIntake(config.storage.evidence_dir, config.policy)), gateways
+
+
+def shared_flood(config: AppConfig, stack: contextlib.AsyncExitStack) -> Callable[[FloodGuard], FloodCheck] | None:
+    """With `[redis] url`, the flood guard counts each chat across the workers (bot.pacing.flood)."""
+    limiter = RedisLimiter.from_config(config.redis)
+    if limiter is None:
+        return None
+    stack.push_async_callback(limiter.close)
+    return lambda local: SharedFloodGuard(limiter, local)
 
 
 @dataclass

@@ -41,6 +41,15 @@ class OrderLookup(Protocol):
         ...
 
 
+class FloodCheck(Protocol):
+    """Updates per chat across the bot's workers (bot.pacing.flood); without one each worker counts
+    alone (dialogs.service.FloodGuard)."""
+
+    async def check(self, chat_id: int) -> str:
+        """'ok', 'notify' (the first update over the limit) or 'drop'."""
+        ...
+
+
 class OrderSourceUnavailable(Exception):
     """The order source (the platform's API) did not answer usefully: the order is unknown, which is
     not the same as "no such order"."""

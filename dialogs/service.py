@@ -25,7 +25,14 @@ from dialogs.domain import Conversation, Order, PaymentChannel
 from dialogs.io import Event, EventKind, Outcome, Reply
 from dialogs.lifecycle import ForbiddenTransition
 from dialogs.moderation import held
-from dialogs.ports import ConcurrentUpdate, OrderLookup, OrderSourceUnavailable, UnitOfWork, UnitOfWorkFactory
+from dialogs.ports import (
+    ConcurrentUpdate,
+    FloodCheck,
+    OrderLookup,
+    OrderSourceUnavailable,
+    UnitOfWork,
+    UnitOfWorkFactory,
+)
 from dialogs.reach import GONE, PRESENT, chat_back, chat_lost
 from dialogs.router import Router
 from dialogs.settings import CoreSettings
@@ -125,6 +132,7 @@ class RefundService:
         gateway: str = "manual",
         orders: OrderLookup | None = None,
         rails: Mapping[PaymentChannel, str] | None = None,
+        shared_flood: Callable[[FloodGuard], FloodCheck] | None = None,
     ) -> None:
         self.uow_factory = uow_factory
         self.settings = settings
@@ -136,6 +144,8 @@ class RefundService:
         self.orders = orders
         self.locks = ChatLocks()
         self.flood = FloodGuard(flood_limit, flood_window)
+        # Several workers: one count per chat for all of them (built around the local guard, its fallback).
+        self.shared_flood = shared_flood(self.flood) if shared_flood is not None else None
         self.desk = DeskService(settings, self.workflow)
         self.router = Router(settings, self.desk)
         # (chat, update) whose replies this process is sending now (bot.inbound keeps it). Unconfirmed
@@ -153,7 +163,10 @@ class RefundService:
             return await self._desk(event)
         if not event.private or event.kind is EventKind.SERVICE:
             return Outcome()  # other groups are none of our business; service messages need no answer
-        verdict = self.flood.check(event.chat_id)
+        if self.shared_flood is not None:
+            verdict = await self.shared_flood.check(event.chat_id)
+        else:
+            verdict = self.flood.check(event.chat_id)
         if verdict != "ok":
             notice = Texts(pick_locale(event.language_code, self.settings.i18n.default_locale))("flood")
             return Outcome(replies=(Reply(notice),) if verdict == "notify" else (), toast=notice)

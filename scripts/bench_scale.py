@@ -36,8 +36,8 @@ import asyncpg
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "scripts")]
 
-from cpu_quota import CpuQuota, QuotaUnavailable
 from bench_dialog import QUIET_EMULATOR, STEPS, USER_BASE, drive, free_port, pct, seed, start, wait_emulator
+from cpu_quota import CpuQuota, QuotaUnavailable
 
 from sandbox.client import EmulatorClient
 from tests.scale.cluster import Cluster
