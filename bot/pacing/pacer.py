@@ -11,7 +11,8 @@ chats go concurrently up to the global rate and a slow or held chat never holds 
 
 A 429: that chat sends nothing until retry_after. Two or more chats answered 429 within a second, or a
 group well under its own limit, mean the bot as a whole is flooded: everything holds until
-retry_after (and the relay claims no new rows meanwhile: `global_hold`).
+retry_after (and the relay claims no new rows meanwhile: `global_hold`). With a shared limiter the hold
+is shared too: the chat's (or the whole bot's) window in Redis grants nothing to any worker until then.
 
 Several workers: alone, each relay keeps the limits by itself, so N of them together may send N times
 too fast. With a shared limiter (`limiter`: Redis, `[redis]` in the config) every call also takes its
@@ -206,8 +207,11 @@ class Pacer:
             log.warning("relay: the bot is flooded (chat %s answered 429): holding every send for %gs",
                         lane.chat_id, seconds)
             self.global_hold = until
+            self._share_hold("global", seconds)
         else:
             log.info("relay: chat %s answered 429: holding it for %gs", lane.chat_id, seconds)
+        if len(lane.shared) > 1:
+            self._share_hold(lane.shared[-1].key, seconds)  # the chat's (or the group's) window
 
     def back_off(self, lane: Lane, seconds: float) -> None:
         """Send nothing to the chat for `seconds` (a transient failure)."""
@@ -274,6 +278,14 @@ class Pacer:
         if grant is not None:
             slots.append(SharedSlot(now, grant, self._shared_answered))
         return slots
+
+    def _share_hold(self, key: str, seconds: float) -> None:
+        """Tell the other workers about a 429 (through the shared limiter), without waiting for Redis."""
+        if self.limiter is None:
+            return
+        task = asyncio.create_task(self.limiter.hold(key, seconds))
+        self._shared_answers.add(task)
+        task.add_done_callback(self._shared_answers.discard)
 
     def _shared_answered(self, grant: Grant) -> None:
         if self.limiter is None:

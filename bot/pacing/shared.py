@@ -34,6 +34,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import logging
+import math
 import os
 import time
 import uuid
@@ -50,7 +51,7 @@ from bot.config import RedisConfig
 
 log = logging.getLogger(__name__)
 
-# KEYS: one sliding window each. ARGV: the member naming this call, then limit, span and gap (seconds)
+# KEYS: one sliding window each, then as many hold keys (a 429's retry_after: `HOLD`). ARGV: the member naming this call, then limit, span and gap (seconds)
 # for each key in turn. Returns {1, now} when every window had room (the call is booked in all of
 # them), else {0, wait, i}: seconds until all of them would, and which key (1-based) is the last to.
 # Numbers travel as strings (Lua numbers returned to Redis are cut to integers, and passed to commands
@@ -59,7 +60,9 @@ ACQUIRE = """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
 local free, binding = now, 0
-for i, key in ipairs(KEYS) do
+local n = #KEYS / 2
+for i = 1, n do
+  local key = KEYS[i]
   local limit = tonumber(ARGV[3 * i - 1])
   local span = tonumber(ARGV[3 * i])
   local gap = tonumber(ARGV[3 * i + 1])
@@ -75,6 +78,10 @@ for i, key in ipairs(KEYS) do
     local last = redis.call('ZRANGE', key, -1, -1, 'WITHSCORES')
     at = math.max(at, tonumber(last[2]) + gap)
   end
+  local held = redis.call('PTTL', KEYS[n + i])
+  if held > 0 then
+    at = math.max(at, now + held / 1000)
+  end
   if at > free then
     free, binding = at, i
   end
@@ -82,7 +89,8 @@ end
 if free > now then
   return {0, string.format('%.6f', free - now), binding}
 end
-for i, key in ipairs(KEYS) do
+for i = 1, n do
+  local key = KEYS[i]
   local span = tonumber(ARGV[3 * i])
   local gap = tonumber(ARGV[3 * i + 1])
   redis.call('ZADD', key, string.format('%.6f', now), ARGV[1])
@@ -104,6 +112,17 @@ for i, key in ipairs(KEYS) do
     redis.call('ZADD', key, 'XX', string.format('%.6f', now), ARGV[1])
     redis.call('PEXPIRE', key, math.ceil((span + gap) * 1000) + 1000)
   end
+end
+return 1
+"""
+
+
+# A 429 asked one worker to wait: every worker waits. KEYS[1]: the window's hold key; ARGV[1]: milliseconds.
+# A hold is only ever lengthened (two 429s: the later end wins).
+HOLD = """
+local left = redis.call('PTTL', KEYS[1])
+if tonumber(ARGV[1]) > left then
+  redis.call('SET', KEYS[1], '1', 'PX', ARGV[1])
 end
 return 1
 """
@@ -153,6 +172,10 @@ class SharedLimiter(Protocol):
         """The granted call was answered: count it from now on."""
         ...
 
+    async def hold(self, key: str, seconds: float) -> None:
+        """A 429 for the window `key`: no worker is granted a call on it for `seconds`."""
+        ...
+
 
 def _shown(url: str) -> str:
     """The URL without its password, for logs."""
@@ -182,6 +205,7 @@ class RedisLimiter:
         self.monotonic = monotonic
         self._acquire = client.register_script(ACQUIRE)
         self._answered = client.register_script(ANSWERED)
+        self._hold = client.register_script(HOLD)
         self._members = itertools.count(1)
         self._member_prefix = f"{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self._up = True  # the last try answered (until then, assumed)
@@ -221,7 +245,7 @@ class RedisLimiter:
         keys, args = self._args(member, limits)
         try:
             async with asyncio.timeout(self.timeout):
-                answer = await self._acquire(keys=keys, args=args)
+                answer = await self._acquire(keys=keys + [f"{key}:hold" for key in keys], args=args)
         except Exception as exc:  # noqa: BLE001 - refused, reset, timed out, a script error: no shared answer
             self._failed(exc)
             return None
@@ -240,6 +264,19 @@ class RedisLimiter:
             async with asyncio.timeout(self.timeout):
                 await self._answered(keys=keys, args=args)
         except Exception as exc:  # noqa: BLE001 - as in acquire
+            self._failed(exc)
+            return
+        self._answering()
+
+    async def hold(self, key: str, seconds: float) -> None:
+        """Telegram answered 429 for `key` ("chat:<id>", "group:<id>", or "global" when the bot is
+        flooded): no worker is granted a call on it for `seconds` (acquire answers Busy until then)."""
+        if seconds <= 0 or (not self._up and self.monotonic() < self._retry_at):
+            return
+        try:
+            async with asyncio.timeout(self.timeout):
+                await self._hold(keys=[f"{self.key_prefix}:{key}:hold"], args=[str(math.ceil(seconds * 1000))])
+        except Exception as exc:  # noqa: BLE001 - as in acquire: this worker still holds on its own
             self._failed(exc)
             return
         self._answering()

@@ -3,9 +3,11 @@ delivery's tests (what reaches Telegram must be the same whichever library sends
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import AsyncIterator
 
 import pytest
+from redis.asyncio import Redis
 
 from bot.aiogram_adapter.sender import AiogramSender
 from bot.ptb_adapter.runner import build_application
@@ -13,6 +15,20 @@ from bot.ptb_adapter.sender import PtbSender
 from bot.sending import Sender
 from sandbox import Emulator, EmulatorState
 from tests.sandbox.conftest import bot, make_bot  # noqa: F401 - bot: the aiogram Bot fixture, on this emu
+
+
+@pytest.fixture
+async def prefix(redis_url: str) -> AsyncIterator[str]:
+    """A Redis key prefix of the test's own; its keys are deleted afterwards (they would expire anyway)."""
+    name = f"refundbot-test:{uuid.uuid4().hex[:10]}"
+    yield name
+    client = Redis.from_url(redis_url)
+    try:
+        keys = [key async for key in client.scan_iter(match=f"{name}:*")]
+        if keys:
+            await client.delete(*keys)
+    finally:
+        await client.aclose()
 
 
 @pytest.fixture

@@ -4,12 +4,6 @@ exactly one of them sends the polite notice; Redis unreachable, each worker's ow
 
 from __future__ import annotations
 
-import uuid
-from collections.abc import AsyncIterator
-
-import pytest
-from redis.asyncio import Redis
-
 from bot.pacing.flood import SharedFloodGuard
 from bot.pacing.shared import RedisLimiter
 from dialogs.service import FloodGuard, RefundService
@@ -19,19 +13,6 @@ from tests.dialogs.customer import ZH, Customer
 from tests.fakes import FakeDatabase
 
 LIMIT, WINDOW = 5, 30.0
-
-
-@pytest.fixture
-async def prefix(redis_url: str) -> AsyncIterator[str]:
-    name = f"refundbot-test:{uuid.uuid4().hex[:10]}"
-    yield name
-    client = Redis.from_url(redis_url)
-    try:
-        keys = [key async for key in client.scan_iter(match=f"{name}:*")]
-        if keys:
-            await client.delete(*keys)
-    finally:
-        await client.aclose()
 
 
 def worker(database: FakeDatabase, url: str, prefix: str, limiters: list[RedisLimiter]) -> RefundService:

@@ -11,7 +11,6 @@ import os
 import shutil
 import socket
 import time
-import uuid
 from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 
@@ -21,6 +20,7 @@ from redis.asyncio import Redis
 
 from bot.aiogram_adapter.sender import AiogramSender
 from bot.config import RedisConfig, RelayConfig
+from bot.pacing.pacer import Pacer
 from bot.pacing.shared import Busy, Grant, Limit, RedisLimiter
 from bot.workers.relay import Relay
 from sandbox import Emulator, EmulatorClient
@@ -53,20 +53,6 @@ def rate(times: Sequence[float]) -> float:
     so this is above the limit over short runs: most_within is the measure that must hold)."""
     times = sorted(times)
     return (len(times) - 1) / (times[-1] - times[0])
-
-
-@pytest.fixture
-async def prefix(redis_url: str) -> AsyncIterator[str]:
-    """A key prefix of the test's own; its keys are deleted afterwards (they would expire anyway)."""
-    name = f"refundbot-test:{uuid.uuid4().hex[:10]}"
-    yield name
-    client = Redis.from_url(redis_url)
-    try:
-        keys = [key async for key in client.scan_iter(match=f"{name}:*")]
-        if keys:
-            await client.delete(*keys)
-    finally:
-        await client.aclose()
 
 
 @pytest.fixture
@@ -219,6 +205,45 @@ async def test_an_answered_call_counts_from_its_answer(redis_url: str, prefix: s
         await limiter.close()
 
 
+async def test_a_429_held_by_one_worker_holds_every_worker(redis_url: str, prefix: str) -> None:
+    first, second = (RedisLimiter(redis_url, key_prefix=prefix, timeout=1.0) for _ in range(2))
+    try:
+        await first.hold("chat:8", 2.0)
+        await first.hold("chat:8", 0.5)  # a shorter hold never cuts a longer one short
+        busy = await second.acquire([Limit("global", 30, 1.0), Limit("chat:8", 1, 1.0)])
+        assert isinstance(busy, Busy) and busy.key == "chat:8" and 1.8 < busy.wait <= 2.0
+        assert isinstance(await second.acquire([Limit("global", 30, 1.0), Limit("chat:9", 1, 1.0)]), Grant)
+        await first.hold("global", 1.0)  # flooded: nothing goes anywhere
+        busy = await second.acquire([Limit("global", 30, 1.0), Limit("chat:10", 1, 1.0)])
+        assert isinstance(busy, Busy) and busy.key == "global" and 0.8 < busy.wait <= 1.0
+    finally:
+        await first.close()
+        await second.close()
+
+
+async def test_a_pacer_shares_its_429_with_the_other_workers_pacers(redis_url: str, prefix: str) -> None:
+    closing = asyncio.Event()
+    pacers = [Pacer(RelayConfig(), closing, limiter=RedisLimiter(redis_url, key_prefix=prefix, timeout=1.0))
+              for _ in range(2)]
+    try:
+        pacers[0].throttled(pacers[0].lane(4242), 1.5)
+        await asyncio.sleep(0.1)  # the hold goes to Redis in the background
+        started = time.monotonic()
+        slots = await pacers[1].wait(pacers[1].lane(4242), deadline=started + 5)
+        waited = time.monotonic() - started
+        with pacers[1].answering(slots):
+            pass
+        assert 1.2 < waited < 2.0, waited
+        started = time.monotonic()
+        await pacers[1].wait(pacers[1].lane(4343), deadline=started + 5)  # another chat goes at once
+        assert time.monotonic() - started < 0.3
+    finally:
+        for pacer in pacers:
+            await pacer.close()
+            assert pacer.limiter is not None
+            await pacer.limiter.close()
+
+
 async def test_unreachable_redis_answers_none_warns_once_and_is_tried_again_after_a_while(
         caplog: pytest.LogCaptureFixture) -> None:
     clock = Clock()
@@ -277,6 +302,7 @@ class FakeLimiter:
         self.script = list(script)
         self.asked: list[tuple[tuple[str, ...], bool]] = []
         self.answered_grants: list[Grant] = []
+        self.holds: list[tuple[str, float]] = []
 
     async def acquire(self, limits: Sequence[Limit], *, retry: bool = False) -> Grant | Busy | None:
         self.asked.append((tuple(limit.key for limit in limits), retry))
@@ -286,6 +312,9 @@ class FakeLimiter:
 
     async def answered(self, grant: Grant) -> None:
         self.answered_grants.append(grant)
+
+    async def hold(self, key: str, seconds: float) -> None:
+        self.holds.append((key, seconds))
 
 
 @pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
