@@ -114,6 +114,7 @@ class OrderClaims(DialogPart):
 
     async def say_number_paused(self) -> None:
         self.data.pop("pending_order", None)
+        self.data.pop("pending_contact", None)
         await self.say_cooling_down()
 
     async def load_pending_order(self) -> None:

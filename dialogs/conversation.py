@@ -274,6 +274,7 @@ class Dialog(OrderClaims, EvidenceIntake, CaseActions):
         order = self.order
         assert order is not None
         self.data.pop("pending_order", None)
+        self.data.pop("pending_contact", None)
         self.data["order_no"] = order.order_no
         balance = self.balance or await ledger.order_balance(self.uow, order.order_no, fallback_paid=order.amount)
         if balance.remaining < balance.paid:  # part went back (or is on its way): only the rest can be claimed

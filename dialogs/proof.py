@@ -101,7 +101,7 @@ def link_parameter(secret: str, order_no: str, expires: int) -> str:
     parameter = f"{LINK_PREFIX}{order_no}_{expires}_{link_signature(secret, order_no, expires)}"
     if _START_PARAMETER.fullmatch(parameter) is None:
         raise ValueError(f"order number {order_no!r} does not fit a Telegram start parameter "
-                         f"(at most {MAX_START_PARAMETER - 38} characters of A-Z a-z 0-9 _ -)")
+                         f"(at most {MAX_START_PARAMETER - 39} characters of A-Z a-z 0-9 _ -)")
     return parameter
 
 
