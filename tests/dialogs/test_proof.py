@@ -335,3 +335,17 @@ async def test_a_valid_link_fetches_its_order_from_the_external_source_and_a_for
     assert asked == []
     assert (await c.command("start", link_parameter(SECRET, NUMBER, LATER))).step == Step.CHOOSING_REASON
     assert asked == [NUMBER] and NUMBER in database.tables.orders
+
+
+async def test_a_photo_while_asked_for_the_contact_or_password_changes_nothing(database: FakeDatabase) -> None:
+    # The answer is the step's hint, or the step's prompt again while that was never confirmed as sent
+    # (dialogs.service._with_unconfirmed: this harness confirms nothing).
+    await shop_order(database)
+    c = shopper(database)
+    await c.says(NUMBER)
+    assert (await c.photo("AQAD1")).step == Step.AWAITING_CONTACT
+    assert c.texts() in ([ZH("hint.awaiting_contact")], [ZH("proof.ask_contact")])
+    await c.says(EMAIL)
+    assert (await c.photo("AQAD2")).step == Step.AWAITING_PASSWORD
+    assert c.texts() in ([ZH("hint.awaiting_password")], [ZH("proof.ask_password")])
+    assert await tally(database) == 0 and await chat_failures(database) == 0
