@@ -229,6 +229,56 @@ def orders_demo(config: ConfigOption = None) -> None:
     _on_database(settings, go)
 
 
+@orders_app.command("link")
+def orders_link(
+    order_no: Annotated[str, typer.Argument(help="The order number, exactly as the shop shows it.")],
+    hours: Annotated[float, typer.Option("--hours", min=0.01, help="How long the link stays valid.")] = 72,
+    config: ConfigOption = None,
+) -> None:
+    """Print the signed start parameter and t.me link that open ORDER with no other proof (what the
+    shop's 申请退款 button links to; README "Signed refund link")."""
+    import time
+
+    from dialogs.proof import link_parameter
+
+    settings = _config(config)
+    expires = int(time.time() + hours * 3600)
+    try:
+        parameter = link_parameter(settings.orders.link_secret, order_no.strip(), expires)
+    except ValueError as exc:
+        console.print(f"[red]{escape(str(exc))}[/red]")
+        raise typer.Exit(2) from None
+    console.print(f"start parameter: {parameter}", soft_wrap=True)
+    console.print(f"expires: {time.strftime('%Y-%m-%d %H:%M:%S UTC', time.gmtime(expires))}")
+    username = settings.telegram.username.lstrip("@") or asyncio.run(_bot_username(settings))
+    if username:
+        console.print(f"link: https://t.me/{username}?start={parameter}", soft_wrap=True)
+    else:
+        console.print("[yellow]no link: set \\[telegram] username (or a token, to ask Telegram's getMe)[/yellow]")
+
+
+async def _bot_username(settings: AppConfig) -> str:
+    """The bot's username from getMe, or "" without a token or an answer."""
+    import aiohttp
+
+    from bot.doctor import BotApi
+
+    if not settings.telegram.token:
+        return ""
+    api = BotApi(settings.telegram.api_base, settings.telegram.token)
+    try:
+        good, me, _, why = await api.call("getMe")
+    except (aiohttp.ClientError, TimeoutError) as exc:
+        console.print(f"[yellow]getMe failed: {escape(str(exc) or type(exc).__name__)}[/yellow]")
+        return ""
+    finally:
+        await api.close()
+    if not good:
+        console.print(f"[yellow]getMe failed: {escape(why)}[/yellow]")
+        return ""
+    return str(me.get("username") or "")
+
+
 # --- cases: finance's side of refunds ---------------------------------------------------------
 
 cases_app = typer.Typer(help="Refund cases: decisions, finance's confirmations and exports.", no_args_is_help=True)

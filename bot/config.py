@@ -37,6 +37,7 @@ ENV_OVERRIDES: dict[str, tuple[str, ...]] = {
     "REFUNDBOT_WEBHOOK_SECRET": ("telegram", "webhook_secret"),
     "REFUNDBOT_DATABASE_URL": ("database", "url"),
     "REFUNDBOT_PLATFORM_SECRET": ("platform", "secret"),
+    "REFUNDBOT_ORDER_LINK_SECRET": ("orders", "link_secret"),  # the shop's signed 申请退款 link
     "REFUNDBOT_REDIS_URL": ("redis", "url"),  # may carry a password
     "REFUNDBOT_DASHBOARD_PASSWORD": ("dashboard", "password"),
     # PEM text, the bare base64 Alipay's key tool prints, or a path to either.
@@ -56,6 +57,8 @@ class TelegramConfig(_Section):
     webhook_url: str = ""  # the public URL Telegram posts to, e.g. https://bot.example.com/telegram/webhook
     webhook_secret: str = ""
     webhook_path: str = "/telegram/webhook"
+    # The bot's @username without the @, for the links `refundbot orders link` prints; empty: asked by getMe.
+    username: str = ""
     listen_host: str = "127.0.0.1"
     listen_port: int = Field(8080, ge=0, le=65535)
     # Several processes on one listen_port (SO_REUSEPORT; Linux spreads connections over them): set by

@@ -1,8 +1,9 @@
 """Which order a customer may claim, as callbacks of the conversation's table (mixed into `Dialog`).
 
 The lookup and its cool-downs (per chat, and per number across chats); ownership (an order bound to
-the account opens for it alone, an unbound one for the last four digits of the buyer's phone); and the
-claim rules: one open case per order, never a claim on money already refunded or on its way.
+the account opens for it alone; an unbound one for the last four digits of the buyer's phone, or the
+shop's way: the checkout e-mail / contact plus the 查询密码; any order for the shop's signed deep link,
+dialogs.proof); and the claim rules: one open case per order, never a claim on money already refunded or on its way.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import re
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
-from dialogs import ledger
+from dialogs import ledger, proof
 from dialogs.dialog_part import DialogPart
 from dialogs.domain import OPEN_STATUSES, Case, Order
 from dialogs.ports import LookupTally
@@ -113,6 +114,7 @@ class OrderClaims(DialogPart):
 
     async def say_number_paused(self) -> None:
         self.data.pop("pending_order", None)
+        self.data.pop("pending_contact", None)
         await self.say_cooling_down()
 
     async def load_pending_order(self) -> None:
@@ -127,19 +129,108 @@ class OrderClaims(DialogPart):
         return (order is not None and order.buyer_telegram_id is None and len(order.buyer_phone) >= 4
                 and order.buyer_phone[-4:] == self.event.text.strip())
 
-    async def say_not_found(self) -> None:
+    async def count_failure(self) -> int:
+        """One failed proof, against this chat and against the number in play (when there is one); the
+        guesses left before the pause."""
         orders = self.settings.orders
         self.data.setdefault("failures", []).append(self.now.isoformat())
         window = timedelta(minutes=orders.failed_lookup_window_minutes)
-        self.tally = await self.uow.lookups.record(
-            self.pending_number(), at=self.now, window=window,
-            forget_before=self.now - max(window, timedelta(minutes=orders.cooldown_minutes)))
+        failures = len(self.recent_failures())
+        if self.pending_number():
+            self.tally = await self.uow.lookups.record(
+                self.pending_number(), at=self.now, window=window,
+                forget_before=self.now - max(window, timedelta(minutes=orders.cooldown_minutes)))
+            failures = max(failures, self.tally.failures)
         self.data.pop("pending_order", None)
-        left = orders.max_failed_lookups - max(len(self.recent_failures()), self.tally.failures)
+        self.data.pop("pending_contact", None)
+        return orders.max_failed_lookups - failures
+
+    async def say_not_found(self) -> None:
+        left = await self.count_failure()
         if left <= 0:
             await self.say_cooling_down()
         else:
-            self.say("order_not_found", example=orders.number_example, left=left)
+            # One text whatever was wrong (number, contact or password): it names none of them.
+            key = "order_not_found" if self.settings.orders.proof == "phone" else "proof.not_found"
+            self.say(key, example=self.settings.orders.number_example, left=left)
+
+    # -- the shop's way: checkout contact, then 查询密码 ----------------------------------------
+    async def proves_by_contact(self) -> bool:
+        return self.settings.orders.proof == "contact_password"
+
+    async def ask_contact(self) -> None:
+        # Asked for any well-formed number not bound to this account, found or not (as ask_phone).
+        self.data["pending_order"] = self.order_text()
+        self.say("proof.ask_contact")
+
+    async def contact_well_formed(self) -> bool:
+        return proof.plausible_contact(self.event.text)
+
+    async def say_contact_format(self) -> None:
+        self.say("proof.contact_format")
+
+    async def keep_contact_ask_password(self) -> None:
+        # Nothing is checked yet: the password is asked whatever the contact, so the contact alone
+        # tells a stranger nothing; both are judged together below.
+        self.data["pending_contact"] = self.event.text.strip()
+        self.say("proof.ask_password")
+
+    async def password_well_formed(self) -> bool:
+        return proof.plausible_password(self.event.text)
+
+    async def say_password_format(self) -> None:
+        self.say("proof.password_format", max=proof.MAX_PASSWORD)
+
+    async def contact_and_password_match(self) -> bool:
+        # As with phone digits, only an unbound order; an order without a 查询密码 at the shop is
+        # proven by its contact alone (the password was still asked: the questions never depend on
+        # the order).
+        order = self.order
+        if order is None or order.buyer_telegram_id is not None:
+            return False
+        if not proof.contact_matches(order.buyer_contact, str(self.data.get("pending_contact", ""))):
+            return False
+        return not order.query_secret or proof.password_matches(order.order_no, order.query_secret, self.event.text)
+
+    # -- the shop's signed deep link (/start rf_<ORDER>_<EXPIRES>_<SIG>) ------------------------
+    def link(self) -> proof.LinkCheck:
+        return proof.check_link(self.settings.orders.link_secret, self.event.text, self.now)
+
+    async def load_link_order(self) -> None:
+        check = self.link()
+        if check.order_no:
+            self.data["pending_order"] = check.order_no.upper()
+        if check.problem is None:
+            await self.load_pending_order()
+
+    async def link_valid(self) -> bool:
+        return self.link().problem is None
+
+    async def link_opens_order(self) -> bool:
+        # The shop vouches for whoever holds its link, but an order bound to another Telegram account
+        # still opens for that account alone.
+        order = self.order
+        return (self.link().problem is None and order is not None
+                and order.buyer_telegram_id in (None, self.event.user_id))
+
+    async def link_order_missing(self) -> bool:
+        return self.link().problem is None and self.order is None
+
+    async def say_link_order_missing(self) -> None:
+        # Signed by the shop, so it exists there; not here yet (an import or a connector lagging).
+        self.data.pop("pending_order", None)
+        self.say("proof.link_order_missing")
+
+    async def lock_link_number(self) -> None:
+        if self.pending_number():
+            await self.lock_pending_number()
+
+    async def say_link_refused(self) -> None:
+        left = await self.count_failure()
+        if left <= 0:
+            await self.say_cooling_down()
+        else:
+            self.say("proof.link_expired")
 
     # -- claims: one open case per order, never on refunded money ------------------------------
     async def load_claims(self, lock: bool = False) -> None:

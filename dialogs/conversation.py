@@ -59,6 +59,8 @@ TRANSITIONS: list[dict[str, Any]] = [
      "prepare": "load_order", "conditions": "order_bound_to_user", "after": "offer_reasons"},
     {"trigger": "submit_order", "source": [S.IDLE, S.AWAITING_ORDER], "dest": None,
      "prepare": "load_number_tally", "unless": "number_open", "after": "say_cooling_down"},
+    {"trigger": "submit_order", "source": [S.IDLE, S.AWAITING_ORDER], "dest": S.AWAITING_CONTACT,
+     "conditions": "proves_by_contact", "after": "ask_contact"},
     {"trigger": "submit_order", "source": [S.IDLE, S.AWAITING_ORDER], "dest": S.AWAITING_PHONE,
      "after": "ask_phone"},
     {"trigger": "submit_phone", "source": S.AWAITING_PHONE, "dest": None,
@@ -72,6 +74,38 @@ TRANSITIONS: list[dict[str, Any]] = [
      "prepare": "load_pending_order", "conditions": "phone_matches", "after": "offer_reasons"},
     {"trigger": "submit_phone", "source": S.AWAITING_PHONE, "dest": S.AWAITING_ORDER,
      "after": "say_not_found"},
+    # The shop's way ([orders] proof = "contact_password"): the contact, then the 查询密码, judged together
+    # and counted like phone digits.
+    {"trigger": "submit_contact", "source": S.AWAITING_CONTACT, "dest": None,
+     "unless": "contact_well_formed", "after": "say_contact_format"},
+    {"trigger": "submit_contact", "source": S.AWAITING_CONTACT, "dest": S.AWAITING_PASSWORD,
+     "after": "keep_contact_ask_password"},
+    {"trigger": "submit_password", "source": S.AWAITING_PASSWORD, "dest": None,
+     "unless": "password_well_formed", "after": "say_password_format"},
+    {"trigger": "submit_password", "source": S.AWAITING_PASSWORD, "dest": S.AWAITING_ORDER,
+     "prepare": "lock_pending_number", "unless": "number_open", "after": "say_number_paused"},
+    {"trigger": "submit_password", "source": S.AWAITING_PASSWORD, "dest": S.IDLE,
+     "prepare": ["load_pending_order", "load_claims"],
+     "conditions": ["contact_and_password_match", "order_closed_to_claims"], "after": "say_order_closed"},
+    {"trigger": "submit_password", "source": S.AWAITING_PASSWORD, "dest": S.CHOOSING_REASON,
+     "prepare": "load_pending_order", "conditions": "contact_and_password_match", "after": "offer_reasons"},
+    {"trigger": "submit_password", "source": S.AWAITING_PASSWORD, "dest": S.AWAITING_ORDER,
+     "after": "say_not_found"},
+    # The shop's signed deep link (/start rf_...): a valid one needs no other proof and passes the
+    # pauses (they stop guessing, and 96 bits of HMAC are not guessed); a bad one counts like a guess.
+    {"trigger": "open_link", "source": [S.IDLE, S.AWAITING_ORDER], "dest": S.IDLE,
+     "prepare": ["load_link_order", "load_claims"], "conditions": ["link_opens_order", "order_closed_to_claims"],
+     "after": "say_order_closed"},
+    {"trigger": "open_link", "source": [S.IDLE, S.AWAITING_ORDER], "dest": S.CHOOSING_REASON,
+     "conditions": "link_opens_order", "after": "offer_reasons"},
+    {"trigger": "open_link", "source": [S.IDLE, S.AWAITING_ORDER], "dest": S.AWAITING_ORDER,
+     "conditions": "link_order_missing", "after": "say_link_order_missing"},
+    {"trigger": "open_link", "source": [S.IDLE, S.AWAITING_ORDER], "dest": S.AWAITING_ORDER,
+     "unless": "lookups_allowed", "after": "say_cooling_down"},
+    {"trigger": "open_link", "source": [S.IDLE, S.AWAITING_ORDER], "dest": S.AWAITING_ORDER,
+     "prepare": "lock_link_number", "unless": "number_open", "after": "say_number_paused"},
+    {"trigger": "open_link", "source": [S.IDLE, S.AWAITING_ORDER], "dest": S.AWAITING_ORDER,
+     "after": "say_link_refused"},
     {"trigger": "choose_reason", "source": S.CHOOSING_REASON, "dest": None,
      "prepare": "take_reason", "unless": "reason_fits", "after": "refuse_button"},
     {"trigger": "choose_reason", "source": S.CHOOSING_REASON, "dest": S.IDLE,
@@ -131,6 +165,8 @@ MESSAGE_ROUTES: dict[tuple[Step, str], Route] = {
     (S.IDLE, TEXT): Route("submit_order", opens_request=True),
     (S.AWAITING_ORDER, TEXT): Route("submit_order"),
     (S.AWAITING_PHONE, TEXT): Route("submit_phone"),
+    (S.AWAITING_CONTACT, TEXT): Route("submit_contact"),
+    (S.AWAITING_PASSWORD, TEXT): Route("submit_password"),
     (S.DESCRIBING, TEXT): Route("describe"),
     (S.APPEAL_REASON, TEXT): Route("describe"),
     (S.RATING_COMMENT, TEXT): Route("describe"),
@@ -238,6 +274,7 @@ class Dialog(OrderClaims, EvidenceIntake, CaseActions):
         order = self.order
         assert order is not None
         self.data.pop("pending_order", None)
+        self.data.pop("pending_contact", None)
         self.data["order_no"] = order.order_no
         balance = self.balance or await ledger.order_balance(self.uow, order.order_no, fallback_paid=order.amount)
         if balance.remaining < balance.paid:  # part went back (or is on its way): only the rest can be claimed

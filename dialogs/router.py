@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from dialogs import faq, hours
+from dialogs import faq, hours, proof
 from dialogs.case_actions import CARD_ACTIONS, parse_card_token
 from dialogs.conversation import (
     BUTTON_TRIGGERS,
@@ -109,7 +109,12 @@ class Router:
     async def _command(self, d: Dialog, uow: UnitOfWork) -> None:
         name, args = d.event.text.lower(), d.event.args.strip()
         p = self.settings.policy
-        if name == "start" and args.lower().startswith("order_"):
+        if name == "start" and proof.is_link(args):  # the shop's signed 申请退款 link (dialogs.proof)
+            await self._fire(d, "begin")
+            d.replies.clear()
+            d.event = replace(d.event, kind=EventKind.TEXT, text=args)
+            await self._fire(d, "open_link")
+        elif name == "start" and args.lower().startswith("order_"):
             await self._fire(d, "begin")
             d.replies.clear()
             d.event = replace(d.event, kind=EventKind.TEXT, text=args[len("order_"):])

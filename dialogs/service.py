@@ -17,6 +17,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequenc
 from contextlib import asynccontextmanager
 from datetime import datetime, timedelta
 
+from dialogs import proof
 from dialogs.cases import CaseWorkflow
 from dialogs.clock import utcnow
 from dialogs.conversation import FILE_STEPS, Dialog
@@ -250,7 +251,13 @@ class RefundService:
         if self.orders is None:
             return None
         named = event.text
-        if event.kind is EventKind.COMMAND and event.text == "start" and event.args.lower().startswith("order_"):
+        if event.kind is EventKind.COMMAND and event.text == "start" and proof.is_link(event.args):
+            # The shop's signed link: fetched only when its signature holds (a forged one asks nothing).
+            check = proof.check_link(self.settings.orders.link_secret, event.args, self.clock())
+            if check.problem is not None:
+                return None
+            named = check.order_no
+        elif event.kind is EventKind.COMMAND and event.text == "start" and event.args.lower().startswith("order_"):
             named = event.args[len("order_"):]
         elif event.kind is not EventKind.TEXT:
             return None

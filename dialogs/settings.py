@@ -25,6 +25,13 @@ class OrderSettings(_Frozen):
     max_failed_lookups: int = Field(5, ge=1)
     failed_lookup_window_minutes: int = Field(60, ge=1)
     cooldown_minutes: int = Field(60, ge=1)
+    # How an order not bound to the customer's Telegram account is proven theirs (dialogs.proof):
+    # "phone" = the last four digits of the buyer's phone; "contact_password" = the e-mail / contact
+    # given at checkout, then the order's 查询密码 (card shops collect no phone numbers).
+    proof: Literal["phone", "contact_password"] = "phone"
+    # HMAC-SHA256 key of the signed deep link behind the shop's 申请退款 button
+    # (env REFUNDBOT_ORDER_LINK_SECRET); empty: every rf_ link is refused.
+    link_secret: str = Field("", repr=False)
 
     @field_validator("number_pattern")
     @classmethod

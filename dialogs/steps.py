@@ -9,6 +9,9 @@ class Step(StrEnum):
     IDLE = "idle"
     AWAITING_ORDER = "awaiting_order"
     AWAITING_PHONE = "awaiting_phone"
+    # [orders] proof = "contact_password": the checkout e-mail / contact, then the 查询密码.
+    AWAITING_CONTACT = "awaiting_contact"
+    AWAITING_PASSWORD = "awaiting_password"
     CHOOSING_REASON = "choosing_reason"
     REVIEWING_VERDICT = "reviewing_verdict"
     DESCRIBING = "describing"

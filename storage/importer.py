@@ -25,6 +25,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from dialogs.clock import Clock, utcnow
 from dialogs.domain import DeliveryStatus, Order, PaymentChannel, ProductKind
+from dialogs.proof import secret_digest
 from storage.models import CENT, OrderRow
 from storage.orders import order_values
 from storage.uow import Database
@@ -47,13 +48,18 @@ FIELDS = (
     "card_redeemed",
     "topup_credited",
     "trade_no",
+    # How a card shop knows its buyer (dialogs.proof): kept as given, the password only as its digest.
+    "buyer_contact",
+    "query_password",
+    "delivered_codes",
 )
 OPTIONAL_FIELDS = frozenset({"buyer_telegram_id", "tags", "delivered_at", "card_redeemed", "topup_credited",
-                             "trade_no"})
+                             "trade_no", "buyer_contact", "query_password", "delivered_codes"})
 REQUIRED_FIELDS = tuple(name for name in FIELDS if name not in OPTIONAL_FIELDS)
 
 MAX_AMOUNT = Decimal("9999999999.99")  # NUMERIC(12,2)
-_MAX_LENGTHS = {"order_no": 64, "buyer_phone": 32, "product_name": 255, "trade_no": 64}
+_MAX_LENGTHS = {"order_no": 64, "buyer_phone": 32, "product_name": 255, "trade_no": 64, "buyer_contact": 255,
+                "query_password": 64, "delivered_code": 1024}
 _ENCODING = "utf-8-sig"  # tolerate the BOM spreadsheet programs write
 
 E = TypeVar("E", bound=StrEnum)
@@ -215,6 +221,9 @@ def parse_order(fields: Mapping[str, Any]) -> Order:
     card_redeemed = check(lambda: _flag("card_redeemed", get("card_redeemed")))
     topup_credited = check(lambda: _flag("topup_credited", get("topup_credited")))
     trade_no = None if _blank(get("trade_no")) else check(lambda: _text("trade_no", get("trade_no")))
+    buyer_contact = None if _blank(get("buyer_contact")) else check(lambda: _text("buyer_contact", get("buyer_contact")))
+    password = None if _blank(get("query_password")) else check(lambda: _password(get("query_password")))
+    delivered_codes = check(lambda: _codes(get("delivered_codes")))
     if problems:
         raise _RowError("; ".join(problems))
     return Order(
@@ -232,6 +241,9 @@ def parse_order(fields: Mapping[str, Any]) -> Order:
         card_redeemed=card_redeemed,
         topup_credited=topup_credited,
         trade_no=trade_no,
+        buyer_contact=buyer_contact,
+        query_secret=secret_digest(order_no, password) if password is not None else None,
+        delivered_codes=delivered_codes,
     )
 
 
@@ -251,6 +263,31 @@ def _text(name: str, value: Any) -> str:
     if limit is not None and len(text) > limit:
         raise _RowError(f"{name}: longer than {limit} characters: {text[:20]!r}...")
     return text
+
+
+def _password(value: Any) -> str:
+    """A 查询密码, checked like text but never echoed into the import report."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        value = str(value)
+    if not isinstance(value, str):
+        raise _RowError("query_password: not a string")
+    if len(value.strip()) > _MAX_LENGTHS["query_password"]:
+        raise _RowError(f"query_password: longer than {_MAX_LENGTHS['query_password']} characters")
+    return value.strip()
+
+
+def _codes(value: Any) -> tuple[str, ...]:
+    """Delivered 卡密: a JSON list of strings, or one string with a code per line (CSV, dujiaoka's `info`)."""
+    if _blank(value):
+        return ()
+    if isinstance(value, str):
+        value = value.splitlines()
+    if not isinstance(value, list) or not all(isinstance(code, str) for code in value):
+        raise _RowError("delivered_codes: not a list of strings or a text with one code per line")
+    codes = tuple(code.strip() for code in value if code.strip())
+    if any(len(code) > _MAX_LENGTHS["delivered_code"] for code in codes):
+        raise _RowError(f"delivered_codes: a code longer than {_MAX_LENGTHS['delivered_code']} characters")
+    return codes
 
 
 def _telegram_id(value: Any) -> int | None:
