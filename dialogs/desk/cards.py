@@ -229,6 +229,8 @@ def card_buttons(item: DeskItem, case: Case | None, pending: tuple[Decimal, int]
             decide.append(desk_button("ask"))
         rows.append(tuple(decide))
     rows.append((desk_button("note"),))
+    if case is not None and case.delivered_codes:  # whole codes only on demand, and audited
+        rows.append((desk_button("codes"),))
     return tuple(rows)
 
 
