@@ -23,6 +23,7 @@ from bot.metrics import Metrics
 from bot.pacing import RedisLimiter
 from bot.platform import build_order_lookup
 from bot.rails import build_gateways
+from bot.redeem import RedeemCheckedOrders, checked_lookup
 from bot.rails.wechat_notify import add_wechat_routes
 from bot.sending import Sender
 from bot.transport import Runner
@@ -129,6 +130,12 @@ async def opened_core(config: AppConfig) -> AsyncIterator[tuple[Core, dict[str, 
         database = await open_database(config)
         stack.push_async_callback(database.dispose)
         await seed_staff(database, config)
+        try:  # the redeemed check wraps whichever lookup the service asks (bot/redeem.py)
+            order_lookup = checked_lookup(order_lookup, config.orders.redeem_check, database.uow)
+        except ValueError as exc:
+            raise StartupError(str(exc)) from exc
+        if isinstance(order_lookup, RedeemCheckedOrders):
+            stack.push_async_callback(order_lookup.close)
         service = RefundService(
             database.uow, config.core,
             flood_limit=config.telegram.flood_max_updates, flood_window=config.telegram.flood_window_seconds,
