@@ -23,8 +23,8 @@ from bot.metrics import Metrics
 from bot.pacing import RedisLimiter
 from bot.platform import build_order_lookup
 from bot.rails import build_gateways
-from bot.redeem import RedeemCheckedOrders, checked_lookup
 from bot.rails.wechat_notify import add_wechat_routes
+from bot.redeem import RedeemCheckedOrders, checked_lookup
 from bot.sending import Sender
 from bot.transport import Runner
 from bot.workers.base import Sweep
