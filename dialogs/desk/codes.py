@@ -23,7 +23,7 @@ class CodeViews(DeskBase):
         if case is None or not case.delivered_codes:
             await self._answer(uow, turn, "dk.codes.none", {"case": item.key})
             return
-        await self._record(uow, ev.user_id, item, ACTION, now)
+        await self._record(uow, ev.user_id, item, "codes", now)
         stamp = f"u{ev.update_id}"
         await self._desk_text(uow, item.key, "dk.codes.shown",
                               {"agent": self.label(ev.user_id, ev.user_name), "case_no": case.case_no,
