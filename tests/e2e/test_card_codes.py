@@ -107,7 +107,7 @@ async def test_redeemed_codes_are_not_eligible_and_a_shop_that_is_down_sends_the
 
 
 async def test_an_agents_show_codes_posts_them_in_the_topic_and_the_history_says_who_looked(
-        desk_factory, customer, shop: FakeRedeemShop, tmp_path: Path,
+        desk_factory, customer, shop: FakeRedeemShop, tmp_path: Path,  # noqa: F811
         caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.INFO)
     shop.mode = "down"  # to review, so the case is on the desk
