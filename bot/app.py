@@ -131,15 +131,15 @@ async def opened_core(config: AppConfig) -> AsyncIterator[tuple[Core, dict[str, 
         stack.push_async_callback(database.dispose)
         await seed_staff(database, config)
         try:  # the redeemed check wraps whichever lookup the service asks (bot/redeem.py)
-            order_lookup = checked_lookup(order_lookup, config.orders.redeem_check, database.uow)
+            orders = checked_lookup(order_lookup, config.orders.redeem_check, database.uow)
         except ValueError as exc:
             raise StartupError(str(exc)) from exc
-        if isinstance(order_lookup, RedeemCheckedOrders):
-            stack.push_async_callback(order_lookup.close)
+        if isinstance(orders, RedeemCheckedOrders):
+            stack.push_async_callback(orders.close)
         service = RefundService(
             database.uow, config.core,
             flood_limit=config.telegram.flood_max_updates, flood_window=config.telegram.flood_window_seconds,
-            gateway=config.platform.gateway, orders=order_lookup, rails=config.platform.rails,
+            gateway=config.platform.gateway, orders=orders, rails=config.platform.rails,
         )
         yield Core(database, service, EvidenceIntake(config.storage.evidence_dir, config.policy)), gateways
 
