@@ -98,7 +98,9 @@ class RedeemChecker:
 
 class StoredOrders:
     """OrderLookup over the local orders table, in a short unit of work of its own (source "local" has
-    no lookup of its own; the redeemed check needs one to wrap)."""
+    no lookup of its own; the redeemed check needs one to wrap). What it returns, checked, the service
+    writes back to the same row: an import landing in those milliseconds between would be overwritten
+    with the row as read (the next lookup or import puts it right)."""
 
     def __init__(self, uow_factory: UnitOfWorkFactory) -> None:
         self._uow_factory = uow_factory
@@ -121,7 +123,9 @@ class RedeemCheckedOrders:
     async def get(self, order_no: str) -> Order | None:
         order = await self.inner.get(order_no)
         if order is None or not needs_check(order):
-            return order
+            # Over the local table an unchecked order is nothing new: None leaves the row alone (the
+            # service writes back only what a lookup returns; the dialog reads the table itself).
+            return None if isinstance(self.inner, StoredOrders) else order
         return replace(order, card_redeemed=await self.checker.redeemed(order.order_no, order.delivered_codes))
 
     async def close(self) -> None:

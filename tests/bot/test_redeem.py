@@ -136,6 +136,21 @@ async def test_the_local_orders_table_is_checked_through_stored_orders(
     assert order is not None and order.card_redeemed is False and order.delivered_codes == CODES
 
 
+async def test_over_the_local_table_an_order_without_codes_is_not_written_back(
+        shop: FakeRedeemShop, database: Database) -> None:
+    async with database.uow() as uow:
+        await uow.orders.upsert(make_order("KM2", card_redeemed=False))
+        await uow.commit()
+    lookup = checked_lookup(None, RedeemCheckConfig(url=shop.url, secret=SECRET), database.uow)
+    assert lookup is not None
+    try:
+        assert await lookup.get("KM2") is None  # the service leaves the row alone; the dialog reads it
+        assert await lookup.get("NOPE") is None
+    finally:
+        await lookup.close()  # type: ignore[attr-defined]
+    assert shop.calls == []
+
+
 def test_without_a_url_the_lookup_is_left_alone_and_a_url_needs_a_secret() -> None:
     inner = OneOrder(make_order("KM1"))
     assert checked_lookup(inner, RedeemCheckConfig(), None) is inner  # type: ignore[arg-type]
