@@ -11,7 +11,8 @@ import pytest
 
 from dialogs import codes
 from dialogs.desk import desk_token
-from dialogs.desk.cards import card_buttons
+from dialogs.desk.cards import CardFacts, card_buttons
+from dialogs.desk.cards import card_text as desk_card_text
 from dialogs.desk.history import event_words
 from dialogs.domain import DeskItem, ProductKind
 from dialogs.notify import card_text
@@ -23,6 +24,7 @@ from tests.dialogs.test_desk import (
     AGENT,
     CASE,
     DESK,
+    DESK_SETTINGS,
     SETTINGS,
     STRANGER,
     SUPER,
@@ -88,6 +90,13 @@ def test_the_card_offers_show_codes_only_on_a_case_with_codes() -> None:
     assert desk_token(CASE, "codes") in with_codes
     without = [b.token for row in card_buttons(item, make_case(CASE), None, ZH) for b in row]
     assert desk_token(CASE, "codes") not in without
+
+
+def test_the_desk_card_shows_the_codes_masked_beside_its_button() -> None:
+    item = DeskItem(key=CASE, chat_id=1, user_id=1, opened_at=T0, case_no=CASE)
+    text = desk_card_text(CardFacts(item, make_case(CASE, delivered_codes=CODES), make_order()), DESK_SETTINGS, ZH,
+                          "Asia/Shanghai")
+    assert mask_code(CODES[0]) in text and not any(code in text for code in CODES)
 
 
 async def test_show_codes_posts_them_in_the_topic_and_the_history_says_who_looked(

@@ -118,7 +118,7 @@ async def test_an_agents_show_codes_posts_them_in_the_topic_and_the_history_says
     card = await desk.card(case_no)
     code = CODES[UNKNOWN][0]
     first = await desk.seen_in_topic(case_no, lambda m: bool(m))
-    assert no_code_in(texts(first))  # the card says nothing of the codes but its button
+    assert no_code_in(texts(first)) and mask_code(code) in texts(first)  # the card: masked, and the button
 
     assert await desk.stranger.press(card, label=ZH("dk.btn.codes")) == ZH("desk.refused")
     assert await desk.agent.press(card, label=ZH("dk.btn.codes")) == ZH("dk.codes.posted")
