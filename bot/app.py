@@ -25,6 +25,7 @@ from bot.pacing.flood import SharedFloodGuard
 from bot.platform import build_order_lookup
 from bot.rails import build_gateways
 from bot.rails.wechat_notify import add_wechat_routes
+from bot.redeem import RedeemCheckedOrders, checked_lookup
 from bot.sending import Sender
 from bot.transport import Runner
 from bot.workers.base import Sweep
@@ -130,10 +131,16 @@ async def opened_core(config: AppConfig) -> AsyncIterator[tuple[Core, dict[str, 
         database = await open_database(config)
         stack.push_async_callback(database.dispose)
         await seed_staff(database, config)
+        try:  # the redeemed check wraps whichever lookup the service asks (bot/redeem.py)
+            orders = checked_lookup(order_lookup, config.orders.redeem_check, database.uow)
+        except ValueError as exc:
+            raise StartupError(str(exc)) from exc
+        if isinstance(orders, RedeemCheckedOrders):
+            stack.push_async_callback(orders.close)
         service = RefundService(
             database.uow, config.core,
             flood_limit=config.telegram.flood_max_updates, flood_window=config.telegram.flood_window_seconds,
-            gateway=config.platform.gateway, orders=order_lookup, rails=config.platform.rails,
+            gateway=config.platform.gateway, orders=orders, rails=config.platform.rails,
             shared_flood=shared_flood(config, stack),
         )
         yield Core(database, service, EvidenceIntake(config.storage.evidence_dir, config.policy)), gateways

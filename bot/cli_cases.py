@@ -14,10 +14,11 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from bot.cli_base import ConfigOption, console, load_settings, on_database
+from bot.cli_base import ConfigOption, console, load_settings, on_database, person_named
 from dialogs.domain import CaseStatus
 
 if TYPE_CHECKING:
+    from bot.config import AppConfig
     from storage.reports import CaseDetail
     from storage.uow import Database
 
@@ -83,11 +84,15 @@ def cases_list(
 
 def cases_show(
     case_no: Annotated[str, typer.Argument(metavar="CASE", help="Case number, e.g. R20261124-0001.")],
+    reveal: Annotated[bool, typer.Option("--reveal", help=(
+        "Print the delivered card codes whole (masked otherwise); needs --by, and is recorded in the case "
+        "history."))] = False,
+    by: Annotated[str, typer.Option("--by", help="Who reveals the codes (an agent's id or alias).")] = "",
     config: ConfigOption = None,
 ) -> None:
     """One case: its facts, history (who did what), refund attempts, evidence files and deadlines.
 
-    Exit codes: 0 shown, 3 no such case."""
+    Exit codes: 0 shown, 2 --reveal without a known person, 3 no such case."""
     from storage.reports import case_detail
 
     settings = load_settings(config)
@@ -98,13 +103,42 @@ def cases_show(
         if detail is None:
             console.print(f"[red]No case {case_no}.[/red]")
             return EXIT_UNKNOWN_CASE
-        _print_detail(detail, zone)
+        if reveal and detail.delivered_codes:
+            if not await _record_reveal(database, settings, case_no, by):
+                return EXIT_BAD_ARGUMENTS
+            detail = await case_detail(database, case_no) or detail  # its history now says who looked
+        _print_detail(detail, zone, reveal=reveal)
         return 0
 
     on_database(settings, go)
 
 
-def _print_detail(detail: CaseDetail, zone: ZoneInfo) -> None:
+async def _record_reveal(database: Database, settings: AppConfig, case_no: str, by: str) -> bool:
+    """A reveal is an event in the case's history (dialogs.desk.history "codes_cli") before any code is
+    printed: a code is never shown without a name on record."""
+    from dialogs.clock import utcnow
+
+    if not by.strip():
+        console.print("[red]--reveal needs --by WHO[/red] (kept in the case history).")
+        return False
+    person = await person_named(database, settings, by)
+    if person is None:
+        return False
+    async with database.uow() as uow:
+        await uow.cases.log(case_no, actor=person.actor, at=utcnow(), note="codes_cli")
+        await uow.commit()
+    return True
+
+
+def _codes(detail: CaseDetail, reveal: bool) -> str:
+    from dialogs.proof import mask_code
+
+    if not detail.delivered_codes:
+        return "-"
+    return ", ".join(detail.delivered_codes if reveal else (mask_code(code) for code in detail.delivered_codes))
+
+
+def _print_detail(detail: CaseDetail, zone: ZoneInfo, reveal: bool = False) -> None:
     line = detail.line
     facts = Table.grid(padding=(0, 2))
     for name, value in (
@@ -119,6 +153,7 @@ def _print_detail(detail: CaseDetail, zone: ZoneInfo) -> None:
         ("credit due", detail.credit_due.isoformat() if detail.credit_due else "-"),
         ("rating", str(detail.rating) if detail.rating is not None else "-"),
         ("description", detail.description or "-"),
+        ("card codes", _codes(detail, reveal)),
     ):
         facts.add_row(f"[bold]{name}[/bold]", escape(value))  # customers' words are not markup
     console.print(facts)

@@ -43,6 +43,7 @@ ENV_OVERRIDES: dict[str, tuple[str, ...]] = {
     # PEM text, the bare base64 Alipay's key tool prints, or a path to either.
     "REFUNDBOT_ALIPAY_APP_PRIVATE_KEY": ("platform", "alipay", "app_private_key"),
     "REFUNDBOT_ALIPAY_PUBLIC_KEY": ("platform", "alipay", "alipay_public_key"),
+    "REFUNDBOT_REDEEM_SECRET": ("orders", "redeem_check", "secret"),
 }
 
 
@@ -222,12 +223,23 @@ class PlatformConfig(_Section):
         return value
 
 
+class RedeemCheckConfig(_Section):
+    """`[orders.redeem_check]`: the shop's "was this 卡密 redeemed?" endpoint (bot/redeem.py). Empty url: no
+    check; the order's own card_redeemed (import, platform) stands."""
+
+    url: str = ""
+    # HMAC-SHA256 secret the request is signed with, as the platform's calls are (env REFUNDBOT_REDEEM_SECRET).
+    secret: str = Field("", repr=False)
+    timeout_seconds: float = Field(5, gt=0)
+
+
 class OrdersConfig(OrderSettings):
     """`[orders]`: the core's order-number rules (dialogs.settings.OrderSettings) and where orders come from."""
 
     # "local": the orders table (`refundbot orders import`, the order-upsert callback); "http": the
     # platform's GET orders_url/{order_no}; the card shops' own databases or APIs (bot/shops/).
     source: Literal["local", "http", "dujiaoka", "dujiao_next", "acg_faka"] = "local"
+    redeem_check: RedeemCheckConfig = RedeemCheckConfig()
 
 
 class LogConfig(_Section):

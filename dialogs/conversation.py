@@ -16,7 +16,7 @@ from typing import Any, NamedTuple
 
 from transitions.extensions.asyncio import AsyncMachine
 
-from dialogs import hours, ledger, policy, sla
+from dialogs import codes, hours, ledger, policy, sla
 from dialogs.case_actions import CASE_ACTION_BUTTONS, CASE_ACTION_TRANSITIONS, CaseActions
 from dialogs.cases import CaseWorkflow
 from dialogs.claims import OrderClaims
@@ -377,7 +377,7 @@ class Dialog(OrderClaims, EvidenceIntake, CaseActions):
             "summary",
             buttons,
             order_no=order.order_no,
-            product=order.product_name,
+            product=codes.with_masked_codes(order.product_name, self.t, codes.snapshot(order)),
             amount=money(Decimal(self.data["amount"])),
             reason=self.t(f"reason.{self.chosen_reason().value}"),
             verdict=self.t(f"verdict_short.{self.data['verdict']}"),
@@ -407,6 +407,7 @@ class Dialog(OrderClaims, EvidenceIntake, CaseActions):
             review_due=review_due,
             evidence=evidence,
             wants_human=bool(self.data.get("wants_human")),
+            delivered_codes=codes.snapshot(await self.draft_order()),
         )
         await self.uow.cases.add(case)
         await self.uow.evidence.attach(self.data["draft_id"], case_no)

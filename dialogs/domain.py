@@ -113,8 +113,9 @@ class Order:
     buyer_contact: str | None = None
     query_secret: str | None = None
     # The delivered 卡密, one per entry, as the shop recorded them: masked wherever a customer or a log
-    # could read them (dialogs.proof.mask_code), shown to agents on demand.
-    delivered_codes: tuple[str, ...] = ()
+    # could read them (dialogs.proof.mask_code), shown to agents on demand. Out of repr: a logged
+    # Order (an exception's message, a debug line) never carries a code.
+    delivered_codes: tuple[str, ...] = field(default=(), repr=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -153,6 +154,9 @@ class Case:
     status_message_id: int | None = None  # the customer's status card, edited in place
     rating: int | None = None
     rating_comment: str | None = None
+    # The order's delivered 卡密 as they were when the case was filed (the shop's order may change
+    # later): masked for the customer (dialogs.codes), shown whole to agents on demand, never logged.
+    delivered_codes: tuple[str, ...] = field(default=(), repr=False)
 
 
 @dataclass(slots=True)

@@ -33,7 +33,7 @@ from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from dialogs import ledger, lifecycle
+from dialogs import codes, ledger, lifecycle
 from dialogs.desk.cards import (
     CardFacts,
     album_caption,
@@ -154,7 +154,8 @@ def card_buttons(case: Case, t: Texts) -> Buttons:
 def card_text(case: Case, order: Order | None, t: Texts) -> str:
     lines = [
         t("card.title", case_no=case.case_no),
-        t("card.order", order_no=case.order_no, product=order.product_name if order else ""),
+        t("card.order", order_no=case.order_no,
+          product=codes.with_masked_codes(order.product_name if order else "", t, case.delivered_codes)),
         t("card.reason", reason=t(f"reason.{case.reason.value}"), amount=money(case.amount)),
         t("card.status", status=t(f"status.{case.status.value}")),
     ]

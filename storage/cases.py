@@ -61,6 +61,7 @@ def case_from_row(row: CaseRow | Row[Any], evidence: Sequence[EvidenceItem] = ()
         status_message_id=row.status_message_id,
         rating=row.rating,
         rating_comment=row.rating_comment,
+        delivered_codes=tuple(row.delivered_codes or ()),
     )
 
 
@@ -105,7 +106,7 @@ class SqlaCaseRepository(SessionRepository):
                     "locale": case.locale, "status": case.status.value, "wants_human": case.wants_human,
                     "created_at": case.created_at, "review_due": case.review_due, "credit_due": case.credit_due,
                     "status_message_id": None, "rating": None, "rating_comment": None, "updated_at": now,
-                    "version": 1, "open_key": key,
+                    "version": 1, "open_key": key, "delivered_codes": list(case.delivered_codes) or None,
                 })).scalar_one()
         except IntegrityError as exc:
             if key is not None and await self._open_key_taken(key):

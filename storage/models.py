@@ -175,6 +175,8 @@ class CaseRow(Base):
     status_message_id: Mapped[int | None] = mapped_column(BigInteger)
     rating: Mapped[int | None] = mapped_column(Integer)  # 1-5 after refunded / rejected_final
     rating_comment: Mapped[str | None] = mapped_column(Text)
+    # The order's delivered 卡密 when the case was filed (Case.delivered_codes); NULL: none.
+    delivered_codes: Mapped[list[str] | None] = mapped_column(JSON)
     # f"{order_no}:{reason}" while the case is open, NULL otherwise: a portable partial unique
     # index ("one open case per order and reason"), as NULLs never collide.
     open_key: Mapped[str | None] = mapped_column(String(128), unique=True)

@@ -4,7 +4,7 @@ export's money facts. Plain frozen rows; nothing here changes the database."""
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal
 
@@ -97,6 +97,8 @@ class CaseDetail:
     attempts: tuple[AttemptLine, ...]
     evidence: tuple[EvidenceLine, ...]
     timers: tuple[TimerLine, ...]
+    # The delivered 卡密 the case kept when filed: `cases show` masks them unless --reveal (out of repr).
+    delivered_codes: tuple[str, ...] = field(default=(), repr=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -197,6 +199,7 @@ async def case_detail(database: Database, case_no: str) -> CaseDetail | None:
                            for a in attempts),
             evidence=tuple(EvidenceLine(e.path, e.size, e.mime_type, e.created_at) for e in evidence),
             timers=tuple(TimerLine(t.kind, t.due_at, t.done_at) for t in timers),
+            delivered_codes=tuple(row.delivered_codes or ()),
         )
 
 

@@ -15,6 +15,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 
+from dialogs.codes import masked
 from dialogs.desk.commands import desk_token
 from dialogs.desk.history import event_words
 from dialogs.domain import Case, CaseStatus, DeskItem, Order
@@ -179,6 +180,8 @@ def card_text(facts: CardFacts, desk: DeskSettings, t: Texts, timezone: str) -> 
     else:
         lines = [t("dk.card.title", case_no=case.case_no, status=t(f"status.{case.status.value}"))]
         lines += _order_lines(case, facts.order, t, timezone)
+        if case.delivered_codes:  # masked here too: the whole codes only through the audited button
+            lines.append(t("dk.card.codes", codes=masked(case.delivered_codes), count=len(case.delivered_codes)))
         lines.append(t("dk.card.customer", name=customer_label(item, names), user_id=case.user_id,
                        language=t(f"dk.language.{case.locale}", default=case.locale)))
         lines.append(t("dk.card.reason", reason=t(f"reason.{case.reason.value}"), amount=money(case.amount)))
@@ -229,6 +232,8 @@ def card_buttons(item: DeskItem, case: Case | None, pending: tuple[Decimal, int]
             decide.append(desk_button("ask"))
         rows.append(tuple(decide))
     rows.append((desk_button("note"),))
+    if case is not None and case.delivered_codes:  # whole codes only on demand, and audited
+        rows.append((desk_button("codes"),))
     return tuple(rows)
 
 

@@ -3,8 +3,9 @@ are read.
 
 Commands (in an item's topic they act on that item; elsewhere name it: `/take R20261124-0001`):
 /queue, /take, /release, /approve [amount], /reject reason, /ask what, /note text, /confirm, /close,
-/help. Card buttons carry `dk.<key>.<action>` (see `desk_token`): take, release, approve, reject, ask,
-note, confirm, close and `rj.<canned key>` (reject with a canned reason).
+/codes, /help. Card buttons carry `dk.<key>.<action>` (see `desk_token`): take, release, approve, reject,
+ask, note, confirm, close, codes (the delivered 卡密, dialogs.desk.codes) and `rj.<canned key>` (reject
+with a canned reason).
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from decimal import Decimal, InvalidOperation
 
 TOKEN_PREFIX = "dk."
 # Button actions and the command each one is.
-ACTIONS = ("take", "release", "approve", "reject", "ask", "note", "confirm", "close")
+ACTIONS = ("take", "release", "approve", "reject", "ask", "note", "confirm", "close", "codes")
 COMMANDS = frozenset({"queue", "help", "m", *ACTIONS})  # m: macros (dialogs.desk.macros)
 # Desk commands an agent may also send in a private chat with the bot (their answers come there).
 PRIVATE_COMMANDS = frozenset({"queue", "take", "release", "approve", "reject", "ask", "note", "confirm", "close"})

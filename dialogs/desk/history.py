@@ -50,6 +50,8 @@ PHRASES: dict[str, str] = {
     "ban": "dk.ev.ban",  # dialogs.desk.staffing: the reason
     "mute": "dk.ev.mute",  # dialogs.desk.staffing: the hours
     "unban": "dk.ev.unban",
+    "codes": "dk.ev.codes",  # dialogs.desk.codes: an agent viewed the delivered 卡密
+    "codes_cli": "dk.ev.codes_cli",  # `refundbot cases show --reveal`
 }
 
 

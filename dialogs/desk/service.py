@@ -9,6 +9,8 @@ from datetime import datetime
 
 from dialogs.desk.auth import Refusal, refusal
 from dialogs.desk.base import Turn
+from dialogs.desk.codes import ACTION as CODES
+from dialogs.desk.codes import CodeViews
 from dialogs.desk.commands import COMMANDS, PRIVATE_COMMANDS, TOKEN_PREFIX, named_key, parse_token
 from dialogs.desk.decisions import Decisions
 from dialogs.desk.idle import IdleNudges
@@ -20,7 +22,7 @@ from dialogs.io import Event, EventKind, Outcome
 from dialogs.ports import UnitOfWork
 
 
-class DeskService(Decisions, IdleNudges, DeskQueue, Macros, Staffing):
+class DeskService(Decisions, IdleNudges, DeskQueue, Macros, Staffing, CodeViews):
     """The desk, whole: its parts are mixed in here, each in the room of its concern."""
 
     # -- routing --------------------------------------------------------------------------------
@@ -138,6 +140,8 @@ class DeskService(Decisions, IdleNudges, DeskQueue, Macros, Staffing):
             await self._note(uow, turn, item, args)
         elif item.case_no is None:
             await self._answer(uow, turn, "desk.no_case", {"case": key})
+        elif action == CODES:
+            await self._show_codes(uow, turn, item)
         elif action == "approve":
             await self._approve_command(uow, turn, item, args)
         elif action == "confirm":
