@@ -40,7 +40,7 @@ class Level(StrEnum):
 @dataclass(frozen=True)
 class Finding:
     level: Level
-    check: str  # which check: config, database, token, webhook, desk, agents, platform, rails, calendar
+    check: str  # which check: config, database, token, webhook, desk, agents, platform, orders, rails, calendar
     text: str  # what was found, and the fix when something is wrong
 
 
@@ -326,6 +326,10 @@ async def diagnose(config: AppConfig, today: date | None = None) -> AsyncIterato
         yield finding
     async for finding in platform_findings(config):
         yield finding
+    from bot.shops.doctor import order_source_findings  # SQLAlchemy's MySQL side only when a shop is configured
+
+    async for level, text in order_source_findings(config):
+        yield Finding(Level(level), "orders", text)
     async for level, text in rail_findings(config.platform):
         yield Finding(Level(level), "rails", text)
     for finding in calendar_findings(config.policy, today or date.today()):
