@@ -16,7 +16,7 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import column, select, table
+from sqlalchemy import bindparam, column, select, table
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bot.config import AcgFakaConfig, AppConfig
@@ -47,6 +47,7 @@ class AcgFakaOrders:
         self.commodities = table(f"{prefix}commodity", column("id"), column("name"), column("delivery_way"),
                                  column("shared_id"))
         self.pays = table(f"{prefix}pay", column("id"), column("code"), column("handle"))
+        self.query = self._query()
 
     @classmethod
     def from_config(cls, config: AppConfig) -> AcgFakaOrders:
@@ -61,16 +62,19 @@ class AcgFakaOrders:
                             f"acg-faka order {order_no}")
         return None if row is None else self.to_order(row)
 
-    async def _row(self, order_no: str) -> dict[str, Any] | None:
+    def _query(self) -> Any:
+        """The lookup, built once: SQLAlchemy compiles it once and reuses it for every order number."""
         o, c, p = self.orders.c, self.commodities.c, self.pays.c
-        query = (select(o.trade_no, o.amount, o.commodity_id, o.create_time, o.pay_time, o.status, o.secret,
-                        o.password, o.contact, o.delivery_status, c.name, c.delivery_way, c.shared_id,
-                        p.code, p.handle)
-                 .select_from(self.orders.outerjoin(self.commodities, c.id == o.commodity_id)
-                              .outerjoin(self.pays, p.id == o.pay_id))
-                 .where(o.trade_no == order_no))
+        return (select(o.trade_no, o.amount, o.commodity_id, o.create_time, o.pay_time, o.status, o.secret,
+                       o.password, o.contact, o.delivery_status, c.name, c.delivery_way, c.shared_id,
+                       p.code, p.handle)
+                .select_from(self.orders.outerjoin(self.commodities, c.id == o.commodity_id)
+                             .outerjoin(self.pays, p.id == o.pay_id))
+                .where(o.trade_no == bindparam("order_no")))
+
+    async def _row(self, order_no: str) -> dict[str, Any] | None:
         async with self.engine.connect() as connection:
-            found = (await connection.execute(query)).mappings().first()
+            found = (await connection.execute(self.query, {"order_no": order_no})).mappings().first()
         return dict(found) if found is not None else None
 
     def to_order(self, row: dict[str, Any]) -> Order | None:

@@ -17,7 +17,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import column, select, table
+from sqlalchemy import bindparam, column, select, table
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bot.config import AppConfig, DujiaokaConfig
@@ -53,6 +53,7 @@ class DujiaokaOrders:
             "trade_no", "status", "created_at", "updated_at", "deleted_at")))
         self.goods = table(f"{prefix}goods", column("id"), column("gd_name"))
         self.pays = table(f"{prefix}pays", column("id"), column("pay_check"), column("pay_handleroute"))
+        self.query = self._query()
 
     @classmethod
     def from_config(cls, config: AppConfig) -> DujiaokaOrders:
@@ -67,15 +68,18 @@ class DujiaokaOrders:
                             f"dujiaoka order {order_no}")
         return None if row is None else self.to_order(row)
 
-    async def _row(self, order_no: str) -> dict[str, Any] | None:
+    def _query(self) -> Any:
+        """The lookup, built once: SQLAlchemy compiles it once and reuses it for every order number."""
         o, g, p = self.orders.c, self.goods.c, self.pays.c
-        query = (select(o.order_sn, o.title, o.type, o.goods_id, o.actual_price, o.search_pwd, o.email, o.info,
-                        o.trade_no, o.status, o.created_at, o.updated_at, g.gd_name, p.pay_check, p.pay_handleroute)
-                 .select_from(self.orders.outerjoin(self.goods, g.id == o.goods_id)
-                              .outerjoin(self.pays, p.id == o.pay_id))
-                 .where(o.order_sn == order_no, o.deleted_at.is_(None)))
+        return (select(o.order_sn, o.title, o.type, o.goods_id, o.actual_price, o.search_pwd, o.email, o.info,
+                       o.trade_no, o.status, o.created_at, o.updated_at, g.gd_name, p.pay_check, p.pay_handleroute)
+                .select_from(self.orders.outerjoin(self.goods, g.id == o.goods_id)
+                             .outerjoin(self.pays, p.id == o.pay_id))
+                .where(o.order_sn == bindparam("order_no"), o.deleted_at.is_(None)))
+
+    async def _row(self, order_no: str) -> dict[str, Any] | None:
         async with self.engine.connect() as connection:
-            found = (await connection.execute(query)).mappings().first()
+            found = (await connection.execute(self.query, {"order_no": order_no})).mappings().first()
         return dict(found) if found is not None else None
 
     def to_order(self, row: dict[str, Any]) -> Order | None:

@@ -40,7 +40,7 @@ def shop_engine(config: ShopDatabaseConfig, section: str) -> AsyncEngine:
         max_overflow=config.pool_size,
         pool_timeout=config.query_timeout_seconds,
         pool_recycle=1800,  # below MySQL's wait_timeout defaults: an idle connection dropped by the server is not reused
-        pool_pre_ping=True,
+        pool_pre_ping=True,  # a connection the server dropped (restart, wait_timeout) is replaced, not failed
         connect_args={
             "connect_timeout": config.connect_timeout_seconds,
             "charset": "utf8mb4",
