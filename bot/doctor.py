@@ -24,6 +24,7 @@ from bot.calendar_check import calendar_findings
 from bot.config import AppConfig
 from bot.doctor_rails import rail_findings
 from bot.platform import signed_headers
+from bot.shops.doctor import order_source_findings
 
 TELEGRAM = "https://api.telegram.org"
 # Rights the desk needs: topics per case (create, rename, close, reopen).
@@ -326,8 +327,6 @@ async def diagnose(config: AppConfig, today: date | None = None) -> AsyncIterato
         yield finding
     async for finding in platform_findings(config):
         yield finding
-    from bot.shops.doctor import order_source_findings  # SQLAlchemy's MySQL side only when a shop is configured
-
     async for level, text in order_source_findings(config):
         yield Finding(Level(level), "orders", text)
     async for level, text in rail_findings(config.platform):
