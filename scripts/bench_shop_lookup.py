@@ -54,8 +54,8 @@ def load(server: str, database: str, count: int, rng: random.Random) -> list[str
     for statement in text.split(";\n"):
         if statement.strip():
             cursor.execute(statement)
-    cursor.executemany("INSERT INTO pays (id, pay_name, pay_check, pay_method, pay_handleroute, is_open) "
-                       "VALUES (%s, %s, %s, 1, %s, 1)", PAYS)
+    cursor.executemany("INSERT INTO pays (id, pay_name, pay_check, pay_method, merchant_pem, pay_handleroute, is_open) "
+                       "VALUES (%s, %s, %s, 1, 'key', %s, 1)", PAYS)
     cursor.executemany("INSERT INTO goods (id, group_id, gd_name, actual_price, type) VALUES (%s, 1, %s, 10, %s)", GOODS)
     numbers = list({"".join(rng.choices(ALPHABET, k=16)) for _ in range(count + count // 100 + 10)})[:count]
     batch = 2000

@@ -1,12 +1,12 @@
 -- A small dujiaoka shop: the payment gateways its installer ships (a few of them), three goods, and one
 -- order per status. Times are the shop's local time (Asia/Shanghai), as Laravel writes them.
-INSERT INTO `__PREFIX__pays` (id, pay_name, pay_check, pay_method, pay_handleroute, is_open, created_at) VALUES
-  (1, '支付宝当面付', 'zfbf2f', 2, '/pay/alipay', 1, '2024-03-11 05:04:52'),
-  (8, '微信扫码', 'wescan', 2, '/pay/wepay', 1, '2024-03-11 05:04:52'),
-  (14, '易支付-支付宝', 'alipay', 1, '/pay/yipay', 1, '2024-03-11 05:04:52'),
-  (15, '易支付-微信', 'wxpay', 1, '/pay/yipay', 1, '2024-03-11 05:04:52'),
-  (17, 'PayPal', 'paypal', 1, '/pay/paypal', 1, '2024-03-11 05:04:52'),
-  (25, 'USDT-TRC20', 'tokenpay-usdt-trc', 1, 'pay/tokenpay', 1, '2024-03-11 05:04:52');
+INSERT INTO `__PREFIX__pays` (id, pay_name, pay_check, pay_method, merchant_pem, pay_handleroute, is_open, created_at) VALUES
+  (1, '支付宝当面付', 'zfbf2f', 2, 'MIIEvQIBADANBgkqhkiG9w0BAQEFAASC-private-key', '/pay/alipay', 1, '2024-03-11 05:04:52'),
+  (8, '微信扫码', 'wescan', 2, 'MIIEvQIBADANBgkqhkiG9w0BAQEFAASC-private-key', '/pay/wepay', 1, '2024-03-11 05:04:52'),
+  (14, '易支付-支付宝', 'alipay', 1, 'MIIEvQIBADANBgkqhkiG9w0BAQEFAASC-private-key', '/pay/yipay', 1, '2024-03-11 05:04:52'),
+  (15, '易支付-微信', 'wxpay', 1, 'MIIEvQIBADANBgkqhkiG9w0BAQEFAASC-private-key', '/pay/yipay', 1, '2024-03-11 05:04:52'),
+  (17, 'PayPal', 'paypal', 1, 'MIIEvQIBADANBgkqhkiG9w0BAQEFAASC-private-key', '/pay/paypal', 1, '2024-03-11 05:04:52'),
+  (25, 'USDT-TRC20', 'tokenpay-usdt-trc', 1, 'MIIEvQIBADANBgkqhkiG9w0BAQEFAASC-private-key', 'pay/tokenpay', 1, '2024-03-11 05:04:52');
 
 INSERT INTO `__PREFIX__goods` (id, group_id, gd_name, actual_price, type, created_at) VALUES
   (1, 1, 'Steam 钱包充值卡 100元', 98.00, 1, '2026-01-02 10:00:00'),

@@ -1,5 +1,6 @@
 -- dujiaoka's tables as its database/sql/install.sql defines them, trimmed to the columns refundbot reads
--- (same names, types, keys and character sets). __PREFIX__ is the Laravel table prefix ("" by default).
+-- and the payment keys it must not (test_grants.py); same names, types, keys and character sets.
+-- __PREFIX__ is the Laravel table prefix ("" by default).
 CREATE TABLE `__PREFIX__goods` (
   `id` int NOT NULL AUTO_INCREMENT,
   `group_id` int NOT NULL COMMENT '所属分类id',
@@ -43,6 +44,9 @@ CREATE TABLE `__PREFIX__pays` (
   `pay_name` varchar(200) CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci NOT NULL COMMENT '支付名称',
   `pay_check` varchar(50) CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci NOT NULL COMMENT '支付标识',
   `pay_method` tinyint(1) NOT NULL COMMENT '支付方式 1跳转 2扫码',
+  `merchant_id` varchar(200) CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci DEFAULT NULL COMMENT '商户 ID',
+  `merchant_key` text CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci COMMENT '商户 KEY',
+  `merchant_pem` text CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci NOT NULL COMMENT '商户密钥',
   `pay_handleroute` varchar(200) CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci NOT NULL COMMENT '支付处理路由',
   `is_open` tinyint(1) NOT NULL DEFAULT '1' COMMENT '是否启用 1是 0否',
   `created_at` timestamp NULL DEFAULT NULL,

@@ -156,3 +156,15 @@ async def test_a_shop_that_accepts_and_never_answers_times_out_as_unavailable() 
                 await shop.get(ORDER)
         finally:
             await shop.close()
+
+
+async def test_the_hook_is_mounted_only_for_dujiaoka_with_a_secret(database: Database, shop: DujiaokaOrders) -> None:
+    from bot.shops.hooks import HOOK_PATH, add_shop_routes
+
+    def mounted(orders: object, secret: str) -> bool:
+        app = web.Application()
+        add_shop_routes(app, orders, database.uow, secret)  # type: ignore[arg-type]
+        return any(getattr(r.resource, "canonical", "") == HOOK_PATH for r in app.router.routes())
+
+    assert mounted(shop, SECRET)
+    assert not mounted(shop, "") and not mounted(None, SECRET)
