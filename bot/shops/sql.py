@@ -39,6 +39,9 @@ def shop_engine(config: ShopDatabaseConfig, section: str) -> AsyncEngine:
         pool_size=config.pool_size,
         max_overflow=config.pool_size,
         pool_timeout=config.query_timeout_seconds,
+        # One SELECT per lookup on a read-only session: no BEGIN / ROLLBACK round trips around it.
+        isolation_level="AUTOCOMMIT",
+        pool_reset_on_return=None,
         pool_recycle=1800,  # below MySQL's wait_timeout defaults: an idle connection dropped by the server is not reused
         pool_pre_ping=True,  # a connection the server dropped (restart, wait_timeout) is replaced, not failed
         connect_args={
