@@ -22,11 +22,12 @@ from bot.evidence import EvidenceIntake, EvidenceSweeper, Purge
 from bot.metrics import Metrics
 from bot.pacing import RedisLimiter
 from bot.pacing.flood import SharedFloodGuard
-from bot.platform import build_order_lookup
 from bot.rails import build_gateways
 from bot.rails.wechat_notify import add_wechat_routes
 from bot.redeem import RedeemCheckedOrders, checked_lookup
 from bot.sending import Sender
+from bot.shops import build_order_source
+from bot.shops.hooks import add_shop_routes
 from bot.transport import Runner
 from bot.workers.base import Sweep
 from bot.workers.desk_idle import DeskSweeper
@@ -121,7 +122,7 @@ async def opened_core(config: AppConfig) -> AsyncIterator[tuple[Core, dict[str, 
     async with contextlib.AsyncExitStack() as stack:
         try:
             gateways = build_gateways(config.platform)
-            order_lookup = build_order_lookup(config.platform, config.orders.source)
+            order_lookup = build_order_source(config)
         except ValueError as exc:
             raise StartupError(str(exc)) from exc
         for gateway in gateways.values():
@@ -294,6 +295,8 @@ async def serve(running: Running, config: AppConfig, stop: asyncio.Event,
                   timezone=config.i18n.timezone).add_routes(app)
         if tg.mode == "webhook":
             running.runner.add_webhook_route(app, tg.webhook_path, tg.webhook_secret)
+        # dujiaoka's api_hook, when orders come from dujiaoka and [orders.dujiaoka] hook_secret is set.
+        add_shop_routes(app, running.service.orders, running.database.uow, config.orders.dujiaoka.hook_secret)
 
     app_runner, running.web_url = await start_web(running.api, config, routes)
     if listening_now is not None:

@@ -277,6 +277,29 @@ async def _bot_username(settings: AppConfig) -> str:
         console.print(f"[yellow]getMe failed: {escape(why)}[/yellow]")
         return ""
     return str(me.get("username") or "")
+@orders_app.command("check")
+def orders_check(
+    order: Annotated[str, typer.Argument(help="An order number, as a customer would type it.")],
+    config: ConfigOption = None,
+) -> None:
+    """Show what the order source (\\[orders] source: a shop's database, the platform, the local table) sees of
+    one order: its fields, the 卡密 masked, whether a 查询密码 is set. Exit 3: not found; 5: shop unreachable."""
+    from bot.shops.check import check_order
+
+    settings = _config(config)
+    if settings.orders.source == "local" and settings.platform.orders != "http":
+        async def on_local(database: Database) -> int:
+            async def local(order_no: str):  # type: ignore[no-untyped-def]
+                async with database.uow() as uow:
+                    return await uow.orders.get(order_no)
+
+            return await check_order(settings, order, console.print, local)
+
+        _on_database(settings, on_local)
+        return
+    code = asyncio.run(check_order(settings, order, console.print))
+    if code:
+        raise typer.Exit(code)
 
 
 # --- cases: finance's side of refunds ---------------------------------------------------------

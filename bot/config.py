@@ -11,7 +11,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from dialogs.domain import PaymentChannel
+from dialogs.domain import PaymentChannel, ProductKind
 from dialogs.settings import (
     AutoApproveSettings,
     CoreSettings,
@@ -44,6 +44,10 @@ ENV_OVERRIDES: dict[str, tuple[str, ...]] = {
     "REFUNDBOT_ALIPAY_APP_PRIVATE_KEY": ("platform", "alipay", "app_private_key"),
     "REFUNDBOT_ALIPAY_PUBLIC_KEY": ("platform", "alipay", "alipay_public_key"),
     "REFUNDBOT_REDEEM_SECRET": ("orders", "redeem_check", "secret"),
+    # The card shops' database URLs carry a password; dujiaoka's hook secret is a password too.
+    "REFUNDBOT_DUJIAOKA_URL": ("orders", "dujiaoka", "url"),
+    "REFUNDBOT_DUJIAOKA_HOOK_SECRET": ("orders", "dujiaoka", "hook_secret"),
+    "REFUNDBOT_ACG_FAKA_URL": ("orders", "acg_faka", "url"),
 }
 
 
@@ -231,6 +235,73 @@ class RedeemCheckConfig(_Section):
     # HMAC-SHA256 secret the request is signed with, as the platform's calls are (env REFUNDBOT_REDEEM_SECRET).
     secret: str = Field("", repr=False)
     timeout_seconds: float = Field(5, gt=0)
+def _default_kind_keywords() -> dict[str, ProductKind]:
+    # Checked in this order against the names of goods a shop delivers by hand (auto-delivered goods
+    # are 卡密): the words Chinese card shops name their top-ups and memberships with.
+    return {"话费": ProductKind.DIRECT_TOPUP, "流量": ProductKind.DATA_PLAN, "会员": ProductKind.MEMBERSHIP,
+            "VIP": ProductKind.MEMBERSHIP, "代充": ProductKind.DIRECT_TOPUP, "直充": ProductKind.DIRECT_TOPUP,
+            "充值": ProductKind.DIRECT_TOPUP}
+
+
+class ShopDatabaseConfig(_Section):
+    """A card shop read straight from its own MySQL / MariaDB database (bot/shops/), read-only."""
+
+    # e.g. "mysql+aiomysql://refundbot:PASSWORD@127.0.0.1:3306/dujiaoka" (a user with SELECT only).
+    url: str = ""
+    table_prefix: str = ""
+    # The zone the shop writes its times in (dujiaoka's config/app.php "PRC", acg-faka's Asia/Shanghai).
+    timezone: str = "Asia/Shanghai"
+    connect_timeout_seconds: float = Field(5, gt=0)
+    # A lookup slower than this reads as "shop unreachable, try again shortly".
+    query_timeout_seconds: float = Field(5, gt=0)
+    pool_size: int = Field(4, ge=1, le=64)
+    # The shop's payment code (dujiaoka pays.pay_check, acg-faka pay.code) → channel, over the built-in
+    # guesses (epay routes → epay; ali*/zfb → alipay; wx*/we*/wechat → wechat; acg-faka's balance).
+    channels: dict[str, PaymentChannel] = Field(default_factory=dict)
+    # A payment code neither named above nor guessed (PayPal, USDT, ...).
+    fallback_channel: PaymentChannel = PaymentChannel.BANK_CARD
+    # Goods id (dujiaoka goods.id, acg-faka commodity.id) → kind, over everything else.
+    kinds: dict[str, ProductKind] = Field(default_factory=dict)
+    # For goods delivered by hand: the first word found in the goods' name gives the kind (else "other").
+    kind_keywords: dict[str, ProductKind] = Field(default_factory=_default_kind_keywords)
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        from zoneinfo import ZoneInfo
+
+        try:
+            ZoneInfo(value)
+        except Exception as exc:
+            raise ValueError(f"{value!r} is not a time zone name (e.g. \"Asia/Shanghai\")") from exc
+        return value
+
+    @field_validator("table_prefix")
+    @classmethod
+    def _plain_prefix(cls, value: str) -> str:
+        if not re.fullmatch(r"[A-Za-z0-9_]*", value):
+            raise ValueError("letters, digits and _ only")
+        return value
+
+
+class DujiaokaConfig(ShopDatabaseConfig):
+    """`[orders.dujiaoka]`: 独角数卡's database, and the secret in the path of its api_hook."""
+
+    # The goods' api_hook URL is https://bot.example.com/api/v1/shops/dujiaoka/hook/<hook_secret>; "": no hook.
+    hook_secret: str = ""
+
+
+class AcgFakaConfig(ShopDatabaseConfig):
+    """`[orders.acg_faka]`: 异次元发卡's database (its installer's default table prefix is acg_)."""
+
+    table_prefix: str = "acg_"
+
+
+# A shop's own order numbers, used when `[orders] number_pattern` is left out.
+SHOP_NUMBER_FORMATS: dict[str, tuple[str, str]] = {
+    "dujiaoka": (r"[A-Z0-9]{16}", "6HX1Z2YQ4T8KBN3P"),
+    "acg_faka": (r"\d{18}", "482261205143015519"),
+}
 
 
 class OrdersConfig(OrderSettings):
@@ -240,6 +311,18 @@ class OrdersConfig(OrderSettings):
     # platform's GET orders_url/{order_no}; the card shops' own databases or APIs (bot/shops/).
     source: Literal["local", "http", "dujiaoka", "dujiao_next", "acg_faka"] = "local"
     redeem_check: RedeemCheckConfig = RedeemCheckConfig()
+    dujiaoka: DujiaokaConfig = DujiaokaConfig()
+    acg_faka: AcgFakaConfig = AcgFakaConfig()
+
+    @model_validator(mode="before")
+    @classmethod
+    def _shop_number_format(cls, data: object) -> object:
+        """A shop's number pattern and example unless the file names its own."""
+        if isinstance(data, dict) and data.get("source") in SHOP_NUMBER_FORMATS:
+            pattern, example = SHOP_NUMBER_FORMATS[data["source"]]
+            if "number_pattern" not in data:
+                data = {**data, "number_pattern": pattern, "number_example": data.get("number_example", example)}
+        return data
 
 
 class LogConfig(_Section):

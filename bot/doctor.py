@@ -24,6 +24,7 @@ from bot.calendar_check import calendar_findings
 from bot.config import AppConfig
 from bot.doctor_rails import rail_findings
 from bot.platform import signed_headers
+from bot.shops.doctor import order_source_findings
 
 TELEGRAM = "https://api.telegram.org"
 # Rights the desk needs: topics per case (create, rename, close, reopen).
@@ -40,7 +41,7 @@ class Level(StrEnum):
 @dataclass(frozen=True)
 class Finding:
     level: Level
-    check: str  # which check: config, database, token, webhook, desk, agents, platform, rails, calendar
+    check: str  # which check: config, database, token, webhook, desk, agents, platform, orders, rails, calendar
     text: str  # what was found, and the fix when something is wrong
 
 
@@ -326,6 +327,8 @@ async def diagnose(config: AppConfig, today: date | None = None) -> AsyncIterato
         yield finding
     async for finding in platform_findings(config):
         yield finding
+    async for level, text in order_source_findings(config):
+        yield Finding(Level(level), "orders", text)
     async for level, text in rail_findings(config.platform):
         yield Finding(Level(level), "rails", text)
     for finding in calendar_findings(config.policy, today or date.today()):

@@ -8,6 +8,11 @@ REFUNDBOT_REQUIRE_POSTGRES=1 (CI): then failed.
 Redis (the shared send-rate limits): the server at REFUNDBOT_TEST_REDIS (default
 redis://127.0.0.1:6379/0); tests keep to keys under a prefix of their own. Unreachable -> skipped with
 the reason, unless REFUNDBOT_REQUIRE_REDIS=1 (CI): then failed.
+
+MySQL / MariaDB (the card shops' own databases, tests/shops/): throw-away databases named
+refundbot_shop_<pid>_<random>_<n> on the server at REFUNDBOT_TEST_MYSQL (default
+mysql://root@127.0.0.1:3306/test), one per test module, dropped when done. Unreachable -> skipped with
+the reason, unless REFUNDBOT_REQUIRE_MYSQL=1 (CI): then failed.
 """
 
 from __future__ import annotations
@@ -32,6 +37,7 @@ T = TypeVar("T")
 
 POSTGRES_ADMIN_URL = os.environ.get("REFUNDBOT_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test")
 REDIS_URL = os.environ.get("REFUNDBOT_TEST_REDIS", "redis://127.0.0.1:6379/0")
+MYSQL_ADMIN_URL = os.environ.get("REFUNDBOT_TEST_MYSQL", "mysql://root@127.0.0.1:3306/test")
 
 
 def _run_in_thread(coro_factory: Callable[[], Coroutine[Any, Any, T]]) -> T:
@@ -124,6 +130,71 @@ def redis_url() -> str:
             pytest.fail(message, pytrace=False)
         pytest.skip(message)
     return REDIS_URL
+
+
+class MysqlDatabases:
+    """Creates throw-away MySQL / MariaDB databases named refundbot_shop_<pid>_<random>_<n> and drops them
+    (PyMySQL, blocking: a few statements per test module)."""
+
+    def __init__(self, admin_url: str) -> None:
+        from sqlalchemy.engine import make_url
+
+        self._admin = make_url(admin_url)
+        self._prefix = f"refundbot_shop_{os.getpid()}_{secrets.token_hex(3)}"
+        self._counter = itertools.count(1)
+
+    def connect(self, database: str | None = None) -> Any:
+        import pymysql
+
+        return pymysql.connect(host=self._admin.host or "127.0.0.1", port=self._admin.port or 3306,
+                               user=self._admin.username or "root", password=self._admin.password or "",
+                               database=database, charset="utf8mb4", connect_timeout=5, autocommit=True)
+
+    def ping(self) -> None:
+        self.connect().close()
+
+    def create(self) -> tuple[str, str]:
+        name = f"{self._prefix}_{next(self._counter)}"
+        connection = self.connect()
+        try:
+            connection.cursor().execute(f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4")
+        finally:
+            connection.close()
+        url = self._admin.set(drivername="mysql+aiomysql", database=name)
+        return name, url.render_as_string(hide_password=False)
+
+    def drop(self, name: str) -> None:
+        connection = self.connect()
+        try:
+            connection.cursor().execute(f"DROP DATABASE IF EXISTS `{name}`")
+        finally:
+            connection.close()
+
+
+@pytest.fixture(scope="session")
+def mysql_databases() -> MysqlDatabases:
+    databases = MysqlDatabases(MYSQL_ADMIN_URL)
+    try:
+        databases.ping()
+    except Exception as exc:  # noqa: BLE001 - any failure means "no usable server"
+        from sqlalchemy.engine import make_url
+
+        shown = make_url(MYSQL_ADMIN_URL).render_as_string(hide_password=True)
+        message = f"MySQL / MariaDB not reachable at {shown}: {exc!r}"
+        if os.environ.get("REFUNDBOT_REQUIRE_MYSQL") == "1":
+            pytest.fail(message, pytrace=False)
+        pytest.skip(message)
+    return databases
+
+
+@pytest.fixture(scope="module")
+def mysql_url(mysql_databases: MysqlDatabases) -> Iterator[str]:
+    """A fresh, empty MySQL / MariaDB database for this test module (mysql+aiomysql://...)."""
+    name, url = mysql_databases.create()
+    try:
+        yield url
+    finally:
+        mysql_databases.drop(name)
 
 
 @pytest.fixture(params=[pytest.param("sqlite"), pytest.param("postgres", marks=pytest.mark.postgres)])

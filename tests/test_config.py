@@ -25,7 +25,8 @@ def fields(model: type[BaseModel], prefix: str = "") -> set[str]:
 def keys(table: dict, prefix: str = "") -> set[str]:
     out = set()
     for name, value in table.items():
-        if isinstance(value, dict) and name not in ("min_evidence", "credit_working_days", "aliases", "rails"):  # maps
+        if isinstance(value, dict) and name not in ("min_evidence", "credit_working_days", "aliases", "rails",
+                                                                 "channels", "kinds", "kind_keywords"):  # maps
             out |= keys(value, f"{prefix}{name}.")
         else:
             out.add(prefix + name)
@@ -96,3 +97,28 @@ def test_configuration_errors_are_described_one_line_each_without_their_values()
     assert len(lines) == 2 and "very-secret" not in " ".join(lines)
     assert lines[0].startswith("[telegram]") and "webhook_secret" in lines[0]
     assert lines[1].startswith("[platform] max_answer_bytes:")
+
+
+def test_a_card_shop_source_brings_its_own_order_numbers_unless_the_file_names_them():
+    dujiaoka = AppConfig.model_validate({"orders": {"source": "dujiaoka"}})
+    acg = AppConfig.model_validate({"orders": {"source": "acg_faka"}})
+    own = AppConfig.model_validate({"orders": {"source": "dujiaoka", "number_pattern": r"DJ\d+", "number_example": "DJ1"}})
+    assert (dujiaoka.orders.number_pattern, dujiaoka.orders.number_example) == (r"[A-Z0-9]{16}", "6HX1Z2YQ4T8KBN3P")
+    assert acg.orders.number_pattern == r"\d{18}" and acg.orders.acg_faka.table_prefix == "acg_"
+    assert own.orders.number_pattern == r"DJ\d+"
+
+
+def test_shop_database_urls_and_the_hook_secret_may_come_from_the_environment():
+    config = load_config(EXAMPLE, environ={"REFUNDBOT_DUJIAOKA_URL": "mysql+aiomysql://ro:pw@db/dj",
+                                           "REFUNDBOT_DUJIAOKA_HOOK_SECRET": "hk", "REFUNDBOT_ACG_FAKA_URL": "mysql://x/y"})
+    assert config.orders.dujiaoka.url == "mysql+aiomysql://ro:pw@db/dj" and config.orders.dujiaoka.hook_secret == "hk"
+    assert config.orders.acg_faka.url == "mysql://x/y"
+
+
+def test_a_bad_shop_setting_is_refused_with_its_name():
+    with pytest.raises(ValidationError, match="timezone"):
+        AppConfig.model_validate({"orders": {"dujiaoka": {"timezone": "Mars/Olympus"}}})
+    with pytest.raises(ValidationError, match="table_prefix"):
+        AppConfig.model_validate({"orders": {"acg_faka": {"table_prefix": "x; DROP"}}})
+    with pytest.raises(ValidationError, match="channels"):
+        AppConfig.model_validate({"orders": {"dujiaoka": {"channels": {"paypal": "carrier-pigeon"}}}})
