@@ -15,8 +15,8 @@ for one that carries the key (a retry after a lost answer never pays twice), and
 way, or None when the shop has no such record (then, and only then, the worker sends it again).
 
 Answers: 2xx -> SUCCEEDED (the wallet is credited; the record id is the external reference). 400/409/422
-with the shop's words -> FAILED, named: exceed/超过/超出 -> AMOUNT_TOO_HIGH, expired/期限/过期 ->
-WINDOW_PASSED, status/状态/未支付/canceled -> TRADE_CLOSED, else REJECTED. 401/403 (our credentials),
+with the shop's words -> FAILED, named: expired/期限/过期 -> WINDOW_PASSED, exceed/超过/超出 ->
+AMOUNT_TOO_HIGH, status/状态/未支付/canceled -> TRADE_CLOSED, else REJECTED. 401/403 (our credentials),
 404 (no such order id), 429, 5xx, timeouts, redirects, over-large answers: GatewayUnavailable (nothing was
 paid, or the next pass finds the record by its key).
 """
@@ -39,10 +39,10 @@ log = logging.getLogger(__name__)
 CENT = Decimal("0.01")
 REMARK_PREFIX = "refundbot"
 _REFUSED = frozenset({400, 409, 422})
-# A refusal's words -> why (first match wins).
+# A refusal's words -> why (first match wins: "已超过退款期限" is the window, not the amount).
 _WORDS: tuple[tuple[tuple[str, ...], RailError], ...] = (
-    (("exceed", "超过", "超出", "大于", "可退"), RailError.AMOUNT_TOO_HIGH),
     (("expire", "期限", "过期"), RailError.WINDOW_PASSED),
+    (("exceed", "超过", "超出", "大于", "可退"), RailError.AMOUNT_TOO_HIGH),
     (("status", "状态", "未支付", "cancel", "unpaid"), RailError.TRADE_CLOSED),
 )
 
