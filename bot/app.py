@@ -25,6 +25,8 @@ from bot.platform import build_order_lookup
 from bot.rails import build_gateways
 from bot.rails.wechat_notify import add_wechat_routes
 from bot.sending import Sender
+from bot.shops import SOURCES
+from bot.shops.dujiao_next import add_dujiao_next_routes
 from bot.transport import Runner
 from bot.workers.base import Sweep
 from bot.workers.desk_idle import DeskSweeper
@@ -119,7 +121,8 @@ async def opened_core(config: AppConfig) -> AsyncIterator[tuple[Core, dict[str, 
     async with contextlib.AsyncExitStack() as stack:
         try:
             gateways = build_gateways(config.platform)
-            order_lookup = build_order_lookup(config.platform, config.orders.source)
+            order_lookup = (SOURCES[config.orders.source](config) if config.orders.source in SOURCES  # the card shops
+                            else build_order_lookup(config.platform, config.orders.source))
         except ValueError as exc:
             raise StartupError(str(exc)) from exc
         for gateway in gateways.values():
@@ -304,6 +307,7 @@ async def start_web(api: PlatformApi, config: AppConfig,
     app = web.Application()
     add_api_routes(app, api)
     add_wechat_routes(app, config.platform, api.uow_factory, api.workflow)  # WeChat Pay's refund notifications
+    add_dujiao_next_routes(app, config, api.uow_factory)  # Dujiao-Next's order callback
     if more is not None:
         more(app)
     app_runner = web.AppRunner(app, access_log=None)

@@ -30,9 +30,9 @@ from typing import Any
 
 from bot.config import PlatformConfig
 from bot.platform import Clock, PlatformCallFailed
-from bot.shops.dujiao_next import API, DujiaoNextClient, OrderSourceUnavailable, rows, words
+from bot.shops.dujiao_next import API, DujiaoNextClient, rows, words
 from dialogs.domain import RailError, RefundAttempt, RefundStatus
-from dialogs.ports import GatewayResult, GatewayUnavailable, Payment
+from dialogs.ports import GatewayResult, GatewayUnavailable, OrderSourceUnavailable, Payment
 
 log = logging.getLogger(__name__)
 

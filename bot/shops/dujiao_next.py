@@ -208,7 +208,7 @@ def when(value: Any) -> datetime | None:
     if not value:
         return None
     try:
-        parsed = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+        parsed = datetime.fromisoformat(str(value))  # 3.11 reads the trailing "Z" of Go's RFC 3339
     except ValueError:
         raise DujiaoNextUnavailable(f"not an ISO 8601 time: {value!r}") from None
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
@@ -230,7 +230,8 @@ def order_from_dujiao_next(fields: Mapping[str, Any], online_channel: PaymentCha
     refunded = money(fields.get("refunded_amount"), "refunded_amount")
     unpaid = status == "pending_payment" or (status == "canceled" and not fields.get("paid_at"))
     items = [i for i in fields.get("items") or [] if isinstance(i, dict)]
-    fulfillment = fields.get("fulfillment") if isinstance(fields.get("fulfillment"), dict) else {}
+    found = fields.get("fulfillment")
+    fulfillment: Mapping[str, Any] = found if isinstance(found, dict) else {}
     payload = str(fulfillment.get("payload") or "")
     kinds = {str(i.get("fulfillment_type") or "") for i in items}
     delivered_at = when(fulfillment.get("delivered_at"))

@@ -93,7 +93,7 @@ class FakeDujiaoNext:
         return next((o for o in self.orders.values() if o.order_no == order_no), None)
 
     # --- the server -----------------------------------------------------------------------------
-    async def __aenter__(self) -> FakeDujiaoNext:
+    async def __aenter__(self) -> FakeDujiaoNext:  # noqa: PYI034 (the tests name the class)
         app = web.Application(middlewares=[self._gate])
         app.router.add_get("/api/v1/admin/orders", self.list_orders)
         app.router.add_get("/api/v1/admin/orders/{id}", self.get_order)
@@ -166,7 +166,7 @@ class FakeDujiaoNext:
         try:
             body = json.loads(await request.read())
             amount = Decimal(str(body["amount"])).quantize(Decimal("0.01"))
-        except Exception:
+        except (ValueError, KeyError, TypeError, ArithmeticError):
             return self._error(400, "请求参数错误")
         if amount <= 0:
             return self._error(400, "请求参数错误")
