@@ -127,6 +127,16 @@ class DujiaoNextClient(PlatformClient):
         self.shop = shop
         self.base = URL(shop.base_url.rstrip("/"))
 
+    async def check(self) -> str:
+        """`refundbot doctor`: the settings can sign a request, without calling the shop; ValueError says why not."""
+        shop = self.shop
+        if shop.api_secret != shop.api_secret.strip() or shop.admin_token != shop.admin_token.strip():
+            raise ValueError("[orders.dujiao_next] api_secret or admin_token has spaces around it (a copy-paste slip?)")
+        if self.base.scheme not in ("http", "https") or not self.base.host:
+            raise ValueError(f"[orders.dujiao_next] base_url {shop.base_url!r} is not an http(s) URL")
+        sign(shop.api_secret, "GET", f"{API}/admin/orders", "0", b"")
+        return f"Dujiao-Next at {self.base} (API key {shop.api_key}): requests are signed the Open API way"
+
     async def call(self, method: str, path: str, query: Mapping[str, str] | None = None,
                    payload: Mapping[str, Any] | None = None) -> tuple[int, Any]:
         """(HTTP status, the answer as JSON or None); PlatformCallFailed when there is no answer."""

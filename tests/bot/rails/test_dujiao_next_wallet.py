@@ -218,3 +218,16 @@ def test_the_rail_is_built_from_orders_dujiao_next_by_its_name() -> None:
     with pytest.raises(ValueError, match="api_key, api_secret, admin_token"):
         build_gateways(PlatformConfig(rails={PaymentChannel.BALANCE: "dujiao_next"}).with_dujiao_next(
             DujiaoNextConfig(base_url="https://shop")))
+
+
+async def test_doctor_checks_the_rail_s_settings_without_calling_the_shop(shop: FakeDujiaoNext) -> None:
+    from bot.doctor_rails import rail_findings
+
+    platform = PlatformConfig(rails={PaymentChannel.BALANCE: "dujiao_next"})
+    good = DujiaoNextConfig(base_url=shop.url, api_key=API_KEY, api_secret=API_SECRET, admin_token=ADMIN_TOKEN)
+    [(level, text)] = [f async for f in rail_findings(platform.with_dujiao_next(good))]
+    assert level == "ok" and "dujiao_next" in text
+    slip = good.model_copy(update={"admin_token": ADMIN_TOKEN + "\n"})
+    [(level, text)] = [f async for f in rail_findings(platform.with_dujiao_next(slip))]
+    assert level == "fail" and "spaces around it" in text
+    assert shop.requests == [] and shop.refusals == []
