@@ -34,7 +34,6 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 from typing import TYPE_CHECKING, Any
-from urllib.parse import quote
 
 from aiohttp import web
 from yarl import URL
@@ -164,7 +163,10 @@ class DujiaoNextClient(PlatformClient):
             match = [o for o in rows(answer) if isinstance(o, dict) and o.get("order_no") == order_no]
             if not match:
                 return None
-            status, answer = await self.call("GET", f"{API}/admin/orders/{quote(str(match[0].get('id')), safe='')}")
+            ident = str(match[0].get("id") or "")
+            if not ident.isdigit():
+                raise DujiaoNextUnavailable(f"order {order_no}: the shop's list gives no numeric id ({ident!r})")
+            status, answer = await self.call("GET", f"{API}/admin/orders/{ident}")
             if status == 404:
                 return None
             self._must_be_ok(order_no, status, answer)
@@ -180,7 +182,10 @@ class DujiaoNextClient(PlatformClient):
         if status in (401, 403):
             raise DujiaoNextUnavailable(f"order {order_no}: the shop refused our credentials (HTTP {status}: "
                                         f"{words(answer)}); check [orders.dujiao_next] api_key / admin_token")
-        if status != 200 or answer is None or (isinstance(answer, dict) and answer.get("ok") is False):
+        # An error may also come as HTTP 200 with the envelope saying so (ok false, a non-zero status_code).
+        refused = isinstance(answer, dict) and (answer.get("ok") is False
+                                                or answer.get("status_code") not in (None, 0, 200))
+        if status != 200 or answer is None or refused:
             raise DujiaoNextUnavailable(f"order {order_no}: HTTP {status}: {words(answer) or 'not JSON'}")
 
 

@@ -316,3 +316,21 @@ def test_the_callback_is_mounted_only_when_orders_come_from_dujiao_next() -> Non
     add_dujiao_next_routes(plain, AppConfig.model_validate({"orders": {"dujiao_next": shop}}), None)  # type: ignore[arg-type]
     assert [r.resource.canonical for r in mounted.router.routes()] == [CALLBACK_PATH]  # type: ignore[union-attr]
     assert list(plain.router.routes()) == []
+
+
+async def test_an_error_in_a_200_envelope_is_unavailable_not_an_order() -> None:
+    async def enveloped_error(request: web.Request) -> web.Response:
+        return web.json_response({"status_code": 500, "msg": "数据库错误"})
+
+    app = web.Application()
+    app.router.add_get("/api/v1/admin/orders", enveloped_error)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", 0).start()
+    lookup = DujiaoNextOrders(shop_config(f"http://127.0.0.1:{runner.addresses[0][1]}"))
+    try:
+        with pytest.raises(OrderSourceUnavailable, match="数据库错误"):
+            await lookup.get(ORDER)
+    finally:
+        await lookup.close()
+        await runner.cleanup()
