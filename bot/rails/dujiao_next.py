@@ -14,7 +14,9 @@ looked for before anything is paid: `refund` first lists the order's refund reco
 for one that carries the key (a retry after a lost answer never pays twice), and `query` answers the same
 way, or None when the shop has no such record (then, and only then, the worker sends it again).
 
-Answers: 2xx -> SUCCEEDED (the wallet is credited; the record id is the external reference). 400/409/422
+Answers: 2xx -> the refund records are read again: the one with our key -> SUCCEEDED (the wallet is
+credited; the record id is the external reference); none -> held (REQUESTED) for finance. An error in a
+2xx envelope (ok false, a non-zero status_code) is a refusal like 400/409/422
 with the shop's words -> FAILED, named: expired/期限/过期 -> WINDOW_PASSED, exceed/超过/超出 ->
 AMOUNT_TOO_HIGH, status/状态/未支付/canceled -> TRADE_CLOSED, else REJECTED. 401/403 (our credentials),
 404 (no such order id), 429, 5xx, timeouts, redirects, over-large answers: GatewayUnavailable (nothing was
@@ -81,14 +83,22 @@ class DujiaoNextWalletGateway(DujiaoNextClient):
         except PlatformCallFailed as exc:
             raise GatewayUnavailable(f"refund {attempt.idempotency_key}: {exc}") from exc
         text = words(answer) or f"HTTP {status}"
-        if status in _REFUSED or (200 <= status < 300 and isinstance(answer, dict) and answer.get("ok") is False):
-            error = refusal(text)
+        enveloped_error = isinstance(answer, dict) and (answer.get("ok") is False
+                                                        or answer.get("status_code") not in (None, 0, 200))
+        if status in _REFUSED or (200 <= status < 300 and enveloped_error):
             return GatewayResult(RefundStatus.FAILED, reason=f"Dujiao-Next refused the wallet refund: {text}",
-                                 rail_status=text[:64], error=error)
+                                 rail_status=text[:64], error=refusal(text))
         if status >= 300:
             raise GatewayUnavailable(f"refund {attempt.idempotency_key}: HTTP {status}: {text}")
-        return GatewayResult(RefundStatus.SUCCEEDED, external_ref=_record_id(answer), rail_status="refunded",
-                             amount=attempt.amount)
+        # Paid is what the shop's own records show under our key, not what an answer says.
+        recorded = await self.query(attempt, payment)
+        if recorded is not None:
+            return recorded
+        log.error("refund %s: the shop answered HTTP %s but shows no refund record with our key; held for finance",
+                  attempt.idempotency_key, status)
+        return GatewayResult(RefundStatus.REQUESTED, rail_status=f"HTTP {status}",
+                             reason=f"Dujiao-Next answered HTTP {status} ({text}) but lists no refund under "
+                                    f"{attempt.idempotency_key}: held for finance to check the wallet")
 
     async def query(self, attempt: RefundAttempt, payment: Payment) -> GatewayResult | None:
         """The shop's refund record carrying our key: SUCCEEDED (a wallet refund is paid when recorded);

@@ -73,6 +73,7 @@ class FakeDujiaoNext:
         self.requests: list[tuple[str, str]] = []  # (method, path) of every accepted request
         self.fail_next: list[int] = []  # HTTP statuses to answer the next requests with, before anything else
         self.lose_next_refund_answer = False  # pay, then answer 502 (the answer is lost on the way)
+        self.answer_next_refund: dict[str, Any] | None = None  # answer this with HTTP 200 and do nothing
         self._runner: web.AppRunner | None = None
         self.url = ""
 
@@ -163,6 +164,9 @@ class FakeDujiaoNext:
         order = self.orders.get(int(request.match_info["id"])) if request.match_info["id"].isdigit() else None
         if order is None:
             return self._error(404, "订单不存在")
+        if self.answer_next_refund is not None:
+            answer, self.answer_next_refund = self.answer_next_refund, None
+            return web.json_response(answer)
         try:
             body = json.loads(await request.read())
             amount = Decimal(str(body["amount"])).quantize(Decimal("0.01"))

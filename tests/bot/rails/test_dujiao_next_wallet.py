@@ -37,7 +37,7 @@ async def shop() -> AsyncIterator[FakeDujiaoNext]:
 
 def gateway(shop: FakeDujiaoNext, **changes: object) -> DujiaoNextWalletGateway:
     fields: dict[str, object] = {"base_url": shop.url, "api_key": API_KEY, "api_secret": API_SECRET,
-                                 "admin_token": ADMIN_TOKEN, "timeout_seconds": 0.5, **changes}
+                                 "admin_token": ADMIN_TOKEN, "timeout_seconds": 5, **changes}
     return DujiaoNextWalletGateway(DujiaoNextConfig.model_validate(fields))
 
 
@@ -159,6 +159,30 @@ async def test_a_local_trade_no_never_names_the_shop_s_order_the_order_number_do
     assert await run(database, gateway(shop)) == 1
 
     assert [r["order_id"] for r in shop.records] == [77] and shop.wallets[2002] == Decimal("0.00")
+
+
+async def test_an_error_inside_a_200_answer_fails_the_attempt_by_its_words(
+        database: Database, shop: FakeDujiaoNext) -> None:
+    shop.answer_next_refund = {"status_code": 400, "msg": "退款金额超过可退金额"}
+    await approved(database)
+
+    assert await run(database, gateway(shop)) == 1
+
+    [attempt] = await attempts(database)
+    assert (attempt.status, attempt.error) == (RefundStatus.FAILED, RailError.AMOUNT_TOO_HIGH)
+    assert shop.records == []
+
+
+async def test_a_200_with_no_refund_record_under_our_key_is_held_for_finance_never_taken_as_paid(
+        database: Database, shop: FakeDujiaoNext) -> None:
+    shop.answer_next_refund = {"status_code": 0, "msg": "success", "data": {}}
+    await approved(database)
+
+    assert await run(database, gateway(shop)) == 1
+
+    [attempt] = await attempts(database)
+    assert attempt.status is RefundStatus.REQUESTED and "held for finance" in attempt.note
+    assert await case_status(database) is CaseStatus.REFUNDING
 
 
 @pytest.mark.parametrize(("setup", "error"), [
