@@ -27,6 +27,7 @@ from bot.rails.wechat_notify import add_wechat_routes
 from bot.redeem import RedeemCheckedOrders, checked_lookup
 from bot.sending import Sender
 from bot.shops import build_order_source
+from bot.shops.dujiao_next import add_dujiao_next_routes
 from bot.shops.hooks import add_shop_routes
 from bot.transport import Runner
 from bot.workers.base import Sweep
@@ -325,6 +326,7 @@ async def start_web(api: PlatformApi, config: AppConfig,
     app = web.Application()
     add_api_routes(app, api)
     add_wechat_routes(app, config.platform, api.uow_factory, api.workflow)  # WeChat Pay's refund notifications
+    add_dujiao_next_routes(app, config, api.uow_factory)  # Dujiao-Next's order callback
     if more is not None:
         more(app)
     app_runner = web.AppRunner(app, access_log=None)

@@ -9,7 +9,15 @@ import tomllib
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from dialogs.domain import PaymentChannel, ProductKind
 from dialogs.settings import (
@@ -48,6 +56,8 @@ ENV_OVERRIDES: dict[str, tuple[str, ...]] = {
     "REFUNDBOT_DUJIAOKA_URL": ("orders", "dujiaoka", "url"),
     "REFUNDBOT_DUJIAOKA_HOOK_SECRET": ("orders", "dujiaoka", "hook_secret"),
     "REFUNDBOT_ACG_FAKA_URL": ("orders", "acg_faka", "url"),
+    "REFUNDBOT_DUJIAO_NEXT_API_SECRET": ("orders", "dujiao_next", "api_secret"),
+    "REFUNDBOT_DUJIAO_NEXT_ADMIN_TOKEN": ("orders", "dujiao_next", "admin_token"),
 }
 
 
@@ -191,6 +201,23 @@ class WechatConfig(_Section):
     api_base: str = ""  # empty: https://api.mch.weixin.qq.com (tests point it at a local fake)
 
 
+class DujiaoNextConfig(_Section):
+    """`[orders.dujiao_next]`: a Dujiao-Next shop (bot/shops/dujiao_next.py): its orders (`[orders] source =
+    "dujiao_next"`), its callback (POST /api/v1/shops/dujiao-next/callback) and refunds to the buyer's
+    Dujiao-Next wallet (`[platform.rails] balance = "dujiao_next"`, bot/rails/dujiao_next.py)."""
+
+    base_url: str = ""  # the shop's root URL, e.g. https://shop.example.com (its API is under /api/v1)
+    api_key: str = ""  # Dujiao-Next-Api-Key: the API credential approved in the shop's admin panel
+    api_secret: str = Field("", repr=False)  # its API Secret (better: env REFUNDBOT_DUJIAO_NEXT_API_SECRET)
+    admin_token: str = Field("", repr=False)  # an admin JWT for /api/v1/admin (env REFUNDBOT_DUJIAO_NEXT_ADMIN_TOKEN)
+    # Orders paid online (not from the wallet): the channel their refunds are routed by in [platform.rails].
+    online_channel: PaymentChannel = PaymentChannel.EPAY
+    timeout_seconds: float = Field(10, gt=0)
+    max_answer_bytes: int = Field(MAX_ANSWER_BYTES, ge=1024)
+    # Dujiao-Next's own window for a signed request is ±60 s; its callbacks are held to the same.
+    max_clock_skew_seconds: int = Field(60, ge=1)
+
+
 class PlatformConfig(_Section):
     """The shop platform: where refunds are paid and orders read, and the secret its calls are signed with."""
 
@@ -217,6 +244,18 @@ class PlatformConfig(_Section):
     epay: EpayConfig = EpayConfig()
     alipay: AlipayConfig = AlipayConfig()
     wechat: WechatConfig = WechatConfig()
+    # [orders.dujiao_next], handed over by AppConfig: a rail is built from PlatformConfig alone, and the
+    # Dujiao-Next wallet rail needs the shop's address and credentials.
+    _dujiao_next: DujiaoNextConfig | None = PrivateAttr(None)
+
+    @property
+    def dujiao_next(self) -> DujiaoNextConfig:
+        return self._dujiao_next or DujiaoNextConfig()
+
+    def with_dujiao_next(self, shop: DujiaoNextConfig) -> PlatformConfig:
+        copy = self.model_copy()
+        copy._dujiao_next = shop
+        return copy
 
     @field_validator("reconcile_at")
     @classmethod
@@ -301,6 +340,7 @@ class AcgFakaConfig(ShopDatabaseConfig):
 SHOP_NUMBER_FORMATS: dict[str, tuple[str, str]] = {
     "dujiaoka": (r"[A-Z0-9]{16}", "6HX1Z2YQ4T8KBN3P"),
     "acg_faka": (r"\d{18}", "482261205143015519"),
+    "dujiao_next": (r"DJ[0-9A-Z]{14,32}", "DJ20260301120000ABCD"),
 }
 
 
@@ -323,6 +363,7 @@ class OrdersConfig(OrderSettings):
             if "number_pattern" not in data:
                 data = {**data, "number_pattern": pattern, "number_example": data.get("number_example", example)}
         return data
+    dujiao_next: DujiaoNextConfig = DujiaoNextConfig()
 
 
 class LogConfig(_Section):
@@ -360,6 +401,11 @@ class AppConfig(_Section):
     platform: PlatformConfig = PlatformConfig()
     log: LogConfig = LogConfig()
     dashboard: DashboardSettings = DashboardSettings()
+
+    @model_validator(mode="after")
+    def _rails_see_the_shop(self) -> AppConfig:
+        object.__setattr__(self, "platform", self.platform.with_dujiao_next(self.orders.dujiao_next))
+        return self
 
     @property
     def core(self) -> CoreSettings:

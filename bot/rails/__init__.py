@@ -12,6 +12,7 @@ from collections.abc import Callable
 
 from bot.config import PlatformConfig
 from bot.rails.alipay import AlipayGateway
+from bot.rails.dujiao_next import DujiaoNextWalletGateway
 from bot.rails.epay import EpayGateway
 from bot.rails.http import HttpGateway
 from bot.rails.manual import ManualGateway
@@ -26,6 +27,7 @@ BUILDERS: dict[str, Callable[[PlatformConfig], RefundGateway]] = {
     "epay": EpayGateway.from_config,
     "alipay": AlipayGateway.from_config,
     "wechat": WechatGateway.from_config,
+    "dujiao_next": DujiaoNextWalletGateway.from_config,
 }
 
 

@@ -31,16 +31,23 @@ def _acg_faka(config: AppConfig) -> OrderSource:
     return AcgFakaOrders.from_config(config)
 
 
+def _dujiao_next(config: AppConfig) -> OrderSource:
+    from bot.shops.dujiao_next import build
+
+    return build(config)
+
+
 def _http(config: AppConfig) -> OrderSource | None:
     return build_order_lookup(config.platform, "http")
 
 
-# `[orders] source` → how its lookup is built. "dujiao_next" is added by its own connector.
+# `[orders] source` → how its lookup is built.
 SOURCES: dict[str, Callable[[AppConfig], OrderSource | None]] = {
     "local": lambda config: None,
     "http": _http,
     "dujiaoka": _dujiaoka,
     "acg_faka": _acg_faka,
+    "dujiao_next": _dujiao_next,
 }
 
 
