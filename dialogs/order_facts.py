@@ -20,6 +20,7 @@ from typing import Any
 from dialogs import ledger
 from dialogs.domain import Order, PaymentChannel
 from dialogs.ports import FactsMode, UnitOfWork
+from dialogs.texts import Texts, money
 
 # What a case was filed against: an upsert of an order with cases may not change these.
 FACTS = ("amount", "buyer_phone", "buyer_telegram_id", "buyer_contact", "payment_channel", "trade_no")
@@ -84,6 +85,23 @@ def correction_note(stored: Order, new: Order, fields: tuple[str, ...], reason: 
     only, so the history never repeats a phone number) and why."""
     said = [f"amount {stored.amount:.2f} -> {new.amount:.2f}" if name == "amount" else name for name in fields]
     return f"{CORRECTION}: {', '.join(said)}; {reason.strip()}"
+
+
+def correction_words(detail: str, t: Texts) -> str:
+    """A correction's note (after "order_correction:") in the desk's language: the facts by their names,
+    the amount with both values, then the reason."""
+    changes, _, reason = detail.partition(";")
+    said: list[str] = []
+    for item in (part.strip() for part in changes.split(",")):
+        name, _, values = item.partition(" ")
+        before, _, after = values.partition(" -> ")
+        label = t(f"of.field.{name}", default=name)
+        try:
+            said.append(t("of.changed_amount", field=label, before=money(Decimal(before)), after=money(Decimal(after)))
+                        if after else label)
+        except ArithmeticError:  # not what correction_note writes: as it was written
+            said.append(item)
+    return t("of.correction", fields=t("of.separator").join(said), reason=reason.strip())
 
 
 async def correct(uow: UnitOfWork, order_no: str, changes: Mapping[str, Any], *, reason: str, actor: str,

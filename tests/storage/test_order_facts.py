@@ -13,10 +13,13 @@ import pytest
 import storage.orders
 
 from dialogs import ledger
-from dialogs.domain import CaseStatus, DeliveryStatus, Reason, RefundAttempt, RefundStatus
+from dialogs.domain import CaseStatus, DeliveryStatus, Order, Reason, RefundAttempt, RefundStatus
 from dialogs.order_facts import BelowRefunded, FactsLocked, NothingToCorrect, correct
+from dialogs.service import RefundService
+from dialogs.settings import CoreSettings
 from storage.importer import import_orders
 from storage.uow import Database
+from tests.dialogs.customer import NOW, NUMBER, Customer
 from tests.storage.factories import T0, make_case, make_order
 
 CASE = "R20261124-0001"
@@ -179,3 +182,23 @@ async def test_a_correction_that_changes_nothing_is_refused(database: Database) 
     async with database.uow() as uow:
         with pytest.raises(NothingToCorrect):
             await correct(uow, "A1001", {"amount": Decimal("99.50")}, reason="r", actor="platform:a", at=T0)
+
+
+async def test_the_services_refresh_from_an_external_source_keeps_the_facts(database: Database) -> None:
+    # The customer names the order again while its case is refunding; the platform now says ¥5,000
+    # and another buyer. The case's facts stay; the delivery news is taken; the customer is answered.
+    async with database.uow() as uow:
+        await uow.orders.upsert(make_order(NUMBER, amount=Decimal("99.50")))
+        await uow.cases.add(make_case(CASE, NUMBER, amount=Decimal("99.50"), status=CaseStatus.REFUNDING))
+        await uow.commit()
+
+    class Platform:
+        async def get(self, order_no: str) -> Order | None:
+            return make_order(order_no, amount=Decimal("5000.00"), buyer_telegram_id=214, card_redeemed=True)
+
+    customer = Customer(RefundService(database.uow, CoreSettings(), clock=lambda: NOW, orders=Platform()))
+    shown = await customer.says(NUMBER)
+    assert shown.replies  # answered, not skipped
+    stored = await _stored(database, NUMBER)
+    assert stored is not None
+    assert (stored.amount, stored.buyer_telegram_id, stored.card_redeemed) == (Decimal("99.50"), 424242, True)
