@@ -28,7 +28,7 @@ FACTS = ("amount", "buyer_phone", "buyer_telegram_id", "buyer_contact", "payment
 # How an upsert treats an order that has cases (FactsMode): "refuse" raises FactsLocked when a fact would
 # change; "keep" stores the other fields and keeps the stored facts (an external source's refresh);
 # "correct" changes them (only `correct` below, which checks and records it, passes this).
-__all__ = ["FACTS", "FactsMode", "FactsLocked", "changed_facts", "keep_facts", "correct"]
+__all__ = ["FACTS", "FactsLocked", "FactsMode", "changed_facts", "correct", "keep_facts"]
 
 CORRECTION = "order_correction"  # the case event's action name (dialogs.desk.history words it)
 

@@ -11,9 +11,16 @@ from pathlib import Path
 import pytest
 
 import storage.orders
-
 from dialogs import ledger
-from dialogs.domain import CaseStatus, DeliveryStatus, Order, Reason, RefundAttempt, RefundStatus
+from dialogs.domain import (
+    CaseStatus,
+    DeliveryStatus,
+    Order,
+    PaymentChannel,
+    Reason,
+    RefundAttempt,
+    RefundStatus,
+)
 from dialogs.order_facts import BelowRefunded, FactsLocked, NothingToCorrect, correct
 from dialogs.service import RefundService
 from dialogs.settings import CoreSettings
@@ -70,8 +77,6 @@ async def test_a_refunding_order_cannot_be_upserted_to_5000_and_another_buyer(da
                                   {"trade_no": "2026112422001"}])
 async def test_each_identity_fact_is_kept(database: Database, fact: dict[str, str]) -> None:
     await _order_with_case(database)
-    from dialogs.domain import PaymentChannel  # noqa: PLC0415 - only this test names a channel
-
     changes = {k: PaymentChannel(v) if k == "payment_channel" else v for k, v in fact.items()}
     async with database.uow() as uow:
         with pytest.raises(FactsLocked) as refused:
