@@ -20,7 +20,7 @@ import re
 import tempfile
 from collections.abc import Iterator
 from decimal import Decimal
-from typing import IO, Any, cast
+from typing import IO, Any
 
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -174,4 +174,4 @@ def report_json(report: ImportReport) -> dict[str, Any]:
 
 def _lines(spool: IO[bytes]) -> Iterator[str]:
     # Checked while spooling: decodes cleanly. Universal newlines, as the file import reads a file.
-    yield from io.TextIOWrapper(cast(IO[bytes], spool), encoding="utf-8-sig")
+    yield from io.TextIOWrapper(spool, encoding="utf-8-sig")
