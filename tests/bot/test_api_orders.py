@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 from aiohttp import ClientResponse
-from aiohttp.test_utils import TestClient
+from aiohttp.test_utils import TestClient, TestServer
 
 import bot.api_orders
 from bot.api import MAX_BODY_BYTES
@@ -21,13 +21,20 @@ from bot.platform import signed_headers
 from dialogs.domain import CaseStatus, Reason, RefundAttempt, RefundStatus
 from storage.importer import import_orders
 from storage.uow import Database
-from tests.bot.test_api import NOW, SECRET, SQLITE_ONLY, client, get, post, refused, snapshot  # noqa: F401
+from tests.bot.test_api import NOW, SECRET, SQLITE_ONLY, build_api, get, post, refused, snapshot
 from tests.bot.test_platform import ORDER
 from tests.storage.factories import T0, make_case, make_order
 
 ORDER_NO = ORDER["order_no"]
 CASE = "R20261124-0001"
 BATCH = "/api/v1/orders/batch"
+
+
+@pytest.fixture
+async def client(database: Database) -> AsyncIterator[TestClient[Any, Any]]:
+    app, _ = build_api(database)
+    async with TestClient(TestServer(app)) as test_client:
+        yield test_client
 
 
 def correction_path(order_no: str = ORDER_NO) -> str:
