@@ -287,6 +287,7 @@ def case_json(case: Case, attempts: list[RefundAttempt], timers: list[tuple[Any,
         "verdict": case.verdict.value,
         "rule_id": case.rule_id,
         "amount": f"{case.amount:.2f}",
+        "order_paid": f"{case.order_paid:.2f}" if case.order_paid is not None else None,  # when filed
         "created_at": case.created_at.isoformat(),
         "rating": case.rating,
         "deadlines": {

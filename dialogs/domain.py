@@ -153,6 +153,10 @@ class Case:
     status_message_id: int | None = None  # the customer's status card, edited in place
     rating: int | None = None
     rating_comment: str | None = None
+    # What the order said was paid when the case was filed (set by the case store from the order); an
+    # audited correction of the order (dialogs.order_facts) leaves it as it was. Derived by the store,
+    # so not part of a case's equality (a case as drafted equals the case as read back).
+    order_paid: Decimal | None = field(default=None, compare=False)
 
 
 @dataclass(slots=True)

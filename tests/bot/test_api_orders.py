@@ -218,7 +218,9 @@ async def test_a_correction_changes_the_amount_and_is_an_event_on_every_case(
                                      "amount": "80.00", "cases": [CASE, "R20261124-0002"]}
     assert await _amount(database) == (Decimal("80.00"), 214)
     for case_no in (CASE, "R20261124-0002"):
-        events = (await (await get(client, f"/api/v1/cases/{case_no}")).json())["events"]
+        case = await (await get(client, f"/api/v1/cases/{case_no}")).json()
+        assert case["order_paid"] == "99.50"  # as when it was filed
+        events = case["events"]
         assert events[-1]["actor"] == "platform:alice" and events[-1]["from"] == events[-1]["to"]
         async with database.uow() as uow:
             [note] = [e.note for e in await uow.desk.history(case_no) if e.note.startswith("order_correction")]

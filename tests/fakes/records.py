@@ -132,8 +132,9 @@ class FakeCaseRepository(FakeRepository):
             raise ConcurrentUpdate(f"an open case for {case.order_no}/{case.reason.value} was filed concurrently")
         if case.case_no in self._t.cases:
             raise ConcurrentUpdate(f"case number {case.case_no} is taken")
+        paid = case.order_paid if case.order_paid is not None else self._t.orders[case.order_no].amount
         self._t.cases[case.case_no] = replace(case, evidence=(), version=1, status_message_id=None, rating=None,
-                                              rating_comment=None)
+                                              rating_comment=None, order_paid=paid)
         self._event(case.case_no, case.created_at, "customer", None, case.status.value, "")
 
     def _with_evidence(self, case: Case) -> Case:

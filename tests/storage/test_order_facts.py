@@ -167,6 +167,10 @@ async def test_a_correction_changes_the_facts_and_tells_every_case(database: Dat
                  for case_no in told]
     expected = ("platform:alice", "order_correction: amount 99.50 -> 80.00, buyer_phone; shop typo, ticket 77")
     assert notes == [[expected], [expected]]
+    async with database.uow() as uow:  # each case keeps what was paid when it was filed
+        assert [(await uow.cases.get(case_no)).order_paid for case_no in told] == [Decimal("99.50")] * 2  # type: ignore[union-attr]
+        balance = await ledger.order_balance(uow, "A1001")
+    assert (balance.paid, balance.refunded, balance.remaining) == (Decimal("80.00"), Decimal("20.00"), Decimal("60.00"))
 
 
 async def test_a_correction_never_goes_below_what_is_refunded_or_on_its_way(database: Database) -> None:
