@@ -293,6 +293,8 @@ async def test_the_merged_openapi_document_is_valid_and_describes_the_order_oper
     linked = {link["operationId"] for op in operations.values() for answer in op["responses"].values()
               for link in answer.get("links", {}).values()}
     assert linked <= set(operations) and {"orderCorrection", "getCase"} <= linked
+    assert "order_paid" in document["components"]["schemas"]["Case"]["properties"]
+    assert "case_no" in document["components"]["schemas"]["Case"]["properties"]  # merged, not replaced
     correction = document["components"]["schemas"]["OrderCorrection"]
     assert set(correction["properties"]) - {"reason", "actor"} == set(bot.api_orders.Correction.model_fields) - {
         "reason", "actor"}
