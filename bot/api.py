@@ -32,6 +32,7 @@ from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from bot import bodies
+from bot.api_orders import OrderApi
 from bot.metrics import CONTENT_TYPE, Metrics
 from bot.platform import OrderLookupError, SignatureError, order_from_json, verify
 from dialogs.cases import CaseWorkflow
@@ -98,9 +99,7 @@ class PlatformApi:
         app.router.add_post(f"{PREFIX}/callbacks/order", self._counted("order", self.order_callback))
         app.router.add_get(f"{PREFIX}/cases/{{case_no}}", self._counted("case", self.get_case))
         app.router.add_get(f"{PREFIX}/openapi.json", self.openapi)
-        from bot.api_orders import OrderApi
-
-        OrderApi(self).add_routes(app)  # the batch import and the audited correction
+        OrderApi(self).add_routes(app, PREFIX)  # the batch import and the audited correction (bot/api_orders.py)
         if healthz:
             app.router.add_get("/healthz", self.healthz)
             app.router.add_get("/livez", self.livez)

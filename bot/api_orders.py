@@ -18,19 +18,62 @@ import codecs
 import io
 import re
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
+from datetime import UTC, datetime
 from decimal import Decimal
-from typing import IO, Any
+from typing import IO, Any, Protocol
 
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from bot.api import PREFIX, PlatformApi, Refused, _errors, _utc
 from bot.platform import SignatureError, StreamedSignature
 from dialogs.domain import Order, PaymentChannel
 from dialogs.order_facts import BelowRefunded, NoSuchOrder, NothingToCorrect, correct
-from dialogs.ports import BulkUpsert, ConcurrentUpdate
+from dialogs.ports import BulkUpsert, ConcurrentUpdate, UnitOfWork, UnitOfWorkFactory
 from storage.importer import ImportReport, import_rows, jsonl_orders
+
+Handler = Callable[[web.Request], Awaitable[web.Response]]
+
+
+class Checks(Protocol):
+    """What the order operations share with bot.api.PlatformApi (which mounts them; importing it here
+    would be a cycle): its settings and its checks, each raising its `Refused` (answered by `counted`)."""
+
+    uow_factory: UnitOfWorkFactory
+    secret: str
+    max_skew: float
+    clock: Callable[[], float]
+
+    def _counted(self, endpoint: str, handler: Handler) -> Callable[[web.Request], Awaitable[web.StreamResponse]]: ...
+
+    async def _body(self, request: web.Request) -> bytes: ...
+
+    def _check(self, request: web.Request, message: bytes) -> str: ...
+
+    def _json(self, body: bytes) -> Any: ...
+
+    async def _fresh(self, uow: UnitOfWork, signature: str) -> None: ...
+
+
+class _Refused(Exception):
+    """A refusal of this module: answered here with the API's JSON error, like bot.api.Refused."""
+
+    def __init__(self, status: int, error: str, **extra: Any) -> None:
+        super().__init__(error)
+        self.status, self.error, self.extra = status, error, extra
+
+    def response(self) -> web.Response:
+        return web.json_response({"error": self.error, **self.extra}, status=self.status)
+
+
+def _answering(handler: Handler) -> Handler:
+    async def answered(request: web.Request) -> web.Response:
+        try:
+            return await handler(request)
+        except _Refused as refused:
+            return refused.response()
+
+    return answered
 
 BATCH_MAX_BYTES = 64 << 20  # 64 MiB: ~200,000 orders of the import format
 BATCH_MAX_LINES = 100_000  # lines of JSON Lines (blank ones included): a bounded run per request
@@ -68,18 +111,18 @@ _REQUIRED_FACTS = ("amount", "buyer_phone", "payment_channel")  # an order alway
 class OrderApi:
     """Mounted by PlatformApi.add_routes; shares its checks (signature, replay ledger, refusals)."""
 
-    def __init__(self, api: PlatformApi) -> None:
+    def __init__(self, api: Checks) -> None:
         self.api = api
 
-    def add_routes(self, app: web.Application) -> None:
-        app.router.add_post(f"{PREFIX}/orders/batch", self.api._counted("order_batch", self.batch))
-        app.router.add_post(f"{PREFIX}/orders/{{order_no}}/correction",
-                            self.api._counted("order_correction", self.correction))
+    def add_routes(self, app: web.Application, prefix: str) -> None:
+        app.router.add_post(f"{prefix}/orders/batch", self.api._counted("order_batch", _answering(self.batch)))
+        app.router.add_post(f"{prefix}/orders/{{order_no}}/correction",
+                            self.api._counted("order_correction", _answering(self.correction)))
 
     # -- the batch -------------------------------------------------------------------------------
     async def batch(self, request: web.Request) -> web.Response:
         if request.content_length is not None and request.content_length > BATCH_MAX_BYTES:
-            raise Refused(413, f"body larger than {BATCH_MAX_BYTES} bytes; split the batch",
+            raise _Refused(413, f"body larger than {BATCH_MAX_BYTES} bytes; split the batch",
                           max_bytes=BATCH_MAX_BYTES, max_lines=BATCH_MAX_LINES)
         with tempfile.SpooledTemporaryFile(_SPOOL_IN_MEMORY, mode="w+b") as spool:
             signature = StreamedSignature(self.api.secret, request.headers)
@@ -87,7 +130,7 @@ class OrderApi:
             try:
                 checked = signature.check(now=self.api.clock(), max_skew=self.api.max_skew)
             except SignatureError as exc:
-                raise Refused(401, str(exc)) from None
+                raise _Refused(401, str(exc)) from None
             async with self.api.uow_factory() as uow:
                 await self.api._fresh(uow, checked)
                 await uow.commit()
@@ -105,22 +148,22 @@ class OrderApi:
             size += len(chunk)
             lines += chunk.count(b"\n")
             if size > BATCH_MAX_BYTES or lines > BATCH_MAX_LINES:
-                raise Refused(413, f"batch larger than {BATCH_MAX_BYTES} bytes or {BATCH_MAX_LINES} lines; "
+                raise _Refused(413, f"batch larger than {BATCH_MAX_BYTES} bytes or {BATCH_MAX_LINES} lines; "
                                    f"split it", max_bytes=BATCH_MAX_BYTES, max_lines=BATCH_MAX_LINES)
             try:
                 utf8.decode(chunk)
             except UnicodeDecodeError as exc:
-                raise Refused(400, f"malformed body: not UTF-8 text ({exc.reason} near byte {size - len(chunk) + exc.start})") from None
+                raise _Refused(400, f"malformed body: not UTF-8 text ({exc.reason} near byte {size - len(chunk) + exc.start})") from None
             signature.update(chunk)
             spool.write(chunk)
             last = chunk[-1:]
         if last != b"\n" and lines + 1 > BATCH_MAX_LINES:  # the last line has no newline of its own
-            raise Refused(413, f"batch longer than {BATCH_MAX_LINES} lines; split it",
+            raise _Refused(413, f"batch longer than {BATCH_MAX_LINES} lines; split it",
                           max_bytes=BATCH_MAX_BYTES, max_lines=BATCH_MAX_LINES)
         try:
             utf8.decode(b"", final=True)
         except UnicodeDecodeError:
-            raise Refused(400, "malformed body: not UTF-8 text (cut inside a character at the end)") from None
+            raise _Refused(400, "malformed body: not UTF-8 text (cut inside a character at the end)") from None
 
     async def _write(self, orders: list[Order]) -> BulkUpsert:
         for attempt in (1, 2):
@@ -141,25 +184,27 @@ class OrderApi:
         try:
             asked = Correction.model_validate(self.api._json(body))
         except ValidationError as exc:
-            raise Refused(400, "malformed body", details=_errors(exc)) from None
+            raise _Refused(400, "malformed body", details=[
+                {"field": ".".join(str(part) for part in error["loc"]) or "(body)", "problem": error["msg"]}
+                for error in exc.errors()]) from None  # as bot.api words it
         changes = asked.changes()
         cleared = [name for name in _REQUIRED_FACTS if name in changes and changes[name] is None]
         if cleared:
-            raise Refused(400, "malformed body", details=[{"field": name, "problem": "may not be null"}
+            raise _Refused(400, "malformed body", details=[{"field": name, "problem": "may not be null"}
                                                           for name in cleared])
         order_no = request.match_info["order_no"]
-        at = _utc(self.api.clock())
+        at = datetime.fromtimestamp(self.api.clock(), UTC)
         async with self.api.uow_factory() as uow:
             await self.api._fresh(uow, signature)
             try:
                 order, fields, told = await correct(uow, order_no, changes, reason=asked.reason,
                                                     actor=f"platform:{asked.actor}", at=at)
             except NoSuchOrder:
-                raise Refused(404, f"no order {order_no}") from None
+                raise _Refused(404, f"no order {order_no}") from None
             except NothingToCorrect as exc:
-                raise Refused(400, str(exc), details=[]) from None
+                raise _Refused(400, str(exc), details=[]) from None
             except BelowRefunded as exc:
-                raise Refused(409, str(exc), reason="below_refunded", fields=["amount"],
+                raise _Refused(409, str(exc), reason="below_refunded", fields=["amount"],
                               committed=f"{exc.committed:.2f}") from None
             await uow.commit()
         return web.json_response({"ok": True, "order_no": order.order_no, "corrected": list(fields),
