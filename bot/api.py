@@ -32,11 +32,13 @@ from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from bot import bodies
+from bot.api_orders import OrderApi
 from bot.metrics import CONTENT_TYPE, Metrics
 from bot.platform import OrderLookupError, SignatureError, order_from_json, verify
 from dialogs.cases import CaseWorkflow
 from dialogs.domain import Case, RefundAttempt
 from dialogs.lifecycle import ForbiddenTransition
+from dialogs.order_facts import FactsLocked
 from dialogs.ports import UnitOfWork, UnitOfWorkFactory
 from dialogs.refunds import AmountMismatch, AttemptSettled, NothingInFlight, UnknownAttempt, settle
 
@@ -97,6 +99,7 @@ class PlatformApi:
         app.router.add_post(f"{PREFIX}/callbacks/order", self._counted("order", self.order_callback))
         app.router.add_get(f"{PREFIX}/cases/{{case_no}}", self._counted("case", self.get_case))
         app.router.add_get(f"{PREFIX}/openapi.json", self.openapi)
+        OrderApi(self).add_routes(app, PREFIX)  # the batch import and the audited correction (bot/api_orders.py)
         if healthz:
             app.router.add_get("/healthz", self.healthz)
             app.router.add_get("/livez", self.livez)
@@ -183,7 +186,10 @@ class PlatformApi:
             raise Refused(400, f"malformed order: {exc}") from None
         async with self.uow_factory() as uow:
             await self._fresh(uow, signature)
-            inserted = await uow.orders.upsert(order)
+            try:
+                inserted = await uow.orders.upsert(order)
+            except FactsLocked as exc:  # an order with cases: only the audited correction changes these
+                raise Refused(409, str(exc), reason="order_has_cases", fields=list(exc.fields)) from None
             await uow.commit()
         return web.json_response({"ok": True, "order_no": order.order_no, "inserted": inserted})
 
@@ -280,6 +286,7 @@ def case_json(case: Case, attempts: list[RefundAttempt], timers: list[tuple[Any,
         "verdict": case.verdict.value,
         "rule_id": case.rule_id,
         "amount": f"{case.amount:.2f}",
+        "order_paid": f"{case.order_paid:.2f}" if case.order_paid is not None else None,  # when filed
         "created_at": case.created_at.isoformat(),
         "rating": case.rating,
         "deadlines": {

@@ -102,7 +102,7 @@ async def seed_staff(database: Database, config: AppConfig) -> int:
 async def seed_demo_orders(database: Database, now: datetime | None = None) -> int:
     async with database.uow() as uow:
         for order in demo_orders(now or utcnow()):
-            await uow.orders.upsert(order)
+            await uow.orders.upsert(order, facts="keep")  # re-seeding never rewrites an order with cases
         await uow.commit()
     return len(demo_orders(now or utcnow()))
 

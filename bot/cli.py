@@ -12,7 +12,7 @@ import typer
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-from bot import cli_backup, cli_cases, cli_customers, cli_reconcile, cli_staff
+from bot import cli_backup, cli_cases, cli_customers, cli_orders, cli_reconcile, cli_staff
 from bot.cli_base import ConfigOption, console, person_named
 from bot.cli_base import load_settings as _config
 from bot.cli_base import on_database as _on_database
@@ -30,6 +30,7 @@ db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
 orders_app = typer.Typer(help="Orders the bot can look up.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(orders_app, name="orders")
+cli_orders.register(orders_app)  # orders correct
 
 VERBOSE_HELP = "Log at DEBUG, with the state machines' and the migrations' chatter."
 

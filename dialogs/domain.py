@@ -157,6 +157,10 @@ class Case:
     # The order's delivered 卡密 as they were when the case was filed (the shop's order may change
     # later): masked for the customer (dialogs.codes), shown whole to agents on demand, never logged.
     delivered_codes: tuple[str, ...] = field(default=(), repr=False)
+    # What the order said was paid when the case was filed (set by the case store from the order); an
+    # audited correction of the order (dialogs.order_facts) leaves it as it was. Derived by the store,
+    # so not part of a case's equality (a case as drafted equals the case as read back).
+    order_paid: Decimal | None = field(default=None, compare=False)
 
 
 @dataclass(slots=True)

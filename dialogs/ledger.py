@@ -81,6 +81,12 @@ async def order_balance(uow: UnitOfWork, order_no: str, *, lock: bool = False,
     return balance(paid, await uow.refunds.for_order(order_no))
 
 
+def paid_when_filed(case: Case) -> Decimal:
+    """What the order said was paid when `case` was filed (its claim, for a case from before that was kept):
+    the ledger's `paid` should the order row be gone. A correction changes the order's amount, never this."""
+    return case.order_paid if case.order_paid is not None else case.amount
+
+
 def case_room(case: Case, case_attempts: list[RefundAttempt], order: Balance) -> Decimal:
     """The most this case may still pay: its claim less what it got back, never more than the order
     has left."""
@@ -89,7 +95,7 @@ def case_room(case: Case, case_attempts: list[RefundAttempt], order: Balance) ->
 
 async def refundable(uow: UnitOfWork, case: Case, *, lock: bool = False) -> Decimal:
     """The most an approval of `case` may pay now (0 while one of its attempts is in flight)."""
-    order = await order_balance(uow, case.order_no, lock=lock, fallback_paid=case.amount)
+    order = await order_balance(uow, case.order_no, lock=lock, fallback_paid=paid_when_filed(case))
     attempts = await uow.refunds.for_case(case.case_no)
     if open_attempt(attempts) is not None:
         return ZERO
@@ -104,7 +110,7 @@ async def reserve(uow: UnitOfWork, case: Case, *, gateway: str, at: datetime,
     None: all the case may still get. `exact`: a person stated the amount — refuse (ExceedsRefundable)
     rather than pay less than they said. Raises AttemptInFlight, NothingToRefund or ExceedsRefundable;
     nothing is written then."""
-    order = await order_balance(uow, case.order_no, lock=True, fallback_paid=case.amount)
+    order = await order_balance(uow, case.order_no, lock=True, fallback_paid=paid_when_filed(case))
     attempts = await uow.refunds.for_case(case.case_no)
     pending = open_attempt(attempts)
     if pending is not None:

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 from types import TracebackType
-from typing import Protocol, Self
+from typing import Literal, Protocol, Self
 
 from dialogs.domain import (
     AgentRequest,
@@ -61,9 +61,27 @@ class OrderStore(OrderLookup, Protocol):
         transactions are serial already): the money rules of one order are checked one at a time."""
         ...
 
-    async def upsert(self, order: Order) -> bool:
-        """Insert or replace by order_no; True when inserted, False when updated."""
+    async def upsert(self, order: Order, *, facts: FactsMode = "refuse") -> bool:
+        """Insert or replace by order_no; True when inserted, False when updated. An order with cases
+        keeps its money and identity facts (dialogs.order_facts): `facts` says how (FactsLocked,
+        keep the stored ones, or an audited correction's change)."""
         ...
+
+    async def upsert_many(self, orders: Sequence[Order]) -> BulkUpsert:
+        """Upsert a batch (a later repeat of an order number wins); a row that would change the facts
+        of an order with cases is left out and named in `refused`."""
+        ...
+
+
+# How an upsert treats the facts of an order that has cases (dialogs.order_facts).
+FactsMode = Literal["refuse", "keep", "correct"]
+
+
+@dataclass(frozen=True, slots=True)
+class BulkUpsert:
+    inserted: int
+    updated: int
+    refused: tuple[tuple[int, tuple[str, ...]], ...] = ()  # (index in the batch, the facts it would change)
 
 
 @dataclass(frozen=True, slots=True)

@@ -282,7 +282,8 @@ class RefundService:
                 await uow.commit()
                 return Outcome()
             if fetched is not None:  # the case, its deadlines and exports read the local copy
-                await uow.orders.upsert(fetched)
+                # An order with cases keeps the facts its cases were filed against (dialogs.order_facts).
+                await uow.orders.upsert(fetched, facts="keep")
             conv = await uow.conversations.load(event.chat_id) or Conversation(
                 chat_id=event.chat_id,
                 user_id=event.user_id,

@@ -13,7 +13,7 @@ from sqlalchemy.exc import IntegrityError
 from dialogs.domain import OPEN_STATUSES, Case, CaseStatus, EvidenceItem, Reason, Verdict
 from dialogs.ports import ConcurrentUpdate
 from storage.evidence import evidence_from_row
-from storage.models import CaseCounterRow, CaseEventRow, CaseRow, EvidenceRow
+from storage.models import CaseCounterRow, CaseEventRow, CaseRow, EvidenceRow, OrderRow
 from storage.repositories import SessionRepository, execute_core, rowcount
 
 _CASES = cast(Table, CaseRow.__table__)
@@ -62,6 +62,7 @@ def case_from_row(row: CaseRow | Row[Any], evidence: Sequence[EvidenceItem] = ()
         rating=row.rating,
         rating_comment=row.rating_comment,
         delivered_codes=tuple(row.delivered_codes or ()),
+        order_paid=row.order_paid,
     )
 
 
@@ -96,6 +97,8 @@ class SqlaCaseRepository(SessionRepository):
         repository binds the draft's rows to the case (`attach`)."""
         now = self._clock()
         key = open_key(case.order_no, case.reason, case.status)
+        paid = case.order_paid if case.order_paid is not None else await self._session.scalar(
+            select(OrderRow.amount).where(OrderRow.order_no == case.order_no))  # the snapshot: what was paid now
         try:
             # Savepoint: after a unique violation we still need to ask which constraint it was.
             async with self._session.begin_nested():
@@ -107,6 +110,7 @@ class SqlaCaseRepository(SessionRepository):
                     "created_at": case.created_at, "review_due": case.review_due, "credit_due": case.credit_due,
                     "status_message_id": None, "rating": None, "rating_comment": None, "updated_at": now,
                     "version": 1, "open_key": key, "delivered_codes": list(case.delivered_codes) or None,
+                    "order_paid": paid,
                 })).scalar_one()
         except IntegrityError as exc:
             if key is not None and await self._open_key_taken(key):

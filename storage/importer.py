@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import csv
 import json
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal, InvalidOperation
@@ -19,15 +19,15 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
-from sqlalchemy import insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from dialogs.clock import Clock, utcnow
 from dialogs.domain import DeliveryStatus, Order, PaymentChannel, ProductKind
+from dialogs.ports import BulkUpsert
 from dialogs.proof import secret_digest
-from storage.models import CENT, OrderRow
-from storage.orders import order_values
+from storage.models import CENT
+from storage.orders import bulk_upsert
 from storage.uow import Database
 
 FileFormat = Literal["csv", "jsonl"]
@@ -121,16 +121,20 @@ def read_orders(path: str | Path) -> Iterator[tuple[int, Order | RejectedRow]]:
     """(line, order or rejection) for every data row; the line is where the row starts."""
     reader = _read_jsonl if detect_format(path) == "jsonl" else _read_csv
     try:
-        for line, fields in reader(Path(path)):
-            if isinstance(fields, RejectedRow):
-                yield line, fields
-                continue
-            try:
-                yield line, parse_order(fields)
-            except _RowError as exc:
-                yield line, RejectedRow(line, str(exc))
+        yield from _validated(reader(Path(path)))
     except UnicodeDecodeError as exc:
         raise ImportFileError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start})") from exc
+
+
+def _validated(rows: Iterable[tuple[int, Mapping[str, Any] | RejectedRow]]) -> Iterator[tuple[int, Order | RejectedRow]]:
+    for line, fields in rows:
+        if isinstance(fields, RejectedRow):
+            yield line, fields
+            continue
+        try:
+            yield line, parse_order(fields)
+        except _RowError as exc:
+            yield line, RejectedRow(line, str(exc))
 
 
 def _read_csv(path: Path) -> Iterator[tuple[int, Mapping[str, Any] | RejectedRow]]:
@@ -174,19 +178,32 @@ def _check_header(path: Path, record: list[str]) -> list[str]:
 
 def _read_jsonl(path: Path) -> Iterator[tuple[int, Mapping[str, Any] | RejectedRow]]:
     with open(path, encoding=_ENCODING) as handle:
-        for line_no, line in enumerate(handle, start=1):
-            if not line.strip():
-                continue
-            try:
-                # Decimal floats: amounts must not pass through binary floating point.
-                value = json.loads(line, parse_float=Decimal)
-            except json.JSONDecodeError as exc:
-                yield line_no, RejectedRow(line_no, f"invalid JSON: {exc.msg} (column {exc.colno})")
-                continue
-            if not isinstance(value, dict):
-                yield line_no, RejectedRow(line_no, "not a JSON object")
-                continue
-            yield line_no, value
+        yield from jsonl_fields(handle)
+
+
+def jsonl_fields(lines: Iterable[str]) -> Iterator[tuple[int, Mapping[str, Any] | RejectedRow]]:
+    """(line, fields or rejection) for each non-blank JSON Lines line (a file's, or a request body's)."""
+    for line_no, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            # Decimal floats: amounts must not pass through binary floating point.
+            value = json.loads(line, parse_float=Decimal)
+        except json.JSONDecodeError as exc:
+            yield line_no, RejectedRow(line_no, f"invalid JSON: {exc.msg} (column {exc.colno})")
+            continue
+        except RecursionError:
+            yield line_no, RejectedRow(line_no, "invalid JSON: nested too deep")
+            continue
+        if not isinstance(value, dict):
+            yield line_no, RejectedRow(line_no, "not a JSON object")
+            continue
+        yield line_no, value
+
+
+def jsonl_orders(lines: Iterable[str]) -> Iterator[tuple[int, Order | RejectedRow]]:
+    """read_orders for JSON Lines that are not a file (the API's batch body)."""
+    return _validated(jsonl_fields(lines))
 
 
 # --- validation -------------------------------------------------------------------------------
@@ -385,6 +402,15 @@ def _flag(name: str, value: Any) -> bool | None:
 
 # --- writing ----------------------------------------------------------------------------------
 
+# Writes one batch and commits it: (orders) -> what storage.orders.bulk_upsert says of them.
+BatchWriter = Callable[[list[Order]], Awaitable[BulkUpsert]]
+
+
+def refused_reason(fields: tuple[str, ...]) -> str:
+    """A row refused by the order-facts rule (dialogs.order_facts), as the report words it."""
+    return (f"order has refund cases: {', '.join(fields)} cannot change by an import "
+            f"(use the audited correction)")
+
 
 async def import_orders(
     database: Database,
@@ -400,36 +426,53 @@ async def import_orders(
     batch; `count_rows(path)` gives the expected total. Raises ImportFileError when the file as a
     whole is unusable (batches committed before that stay committed).
     """
+    async with database.session_factory() as session:
+        async def write(batch: list[Order]) -> BulkUpsert:
+            return await _write_batch(session, batch, clock())
+
+        return await import_rows(read_orders(path), write, progress=progress, batch_size=batch_size)
+
+
+async def import_rows(rows: Iterable[tuple[int, Order | RejectedRow]], write: BatchWriter, *,
+                      progress: Progress | None = None, batch_size: int = 1000) -> ImportReport:
+    """The import's driver, whatever the rows come from (a file, the API's batch body) and however a
+    batch is written: rows in batches of `batch_size`, each written (and committed) by `write`."""
     if batch_size < 1:
         raise ValueError("batch_size must be positive")
     report = ImportReport()
-    batch: list[Order] = []
+    batch: list[tuple[int, Order]] = []
     processed = 0
-    async with database.session_factory() as session:
-        for _line, item in read_orders(path):
-            processed += 1
-            if isinstance(item, RejectedRow):
-                report.rejected.append(item)
-            else:
-                batch.append(item)
-            if processed % batch_size == 0:
-                await _write_batch(session, batch, report, clock())
-                batch = []
-                if progress is not None:
-                    progress(processed)
-        if batch:
-            await _write_batch(session, batch, report, clock())
-        if progress is not None and processed % batch_size:
-            progress(processed)
+    for line, item in rows:
+        processed += 1
+        if isinstance(item, RejectedRow):
+            report.rejected.append(item)
+        else:
+            batch.append((line, item))
+        if processed % batch_size == 0:
+            await _flush(batch, write, report)
+            batch = []
+            if progress is not None:
+                progress(processed)
+    await _flush(batch, write, report)
+    if progress is not None and processed % batch_size:
+        progress(processed)
+    report.rejected.sort(key=lambda row: row.line)
     return report
 
 
-async def _write_batch(session: AsyncSession, batch: list[Order], report: ImportReport, now: datetime) -> None:
+async def _flush(batch: list[tuple[int, Order]], write: BatchWriter, report: ImportReport) -> None:
     if not batch:
         return
+    done = await write([order for _line, order in batch])
+    report.inserted += done.inserted
+    report.updated += done.updated
+    report.rejected.extend(RejectedRow(batch[index][0], refused_reason(fields)) for index, fields in done.refused)
+
+
+async def _write_batch(session: AsyncSession, batch: list[Order], now: datetime) -> BulkUpsert:
     for attempt in (1, 2):
         try:
-            inserted, updated = await _upsert(session, batch, now)
+            done = await bulk_upsert(session, batch, now)
             await session.commit()
         except IntegrityError:
             # Someone inserted one of these orders between our SELECT and INSERT; the retry's
@@ -438,35 +481,5 @@ async def _write_batch(session: AsyncSession, batch: list[Order], report: Import
             if attempt == 2:
                 raise
             continue
-        report.inserted += inserted
-        report.updated += updated
-        return
-
-
-async def _upsert(session: AsyncSession, batch: list[Order], now: datetime) -> tuple[int, int]:
-    keys = {order.order_no for order in batch}
-    existing = set(await session.scalars(select(OrderRow.order_no).where(OrderRow.order_no.in_(keys))))
-    inserts: dict[str, dict[str, Any]] = {}
-    updates: dict[str, dict[str, Any]] = {}
-    inserted = updated = 0
-    for order in batch:
-        values = order_values(order, now)
-        if order.order_no in existing:
-            updates[order.order_no] = values
-            updated += 1
-        elif order.order_no in inserts:  # repeated in this batch: the later row wins
-            inserts[order.order_no] = values
-            updated += 1
-        else:
-            inserts[order.order_no] = values
-            inserted += 1
-    if inserts:
-        # render_nulls: otherwise the ORM splits the executemany wherever the set of None
-        # values changes (to let server defaults apply), which is ~10x slower here.
-        await session.execute(
-            insert(OrderRow).execution_options(render_nulls=True), list(inserts.values())
-        )
-    if updates:
-        # ORM bulk UPDATE by primary key: one executemany of UPDATE ... WHERE order_no = ?
-        await session.execute(update(OrderRow), list(updates.values()))
-    return inserted, updated
+        return done
+    raise AssertionError("unreachable")

@@ -180,6 +180,9 @@ class CaseRow(Base):
     # f"{order_no}:{reason}" while the case is open, NULL otherwise: a portable partial unique
     # index ("one open case per order and reason"), as NULLs never collide.
     open_key: Mapped[str | None] = mapped_column(String(128), unique=True)
+    # The order's amount when the case was filed: an audited correction may change the order's later
+    # (dialogs.order_facts); NULL only for a case filed against no stored order.
+    order_paid: Mapped[Decimal | None] = mapped_column(Money)
 
 
 class CaseEventRow(Base):

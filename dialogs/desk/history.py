@@ -14,6 +14,7 @@ from collections.abc import Callable
 from decimal import Decimal, InvalidOperation
 
 from dialogs.lifecycle import CASE_TRANSITIONS
+from dialogs.order_facts import CORRECTION, correction_words
 from dialogs.ports import CaseEventRecord
 from dialogs.texts import Texts, money
 
@@ -52,6 +53,7 @@ PHRASES: dict[str, str] = {
     "unban": "dk.ev.unban",
     "codes": "dk.ev.codes",  # dialogs.desk.codes: an agent viewed the delivered 卡密
     "codes_cli": "dk.ev.codes_cli",  # `refundbot cases show --reveal`
+    CORRECTION: "dk.ev.order_correction",  # dialogs.order_facts.correct: the facts changed and why
 }
 
 
@@ -133,6 +135,8 @@ def event_words(event: CaseEventRecord, actor: str, t: Texts, note_max: int) -> 
                 + (t("dk.card.event_note", note=note) if note else ""))
     clipped = _clip(detail, note_max)
     if event.from_status == event.to_status:  # a desk action: its detail fills the phrase, or is not for the card
+        if name == CORRECTION:  # its detail names facts, each in the desk's words
+            return t(phrase, actor=actor, text=_clip(correction_words(detail, t), note_max))
         fields = _DETAILS.get(name)
         return t(phrase, actor=actor, **(fields(clipped) if fields else {}))
     return t(phrase, actor=actor) + (t("dk.card.event_note", note=clipped) if clipped else "")

@@ -21,7 +21,8 @@ from dialogs.domain import (
     Reason,
 )
 from dialogs.io import Reply
-from dialogs.ports import ConcurrentUpdate, LookupTally
+from dialogs.order_facts import FactsLocked, changed_facts, keep_facts
+from dialogs.ports import BulkUpsert, ConcurrentUpdate, FactsMode, LookupTally
 from tests.fakes.tables import CaseEventRow, EvidenceRow, Tables
 
 
@@ -50,10 +51,31 @@ class FakeOrderStore(FakeRepository):
     async def lock(self, order_no: str) -> Order | None:
         return self._t.orders.get(order_no)  # one unit of work at a time: already ours
 
-    async def upsert(self, order: Order) -> bool:
-        inserted = order.order_no not in self._t.orders
+    async def upsert(self, order: Order, *, facts: FactsMode = "refuse") -> bool:
+        stored = self._t.orders.get(order.order_no)
+        if stored is not None and facts != "correct" and self._has_cases(order.order_no):
+            changed = changed_facts(stored, order)
+            if changed and facts == "refuse":
+                raise FactsLocked(order.order_no, changed)
+            order = keep_facts(stored, order)
         self._t.orders[order.order_no] = order
-        return inserted
+        return stored is None
+
+    async def upsert_many(self, orders: Sequence[Order]) -> BulkUpsert:
+        inserted = updated = 0
+        refused: list[tuple[int, tuple[str, ...]]] = []
+        for index, order in enumerate(orders):
+            try:
+                if await self.upsert(order):
+                    inserted += 1
+                else:
+                    updated += 1
+            except FactsLocked as exc:
+                refused.append((index, exc.fields))
+        return BulkUpsert(inserted, updated, tuple(refused))
+
+    def _has_cases(self, order_no: str) -> bool:
+        return any(case.order_no == order_no for case in self._t.cases.values())
 
 
 _TALLY_KEY_LENGTH = 64
@@ -110,8 +132,9 @@ class FakeCaseRepository(FakeRepository):
             raise ConcurrentUpdate(f"an open case for {case.order_no}/{case.reason.value} was filed concurrently")
         if case.case_no in self._t.cases:
             raise ConcurrentUpdate(f"case number {case.case_no} is taken")
+        paid = case.order_paid if case.order_paid is not None else self._t.orders[case.order_no].amount
         self._t.cases[case.case_no] = replace(case, evidence=(), version=1, status_message_id=None, rating=None,
-                                              rating_comment=None)
+                                              rating_comment=None, order_paid=paid)
         self._event(case.case_no, case.created_at, "customer", None, case.status.value, "")
 
     def _with_evidence(self, case: Case) -> Case:
