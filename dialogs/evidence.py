@@ -1,5 +1,6 @@
 """Files a customer sends as evidence, as callbacks of the conversation's table (mixed into `Dialog`):
-the draft's photos and documents, and the files a case action adds (needs_info, an appeal).
+the draft's photos, videos and documents (PDFs, chat exports), and the files a case action adds
+(needs_info, an appeal).
 
 A file arrives inspected by the adapter (dialogs.io.FileInspection); one that fails the inspection,
 repeats one already kept, or passes the limit is refused with the reason, never silently dropped.
@@ -64,6 +65,10 @@ class EvidenceIntake(DialogPart):
             "max_document_mb": self.settings.policy.max_document_mb,
             "max_pixels_mp": round(self.settings.policy.max_pixels / 1_000_000),
             "max": self.settings.policy.max_evidence,
+            "max_video_mb": self.settings.policy.max_video_mb,
+            "max_video_min": self.settings.policy.max_video_seconds / 60,
+            "max_pdf_mb": self.settings.policy.max_pdf_mb,
+            "max_text_kb": self.settings.policy.max_text_kb,
         }
 
     async def say_evidence_progress(self) -> None:

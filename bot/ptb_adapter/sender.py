@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Awaitable, Callable, Sequence
-from pathlib import Path
 from typing import TypeVar
 
 from telegram import (
@@ -14,6 +13,7 @@ from telegram import (
     InlineKeyboardMarkup,
     InputMediaDocument,
     InputMediaPhoto,
+    InputMediaVideo,
     ReplyParameters,
 )
 from telegram.error import (
@@ -31,6 +31,9 @@ from telegram.warnings import PTBDeprecationWarning
 from bot.evidence import TooLarge
 from bot.pacing import retry_after_seconds
 from bot.sending import (
+    DOCUMENT,
+    VIDEO,
+    AlbumFile,
     Blocked,
     Buttons,
     LibrarySender,
@@ -116,17 +119,29 @@ class PtbSender(LibrarySender):
             read_timeout=self.request_timeout))
         return [m.message_id for m in copied]
 
-    async def _send_file(self, chat_id: int, file: str | Path, as_document: bool, caption: str | None,
+    async def _send_file(self, chat_id: int, file: AlbumFile, caption: str | None,
                          thread_id: int | None, timeout: int) -> int:
-        send = self.bot.send_document if as_document else self.bot.send_photo
-        one = await self._call(lambda: send(chat_id, file, caption=caption, message_thread_id=thread_id,
+        if file.kind == VIDEO:
+            one = await self._call(lambda: self.bot.send_video(
+                chat_id, file.media, caption=caption, thumbnail=file.thumbnail, message_thread_id=thread_id,
+                read_timeout=timeout, write_timeout=timeout))
+            return one.message_id
+        send = self.bot.send_document if file.kind == DOCUMENT else self.bot.send_photo
+        one = await self._call(lambda: send(chat_id, file.media, caption=caption, message_thread_id=thread_id,
                                             read_timeout=timeout, write_timeout=timeout))
         return one.message_id
 
-    async def _send_group(self, chat_id: int, files: list[str | Path], as_document: bool, caption: str | None,
+    async def _send_group(self, chat_id: int, files: list[AlbumFile], caption: str | None,
                           thread_id: int | None, timeout: int) -> list[int]:
-        kind = InputMediaDocument if as_document else InputMediaPhoto
-        media = [kind(f, caption=caption if n == 0 else None) for n, f in enumerate(files)]
+        media: list[InputMediaPhoto | InputMediaVideo | InputMediaDocument] = []
+        for n, f in enumerate(files):
+            text = caption if n == 0 else None
+            if f.kind == VIDEO:
+                media.append(InputMediaVideo(f.media, caption=text, thumbnail=f.thumbnail))
+            elif f.kind == DOCUMENT:
+                media.append(InputMediaDocument(f.media, caption=text))
+            else:
+                media.append(InputMediaPhoto(f.media, caption=text))
         sent = await self._call(lambda: self.bot.send_media_group(
             chat_id, media, message_thread_id=thread_id, read_timeout=timeout, write_timeout=timeout))
         return [m.message_id for m in sent]
