@@ -140,7 +140,7 @@ class EvidenceIntake:
         if found == PDF:
             if not is_pdf(data):
                 return FileInspection(ok=False, problem="file_unreadable", size=len(data))
-            return replace(self._store(data, PDF, EXTENSION[PDF]), pages=pdf_pages(data))
+            return replace(self._store(data, MIME[PDF], EXTENSION[PDF]), pages=pdf_pages(data))
         if found == TEXT:
             return self._store(data, MIME[TEXT], EXTENSION[TEXT])
         assert fmt is not None
