@@ -7,7 +7,7 @@ aiogram gives `edit_date` as a Unix time and PTB as a datetime. Each adapter pas
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from dialogs.clock import utcnow
@@ -24,6 +24,11 @@ def _when(value: datetime | int | None) -> datetime | None:
     if value is None or isinstance(value, datetime):
         return value
     return datetime.fromtimestamp(value, UTC) if value else None
+
+
+def _seconds(value: int | timedelta | None) -> int | None:
+    """A duration as aiogram gives it (seconds) or PTB 23 will (a timedelta)."""
+    return int(value.total_seconds()) if isinstance(value, timedelta) else value
 
 
 def _thread(message: Any) -> int | None:
@@ -81,7 +86,8 @@ def from_message(message: Any, update_id: int, *, edited: bool = False) -> Event
         return Event(kind=EventKind.DOCUMENT, file=ref, **base)
     if message.video:  # the duration is the sender's claim: the evidence intake reads the file's own
         video = message.video
-        ref = FileRef(video.file_id, video.file_unique_id, video.file_size, video.mime_type, duration=video.duration)
+        ref = FileRef(video.file_id, video.file_unique_id, video.file_size, video.mime_type,
+                      duration=_seconds(video.duration))
         return Event(kind=EventKind.VIDEO, file=ref, **base)
     return Event(kind=_kind(message), **base)
 

@@ -50,6 +50,8 @@ T = TypeVar("T")
 # PTB 22 warns, on every 429 it raises, that RetryAfter.retry_after becomes a timedelta in PTB 23;
 # bot.pacing reads either.
 warnings.filterwarnings("ignore", message=".*retry_after.*", category=PTBDeprecationWarning)
+# Likewise Video.duration (bot.translate reads either).
+warnings.filterwarnings("ignore", message=".*attribute `duration`.*", category=PTBDeprecationWarning)
 
 
 
