@@ -12,7 +12,19 @@ from typing import TYPE_CHECKING, Any
 
 from dialogs.dialog_part import DialogPart
 from dialogs.domain import EvidenceItem, Reason
-from dialogs.io import Button
+from dialogs.io import Button, FileRef
+
+
+def _received_key(file: FileRef | None) -> str:
+    """The thanks names what came: a screenshot, or a video, a PDF, a chat export."""
+    mime = file.inspection.mime_type if file is not None and file.inspection is not None else ""
+    if mime.startswith("video/"):
+        return "evidence_received.video"
+    if mime == "application/pdf":
+        return "evidence_received.pdf"
+    if mime.startswith("text/"):
+        return "evidence_received.text"
+    return "evidence_received"
 
 
 class EvidenceIntake(DialogPart):
@@ -76,7 +88,7 @@ class EvidenceIntake(DialogPart):
             self.say(f"evidence_problem.{self._evidence_problem}", self.evidence_prompt_buttons(),
                      **self.evidence_limits())
         else:
-            self.say("evidence_received", self.evidence_prompt_buttons(), count=self.evidence_count,
+            self.say(_received_key(self.event.file), self.evidence_prompt_buttons(), count=self.evidence_count,
                      **self.evidence_limits())
 
     async def count_evidence(self) -> None:

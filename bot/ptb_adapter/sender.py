@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Awaitable, Callable, Sequence
+from pathlib import Path
 from typing import TypeVar
 
 from telegram import (
@@ -137,13 +138,14 @@ class PtbSender(LibrarySender):
                           thread_id: int | None, timeout: int) -> list[int]:
         media: list[InputMediaPhoto | InputMediaVideo | InputMediaDocument] = []
         for n, f in enumerate(files):
-            text = caption if n == 0 else None
+            text, name = caption if n == 0 else None, f.media.name if isinstance(f.media, Path) else None
             if f.kind == VIDEO:
-                media.append(InputMediaVideo(f.media, caption=text, thumbnail=f.thumbnail))
+                thumbnail = f.thumbnail.read_bytes() if f.thumbnail is not None else None
+                media.append(InputMediaVideo(_content(f.media), caption=text, thumbnail=thumbnail, filename=name))
             elif f.kind == DOCUMENT:
-                media.append(InputMediaDocument(f.media, caption=text))
+                media.append(InputMediaDocument(_content(f.media), caption=text, filename=name))
             else:
-                media.append(InputMediaPhoto(f.media, caption=text))
+                media.append(InputMediaPhoto(_content(f.media), caption=text, filename=name))
         sent = await self._call(lambda: self.bot.send_media_group(
             chat_id, media, message_thread_id=thread_id, read_timeout=timeout, write_timeout=timeout))
         return [m.message_id for m in sent]
@@ -182,3 +184,9 @@ class PtbSender(LibrarySender):
             raise network_failure(exc, exc.message) from exc
         except TelegramError as exc:  # 401, 404, 409: the bot's setup, not this message
             raise Transient(exc.message, "api") from exc
+
+
+def _content(media: str | Path) -> str | bytes:
+    """A file id, or a stored file's bytes: PTB's InputMedia turns a Path into a file:// URI, which only
+    a local Bot API server reads (PTB assumes local mode there)."""
+    return media.read_bytes() if isinstance(media, Path) else media

@@ -57,7 +57,7 @@ async def nothing_kept(c: Customer, tmp_path: Path, t: Texts = ZH) -> None:
 async def test_a_short_video_is_taken_and_kept_with_its_poster(bot, customer, control, tmp_path):
     c = await customer()
     await at_the_evidence_step(c)
-    assert texts(await send_video(c, real_mp4())) == ZH("evidence_received", count=1, **VIDEO_LIMITS)
+    assert texts(await send_video(c, real_mp4())) == ZH("evidence_received.video", count=1, **VIDEO_LIMITS)
     assert sorted(p.name.split(".", 1)[1] for p in stored_files(tmp_path)) == ["mp4", "poster.jpg"]
 
 
@@ -91,9 +91,9 @@ async def test_a_pdf_and_a_chat_export_are_taken_as_evidence(bot, customer, tmp_
     c = await customer()
     await at_the_evidence_step(c)
     assert texts(await c.document(real_pdf(), "订单.pdf", "application/pdf")) == ZH(
-        "evidence_received", count=1, **VIDEO_LIMITS)
+        "evidence_received.pdf", count=1, **VIDEO_LIMITS)
     assert texts(await c.document(CHAT_EXPORT, "聊天记录.txt", "text/plain")) == ZH(
-        "evidence_received", count=2, **VIDEO_LIMITS)
+        "evidence_received.text", count=2, **VIDEO_LIMITS)
     assert sorted(p.suffix for p in stored_files(tmp_path)) == [".pdf", ".txt"]
 
 
