@@ -91,6 +91,18 @@ _TOO_LARGE = {IMAGE: "too_large", VIDEO: "video_too_large", PDF: "pdf_too_large"
               ANY: "too_large"}
 
 
+def _other_kind(data: bytes, claimed: str) -> str | None:
+    """What a file that is no picture is, by its bytes. Any ASCII file would pass as text, so text counts
+    only when the sender said text (or nothing telling)."""
+    if video_mime(data):
+        return VIDEO
+    if data.startswith(b"%PDF-"):
+        return PDF
+    if claimed in (TEXT, ANY) and is_text(data):
+        return TEXT
+    return None
+
+
 class EvidenceIntake:
     def __init__(self, directory: str | Path, policy: PolicySettings) -> None:
         self.directory = Path(directory)
@@ -129,8 +141,7 @@ class EvidenceIntake:
 
     def _check_and_store(self, data: bytes, claimed: str, is_photo: bool) -> FileInspection:
         fmt = sniff(data)
-        found = IMAGE if fmt else VIDEO if video_mime(data) else PDF if data.startswith(b"%PDF-") else (
-            TEXT if claimed in (TEXT, ANY) and is_text(data) else None)  # any ASCII is "text": only when claimed
+        found = IMAGE if fmt else _other_kind(data, claimed)
         if found is None or claimed not in (found, ANY):
             return FileInspection(ok=False, problem=_NOT.get(claimed, "not_supported"), size=len(data))
         if len(data) > self.cap(found, is_photo):
