@@ -137,3 +137,10 @@ async def test_the_desk_album_sends_a_pdf_and_a_chat_export_as_documents(start_b
                                    lambda: c.document(CHAT_EXPORT, "聊天记录.txt", "text/plain"))
     shown = await desk.seen_in_topic(case_no, lambda ms: sum(m.get("kind") == "document" for m in ms) == 2)
     assert {m.get("mime_type") for m in shown if m.get("kind") == "document"} == {"application/pdf", "text/plain"}
+
+
+async def test_a_video_at_the_idle_step_gets_the_hint_and_is_never_downloaded(bot, customer, control, tmp_path):
+    c = await customer()
+    assert texts(await send_video(c, real_mp4())) == ZH("hint.idle", example="KM20261101000001")
+    assert await downloads(control) == 0
+    assert stored_files(tmp_path) == []
