@@ -13,10 +13,10 @@ from typing import Any
 from dialogs.clock import utcnow
 from dialogs.io import Event, EventKind, FileRef
 
-# What a person sends besides text, photos and documents: a desk copies it, the dialog hints. A
-# message with none of these (nor text, photo, document) is a service message: a topic was created,
-# someone joined, a message was pinned...
-_CONTENT = ("sticker", "voice", "video", "video_note", "audio", "animation", "location", "venue", "contact",
+# What a person sends besides text, photos, documents and videos: a desk copies it, the dialog hints. A
+# message with none of these (nor text, photo, document, video) is a service message: a topic was
+# created, someone joined, a message was pinned...
+_CONTENT = ("sticker", "voice", "video_note", "audio", "animation", "location", "venue", "contact",
             "dice", "poll", "game", "story", "paid_media", "checklist")
 
 

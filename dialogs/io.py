@@ -14,7 +14,7 @@ class EventKind(StrEnum):
     PHOTO = "photo"
     DOCUMENT = "document"
     VIDEO = "video"  # a Telegram video message (a video sent as a file is a DOCUMENT)
-    OTHER = "other"  # sticker, voice, video, location...: anything we do not take
+    OTHER = "other"  # sticker, voice, video note, location...: anything we do not take
     SERVICE = "service"  # a group's service message (topic created, member joined...): never answered
     MEMBER = "member"  # Telegram's my_chat_member: the bot's own standing in the chat; text = its new status
 
