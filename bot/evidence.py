@@ -1,8 +1,10 @@
-"""Evidence intake: download a customer's picture, make sure it really is one, keep it on disk.
+"""Evidence intake: download a customer's file, make sure it really is what we take, keep it on disk.
 
-The sender's mime type is never trusted: we sniff the magic bytes, open the image with Pillow
-restricted to JPEG/PNG/WebP, and cap the pixels before decoding anything. Files are stored
-content-addressed (sha256), so a repeated upload is one file.
+The sender's mime type is never trusted: we sniff the magic bytes, open an image with Pillow
+restricted to JPEG/PNG/WebP, and cap the pixels before decoding anything; videos, PDFs and chat
+exports are checked in bot/evidence_media.py. What the sender claims (a size, a video's length) can
+only refuse a file early, before the download. Files are stored content-addressed (sha256), so a
+repeated upload is one file.
 """
 
 from __future__ import annotations
@@ -14,14 +16,27 @@ import logging
 import os
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from pathlib import Path
 
 from PIL import Image, UnidentifiedImageError
 
+from bot.evidence_media import (
+    EXTENSION,
+    MIME,
+    PDF,
+    TEXT,
+    VIDEO,
+    is_pdf,
+    is_text,
+    movie_seconds,
+    pdf_pages,
+    poster,
+    video_mime,
+)
 from dialogs.clock import Clock, utcnow
-from dialogs.io import FileInspection, FileRef
+from dialogs.io import EventKind, FileInspection, FileRef
 from dialogs.ports import UnitOfWorkFactory
 from dialogs.settings import PolicySettings
 
@@ -47,33 +62,99 @@ def sniff(data: bytes) -> str | None:
     return None
 
 
+# What the sender said the file is: a photo, a Telegram video, or a document's claimed mime type. It only
+# picks the cap checked before the download and the kind the bytes must then be ("any": a document with
+# no telling mime type, which may be any kind we take).
+IMAGE, ANY = "image", "any"
+
+
+def declared_kind(file: FileRef, kind: EventKind) -> str:
+    if kind is EventKind.PHOTO:
+        return IMAGE
+    if kind is EventKind.VIDEO:
+        return VIDEO
+    mime = (file.mime_type or "").lower()
+    if mime.startswith("image/"):
+        return IMAGE
+    if mime.startswith("video/"):
+        return VIDEO
+    if mime == "application/pdf":
+        return PDF
+    if mime.startswith("text/"):
+        return TEXT
+    return ANY
+
+
+# The answer when the bytes are not the kind claimed (a fake mime type) or no kind we take.
+_NOT = {IMAGE: "not_image", VIDEO: "not_video"}
+_TOO_LARGE = {IMAGE: "too_large", VIDEO: "video_too_large", PDF: "pdf_too_large", TEXT: "text_too_large",
+              ANY: "too_large"}
+
+
+def _other_kind(data: bytes, claimed: str) -> str | None:
+    """What a file that is no picture is, by its bytes. Any ASCII file would pass as text, so text counts
+    only when the sender said text (or nothing telling)."""
+    if video_mime(data):
+        return VIDEO
+    if data.startswith(b"%PDF-"):
+        return PDF
+    if claimed in (TEXT, ANY) and is_text(data):
+        return TEXT
+    return None
+
+
 class EvidenceIntake:
     def __init__(self, directory: str | Path, policy: PolicySettings) -> None:
         self.directory = Path(directory)
         self.policy = policy
 
-    def cap(self, is_photo: bool) -> int:
-        return int((self.policy.max_photo_mb if is_photo else self.policy.max_document_mb) * MB)
+    def cap(self, kind: str, is_photo: bool = False) -> int:
+        """The most bytes a file of `kind` may have."""
+        policy = self.policy
+        caps = {IMAGE: (policy.max_photo_mb if is_photo else policy.max_document_mb) * MB,
+                VIDEO: policy.max_video_mb * MB, PDF: policy.max_pdf_mb * MB, TEXT: policy.max_text_kb * 1024}
+        if kind == ANY:
+            return int(max(policy.max_document_mb * MB, caps[VIDEO], caps[PDF], caps[TEXT]))
+        return int(caps[kind])
 
-    async def inspect(self, file: FileRef, is_photo: bool, download: Downloader) -> FileInspection:
-        cap = self.cap(is_photo)
+    async def inspect(self, file: FileRef, kind: EventKind, download: Downloader) -> FileInspection:
+        """Refuse what the claims already rule out (a declared size over the cap, a video said to be too
+        long) without downloading it; then download at most the cap and look at the bytes."""
+        claimed = declared_kind(file, kind)
+        cap = self.cap(claimed, kind is EventKind.PHOTO)
         if file.size is not None and file.size > cap:
-            return FileInspection(ok=False, problem="too_large", size=file.size)
+            return FileInspection(ok=False, problem=_TOO_LARGE[claimed], size=file.size)
+        if claimed == VIDEO and file.duration is not None and file.duration > self.policy.max_video_seconds:
+            return FileInspection(ok=False, problem="video_too_long", seconds=float(file.duration))
         try:
             data = await download(file.file_id, cap)
         except TooLarge:
-            return FileInspection(ok=False, problem="too_large")
+            return FileInspection(ok=False, problem=_TOO_LARGE[claimed])
         except Exception as exc:  # noqa: BLE001 - network, Telegram error: the customer can simply send it again
+            if "too big" in str(exc).lower():  # getFile past Telegram's 20 MB: no retry will help
+                return FileInspection(ok=False, problem=_TOO_LARGE[claimed])
             log.warning("evidence download failed: %s", type(exc).__name__)
             return FileInspection(ok=False, problem="download_failed")
         if len(data) > cap:
-            return FileInspection(ok=False, problem="too_large", size=len(data))
-        return await asyncio.to_thread(self._check_and_store, data)
+            return FileInspection(ok=False, problem=_TOO_LARGE[claimed], size=len(data))
+        return await asyncio.to_thread(self._check_and_store, data, claimed, kind is EventKind.PHOTO)
 
-    def _check_and_store(self, data: bytes) -> FileInspection:
+    def _check_and_store(self, data: bytes, claimed: str, is_photo: bool) -> FileInspection:
         fmt = sniff(data)
-        if fmt is None:
-            return FileInspection(ok=False, problem="not_image", size=len(data))
+        found = IMAGE if fmt else _other_kind(data, claimed)
+        if found is None or claimed not in (found, ANY):
+            return FileInspection(ok=False, problem=_NOT.get(claimed, "not_supported"), size=len(data))
+        if len(data) > self.cap(found, is_photo):
+            return FileInspection(ok=False, problem=_TOO_LARGE[found], size=len(data))
+        if found == VIDEO:
+            return self._video(data)
+        if found == PDF:
+            if not is_pdf(data):
+                return FileInspection(ok=False, problem="file_unreadable", size=len(data))
+            return replace(self._store(data, MIME[PDF], EXTENSION[PDF]), pages=pdf_pages(data))
+        if found == TEXT:
+            return self._store(data, MIME[TEXT], EXTENSION[TEXT])
+        assert fmt is not None
         try:
             with Image.open(io.BytesIO(data), formats=[fmt]) as img:
                 width, height = img.size
@@ -82,19 +163,45 @@ class EvidenceIntake:
                 img.verify()  # checks structure without decoding the whole raster
         except (UnidentifiedImageError, Image.DecompressionBombError, OSError, SyntaxError, ValueError):
             return FileInspection(ok=False, problem="unreadable", size=len(data))
-        digest = hashlib.sha256(data).hexdigest()
         mime, ext = _FORMATS[fmt]
+        return replace(self._store(data, mime, ext), width=width, height=height)
+
+    def _video(self, data: bytes) -> FileInspection:
+        """The length from the file's own header first (cheap), then the poster frame (a decode)."""
+        seconds = movie_seconds(data)
+        if seconds is None:
+            return FileInspection(ok=False, problem="file_unreadable", size=len(data))
+        if seconds > self.policy.max_video_seconds:
+            return FileInspection(ok=False, problem="video_too_long", seconds=seconds, size=len(data))
+        frame = poster(data, self.policy.max_pixels)
+        if frame is None:
+            return FileInspection(ok=False, problem="video_too_many_pixels", size=len(data))
+        mime = video_mime(data) or MIME[VIDEO]
+        stored = self._store(data, mime, EXTENSION[mime])
+        self._write(Path(poster_path(stored.path)), frame.jpeg)
+        return replace(stored, width=frame.width, height=frame.height, seconds=seconds)
+
+    def _store(self, data: bytes, mime: str, ext: str) -> FileInspection:
+        digest = hashlib.sha256(data).hexdigest()
         path = self.directory / digest[:2] / f"{digest}.{ext}"
+        self._write(path, data)
+        return FileInspection(ok=True, path=str(path), sha256=digest, mime_type=mime, size=len(data))
+
+    @staticmethod
+    def _write(path: Path, data: bytes) -> None:
         if path.exists():
             os.utime(path)  # fresh again: the sweeper leaves young files alone until their row is written
         else:
             path.parent.mkdir(parents=True, exist_ok=True)
             tmp = path.with_suffix(f".{os.getpid()}.tmp")
             tmp.write_bytes(data)
-            os.replace(tmp, path)  # atomic: a crash never leaves half a picture under the final name
-        return FileInspection(
-            ok=True, path=str(path), sha256=digest, mime_type=mime, width=width, height=height, size=len(data)
-        )
+            os.replace(tmp, path)  # atomic: a crash never leaves half a file under the final name
+
+
+def poster_path(video_path: str) -> str:
+    """Where a stored video's poster frame is: next to it, named by the same digest (so the sweeper keeps
+    it exactly as long as the video)."""
+    return str(Path(video_path).with_suffix(".poster.jpg"))
 
 
 @dataclass(frozen=True)

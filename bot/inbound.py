@@ -32,7 +32,7 @@ from bot.sending import (
     SendError,
     Transient,
 )
-from dialogs.io import Event, EventKind, Outcome, Reply
+from dialogs.io import Event, Outcome, Reply
 from dialogs.service import RefundService
 
 log = logging.getLogger(__name__)
@@ -87,7 +87,7 @@ class Inbound:
 
     async def _inspect(self, event: Event) -> Event:
         assert event.file is not None
-        inspection = await self.intake.inspect(event.file, event.kind is EventKind.PHOTO, self.sender.download)
+        inspection = await self.intake.inspect(event.file, event.kind, self.sender.download)
         return replace(event, file=replace(event.file, inspection=inspection))
 
 

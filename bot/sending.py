@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
@@ -174,17 +175,48 @@ def edit_refused(exc: Rejected) -> SendError:
     return exc
 
 
-def album_files(items: Sequence[AlbumItem], mode: str) -> list[str | Path]:
+PHOTO, VIDEO, DOCUMENT = "photo", "video", "document"
+
+
+@dataclass(frozen=True)
+class AlbumFile:
+    """One file of an album as it is sent: a file id or a stored file, and the Bot API kind to send it as."""
+
+    media: str | Path
+    kind: str  # photo | video | document
+    thumbnail: Path | None = None  # a stored video's poster frame, sent with its upload
+
+
+def media_kind(mime_type: str) -> str:
+    if mime_type.startswith("image/") or not mime_type:  # rows from before videos were taken are pictures
+        return PHOTO
+    return VIDEO if mime_type.startswith("video/") else DOCUMENT
+
+
+def album_files(items: Sequence[AlbumItem], mode: str) -> list[AlbumFile]:
     """What an album sends: the stored files ("upload", those still on disk) or the file ids; at most 10
-    (Telegram's album size)."""
-    files: list[str | Path]
+    (Telegram's album size). Each goes as its own kind, except in "document" mode, and when documents
+    (a PDF, a chat export) meet photos or videos: Telegram groups documents only with documents."""
+    files: list[AlbumFile]
     if mode == "upload":
-        files = [Path(item.path) for item in items if item.path and Path(item.path).is_file()]
+        files = [AlbumFile(Path(item.path), media_kind(item.mime_type), _poster(item))
+                 for item in items if item.path and Path(item.path).is_file()]
     else:
-        files = [item.file_id for item in items]
+        files = [AlbumFile(item.file_id, DOCUMENT if mode == DOCUMENT else media_kind(item.mime_type))
+                 for item in items]
     if not files:
         raise Rejected("none of the album's files is at hand", "400")
-    return files[:10]
+    files = files[:10]
+    if len({f.kind for f in files}) > 1 and any(f.kind == DOCUMENT for f in files):
+        files = [AlbumFile(f.media, DOCUMENT) for f in files]
+    return files
+
+
+def _poster(item: AlbumItem) -> Path | None:
+    if not item.mime_type.startswith("video/"):
+        return None
+    path = Path(item.path).with_suffix(".poster.jpg")  # bot.evidence.poster_path
+    return path if path.is_file() else None
 
 
 def display_name(chat: Any) -> str:
@@ -222,18 +254,18 @@ class LibrarySender(ABC):
         gets three times the usual time."""
         files = album_files(items, mode)
         timeout = self.request_timeout * (3 if mode == "upload" else 1)
-        as_document, text = mode == "document", caption or None
+        text = caption or None
         if len(files) == 1:
-            return [await self._send_file(chat_id, files[0], as_document, text, thread_id, timeout)]
-        return await self._send_group(chat_id, files, as_document, text, thread_id, timeout)
+            return [await self._send_file(chat_id, files[0], text, thread_id, timeout)]
+        return await self._send_group(chat_id, files, text, thread_id, timeout)
 
     @abstractmethod
-    async def _send_file(self, chat_id: int, file: str | Path, as_document: bool, caption: str | None,
+    async def _send_file(self, chat_id: int, file: AlbumFile, caption: str | None,
                          thread_id: int | None, timeout: int) -> int:
-        """sendDocument or sendPhoto of a file id or a stored file; returns the message id."""
+        """sendPhoto, sendVideo or sendDocument of a file id or a stored file; returns the message id."""
 
     @abstractmethod
-    async def _send_group(self, chat_id: int, files: list[str | Path], as_document: bool, caption: str | None,
+    async def _send_group(self, chat_id: int, files: list[AlbumFile], caption: str | None,
                           thread_id: int | None, timeout: int) -> list[int]:
         """sendMediaGroup, the caption on the first; returns the message ids."""
 
@@ -270,7 +302,8 @@ class Sender(Protocol):
     async def send_album(self, chat_id: int, items: Sequence[AlbumItem], mode: str, *, caption: str = "",
                          thread_id: int | None = None) -> list[int]:
         """The files as one album (sendMediaGroup; one file: sendPhoto / sendDocument), the caption on the
-        first. `mode`: "photo" or "document" (by file id) or "upload" (the stored files, as photos).
+        first. `mode`: "photo" (by file id, each as its kind: photo, video or document) or "document" (by
+        file id, all as documents) or "upload" (the stored files, each as its kind).
         Returns the messages' ids."""
         ...
 

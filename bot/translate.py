@@ -7,16 +7,16 @@ aiogram gives `edit_date` as a Unix time and PTB as a datetime. Each adapter pas
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from dialogs.clock import utcnow
 from dialogs.io import Event, EventKind, FileRef
 
-# What a person sends besides text, photos and documents: a desk copies it, the dialog hints. A
-# message with none of these (nor text, photo, document) is a service message: a topic was created,
-# someone joined, a message was pinned...
-_CONTENT = ("sticker", "voice", "video", "video_note", "audio", "animation", "location", "venue", "contact",
+# What a person sends besides text, photos, documents and videos: a desk copies it, the dialog hints. A
+# message with none of these (nor text, photo, document, video) is a service message: a topic was
+# created, someone joined, a message was pinned...
+_CONTENT = ("sticker", "voice", "video_note", "audio", "animation", "location", "venue", "contact",
             "dice", "poll", "game", "story", "paid_media", "checklist")
 
 
@@ -24,6 +24,11 @@ def _when(value: datetime | int | None) -> datetime | None:
     if value is None or isinstance(value, datetime):
         return value
     return datetime.fromtimestamp(value, UTC) if value else None
+
+
+def _seconds(value: int | timedelta | None) -> int | None:
+    """A duration as aiogram gives it (seconds) or PTB 23 will (a timedelta)."""
+    return int(value.total_seconds()) if isinstance(value, timedelta) else value
 
 
 def _thread(message: Any) -> int | None:
@@ -79,6 +84,11 @@ def from_message(message: Any, update_id: int, *, edited: bool = False) -> Event
         doc = message.document
         ref = FileRef(doc.file_id, doc.file_unique_id, doc.file_size, doc.mime_type)
         return Event(kind=EventKind.DOCUMENT, file=ref, **base)
+    if message.video:  # the duration is the sender's claim: the evidence intake reads the file's own
+        video = message.video
+        ref = FileRef(video.file_id, video.file_unique_id, video.file_size, video.mime_type,
+                      duration=_seconds(video.duration))
+        return Event(kind=EventKind.VIDEO, file=ref, **base)
     return Event(kind=_kind(message), **base)
 
 
@@ -87,6 +97,8 @@ def _kind(message: Any) -> EventKind:
         return EventKind.PHOTO
     if message.document:
         return EventKind.DOCUMENT
+    if message.video:
+        return EventKind.VIDEO
     if any(getattr(message, name, None) for name in _CONTENT):
         return EventKind.OTHER
     return EventKind.SERVICE

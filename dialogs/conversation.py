@@ -155,9 +155,9 @@ class Route(NamedTuple):
     opens_request: bool = False
 
 
-# A message as routing sees it: typed text, or a file (a photo or a document).
+# A message as routing sees it: typed text, or a file (a photo, a document or a video).
 TEXT, FILE = "text", "file"
-MESSAGE_KINDS = {EventKind.TEXT: TEXT, EventKind.PHOTO: FILE, EventKind.DOCUMENT: FILE}
+MESSAGE_KINDS = {EventKind.TEXT: TEXT, EventKind.PHOTO: FILE, EventKind.DOCUMENT: FILE, EventKind.VIDEO: FILE}
 
 # (step, message) -> the trigger it fires; any other message gets the step's hint (dialogs.router;
 # commands and buttons route there by their name).

@@ -1,5 +1,6 @@
 """Files a customer sends as evidence, as callbacks of the conversation's table (mixed into `Dialog`):
-the draft's photos and documents, and the files a case action adds (needs_info, an appeal).
+the draft's photos, videos and documents (PDFs, chat exports), and the files a case action adds
+(needs_info, an appeal).
 
 A file arrives inspected by the adapter (dialogs.io.FileInspection); one that fails the inspection,
 repeats one already kept, or passes the limit is refused with the reason, never silently dropped.
@@ -11,7 +12,19 @@ from typing import TYPE_CHECKING, Any
 
 from dialogs.dialog_part import DialogPart
 from dialogs.domain import EvidenceItem, Reason
-from dialogs.io import Button
+from dialogs.io import Button, FileRef
+
+
+def _received_key(file: FileRef | None) -> str:
+    """The thanks names what came: a screenshot, or a video, a PDF, a chat export."""
+    mime = file.inspection.mime_type if file is not None and file.inspection is not None else ""
+    if mime.startswith("video/"):
+        return "evidence_received.video"
+    if mime == "application/pdf":
+        return "evidence_received.pdf"
+    if mime.startswith("text/"):
+        return "evidence_received.text"
+    return "evidence_received"
 
 
 class EvidenceIntake(DialogPart):
@@ -64,6 +77,10 @@ class EvidenceIntake(DialogPart):
             "max_document_mb": self.settings.policy.max_document_mb,
             "max_pixels_mp": round(self.settings.policy.max_pixels / 1_000_000),
             "max": self.settings.policy.max_evidence,
+            "max_video_mb": self.settings.policy.max_video_mb,
+            "max_video_min": self.settings.policy.max_video_seconds / 60,
+            "max_pdf_mb": self.settings.policy.max_pdf_mb,
+            "max_text_kb": self.settings.policy.max_text_kb,
         }
 
     async def say_evidence_progress(self) -> None:
@@ -71,7 +88,7 @@ class EvidenceIntake(DialogPart):
             self.say(f"evidence_problem.{self._evidence_problem}", self.evidence_prompt_buttons(),
                      **self.evidence_limits())
         else:
-            self.say("evidence_received", self.evidence_prompt_buttons(), count=self.evidence_count,
+            self.say(_received_key(self.event.file), self.evidence_prompt_buttons(), count=self.evidence_count,
                      **self.evidence_limits())
 
     async def count_evidence(self) -> None:

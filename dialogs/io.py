@@ -13,7 +13,8 @@ class EventKind(StrEnum):
     BUTTON = "button"  # text = the opaque callback token
     PHOTO = "photo"
     DOCUMENT = "document"
-    OTHER = "other"  # sticker, voice, video, location...: anything we do not take
+    VIDEO = "video"  # a Telegram video message (a video sent as a file is a DOCUMENT)
+    OTHER = "other"  # sticker, voice, video note, location...: anything we do not take
     SERVICE = "service"  # a group's service message (topic created, member joined...): never answered
     MEMBER = "member"  # Telegram's my_chat_member: the bot's own standing in the chat; text = its new status
 
@@ -23,13 +24,18 @@ class FileInspection:
     """What the adapter's evidence intake found after downloading and sniffing the bytes."""
 
     ok: bool
-    problem: str | None = None  # too_large | not_image | too_many_pixels | unreadable | download_failed
+    # too_large | not_image | too_many_pixels | unreadable | download_failed, and for other kinds
+    # (bot/evidence_media.py): not_video | not_supported | video_too_large | video_too_long |
+    # pdf_too_large | text_too_large
+    problem: str | None = None
     path: str = ""
     sha256: str = ""
     mime_type: str = ""
     width: int = 0
     height: int = 0
     size: int = 0
+    seconds: float = 0.0  # a video's length, from its own mvhd box
+    pages: int = 0  # a PDF's page count when it could be counted cheaply (0: unknown)
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,6 +45,7 @@ class FileRef:
     size: int | None = None
     mime_type: str | None = None  # as the sender claimed it: never trusted
     inspection: FileInspection | None = None
+    duration: int | None = None  # a video's length as the sender claimed it: only an early refusal
 
 
 @dataclass(frozen=True, slots=True)

@@ -93,6 +93,7 @@ class Copy:
 class AlbumItem:
     file_id: str
     path: str = ""  # the stored file, sent instead when the file id cannot be used
+    mime_type: str = ""  # the stored file's sniffed type: a video goes as a video, a PDF as a document
 
 
 @dataclass(frozen=True, slots=True)
@@ -296,7 +297,7 @@ async def _compose_desk_album(uow: UnitOfWork, delivery: Delivery, settings: Cor
         return await desk_card_notice(uow, item, delivery.chat_id, settings, names, prelude=True)
     t = Texts(settings.i18n.default_locale)
     return Notice(delivery.chat_id, album_caption(case, len(case.evidence), t), desk_key=item.key,
-                  thread_id=item.thread_id, album=tuple(AlbumItem(f.file_id, f.path) for f in files))
+                  thread_id=item.thread_id, album=tuple(AlbumItem(f.file_id, f.path, f.mime_type) for f in files))
 
 
 async def _compose_desk_text(uow: UnitOfWork, delivery: Delivery, settings: CoreSettings,

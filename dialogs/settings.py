@@ -72,6 +72,13 @@ class PolicySettings(_Frozen):
     max_photo_mb: float = Field(10, gt=0)
     max_document_mb: float = Field(20, gt=0)
     max_pixels: int = Field(40_000_000, gt=0)
+    # Other evidence (bot/evidence_media.py): short videos (MP4/MOV; the length read from the file),
+    # PDFs and plain-text chat exports. Telegram's cloud Bot API downloads 20 MB at most, so a bigger
+    # max_video_mb only helps with a local Bot API server.
+    max_video_mb: float = Field(20, gt=0)
+    max_video_seconds: int = Field(180, ge=1)
+    max_pdf_mb: float = Field(10, gt=0)
+    max_text_kb: int = Field(1024, ge=1)
     # Coaching: a description must carry this much concrete text once vague phrases are removed
     # (a CJK character weighs 2, anything else 1).
     min_description_weight: int = Field(10, ge=1)

@@ -149,6 +149,24 @@ class EmulatorClient:
         form.add_field("file", data, filename=filename or name or "file.bin", content_type=mime_type)
         return await self._dict("POST", "send_document", data=form)
 
+    async def send_video(self, user_id: int, video: FileSource, filename: str | None = None,
+                         mime_type: str = "video/mp4", caption: str | None = None, duration: int = 0,
+                         width: int = 0, height: int = 0, chat_id: int | None = None,
+                         message_thread_id: int | None = None) -> dict[str, Any]:
+        """A video message; `duration`, `width` and `height` are the client's claim, as in Telegram."""
+        data, name = _read(video)
+        form = aiohttp.FormData()
+        form.add_field("user_id", str(user_id))
+        form.add_field("filename", filename or name or "video.mp4")
+        form.add_field("mime_type", mime_type)
+        for key, value in (("duration", duration), ("width", width), ("height", height)):
+            form.add_field(key, str(value))
+        if caption is not None:
+            form.add_field("caption", caption)
+        self._where_fields(form, chat_id, message_thread_id)
+        form.add_field("file", data, filename=filename or name or "video.mp4", content_type=mime_type)
+        return await self._dict("POST", "send_video", data=form)
+
     async def send_sticker(self, user_id: int, emoji: str | None = None, chat_id: int | None = None,
                            message_thread_id: int | None = None) -> dict[str, Any]:
         return await self._dict("POST", "send_sticker", json=_drop_none({
@@ -167,10 +185,11 @@ class EmulatorClient:
             "message_thread_id": message_thread_id}))
 
     async def send_file_ref(self, user_id: int, kind: str, file_size: int, mime_type: str | None = None,
-                            filename: str | None = None) -> dict[str, Any]:
+                            filename: str | None = None, duration: int | None = None) -> dict[str, Any]:
+        """A photo, document or video that claims `file_size` bytes (and a video `duration`) without any."""
         return await self._dict("POST", "send_file_ref", json=_drop_none({
             "user_id": user_id, "kind": kind, "file_size": file_size, "mime_type": mime_type,
-            "filename": filename}))
+            "filename": filename, "duration": duration}))
 
     async def edit_text(self, user_id: int, message_id: int, text: str, chat_id: int | None = None
                         ) -> dict[str, Any]:

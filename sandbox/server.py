@@ -259,6 +259,18 @@ async def c_send_document(request: web.Request) -> web.Response:
     return _file_answer(state, rec, msg)
 
 
+async def c_send_video(request: web.Request) -> web.Response:
+    fields, upload = await _upload_form(request)
+    state = request.app[STATE_KEY]
+    filename = _opt_str(fields, "filename") or upload.filename or "video.mp4"
+    mime = _opt_str(fields, "mime_type") or media.guess_mime(filename, upload.content_type)
+    rec, msg = state.user_send_video(_int(fields, "user_id"), upload.data, filename, mime,
+                                     _opt_str(fields, "caption"), duration=_int(fields, "duration", 0),
+                                     width=_int(fields, "width", 0), height=_int(fields, "height", 0),
+                                     **_where(fields))
+    return _file_answer(state, rec, msg)
+
+
 async def c_send_sticker(request: web.Request) -> web.Response:
     body = await _json_body(request)
     state = request.app[STATE_KEY]
@@ -287,7 +299,7 @@ async def c_send_file_ref(request: web.Request) -> web.Response:
     state = request.app[STATE_KEY]
     rec, msg = state.user_send_file_ref(_int(body, "user_id"), str(body.get("kind") or "document"),
                                         _int(body, "file_size"), _opt_str(body, "mime_type"),
-                                        _opt_str(body, "filename"))
+                                        _opt_str(body, "filename"), _int(body, "duration", 0))
     return _file_answer(state, rec, msg)
 
 
@@ -646,7 +658,8 @@ def create_app(state: EmulatorState | None = None, *, webhook_timeout: float = 3
     c = "/control/"
     for name, handler in (
         ("users", c_users), ("block", c_block), ("send_text", c_send_text), ("press", c_press),
-        ("send_photo", c_send_photo), ("send_document", c_send_document), ("send_sticker", c_send_sticker),
+        ("send_photo", c_send_photo), ("send_document", c_send_document), ("send_video", c_send_video),
+        ("send_sticker", c_send_sticker),
         ("send_voice", c_send_voice), ("send_location", c_send_location), ("send_file_ref", c_send_file_ref),
         ("edit_text", c_edit_text), ("redeliver", c_redeliver), ("raw_update", c_raw_update),
         ("faults", c_faults_add), ("reset", c_reset), ("groups", c_groups), ("members", c_members),

@@ -38,12 +38,16 @@ from aiogram.types import (
     InlineKeyboardMarkup,
     InputMediaDocument,
     InputMediaPhoto,
+    InputMediaVideo,
     ReplyParameters,
 )
 
 from bot.evidence import TooLarge
 from bot.pacing import retry_after_seconds
 from bot.sending import (
+    DOCUMENT,
+    VIDEO,
+    AlbumFile,
     Blocked,
     Buttons,
     LibrarySender,
@@ -119,19 +123,32 @@ class AiogramSender(LibrarySender):
             request_timeout=self.request_timeout))
         return [m.message_id for m in copied]
 
-    async def _send_file(self, chat_id: int, file: str | Path, as_document: bool, caption: str | None,
+    async def _send_file(self, chat_id: int, file: AlbumFile, caption: str | None,
                          thread_id: int | None, timeout: int) -> int:
-        media = FSInputFile(file) if isinstance(file, Path) else file
-        send = self.bot.send_document if as_document else self.bot.send_photo
+        media = _input(file.media)
+        if file.kind == VIDEO:
+            thumbnail = FSInputFile(file.thumbnail) if file.thumbnail is not None else None
+            one = await self._call(lambda: self.bot.send_video(
+                chat_id, media, caption=caption, thumbnail=thumbnail, message_thread_id=thread_id,
+                request_timeout=timeout))
+            return one.message_id
+        send = self.bot.send_document if file.kind == DOCUMENT else self.bot.send_photo
         one = await self._call(lambda: send(chat_id, media, caption=caption, message_thread_id=thread_id,
                                             request_timeout=timeout))
         return one.message_id
 
-    async def _send_group(self, chat_id: int, files: list[str | Path], as_document: bool, caption: str | None,
+    async def _send_group(self, chat_id: int, files: list[AlbumFile], caption: str | None,
                           thread_id: int | None, timeout: int) -> list[int]:
-        kind = InputMediaDocument if as_document else InputMediaPhoto
-        media = [kind(media=FSInputFile(f) if isinstance(f, Path) else f, caption=caption if n == 0 else None)
-                 for n, f in enumerate(files)]
+        media: list[InputMediaPhoto | InputMediaVideo | InputMediaDocument] = []
+        for n, f in enumerate(files):
+            text = caption if n == 0 else None
+            if f.kind == VIDEO:
+                thumbnail = FSInputFile(f.thumbnail) if f.thumbnail is not None else None
+                media.append(InputMediaVideo(media=_input(f.media), caption=text, thumbnail=thumbnail))
+            elif f.kind == DOCUMENT:
+                media.append(InputMediaDocument(media=_input(f.media), caption=text))
+            else:
+                media.append(InputMediaPhoto(media=_input(f.media), caption=text))
         sent = await self._call(lambda: self.bot.send_media_group(
             chat_id, media, message_thread_id=thread_id, request_timeout=timeout))  # type: ignore[arg-type]
         return [m.message_id for m in sent]
@@ -187,3 +204,8 @@ class AiogramSender(LibrarySender):
             raise Transient(exc.message, "api") from exc
         except AiogramError as exc:  # e.g. an answer that is not JSON (a proxy's error page)
             raise Transient(str(exc), "network") from exc
+
+
+def _input(media: str | Path) -> str | FSInputFile:
+    """A stored file is uploaded; a string is a file id."""
+    return FSInputFile(media) if isinstance(media, Path) else media

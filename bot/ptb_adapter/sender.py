@@ -14,6 +14,7 @@ from telegram import (
     InlineKeyboardMarkup,
     InputMediaDocument,
     InputMediaPhoto,
+    InputMediaVideo,
     ReplyParameters,
 )
 from telegram.error import (
@@ -31,6 +32,9 @@ from telegram.warnings import PTBDeprecationWarning
 from bot.evidence import TooLarge
 from bot.pacing import retry_after_seconds
 from bot.sending import (
+    DOCUMENT,
+    VIDEO,
+    AlbumFile,
     Blocked,
     Buttons,
     LibrarySender,
@@ -47,6 +51,8 @@ T = TypeVar("T")
 # PTB 22 warns, on every 429 it raises, that RetryAfter.retry_after becomes a timedelta in PTB 23;
 # bot.pacing reads either.
 warnings.filterwarnings("ignore", message=".*retry_after.*", category=PTBDeprecationWarning)
+# Likewise Video.duration (bot.translate reads either).
+warnings.filterwarnings("ignore", message=".*attribute `duration`.*", category=PTBDeprecationWarning)
 
 
 
@@ -116,17 +122,30 @@ class PtbSender(LibrarySender):
             read_timeout=self.request_timeout))
         return [m.message_id for m in copied]
 
-    async def _send_file(self, chat_id: int, file: str | Path, as_document: bool, caption: str | None,
+    async def _send_file(self, chat_id: int, file: AlbumFile, caption: str | None,
                          thread_id: int | None, timeout: int) -> int:
-        send = self.bot.send_document if as_document else self.bot.send_photo
-        one = await self._call(lambda: send(chat_id, file, caption=caption, message_thread_id=thread_id,
+        if file.kind == VIDEO:
+            one = await self._call(lambda: self.bot.send_video(
+                chat_id, file.media, caption=caption, thumbnail=file.thumbnail, message_thread_id=thread_id,
+                read_timeout=timeout, write_timeout=timeout))
+            return one.message_id
+        send = self.bot.send_document if file.kind == DOCUMENT else self.bot.send_photo
+        one = await self._call(lambda: send(chat_id, file.media, caption=caption, message_thread_id=thread_id,
                                             read_timeout=timeout, write_timeout=timeout))
         return one.message_id
 
-    async def _send_group(self, chat_id: int, files: list[str | Path], as_document: bool, caption: str | None,
+    async def _send_group(self, chat_id: int, files: list[AlbumFile], caption: str | None,
                           thread_id: int | None, timeout: int) -> list[int]:
-        kind = InputMediaDocument if as_document else InputMediaPhoto
-        media = [kind(f, caption=caption if n == 0 else None) for n, f in enumerate(files)]
+        media: list[InputMediaPhoto | InputMediaVideo | InputMediaDocument] = []
+        for n, f in enumerate(files):
+            text, name = caption if n == 0 else None, f.media.name if isinstance(f.media, Path) else None
+            if f.kind == VIDEO:
+                thumbnail = f.thumbnail.read_bytes() if f.thumbnail is not None else None
+                media.append(InputMediaVideo(_content(f.media), caption=text, thumbnail=thumbnail, filename=name))
+            elif f.kind == DOCUMENT:
+                media.append(InputMediaDocument(_content(f.media), caption=text, filename=name))
+            else:
+                media.append(InputMediaPhoto(_content(f.media), caption=text, filename=name))
         sent = await self._call(lambda: self.bot.send_media_group(
             chat_id, media, message_thread_id=thread_id, read_timeout=timeout, write_timeout=timeout))
         return [m.message_id for m in sent]
@@ -165,3 +184,9 @@ class PtbSender(LibrarySender):
             raise network_failure(exc, exc.message) from exc
         except TelegramError as exc:  # 401, 404, 409: the bot's setup, not this message
             raise Transient(exc.message, "api") from exc
+
+
+def _content(media: str | Path) -> str | bytes:
+    """A file id, or a stored file's bytes: PTB's InputMedia turns a Path into a file:// URI, which only
+    a local Bot API server reads (PTB assumes local mode there)."""
+    return media.read_bytes() if isinstance(media, Path) else media

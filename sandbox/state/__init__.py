@@ -187,6 +187,7 @@ class EmulatorState:
     user_send_text = _On("_actions")
     user_send_photo = _On("_actions")
     user_send_document = _On("_actions")
+    user_send_video = _On("_actions")
     user_send_file_ref = _On("_actions")
     user_send_sticker = _On("_actions")
     user_send_voice = _On("_actions")

@@ -112,9 +112,23 @@ class UserActions:
                                  caption=caption or None)
         return self._queue_message(msg), msg
 
+    def user_send_video(self, user_id: int, data: bytes | None, file_name: str | None, mime_type: str | None,
+                        caption: str | None = None, duration: int = 0, width: int = 0, height: int = 0,
+                        size: int | None = None, chat_id: int | None = None, message_thread_id: int | None = None
+                        ) -> tuple[UpdateRecord | None, Message]:
+        """A video message. Its duration, width and height are what the sending client says (as in
+        Telegram, where the client fills them in): nothing checks them against the bytes."""
+        self._check_sender(user_id, chat_id)
+        f = self._files.store_file(data, "video", size=size, mime_type=mime_type or "video/mp4",
+                                   file_name=file_name, width=width, height=height)
+        video = {**self._files.document_dict(f), "width": width, "height": height, "duration": duration}
+        msg = self._user_message(user_id, "video", None, chat_id, message_thread_id, media=video,
+                                 file_id=f.file_id, caption=caption or None)
+        return self._queue_message(msg), msg
+
     def user_send_file_ref(self, user_id: int, kind: str, file_size: int, mime_type: str | None = None,
-                           file_name: str | None = None) -> tuple[UpdateRecord | None, Message]:
-        """A photo/document that claims a size without bytes (e.g. 30 MB) to exercise getFile's limit."""
+                           file_name: str | None = None, duration: int = 0) -> tuple[UpdateRecord | None, Message]:
+        """A photo/document/video that claims a size without bytes (e.g. 30 MB) to exercise getFile's limit."""
         if kind == "photo":
             self._people.require_user(user_id)
             f = self._files.store_file(None, "photo", size=file_size, mime_type=mime_type or "image/jpeg",
@@ -125,7 +139,11 @@ class UserActions:
             self._people.require_user(user_id)
             return self.user_send_document(user_id, None, file_name or "file.bin",
                                            mime_type or media.guess_mime(file_name), size=file_size)
-        raise ControlError(400, "kind must be photo or document")
+        if kind == "video":
+            self._people.require_user(user_id)
+            return self.user_send_video(user_id, None, file_name or "video.mp4", mime_type or "video/mp4",
+                                        duration=duration, width=1280, height=720, size=file_size)
+        raise ControlError(400, "kind must be photo, document or video")
 
     def user_send_sticker(self, user_id: int, emoji: str = "\U0001f44d", chat_id: int | None = None,
                           message_thread_id: int | None = None) -> tuple[UpdateRecord | None, Message]:

@@ -326,6 +326,14 @@ function renderMessage(m, ctx) {
       name.textContent = `📄 ${m.file_name || t("file")} · ${size(m.file_size)}`;
       bubble.append(name);
     }
+  } else if (m.kind === "video" && fileUrl) {
+    const v = document.createElement("video");
+    v.className = "photo";
+    v.controls = true;
+    v.preload = "metadata";
+    v.src = fileUrl;
+    if (m.width && m.height) { v.width = m.width; v.height = m.height; v.style.height = "auto"; }
+    bubble.append(v);
   } else if (m.kind === "sticker") {
     const s = document.createElement("div");
     s.className = "sticker";
@@ -758,18 +766,33 @@ async function sendText(side, text) {
   }
 }
 
+// The length the browser reads from the file, as a client fills in a video's duration (0: unknown).
+function videoSeconds(file) {
+  return new Promise((resolve) => {
+    const v = document.createElement("video");
+    const url = URL.createObjectURL(file);
+    const done = (s) => { URL.revokeObjectURL(url); resolve(Number.isFinite(s) ? Math.round(s) : 0); };
+    v.preload = "metadata";
+    v.onloadedmetadata = () => done(v.duration);
+    v.onerror = () => done(0);
+    v.src = url;
+  });
+}
+
 async function sendFile(side, file, caption) {
   const form = new FormData();
   for (const [k, v] of Object.entries(where(side))) form.append(k, String(v));
   if (caption) form.append("caption", caption);
   const isImage = /^image\/(jpeg|png|webp|gif|bmp)$/.test(file.type);
+  const isVideo = /^video\/(mp4|quicktime)$/.test(file.type);  // as Telegram's apps send a video message
   if (!isImage) {
     form.append("filename", file.name);
     form.append("mime_type", file.type || "application/octet-stream");
   }
+  if (isVideo) form.append("duration", String(await videoSeconds(file)));
   form.append("file", file, file.name || "photo.jpg");
   try {
-    await control("POST", isImage ? "send_photo" : "send_document", form);
+    await control("POST", isImage ? "send_photo" : isVideo ? "send_video" : "send_document", form);
     (side === "customer" ? customerView : groupView).followMine = true;
     refresh();
     return true;
