@@ -26,10 +26,10 @@ from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from aiohttp import web
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 
 from bot import bodies
 from bot.metrics import CONTENT_TYPE, Metrics
@@ -39,6 +39,7 @@ from dialogs.domain import Case, RefundAttempt
 from dialogs.lifecycle import ForbiddenTransition
 from dialogs.ports import UnitOfWork, UnitOfWorkFactory
 from dialogs.refunds import AmountMismatch, AttemptSettled, NothingInFlight, UnknownAttempt, settle
+from storage.importer import InvalidOrder, plain_amount, printable, unknown_fields
 
 log = logging.getLogger(__name__)
 
@@ -57,15 +58,22 @@ class Refused(Exception):
         return web.json_response({"error": self.error, **self.extra}, status=self.status)
 
 
+# Written into bot/openapi.json (RefundCallback, the case_no path parameter) too: change both together.
+CASE_NO_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_-]{0,31}$"
+IDEMPOTENCY_KEY_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$"
+Printable = Annotated[str, AfterValidator(lambda value: printable("text", value))]
+
+
 class RefundCallback(BaseModel):
-    model_config = ConfigDict(extra="ignore", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True)
 
     event: Literal["credited", "failed"]
-    case_no: str = Field(min_length=1, max_length=32)
-    idempotency_key: str = Field(min_length=1, max_length=64)
-    amount: Decimal | None = Field(None, gt=0, max_digits=12, decimal_places=2)
-    reference: str | None = Field(None, max_length=128)
-    reason: str = Field("", max_length=500)
+    case_no: str = Field(pattern=CASE_NO_PATTERN)
+    idempotency_key: str = Field(pattern=IDEMPOTENCY_KEY_PATTERN)
+    # The order rules (storage.importer): a plain decimal above 0, at most 2 places, no exponent.
+    amount: Annotated[Decimal | None, BeforeValidator(lambda v: None if v is None else plain_amount(v))] = None
+    reference: Printable | None = Field(None, max_length=128)
+    reason: Printable = Field("", max_length=500)
 
 
 def _utc(seconds: float) -> datetime:
@@ -110,6 +118,9 @@ class PlatformApi:
                 response = await handler(request)
             except Refused as refused:
                 response = refused.response()
+            except (RecursionError, OverflowError) as exc:  # input too deep or too large for some parser
+                log.warning("%s %s: input refused: %r", request.method, request.path, exc)
+                response = web.json_response({"error": f"malformed input: {type(exc).__name__}"}, status=400)
             except Exception:
                 log.exception("%s %s failed", request.method, request.path)
                 response = web.json_response({"error": "internal error; nothing was changed"}, status=500)
@@ -177,10 +188,17 @@ class PlatformApi:
     async def order_callback(self, request: web.Request) -> web.Response:
         body = await self._body(request)
         signature = self._check(request, body)
+        fields = self._json(body)
+        extra = unknown_fields(fields) if isinstance(fields, dict) else []
+        if extra:
+            raise Refused(400, f"malformed order: unknown fields: {', '.join(extra)[:200]}",
+                          details=[{"field": name[:64], "problem": "unknown field"} for name in extra[:20]])
         try:
-            order = order_from_json(self._json(body))
+            order = order_from_json(fields)
         except OrderLookupError as exc:
-            raise Refused(400, f"malformed order: {exc}") from None
+            problems = exc.__cause__.problems if isinstance(exc.__cause__, InvalidOrder) else []
+            raise Refused(400, f"malformed order: {exc}"[:2000],
+                          details=[{"field": name, "problem": problem} for name, problem in problems]) from None
         async with self.uow_factory() as uow:
             await self._fresh(uow, signature)
             inserted = await uow.orders.upsert(order)

@@ -300,6 +300,28 @@ def _printable(name: str, value: str) -> None:
         raise _RowError(f"{name}: control or bidi character U+{ord(bad.group()):04X} at position {bad.start()}")
 
 
+def printable(name: str, value: str) -> str:
+    """`value` unchanged, or ValueError naming the first control or bidi character (for pydantic models)."""
+    try:
+        _printable(name, value)
+    except _RowError as exc:
+        raise ValueError(exc.problems[0][1]) from None
+    return value
+
+
+def plain_amount(value: Any) -> Decimal:
+    """An amount by the order rules (see _amount), or ValueError saying why (for pydantic models)."""
+    try:
+        return _amount(value)
+    except _RowError as exc:
+        raise ValueError(exc.problems[0][1]) from None
+
+
+def unknown_fields(fields: Mapping[str, Any]) -> list[str]:
+    """Keys of a JSON order that are not order fields (the API refuses them; CSV import ignores columns)."""
+    return sorted(str(key) for key in fields if key not in FIELDS)
+
+
 def _order_no(value: Any) -> str:
     if isinstance(value, int) and not isinstance(value, bool):
         if not 0 <= value < 2**63:
