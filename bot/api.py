@@ -105,6 +105,7 @@ class PlatformApi:
         app.router.add_post(f"{PREFIX}/callbacks/order", self._counted("order", self.order_callback))
         app.router.add_get(f"{PREFIX}/cases/{{case_no}}", self._counted("case", self.get_case))
         app.router.add_get(f"{PREFIX}/openapi.json", self.openapi)
+        app.middlewares.append(_json_refusals)
         if healthz:
             app.router.add_get("/healthz", self.healthz)
             app.router.add_get("/livez", self.livez)
@@ -280,6 +281,19 @@ class PlatformApi:
             count = await uow.nonces.prune(before)
             await uow.commit()
         return count
+
+
+@web.middleware
+async def _json_refusals(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """aiohttp's own refusals under the API prefix (no route: a case_no with a "/"; a wrong method) in the
+    API's Error JSON rather than plain text."""
+    try:
+        return await handler(request)
+    except web.HTTPException as exc:
+        if not request.path.startswith(PREFIX + "/") or exc.status < 400:
+            raise
+        headers = {"Allow": exc.headers["Allow"]} if "Allow" in exc.headers else None
+        return web.json_response({"error": exc.reason}, status=exc.status, headers=headers)
 
 
 def add_api_routes(app: web.Application, api: PlatformApi, *, healthz: bool = True, metrics: bool = True) -> None:
