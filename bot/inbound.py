@@ -73,7 +73,7 @@ class Inbound:
         # The core asks for the file's bytes only past its flood guard and at a step that takes a file.
         try:
             outcome = await self.service.handle(event, self._inspect if event.private else None)
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - any failure: retried, then answered (_failed)
             outcome = await self._failed(event, exc)
         else:
             self.failures.pop((event.chat_id, event.update_id), None)

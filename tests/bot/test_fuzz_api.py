@@ -14,12 +14,12 @@ from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 import pytest
 import requests
-from aiohttp import web
 import schemathesis
+from aiohttp import web
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from schemathesis import GenerationMode
@@ -86,7 +86,7 @@ class ServedApi:
         await runner.cleanup()
         await self.database.dispose()
 
-    def __enter__(self) -> ServedApi:
+    def __enter__(self) -> Self:
         self.thread.start()
         assert self.started.wait(30), "the API did not start"
         return self
