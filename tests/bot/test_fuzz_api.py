@@ -188,3 +188,15 @@ def test_unsigned_requests_are_refused_with_401(served: ServedApi) -> None:
 
     statuses = _run(schema, unsigned)
     assert statuses.get(401, 0) > 0, statuses
+
+
+def test_linked_operations_chain_and_keep_to_the_document(served: ServedApi) -> None:
+    """Stateful: hypothesis follows the document's links (a settled refund -> its case -> its attempt)."""
+    machine = _schema(served.base_url, signed=True).as_state_machine()
+
+    class Chained(machine):  # type: ignore[valid-type,misc]
+        def validate_response(self, response: Any, case: Any, additional_checks: Any = None, **kwargs: Any) -> None:
+            case.validate_response(response, checks=CHECKS)
+
+    Chained.run(settings=settings(max_examples=25, stateful_step_count=6, deadline=None, database=None,
+                                  derandomize=True, suppress_health_check=list(HealthCheck)))
