@@ -13,8 +13,10 @@
 Signatures: see bot.platform (HMAC-SHA256 over timestamp + "." + body, or + "." + raw path for GET).
 Refusals, each with a JSON body {"error": ...} and nothing changed: 401 bad or missing signature or
 a timestamp outside ±max_clock_skew; 409 an exact replay (same signature) or a move the case's
-lifecycle forbids; 400 a malformed body (JSON nested deeper than bot.bodies.MAX_JSON_DEPTH included);
-413 a body over MAX_BODY_BYTES; 404 an unknown case or refund attempt.
+lifecycle forbids; 400 a malformed body (JSON nested deeper than bot.bodies.MAX_JSON_DEPTH included;
+unknown or invalid fields, each named in `details`: the rules are storage.importer's and bot/openapi.json's);
+413 a body over MAX_BODY_BYTES, before the signature is checked; 404 an unknown case or refund attempt.
+Requests aiohttp itself refuses (header too long, NUL in a header) get the same JSON: bot.http_errors.
 """
 
 from __future__ import annotations
