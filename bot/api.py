@@ -13,8 +13,10 @@
 Signatures: see bot.platform (HMAC-SHA256 over timestamp + "." + body, or + "." + raw path for GET).
 Refusals, each with a JSON body {"error": ...} and nothing changed: 401 bad or missing signature or
 a timestamp outside ±max_clock_skew; 409 an exact replay (same signature) or a move the case's
-lifecycle forbids; 400 a malformed body (JSON nested deeper than bot.bodies.MAX_JSON_DEPTH included);
-413 a body over MAX_BODY_BYTES; 404 an unknown case or refund attempt.
+lifecycle forbids; 400 a malformed body (JSON nested deeper than bot.bodies.MAX_JSON_DEPTH included;
+unknown or invalid fields, each named in `details`: the rules are storage.importer's and bot/openapi.json's);
+413 a body over MAX_BODY_BYTES, before the signature is checked; 404 an unknown case or refund attempt.
+Requests aiohttp itself refuses (header too long, NUL in a header) get the same JSON: bot.http_errors.
 """
 
 from __future__ import annotations
@@ -26,10 +28,10 @@ from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from aiohttp import web
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 
 from bot import bodies
 from bot.api_orders import OrderApi
@@ -41,6 +43,7 @@ from dialogs.lifecycle import ForbiddenTransition
 from dialogs.order_facts import FactsLocked
 from dialogs.ports import UnitOfWork, UnitOfWorkFactory
 from dialogs.refunds import AmountMismatch, AttemptSettled, NothingInFlight, UnknownAttempt, settle
+from storage.importer import InvalidOrder, plain_amount, printable, unknown_fields
 
 log = logging.getLogger(__name__)
 
@@ -59,15 +62,22 @@ class Refused(Exception):
         return web.json_response({"error": self.error, **self.extra}, status=self.status)
 
 
+# Written into bot/openapi.json (RefundCallback, the case_no path parameter) too: change both together.
+CASE_NO_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_-]{0,31}$"
+IDEMPOTENCY_KEY_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$"
+Printable = Annotated[str, AfterValidator(lambda value: printable("text", value))]
+
+
 class RefundCallback(BaseModel):
-    model_config = ConfigDict(extra="ignore", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True)
 
     event: Literal["credited", "failed"]
-    case_no: str = Field(min_length=1, max_length=32)
-    idempotency_key: str = Field(min_length=1, max_length=64)
-    amount: Decimal | None = Field(None, gt=0, max_digits=12, decimal_places=2)
-    reference: str | None = Field(None, max_length=128)
-    reason: str = Field("", max_length=500)
+    case_no: str = Field(pattern=CASE_NO_PATTERN)
+    idempotency_key: str = Field(pattern=IDEMPOTENCY_KEY_PATTERN)
+    # The order rules (storage.importer): a plain decimal above 0, at most 2 places, no exponent.
+    amount: Annotated[Decimal | None, BeforeValidator(lambda v: None if v is None else plain_amount(v))] = None
+    reference: Printable | None = Field(None, max_length=128)
+    reason: Printable = Field("", max_length=500)
 
 
 def _utc(seconds: float) -> datetime:
@@ -100,6 +110,7 @@ class PlatformApi:
         app.router.add_get(f"{PREFIX}/cases/{{case_no}}", self._counted("case", self.get_case))
         app.router.add_get(f"{PREFIX}/openapi.json", self.openapi)
         OrderApi(self).add_routes(app, PREFIX)  # the batch import and the audited correction (bot/api_orders.py)
+        app.middlewares.append(_json_refusals)
         if healthz:
             app.router.add_get("/healthz", self.healthz)
             app.router.add_get("/livez", self.livez)
@@ -113,6 +124,9 @@ class PlatformApi:
                 response = await handler(request)
             except Refused as refused:
                 response = refused.response()
+            except (RecursionError, OverflowError) as exc:  # input too deep or too large for some parser
+                log.warning("%s %s: input refused: %r", request.method, request.path, exc)
+                response = web.json_response({"error": f"malformed input: {type(exc).__name__}"}, status=400)
             except Exception:
                 log.exception("%s %s failed", request.method, request.path)
                 response = web.json_response({"error": "internal error; nothing was changed"}, status=500)
@@ -180,10 +194,17 @@ class PlatformApi:
     async def order_callback(self, request: web.Request) -> web.Response:
         body = await self._body(request)
         signature = self._check(request, body)
+        fields = self._json(body)
+        extra = unknown_fields(fields) if isinstance(fields, dict) else []
+        if extra:
+            raise Refused(400, f"malformed order: unknown fields: {', '.join(extra)[:200]}",
+                          details=[{"field": name[:64], "problem": "unknown field"} for name in extra[:20]])
         try:
-            order = order_from_json(self._json(body))
+            order = order_from_json(fields)
         except OrderLookupError as exc:
-            raise Refused(400, f"malformed order: {exc}") from None
+            problems = exc.__cause__.problems if isinstance(exc.__cause__, InvalidOrder) else []
+            raise Refused(400, f"malformed order: {exc}"[:2000],
+                          details=[{"field": name, "problem": problem} for name, problem in problems]) from None
         async with self.uow_factory() as uow:
             await self._fresh(uow, signature)
             try:
@@ -268,6 +289,19 @@ class PlatformApi:
             count = await uow.nonces.prune(before)
             await uow.commit()
         return count
+
+
+@web.middleware
+async def _json_refusals(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """aiohttp's own refusals under the API prefix (no route: a case_no with a "/"; a wrong method) in the
+    API's Error JSON rather than plain text."""
+    try:
+        return await handler(request)
+    except web.HTTPException as exc:
+        if not request.path.startswith(PREFIX + "/") or exc.status < 400:
+            raise
+        headers = {"Allow": exc.headers["Allow"]} if "Allow" in exc.headers else None
+        return web.json_response({"error": exc.reason}, status=exc.status, headers=headers)
 
 
 def add_api_routes(app: web.Application, api: PlatformApi, *, healthz: bool = True, metrics: bool = True) -> None:

@@ -19,6 +19,7 @@ from bot.config import AppConfig
 from bot.dashboard import Dashboard
 from bot.demo import AGENTS, CUSTOMERS, DESK_TITLE, demo_orders
 from bot.evidence import EvidenceIntake, EvidenceSweeper, Purge
+from bot.http_errors import ApiRunner
 from bot.metrics import Metrics
 from bot.pacing import RedisLimiter
 from bot.pacing.flood import SharedFloodGuard
@@ -329,7 +330,7 @@ async def start_web(api: PlatformApi, config: AppConfig,
     add_dujiao_next_routes(app, config, api.uow_factory)  # Dujiao-Next's order callback
     if more is not None:
         more(app)
-    app_runner = web.AppRunner(app, access_log=None)
+    app_runner = ApiRunner(app, access_log=None)  # protocol errors answer the API's Error JSON
     await app_runner.setup()
     try:
         async with listening(config.telegram.listen_port, "[telegram] listen_port"):

@@ -39,6 +39,10 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 ATTEMPTS = 4
+# Tries of one update before its last answer (bot.polling retries a failed update up to 5 times; Telegram
+# re-delivers a webhook's): the customer is told and the supervisors alerted instead of silence.
+GIVE_UP_AFTER = 3
+_FAILURES_KEPT = 10_000
 
 
 class EventSink(Protocol):
@@ -51,6 +55,7 @@ class EventSink(Protocol):
 class Inbound:
     def __init__(self, service: RefundService, intake: EvidenceIntake, sender: Sender) -> None:
         self.service, self.intake, self.sender = service, intake, sender
+        self.failures: dict[tuple[int, int], int] = {}  # (chat, update) -> failed tries in this process
 
     async def handle(self, event: Event) -> None:
         with log_context(update_id=event.update_id, chat=event.chat_id):
@@ -66,8 +71,30 @@ class Inbound:
             await self.service.handle(event)
             return
         # The core asks for the file's bytes only past its flood guard and at a step that takes a file.
-        outcome = await self.service.handle(event, self._inspect if event.private else None)
+        try:
+            outcome = await self.service.handle(event, self._inspect if event.private else None)
+        except Exception as exc:  # noqa: BLE001 - any failure: retried, then answered (_failed)
+            outcome = await self._failed(event, exc)
+        else:
+            self.failures.pop((event.chat_id, event.update_id), None)
         await self._reply(event, outcome)
+
+    async def _failed(self, event: Event, exc: Exception) -> Outcome:
+        """Raise again (the update is retried) until GIVE_UP_AFTER tries; then the last answer."""
+        key = (event.chat_id, event.update_id)
+        tries = self.failures.pop(key, 0) + 1
+        if tries < GIVE_UP_AFTER:
+            if len(self.failures) >= _FAILURES_KEPT:  # bounded: forget the oldest
+                self.failures.pop(next(iter(self.failures)))
+            self.failures[key] = tries
+            raise exc
+        log.error("update %s failed %d times: the customer is told, the supervisors alerted", event.update_id,
+                  tries, exc_info=exc)
+        try:
+            return await self.service.give_up(event, f"{type(exc).__name__}: {exc}")
+        except Exception:  # the database itself is failing: the poller retries, then skips, as before
+            log.warning("could not give the last answer to update %s", event.update_id, exc_info=True)
+            raise exc from None
 
     async def _reply(self, event: Event, outcome: Outcome) -> None:
         if outcome.duplicate and not outcome.replies:

@@ -23,6 +23,7 @@ from dialogs.clock import utcnow
 from dialogs.conversation import FILE_STEPS, Dialog
 from dialogs.desk import TAKEOVER, DeskService
 from dialogs.domain import Conversation, Order, PaymentChannel
+from dialogs.failures import give_up
 from dialogs.io import Event, EventKind, Outcome, Reply
 from dialogs.lifecycle import ForbiddenTransition
 from dialogs.moderation import held
@@ -336,6 +337,14 @@ class RefundService:
             # workers, piled-up replies were sent again by every later update).
             return tuple(d.replies)
         return lost  # in place of the hint, which would point at buttons never shown
+
+    async def give_up(self, event: Event, why: str) -> Outcome:
+        """The last answer to an update that keeps failing (dialogs.failures): the customer is told, the
+        supervisors alerted, the update claimed."""
+        async with self.uow_factory() as uow:
+            outcome = await give_up(uow, self.settings, event, why, self.clock())
+            await uow.commit()
+        return outcome
 
     async def settle_replies(self, chat_id: int, update_id: int, left: Sequence[Reply] = ()) -> None:
         """Telegram took the replies to `update_id` (an `Outcome` with `unconfirmed`) but `left`."""

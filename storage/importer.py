@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 from enum import StrEnum
 from pathlib import Path
@@ -60,6 +61,28 @@ REQUIRED_FIELDS = tuple(name for name in FIELDS if name not in OPTIONAL_FIELDS)
 MAX_AMOUNT = Decimal("9999999999.99")  # NUMERIC(12,2)
 _MAX_LENGTHS = {"order_no": 64, "buyer_phone": 32, "product_name": 255, "trade_no": 64, "buyer_contact": 255,
                 "query_password": 64, "delivered_code": 1024}
+
+# The input rules below are also written into bot/openapi.json (Order): change both together.
+EARLIEST = datetime(2000, 1, 1, tzinfo=UTC)  # paid_at / delivered_at, in UTC: EARLIEST <= t < LATEST
+LATEST = datetime(2100, 1, 1, tzinfo=UTC)
+MAX_TAGS = 32
+MAX_CODES = 1000  # delivered 卡密 per order
+MAX_TAG_LENGTH = 32
+MAX_TAGS_TEXT = MAX_TAGS * (MAX_TAG_LENGTH + 1)  # the comma-separated form
+# C0/C1 controls (NUL, newlines...) and the bidi controls that make text read differently from what it is.
+FORBIDDEN_CHARS = r"\x00-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069"  # a regex class body
+_FORBIDDEN = re.compile(f"[{FORBIDDEN_CHARS}]")
+ORDER_NO_PATTERN = r"^ *[A-Za-z0-9][A-Za-z0-9_.:-]* *$"
+# A plain decimal: no sign, no exponent, no leading zeros, at most 2 places, above 0, at most MAX_AMOUNT.
+AMOUNT_PATTERN = r"^ *([1-9][0-9]{0,9}(\.[0-9]{1,2})?|0\.(0[1-9]|[1-9][0-9]?)) *$"
+# RFC 3339 with an offset (or Z), years 2000-2099; no sign, no week dates, no bare dates.
+DATETIME_PATTERN = (r"^ *20[0-9]{2}-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])[T ]([01][0-9]|2[0-3]):[0-5][0-9]"
+                    r"(:[0-5][0-9](\.[0-9]{1,6})?)?(Z|[+-]([01][0-9]|2[0-3]):[0-5][0-9]) *$")
+TELEGRAM_ID_PATTERN = r"^ *([0-9]{1,19})? *$"
+FLAG_PATTERN = r"^ *([Tt][Rr][Uu][Ee]|[Ff][Aa][Ll][Ss][Ee])? *$"
+_ORDER_NO, _AMOUNT = re.compile(ORDER_NO_PATTERN), re.compile(AMOUNT_PATTERN)
+_DATETIME, _TELEGRAM_ID = re.compile(DATETIME_PATTERN), re.compile(TELEGRAM_ID_PATTERN)
+_FLAG = re.compile(FLAG_PATTERN)
 _ENCODING = "utf-8-sig"  # tolerate the BOM spreadsheet programs write
 
 E = TypeVar("E", bound=StrEnum)
@@ -87,7 +110,17 @@ class ImportFileError(Exception):
 
 
 class _RowError(Exception):
-    pass
+    """One or more bad fields; `problems` lists them as (field, problem) for the API's `details`."""
+
+    def __init__(self, message: str, problems: list[tuple[str, str]] | None = None) -> None:
+        super().__init__(message)
+        if problems is None:
+            field_name, _, problem = message.partition(": ")
+            problems = [(field_name, problem or message)]
+        self.problems = problems
+
+
+InvalidOrder = _RowError  # the public name, for callers outside this module (bot.api)
 
 
 # --- reading ----------------------------------------------------------------------------------
@@ -214,17 +247,17 @@ def parse_order(fields: Mapping[str, Any]) -> Order:
 
     Raises _RowError listing every bad field, e.g. "amount: not a decimal: 'abc'".
     """
-    problems: list[str] = []
+    problems: list[tuple[str, str]] = []
 
     def check(fn: Callable[[], Any]) -> Any:
         try:
             return fn()
         except _RowError as exc:
-            problems.append(str(exc))
+            problems.extend(exc.problems)
             return None
 
     get = fields.get
-    order_no = check(lambda: _text("order_no", get("order_no")))
+    order_no = check(lambda: _order_no(get("order_no")))
     buyer_phone = check(lambda: _text("buyer_phone", get("buyer_phone")))
     buyer_telegram_id = check(lambda: _telegram_id(get("buyer_telegram_id")))
     product_name = check(lambda: _text("product_name", get("product_name")))
@@ -237,12 +270,14 @@ def parse_order(fields: Mapping[str, Any]) -> Order:
     delivery_status = check(lambda: _enum("delivery_status", get("delivery_status"), DeliveryStatus))
     card_redeemed = check(lambda: _flag("card_redeemed", get("card_redeemed")))
     topup_credited = check(lambda: _flag("topup_credited", get("topup_credited")))
-    trade_no = None if _blank(get("trade_no")) else check(lambda: _text("trade_no", get("trade_no")))
-    buyer_contact = None if _blank(get("buyer_contact")) else check(lambda: _text("buyer_contact", get("buyer_contact")))
+    trade_no = check(lambda: _optional_text("trade_no", get("trade_no")))
+    buyer_contact = check(lambda: _optional_text("buyer_contact", get("buyer_contact")))
     password = None if _blank(get("query_password")) else check(lambda: _password(get("query_password")))
     delivered_codes = check(lambda: _codes(get("delivered_codes")))
+    if paid_at is not None and delivered_at is not None and delivered_at < paid_at:
+        problems.append(("delivered_at", "before paid_at: delivery cannot come before payment"))
     if problems:
-        raise _RowError("; ".join(problems))
+        raise _RowError("; ".join(f"{name}: {problem}" for name, problem in problems), problems)
     return Order(
         order_no=order_no,
         buyer_phone=buyer_phone,
@@ -269,16 +304,63 @@ def _blank(value: Any) -> bool:
 
 
 def _text(name: str, value: Any) -> str:
+    if isinstance(value, str):
+        _printable(name, value)  # before the blank check: "\t" is refused, not taken for empty
     if _blank(value):
         raise _RowError(f"{name}: required")
     if isinstance(value, int) and not isinstance(value, bool):
         value = str(value)  # numeric order numbers in JSON
     if not isinstance(value, str):
         raise _RowError(f"{name}: not a string: {value!r}")
-    text = value.strip()
     limit = _MAX_LENGTHS.get(name)
-    if limit is not None and len(text) > limit:
-        raise _RowError(f"{name}: longer than {limit} characters: {text[:20]!r}...")
+    if limit is not None and len(value) > limit:  # the raw length, as the API document states it
+        raise _RowError(f"{name}: longer than {limit} characters: {value[:20]!r}...")
+    return value.strip()
+
+
+def _optional_text(name: str, value: Any) -> str | None:
+    if isinstance(value, str):
+        _printable(name, value)
+    return None if _blank(value) else _text(name, value)
+
+
+def _printable(name: str, value: str) -> None:
+    bad = _FORBIDDEN.search(value)
+    if bad is not None:
+        raise _RowError(f"{name}: control or bidi character U+{ord(bad.group()):04X} at position {bad.start()}")
+
+
+def printable(name: str, value: str) -> str:
+    """`value` unchanged, or ValueError naming the first control or bidi character (for pydantic models)."""
+    try:
+        _printable(name, value)
+    except _RowError as exc:
+        raise ValueError(exc.problems[0][1]) from None
+    return value
+
+
+def plain_amount(value: Any) -> Decimal:
+    """An amount by the order rules (see _amount), or ValueError saying why (for pydantic models)."""
+    try:
+        return _amount(value)
+    except _RowError as exc:
+        raise ValueError(exc.problems[0][1]) from None
+
+
+def unknown_fields(fields: Mapping[str, Any]) -> list[str]:
+    """Keys of a JSON order that are not order fields (the API refuses them; CSV import ignores columns)."""
+    return sorted(str(key) for key in fields if key not in FIELDS)
+
+
+def _order_no(value: Any) -> str:
+    if isinstance(value, int) and not isinstance(value, bool):
+        if not 0 <= value < 2**63:
+            raise _RowError(f"order_no: out of range: {value}")
+        value = str(value)
+    text = _text("order_no", value)
+    if not _ORDER_NO.match(value):
+        raise _RowError(f"order_no: only letters, digits and _ . : - allowed, starting with a letter or digit: "
+                        f"{text[:20]!r}")
     return text
 
 
@@ -288,6 +370,7 @@ def _password(value: Any) -> str:
         value = str(value)
     if not isinstance(value, str):
         raise _RowError("query_password: not a string")
+    _printable("query_password", value)
     if len(value.strip()) > _MAX_LENGTHS["query_password"]:
         raise _RowError(f"query_password: longer than {_MAX_LENGTHS['query_password']} characters")
     return value.strip()
@@ -302,6 +385,10 @@ def _codes(value: Any) -> tuple[str, ...]:
     if not isinstance(value, list) or not all(isinstance(code, str) for code in value):
         raise _RowError("delivered_codes: not a list of strings or a text with one code per line")
     codes = tuple(code.strip() for code in value if code.strip())
+    if len(codes) > MAX_CODES:
+        raise _RowError(f"delivered_codes: more than {MAX_CODES} codes")
+    for code in codes:
+        _printable("delivered_codes", code)
     if any(len(code) > _MAX_LENGTHS["delivered_code"] for code in codes):
         raise _RowError(f"delivered_codes: a code longer than {_MAX_LENGTHS['delivered_code']} characters")
     return codes
@@ -312,10 +399,9 @@ def _telegram_id(value: Any) -> int | None:
         return None
     if isinstance(value, bool) or not isinstance(value, int | str):
         raise _RowError(f"buyer_telegram_id: not an integer: {value!r}")
-    try:
-        number = int(value.strip()) if isinstance(value, str) else value
-    except ValueError:
-        raise _RowError(f"buyer_telegram_id: not an integer: {value!r}") from None
+    if isinstance(value, str) and not _TELEGRAM_ID.match(value):  # int() would take "+5", "1_0", "٥"
+        raise _RowError(f"buyer_telegram_id: not an integer: {value[:24]!r}")
+    number = int(value.strip()) if isinstance(value, str) else value
     if not 0 < number < 2**63:
         raise _RowError(f"buyer_telegram_id: out of range: {value!r}")
     return number
@@ -324,51 +410,73 @@ def _telegram_id(value: Any) -> int | None:
 def _enum(name: str, value: Any, kind: type[E]) -> E:
     if _blank(value):
         raise _RowError(f"{name}: required")
-    text = str(value).strip().lower()
+    if not isinstance(value, str):
+        raise _RowError(f"{name}: not a string: {value!r}")
+    text = value.strip().lower()
     try:
         return kind(text)
     except ValueError:
         expected = ", ".join(member.value for member in kind)
-        raise _RowError(f"{name}: unknown value {value!r} (expected one of {expected})") from None
+        raise _RowError(f"{name}: unknown value {value[:24]!r} (expected one of {expected})") from None
 
 
 def _tags(value: Any) -> frozenset[str]:
+    if isinstance(value, str):
+        _printable("tags", value)
+        if len(value) > MAX_TAGS_TEXT:
+            raise _RowError(f"tags: longer than {MAX_TAGS_TEXT} characters")
     if _blank(value):
         return frozenset()
     if isinstance(value, str):
         parts = value.split(",")
     elif isinstance(value, list):
+        if len(value) > MAX_TAGS:
+            raise _RowError(f"tags: more than {MAX_TAGS} tags ({len(value)})")
         parts = []
         for item in value:
             if not isinstance(item, str):
-                raise _RowError(f"tags: not a string: {item!r}")
+                raise _RowError(f"tags: not a string: {str(item)[:24]!r}")
+            _printable("tags", item)
             if "," in item:
-                raise _RowError(f"tags: a tag may not contain a comma: {item!r}")
+                raise _RowError(f"tags: a tag may not contain a comma: {item[:24]!r}")
+            if len(item) > MAX_TAG_LENGTH:
+                raise _RowError(f"tags: a tag is longer than {MAX_TAG_LENGTH} characters: {item[:24]!r}...")
             parts.append(item)
     else:
-        raise _RowError(f"tags: expected comma-separated text or a list: {value!r}")
-    return frozenset(part.strip() for part in parts if part.strip())
+        raise _RowError(f"tags: expected comma-separated text or a list: {str(value)[:24]!r}")
+    tags = [part.strip() for part in parts if part.strip()]
+    if len(tags) > MAX_TAGS:
+        raise _RowError(f"tags: more than {MAX_TAGS} tags ({len(tags)})")
+    long = next((tag for tag in tags if len(tag) > MAX_TAG_LENGTH), None)
+    if long is not None:
+        raise _RowError(f"tags: a tag is longer than {MAX_TAG_LENGTH} characters: {long[:24]!r}...")
+    return frozenset(tags)
 
 
 def _amount(value: Any) -> Decimal:
+    """A plain decimal (text, or a JSON number read as Decimal): "30", "30.5", "30.50". No sign, exponent
+    ("1E+2"), leading zeros, NaN or more than 2 places; above 0 and at most MAX_AMOUNT."""
     if _blank(value):
         raise _RowError("amount: required")
     if isinstance(value, bool) or not isinstance(value, str | int | Decimal):
-        raise _RowError(f"amount: not a decimal: {value!r}")
+        raise _RowError(f"amount: not a decimal: {str(value)[:24]!r}")
+    text = value if isinstance(value, str) else str(value)  # str(Decimal("1E+2")) keeps the exponent
     try:
-        amount = Decimal(value.strip()) if isinstance(value, str) else Decimal(value)
+        amount = Decimal(text.strip())
     except InvalidOperation:
-        raise _RowError(f"amount: not a decimal: {value!r}") from None
+        raise _RowError(f"amount: not a decimal: {text[:24]!r}") from None
     if not amount.is_finite():
-        raise _RowError(f"amount: not a decimal: {value!r}")
+        raise _RowError(f"amount: not a decimal: {text[:24]!r}")
     if amount <= 0:
-        raise _RowError(f"amount: must be greater than 0: {value!r}")
+        raise _RowError(f"amount: must be greater than 0: {text[:24]!r}")
     if amount > MAX_AMOUNT:
-        raise _RowError(f"amount: larger than {MAX_AMOUNT}: {value!r}")
-    quantized = amount.quantize(CENT)
-    if quantized != amount:
-        raise _RowError(f"amount: more than 2 decimal places: {value!r}")
-    return quantized
+        raise _RowError(f"amount: larger than {MAX_AMOUNT}: {text[:24]!r}")
+    if amount.quantize(CENT) != amount:
+        raise _RowError(f"amount: more than 2 decimal places: {text[:24]!r}")
+    if not _AMOUNT.match(text):
+        raise _RowError(f"amount: not a plain decimal (no sign, exponent or leading zeros; e.g. 30.00): "
+                        f"{text[:24]!r}")
+    return amount.quantize(CENT)
 
 
 def _datetime(name: str, value: Any, *, required: bool) -> datetime | None:
@@ -377,13 +485,22 @@ def _datetime(name: str, value: Any, *, required: bool) -> datetime | None:
             raise _RowError(f"{name}: required")
         return None
     if not isinstance(value, str):
-        raise _RowError(f"{name}: not an ISO 8601 datetime: {value!r}")
+        raise _RowError(f"{name}: not an ISO 8601 datetime: {str(value)[:24]!r}")
     try:
         parsed = datetime.fromisoformat(value.strip())
     except ValueError:
-        raise _RowError(f"{name}: not an ISO 8601 datetime: {value!r}") from None
+        raise _RowError(f"{name}: not an ISO 8601 datetime: {value[:40]!r}") from None
     if parsed.tzinfo is None or parsed.utcoffset() is None:
         raise _RowError(f"{name}: no UTC offset (e.g. +08:00): {value!r}")
+    if not _DATETIME.match(value):  # fromisoformat also takes "+" years, week dates, "2026-11-24T10+08"
+        raise _RowError(f"{name}: not an RFC 3339 date-time between 2000 and 2099 "
+                        f"(e.g. 2026-11-24T10:00:00+08:00): {value[:40]!r}")
+    try:
+        utc = parsed.astimezone(UTC)  # year 1 or 9999 with an offset overflows
+    except (OverflowError, ValueError):
+        utc = None
+    if utc is None or not EARLIEST <= utc < LATEST:
+        raise _RowError(f"{name}: outside 2000-01-01 ... 2100-01-01 (UTC): {value[:40]!r}")
     return parsed
 
 
@@ -391,13 +508,11 @@ _FLAGS = {"true": True, "false": False}
 
 
 def _flag(name: str, value: Any) -> bool | None:
-    if _blank(value):
-        return None
-    if isinstance(value, bool):
+    if value is None or isinstance(value, bool):
         return value
-    if isinstance(value, str) and value.strip().lower() in _FLAGS:
-        return _FLAGS[value.strip().lower()]
-    raise _RowError(f"{name}: expected true, false or empty: {value!r}")
+    if isinstance(value, str) and _FLAG.match(value):
+        return _FLAGS.get(value.strip().lower())  # blank: None
+    raise _RowError(f"{name}: expected true, false or empty: {str(value)[:24]!r}")
 
 
 # --- writing ----------------------------------------------------------------------------------

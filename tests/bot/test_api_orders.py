@@ -261,32 +261,14 @@ async def test_a_correction_of_an_unknown_order_is_404_and_unsigned_is_401(
     await _error(await post(client, correction_path(), payload, headers={}), 401)
 
 
-# -- the OpenAPI fragment (openapi.h-api.json, merged into bot/openapi.json by the lead) ---------------
-
-FRAGMENT = Path(__file__).parents[2] / "openapi.h-api.json"
+# -- the OpenAPI document ------------------------------------------------------------------------
 
 
-def merged_openapi(document: dict[str, Any]) -> dict[str, Any]:
-    """bot/openapi.json with this branch's fragment merged in (a no-op once the lead has folded it in
-    and removed the file)."""
-    if not FRAGMENT.exists():
-        return document
-
-    def merge(into: dict[str, Any], more: dict[str, Any]) -> dict[str, Any]:
-        for key, value in more.items():
-            if key == "x-merge":
-                continue
-            into[key] = merge(dict(into.get(key) or {}), value) if isinstance(value, dict) else value
-        return into
-
-    return merge(json.loads(json.dumps(document)), json.loads(FRAGMENT.read_text()))
-
-
-async def test_the_merged_openapi_document_is_valid_and_describes_the_order_operations(
+async def test_the_openapi_document_describes_the_order_operations(
         client: TestClient[Any, Any]) -> None:
     from openapi_spec_validator import validate
 
-    document = merged_openapi(await (await client.get("/api/v1/openapi.json")).json())
+    document = await (await client.get("/api/v1/openapi.json")).json()
     validate(document)  # OpenAPI 3.1, every $ref resolving
     operations = {op["operationId"]: op for item in document["paths"].values() for op in item.values()}
     assert {"orderBatch", "orderCorrection", "orderCallback", "getCase"} <= set(operations)
@@ -294,7 +276,7 @@ async def test_the_merged_openapi_document_is_valid_and_describes_the_order_oper
               for link in answer.get("links", {}).values()}
     assert linked <= set(operations) and {"orderCorrection", "getCase"} <= linked
     assert "order_paid" in document["components"]["schemas"]["Case"]["properties"]
-    assert "case_no" in document["components"]["schemas"]["Case"]["properties"]  # merged, not replaced
+    assert "case_no" in document["components"]["schemas"]["Case"]["properties"]
     correction = document["components"]["schemas"]["OrderCorrection"]
     assert set(correction["properties"]) - {"reason", "actor"} == set(bot.api_orders.Correction.model_fields) - {
         "reason", "actor"}

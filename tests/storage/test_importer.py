@@ -189,8 +189,10 @@ def test_a_row_with_the_wrong_number_of_fields_is_rejected(tmp_path: Path) -> No
 
 
 def test_csv_line_numbers_count_physical_lines_of_multiline_fields(tmp_path: Path) -> None:
+    # A line break inside a field is a control character (refused), but the next row's line is still right.
     path = _csv(tmp_path, _row("A1", product_name='"two\nlines"'), _row("A2", amount="x"))
-    assert _reasons(path) == [RejectedRow(4, "amount: not a decimal: 'x'")]
+    assert _reasons(path) == [RejectedRow(2, "product_name: control or bidi character U+000A at position 3"),
+                              RejectedRow(4, "amount: not a decimal: 'x'")]
 
 
 def test_jsonl_rejects_broken_lines_with_their_line_numbers(tmp_path: Path) -> None:
