@@ -33,11 +33,9 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import replace
 
-import aiohttp
-
 from bot import bodies
 from bot.config import RedeemCheckConfig
-from bot.platform import signed_headers
+from bot.platform import PlatformCallFailed, PlatformClient, signed_headers
 from dialogs.domain import Order, ProductKind
 from dialogs.ports import OrderLookup, UnitOfWorkFactory
 
@@ -46,35 +44,31 @@ log = logging.getLogger(__name__)
 MAX_ANSWER_BYTES = 64 * 1024
 
 
-class RedeemChecker:
-    """The signed POST to the shop's endpoint; `redeemed` is True, False or None (unknown, or failed)."""
+class RedeemChecker(PlatformClient):
+    """The signed POST to the shop's endpoint; `redeemed` is True, False or None (unknown, or failed).
+    The HTTP side is the platform client's: no redirects followed, the answer capped, one session."""
 
     def __init__(self, url: str, secret: str, timeout: float = 5, *, clock: Callable[[], float] = time.time) -> None:
         if not url:
             raise ValueError("[orders.redeem_check] needs url")
         if not secret:
             raise ValueError("[orders.redeem_check] needs secret (or REFUNDBOT_REDEEM_SECRET)")
-        self.url, self._secret, self._timeout, self._clock = url, secret, timeout, clock
-        self._session: aiohttp.ClientSession | None = None
+        super().__init__(url, secret, timeout, clock, "redeem_check", "url", MAX_ANSWER_BYTES)
+        self.url = url
 
     async def redeemed(self, order_no: str, codes: Sequence[str]) -> bool | None:
         body = json.dumps({"order_no": order_no, "codes": list(codes)}, ensure_ascii=False).encode()
         headers = {"Content-Type": "application/json", **signed_headers(self._secret, body, self._clock())}
         try:
-            async with self._http().post(self.url, data=body, headers=headers, allow_redirects=False,
-                                         timeout=aiohttp.ClientTimeout(total=self._timeout)) as resp:
-                if resp.status != 200:
-                    log.warning("redeem check for order %s: HTTP %s; the codes count as unknown", order_no,
-                                resp.status)
-                    return None
-                raw = await bodies.read_at_most(resp.content, MAX_ANSWER_BYTES, resp.content_length)
-        except bodies.BodyTooLarge:
-            log.warning("redeem check for order %s: answer over %d bytes; unknown", order_no, MAX_ANSWER_BYTES)
+            status, raw = await self._call("POST", self.url, headers, body)
+        except PlatformCallFailed as exc:
+            # A redirect, an answer over the cap, a timeout or a network error. The cause's type only: its
+            # text may carry the URL or a Location, never the body, but stay terse.
+            cause = type(exc.__cause__).__name__ if exc.__cause__ is not None else "refused"
+            log.warning("redeem check for order %s failed (%s); the codes count as unknown", order_no, cause)
             return None
-        except (TimeoutError, aiohttp.ClientError) as exc:
-            # The exception's type only: its text may carry the URL, never the body, but stay terse.
-            log.warning("redeem check for order %s failed (%s); the codes count as unknown", order_no,
-                        type(exc).__name__)
+        if status != 200:
+            log.warning("redeem check for order %s: HTTP %s; the codes count as unknown", order_no, status)
             return None
         try:
             answer = bodies.loads(raw)
@@ -85,15 +79,6 @@ class RedeemChecker:
             return None
         value: bool | None = answer["redeemed"]
         return value
-
-    def _http(self) -> aiohttp.ClientSession:
-        if self._session is None or self._session.closed:
-            self._session = aiohttp.ClientSession()
-        return self._session
-
-    async def close(self) -> None:
-        if self._session is not None:
-            await self._session.close()
 
 
 class StoredOrders:
